@@ -1,0 +1,214 @@
+//! The CPU backend: fused, tiled forward + backward, parallel over (model, chunk) jobs.
+//!
+//! # Strategy
+//! The pairs are cut into tiles of `tile_rows` rows. For each tile the job builds the
+//! hidden activations from the embedding rows (gather + add + σ, the only place they
+//! exist), multiplies by `Wᵀ` to get the tile's logits, turns them into the loss gradient
+//! `G` in place (softmax-CE or MSE epilogue), accumulates `dW += Gᵀ·hidden`, computes
+//! `D = G·W` and scatters `σ'(s) ⊙ D` into the embedding gradients, recomputing `s`
+//! instead of storing it. Memory is O(parameters + jobs × gradient size + tiles): neither
+//! the `pairs × m` hidden matrix nor the `pairs × n_out` logits ever exist whole.
+//!
+//! # Parallelism and determinism
+//! Tiles are grouped into chunks; a chunk is one rayon job with its own gradient
+//! accumulator, and the partial gradients are summed in chunk order. The chunking depends
+//! only on the problem (pairs, batch) and the options, never on the thread count, so the
+//! results are bit-identical for any number of threads.
+//!
+//! The three products go through matrixmultiply (packed, AVX2/FMA microkernels, chosen
+//! at run time); the elementwise parts are compiled once per instruction set
+//! ([`simd`]) and dispatched at run time.
+
+mod simd;
+mod tile;
+
+use super::{check_pairs, Backend, CoreSpec, PassStats};
+use crate::error::{Error, Result};
+use crate::model::Weights;
+use crate::real::Real;
+use crate::task::PairSet;
+use rayon::prelude::*;
+
+/// Tuning knobs of the CPU backend. The defaults are what the `step` benchmark picked.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CpuOptions {
+    /// Rows (pairs) per tile.
+    pub tile_rows: usize,
+    /// Aim for at least this many jobs per pass across the batch, so both cores stay busy
+    /// with little imbalance; small problems with many models get one job per model.
+    pub target_jobs: usize,
+    /// Worker threads (None: rayon's global pool, i.e. all cores or RAYON_NUM_THREADS).
+    pub threads: Option<usize>,
+}
+
+impl Default for CpuOptions {
+    fn default() -> Self {
+        CpuOptions {
+            tile_rows: 128,
+            target_jobs: 32,
+            threads: None,
+        }
+    }
+}
+
+/// Fused CPU backend.
+pub struct CpuBackend {
+    options: CpuOptions,
+    pool: Option<rayon::ThreadPool>,
+}
+
+impl CpuBackend {
+    pub fn new(options: CpuOptions) -> Result<CpuBackend> {
+        if options.tile_rows == 0 {
+            return Err(Error::config("tile_rows", 0, "tiles need at least one row"));
+        }
+        if options.target_jobs == 0 {
+            return Err(Error::config("target_jobs", 0, "need at least one job"));
+        }
+        let pool = match options.threads {
+            None => None,
+            Some(0) => return Err(Error::config("threads", 0, "need at least one thread")),
+            Some(n) => Some(
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(n)
+                    .build()
+                    .map_err(|e| Error::Backend(format!("cannot start {n} CPU threads: {e}")))?,
+            ),
+        };
+        Ok(CpuBackend { options, pool })
+    }
+
+    fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        match &self.pool {
+            Some(pool) => pool.install(f),
+            None => f(),
+        }
+    }
+
+    /// Pair ranges of each model's chunks (a whole number of tiles each).
+    fn chunks(&self, n_pairs: usize, batch: usize) -> Vec<(usize, usize)> {
+        let tile = self.options.tile_rows;
+        let n_tiles = n_pairs.div_ceil(tile).max(1);
+        let chunks_per_model = self.options.target_jobs.div_ceil(batch).clamp(1, n_tiles);
+        let tiles_per_chunk = n_tiles.div_ceil(chunks_per_model);
+        let chunk = tiles_per_chunk * tile;
+        (0..n_pairs.div_ceil(chunk).max(1))
+            .map(|c| (c * chunk, ((c + 1) * chunk).min(n_pairs)))
+            .collect()
+    }
+
+    fn run<F: Real>(
+        &self,
+        core: CoreSpec,
+        weights: &Weights<F>,
+        pairs: &PairSet,
+        grads: Option<&mut Weights<F>>,
+    ) -> Result<Vec<PassStats>> {
+        check_pairs(weights, pairs)?;
+        if pairs.is_empty() {
+            return Err(Error::config(
+                "pairs",
+                0,
+                "cannot run a pass over zero pairs",
+            ));
+        }
+        let chunks = self.chunks(pairs.len(), weights.batch);
+        let jobs: Vec<(usize, (usize, usize))> = (0..weights.batch)
+            .flat_map(|k| chunks.iter().map(move |&c| (k, c)))
+            .collect();
+        let want_grads = grads.is_some();
+        let ctx = tile::Context {
+            core,
+            weights,
+            pairs,
+            tile_rows: self.options.tile_rows,
+            inv_n: 1.0 / pairs.len() as f64,
+        };
+        let results: Vec<tile::JobResult<F>> = self.install(|| {
+            jobs.par_iter()
+                .map(|&(k, range)| simd::run_job(&ctx, k, range, want_grads))
+                .collect()
+        });
+        let per_model = chunks.len();
+        let stats: Vec<PassStats> = results
+            .chunks(per_model)
+            .map(|model_jobs| {
+                let mut s = PassStats {
+                    min_margin: f64::INFINITY,
+                    count: pairs.len(),
+                    ..Default::default()
+                };
+                for job in model_jobs {
+                    s.loss += job.loss;
+                    s.correct += job.correct;
+                    s.min_margin = s.min_margin.min(job.min_margin);
+                }
+                s
+            })
+            .collect();
+        if let Some(grads) = grads {
+            grads.zero_like(weights);
+            self.install(|| reduce(&results, per_model, grads));
+        }
+        Ok(stats)
+    }
+}
+
+/// Sums the chunk gradients of each model in chunk order. Parallel over models and
+/// over slices of each gradient; every element's sum keeps the same order, so the
+/// result does not depend on the thread count.
+fn reduce<F: Real>(results: &[tile::JobResult<F>], per_model: usize, grads: &mut Weights<F>) {
+    const SLICE: usize = 4096;
+    let batch = grads.batch;
+    let fields: [(&mut Vec<F>, fn(&tile::JobResult<F>) -> &[F]); 3] = [
+        (&mut grads.u, |r| &r.grad_u),
+        (&mut grads.v, |r| &r.grad_v),
+        (&mut grads.w, |r| &r.grad_w),
+    ];
+    for (dst, part) in fields {
+        let model_len = dst.len() / batch;
+        dst.par_chunks_mut(model_len)
+            .enumerate()
+            .for_each(|(k, model_dst)| {
+                let jobs = &results[k * per_model..(k + 1) * per_model];
+                model_dst
+                    .par_chunks_mut(SLICE)
+                    .enumerate()
+                    .for_each(|(s, out)| {
+                        let range = s * SLICE..s * SLICE + out.len();
+                        out.copy_from_slice(&part(&jobs[0])[range.clone()]);
+                        for job in &jobs[1..] {
+                            for (o, g) in out.iter_mut().zip(&part(job)[range.clone()]) {
+                                *o += *g;
+                            }
+                        }
+                    });
+            });
+    }
+}
+
+impl<F: Real> Backend<F> for CpuBackend {
+    fn describe(&self) -> String {
+        let threads = self.install(rayon::current_num_threads);
+        format!("cpu ({threads} threads, {})", simd::level_name())
+    }
+
+    fn loss_and_grad(
+        &self,
+        core: CoreSpec,
+        weights: &Weights<F>,
+        pairs: &PairSet,
+        grads: &mut Weights<F>,
+    ) -> Result<Vec<PassStats>> {
+        self.run(core, weights, pairs, Some(grads))
+    }
+
+    fn evaluate(
+        &self,
+        core: CoreSpec,
+        weights: &Weights<F>,
+        pairs: &PairSet,
+    ) -> Result<Vec<PassStats>> {
+        self.run(core, weights, pairs, None)
+    }
+}

@@ -1,0 +1,309 @@
+//! The fused per-job loop: embedding gather + σ, logits GEMM, loss epilogue, the two
+//! backward GEMMs and the σ'-scatter, one tile at a time.
+//!
+//! Everything here is `#[inline(always)]` and generic so that [`super::simd`] can
+//! compile it once per instruction set; the loops are written lane-wise (fixed-width
+//! accumulators) so the compiler vectorizes them without reassociating floating point.
+
+use crate::engine::{CoreSpec, Loss};
+use crate::model::Weights;
+use crate::real::Real;
+use crate::task::PairSet;
+
+pub(crate) struct Context<'a, F> {
+    pub core: CoreSpec,
+    pub weights: &'a Weights<F>,
+    pub pairs: &'a PairSet,
+    pub tile_rows: usize,
+    /// 1 / (number of pairs): the loss is a mean over all pairs, not per chunk.
+    pub inv_n: f64,
+}
+
+/// What one job returns: its share of the loss statistics and (when asked for) its
+/// partial gradients.
+pub(crate) struct JobResult<F> {
+    pub loss: f64,
+    pub correct: usize,
+    pub min_margin: f64,
+    pub grad_u: Vec<F>,
+    pub grad_v: Vec<F>,
+    pub grad_w: Vec<F>,
+}
+
+/// σ and σ' with the activation known at compile time.
+pub(crate) trait Act<F: Real>: Copy + Send + Sync {
+    fn act(self, x: F) -> F;
+    fn grad(self, x: F) -> F;
+}
+
+#[derive(Clone, Copy)]
+pub(crate) struct Square;
+#[derive(Clone, Copy)]
+pub(crate) struct Relu;
+#[derive(Clone, Copy)]
+pub(crate) struct Pow(pub u32);
+
+impl<F: Real> Act<F> for Square {
+    #[inline(always)]
+    fn act(self, x: F) -> F {
+        x * x
+    }
+    #[inline(always)]
+    fn grad(self, x: F) -> F {
+        x + x
+    }
+}
+
+impl<F: Real> Act<F> for Relu {
+    #[inline(always)]
+    fn act(self, x: F) -> F {
+        if x > F::zero() {
+            x
+        } else {
+            F::zero()
+        }
+    }
+    #[inline(always)]
+    fn grad(self, x: F) -> F {
+        if x > F::zero() {
+            F::one()
+        } else {
+            F::zero()
+        }
+    }
+}
+
+impl<F: Real> Act<F> for Pow {
+    #[inline(always)]
+    fn act(self, x: F) -> F {
+        let mut r = x;
+        for _ in 1..self.0 {
+            r *= x;
+        }
+        r
+    }
+    #[inline(always)]
+    fn grad(self, x: F) -> F {
+        let mut r = F::one();
+        for _ in 1..self.0 {
+            r *= x;
+        }
+        r * F::of(self.0 as f64)
+    }
+}
+
+const LANES: usize = 8;
+
+/// Maximum of a slice, with eight independent lanes so it vectorizes.
+#[inline(always)]
+fn lane_max<F: Real>(x: &[F]) -> F {
+    let mut acc = [F::neg_infinity(); LANES];
+    let chunks = x.chunks_exact(LANES);
+    let tail = chunks.remainder();
+    for c in chunks {
+        for l in 0..LANES {
+            acc[l] = if c[l] > acc[l] { c[l] } else { acc[l] };
+        }
+    }
+    let mut best = F::neg_infinity();
+    for &v in acc.iter().chain(tail) {
+        if v > best {
+            best = v;
+        }
+    }
+    best
+}
+
+/// Replaces `x[c]` by `exp(x[c] − shift)` and returns the sum, lane-wise.
+#[inline(always)]
+fn exp_in_place<F: Real>(x: &mut [F], shift: F) -> F {
+    let mut acc = [F::zero(); LANES];
+    let mut chunks = x.chunks_exact_mut(LANES);
+    for c in &mut chunks {
+        for l in 0..LANES {
+            let e = F::softmax_exp(c[l] - shift);
+            c[l] = e;
+            acc[l] += e;
+        }
+    }
+    let mut sum = F::zero();
+    for v in chunks.into_remainder() {
+        *v = F::softmax_exp(*v - shift);
+        sum += *v;
+    }
+    acc.iter().fold(F::zero(), |s, &a| s + a) + sum
+}
+
+/// Turns a row of logits into `dL/dlogits` in place (already divided by the number of
+/// pairs) and records the row's loss, correctness and margin.
+#[inline(always)]
+fn epilogue<F: Real>(loss: Loss, row: &mut [F], y: usize, inv_n: f64, out: &mut JobResult<F>) {
+    let f_y = row[y];
+    row[y] = F::neg_infinity();
+    let other = lane_max(row);
+    row[y] = f_y;
+    let margin = (f_y - other).f64();
+    if margin > 0.0 {
+        out.correct += 1;
+    }
+    if margin < out.min_margin {
+        out.min_margin = margin;
+    }
+    match loss {
+        Loss::CrossEntropy => {
+            let max = if f_y > other { f_y } else { other };
+            let sum = exp_in_place(row, max);
+            out.loss += (sum.f64().ln() + (max - f_y).f64()) * inv_n;
+            let scale = F::of(inv_n) / sum;
+            for g in row.iter_mut() {
+                *g *= scale;
+            }
+            row[y] -= F::of(inv_n);
+        }
+        Loss::Mse => {
+            row[y] -= F::one();
+            let scale = 2.0 * inv_n / row.len() as f64;
+            let mut acc = [F::zero(); LANES];
+            let mut chunks = row.chunks_exact_mut(LANES);
+            for c in &mut chunks {
+                for l in 0..LANES {
+                    acc[l] += c[l] * c[l];
+                    c[l] *= F::of(scale);
+                }
+            }
+            let mut sq = acc.iter().fold(F::zero(), |s, &a| s + a).f64();
+            for g in chunks.into_remainder() {
+                sq += g.f64() * g.f64();
+                *g *= F::of(scale);
+            }
+            out.loss += sq * scale * 0.5;
+        }
+    }
+}
+
+/// One job: model `k`, pairs `start..end`.
+#[inline(always)]
+pub(crate) fn job<F: Real, A: Act<F>>(
+    ctx: &Context<F>,
+    act: A,
+    k: usize,
+    (start, end): (usize, usize),
+    want_grads: bool,
+) -> JobResult<F> {
+    let weights = ctx.weights;
+    let (u, v, w) = weights.model(k);
+    let (p, m, n_out) = (weights.n_in, weights.width, weights.n_out);
+    let rows_max = ctx.tile_rows.min(end - start);
+    let mut hidden = vec![F::zero(); rows_max * m];
+    let mut logits = vec![F::zero(); rows_max * n_out];
+    let grad_len = |n: usize| if want_grads { n } else { 0 };
+    let mut delta = vec![F::zero(); grad_len(rows_max * m)];
+    let mut out = JobResult {
+        loss: 0.0,
+        correct: 0,
+        min_margin: f64::INFINITY,
+        grad_u: vec![F::zero(); grad_len(p * m)],
+        grad_v: vec![F::zero(); grad_len(p * m)],
+        grad_w: vec![F::zero(); grad_len(n_out * m)],
+    };
+    let mut t0 = start;
+    while t0 < end {
+        let t1 = (t0 + ctx.tile_rows).min(end);
+        let rows = t1 - t0;
+        let (a, b, y) = (
+            &ctx.pairs.a[t0..t1],
+            &ctx.pairs.b[t0..t1],
+            &ctx.pairs.label[t0..t1],
+        );
+
+        // hidden = σ(U[a] + V[b]), built here and nowhere else.
+        for r in 0..rows {
+            let (ua, vb) = (&u[a[r] as usize * m..][..m], &v[b[r] as usize * m..][..m]);
+            for ((h, &x), &z) in hidden[r * m..(r + 1) * m].iter_mut().zip(ua).zip(vb) {
+                *h = act.act(x + z);
+            }
+        }
+        // logits (rows × n_out) = hidden (rows × m) · Wᵀ (m × n_out)
+        unsafe {
+            F::gemm(
+                rows,
+                m,
+                n_out,
+                F::one(),
+                hidden.as_ptr(),
+                m as isize,
+                1,
+                w.as_ptr(),
+                1,
+                m as isize,
+                F::zero(),
+                logits.as_mut_ptr(),
+                n_out as isize,
+                1,
+            );
+        }
+        for r in 0..rows {
+            epilogue(
+                ctx.core.loss,
+                &mut logits[r * n_out..(r + 1) * n_out],
+                y[r] as usize,
+                ctx.inv_n,
+                &mut out,
+            );
+        }
+        if want_grads {
+            // logits now holds G. dW (n_out × m) += Gᵀ (n_out × rows) · hidden (rows × m)
+            // D (rows × m) = G (rows × n_out) · W (n_out × m)
+            unsafe {
+                F::gemm(
+                    n_out,
+                    rows,
+                    m,
+                    F::one(),
+                    logits.as_ptr(),
+                    1,
+                    n_out as isize,
+                    hidden.as_ptr(),
+                    m as isize,
+                    1,
+                    F::one(),
+                    out.grad_w.as_mut_ptr(),
+                    m as isize,
+                    1,
+                );
+                F::gemm(
+                    rows,
+                    n_out,
+                    m,
+                    F::one(),
+                    logits.as_ptr(),
+                    n_out as isize,
+                    1,
+                    w.as_ptr(),
+                    m as isize,
+                    1,
+                    F::zero(),
+                    delta.as_mut_ptr(),
+                    m as isize,
+                    1,
+                );
+            }
+            // dS = σ'(U[a] + V[b]) ⊙ D, recomputing the pre-activation rather than storing it.
+            for r in 0..rows {
+                let (ia, ib) = (a[r] as usize * m, b[r] as usize * m);
+                let d_row = &mut delta[r * m..(r + 1) * m];
+                for ((d, &x), &z) in d_row.iter_mut().zip(&u[ia..ia + m]).zip(&v[ib..ib + m]) {
+                    *d *= act.grad(x + z);
+                }
+                for (g, &d) in out.grad_u[ia..ia + m].iter_mut().zip(d_row.iter()) {
+                    *g += d;
+                }
+                for (g, &d) in out.grad_v[ib..ib + m].iter_mut().zip(d_row.iter()) {
+                    *g += d;
+                }
+            }
+        }
+        t0 = t1;
+    }
+    out
+}

@@ -1,0 +1,130 @@
+//! Plain-loop reference: the model exactly as written in shared/theory.md, one pair at a
+//! time, in whatever precision it is called with (tests call it in f64). Slow on purpose.
+
+use super::{CoreSpec, Loss, PassStats};
+use crate::model::{Activation, Weights};
+use crate::real::Real;
+use crate::task::PairSet;
+
+pub fn activate(act: Activation, x: f64) -> f64 {
+    match act {
+        Activation::Square => x * x,
+        Activation::Relu => x.max(0.0),
+        Activation::Pow(k) => x.powi(k as i32),
+    }
+}
+
+pub fn activate_grad(act: Activation, x: f64) -> f64 {
+    match act {
+        Activation::Square => 2.0 * x,
+        Activation::Relu => {
+            if x > 0.0 {
+                1.0
+            } else {
+                0.0
+            }
+        }
+        Activation::Pow(k) => k as f64 * x.powi(k as i32 - 1),
+    }
+}
+
+/// Logits of model `k` for pair `(a, b)`.
+pub fn logits<F: Real>(
+    act: Activation,
+    weights: &Weights<F>,
+    k: usize,
+    a: usize,
+    b: usize,
+) -> Vec<f64> {
+    let (u, v, w) = weights.model(k);
+    let m = weights.width;
+    let hidden: Vec<f64> = (0..m)
+        .map(|i| activate(act, u[a * m + i].f64() + v[b * m + i].f64()))
+        .collect();
+    (0..weights.n_out)
+        .map(|c| (0..m).map(|i| w[c * m + i].f64() * hidden[i]).sum())
+        .collect()
+}
+
+/// Loss, stats and (if `grads` is given) gradients, straight from the definitions.
+pub fn loss_and_grad<F: Real>(
+    core: CoreSpec,
+    weights: &Weights<F>,
+    pairs: &PairSet,
+    mut grads: Option<&mut Weights<f64>>,
+) -> Vec<PassStats> {
+    let (p, m, c_out) = (weights.n_in, weights.width, weights.n_out);
+    let n = pairs.len() as f64;
+    if let Some(g) = grads.as_deref_mut() {
+        *g = Weights {
+            batch: weights.batch,
+            n_in: p,
+            n_out: c_out,
+            width: m,
+            u: vec![0.0; weights.u.len()],
+            v: vec![0.0; weights.v.len()],
+            w: vec![0.0; weights.w.len()],
+        };
+    }
+    let mut all = Vec::new();
+    for k in 0..weights.batch {
+        let mut stats = PassStats {
+            min_margin: f64::INFINITY,
+            count: pairs.len(),
+            ..Default::default()
+        };
+        let (u, v, w) = weights.model(k);
+        for t in 0..pairs.len() {
+            let (a, b, y) = (
+                pairs.a[t] as usize,
+                pairs.b[t] as usize,
+                pairs.label[t] as usize,
+            );
+            let f = logits(core.activation, weights, k, a, b);
+            let other = (0..c_out)
+                .filter(|&c| c != y)
+                .map(|c| f[c])
+                .fold(f64::NEG_INFINITY, f64::max);
+            let margin = f[y] - other;
+            stats.min_margin = stats.min_margin.min(margin);
+            if margin > 0.0 {
+                stats.correct += 1;
+            }
+            // dL/df for this pair
+            let g: Vec<f64> = match core.loss {
+                Loss::CrossEntropy => {
+                    let max = f.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+                    let z: f64 = f.iter().map(|x| (x - max).exp()).sum();
+                    stats.loss += (z.ln() + max - f[y]) / n;
+                    (0..c_out)
+                        .map(|c| ((f[c] - max).exp() / z - if c == y { 1.0 } else { 0.0 }) / n)
+                        .collect()
+                }
+                Loss::Mse => (0..c_out)
+                    .map(|c| {
+                        let d = f[c] - if c == y { 1.0 } else { 0.0 };
+                        stats.loss += d * d / (n * c_out as f64);
+                        2.0 * d / (n * c_out as f64)
+                    })
+                    .collect(),
+            };
+            if let Some(grads) = grads.as_deref_mut() {
+                let (gu, gv, gw) = grads.model_mut(k);
+                for i in 0..m {
+                    let s = u[a * m + i].f64() + v[b * m + i].f64();
+                    let h = activate(core.activation, s);
+                    let mut d = 0.0;
+                    for c in 0..c_out {
+                        gw[c * m + i] += g[c] * h;
+                        d += g[c] * w[c * m + i].f64();
+                    }
+                    let ds = d * activate_grad(core.activation, s);
+                    gu[a * m + i] += ds;
+                    gv[b * m + i] += ds;
+                }
+            }
+        }
+        all.push(stats);
+    }
+    all
+}

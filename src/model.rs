@@ -1,0 +1,565 @@
+//! The two-layer MLP: its shape, activation, parameters and their initialization.
+//!
+//! Neuron `i` owns `u_i, v_i ∈ R^n_in` and `w_i ∈ R^n_out`;
+//! `h_i(a,b) = σ(u_i[a] + v_i[b])` and `f_c(a,b) = Σ_i w_i[c] h_i(a,b)`.
+//!
+//! Internally the embeddings are stored token-major (`n_in × m`, one row per input
+//! token) because the engine gathers whole rows `u[a]`, `v[b]` for every pair; the public
+//! accessors hand them out in the paper's `m × n_in` orientation.
+
+use crate::error::{Error, Result};
+use crate::real::Real;
+use ndarray::Array2;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, StandardNormal};
+use serde::{Deserialize, Serialize};
+
+/// The hidden nonlinearity σ.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Activation {
+    /// σ(x) = x² (the case the margin theory solves exactly).
+    Square,
+    /// σ(x) = max(x, 0).
+    Relu,
+    /// σ(x) = x^k, k ≥ 1.
+    Pow(u32),
+}
+
+impl Activation {
+    /// Degree of homogeneity of the whole network in its parameters (σ of degree d
+    /// makes f (d+1)-homogeneous); used to normalize margins.
+    pub fn homogeneity(self) -> f64 {
+        match self {
+            Activation::Square => 3.0,
+            Activation::Relu => 2.0,
+            Activation::Pow(k) => k as f64 + 1.0,
+        }
+    }
+}
+
+impl std::fmt::Display for Activation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Activation::Square => write!(f, "square"),
+            Activation::Relu => write!(f, "relu"),
+            Activation::Pow(k) => write!(f, "pow{k}"),
+        }
+    }
+}
+
+impl std::str::FromStr for Activation {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Activation> {
+        let bad = || {
+            Error::config(
+                "activation",
+                s,
+                "expected square, relu or powK with K >= 1 (e.g. pow3)",
+            )
+        };
+        match s {
+            "square" | "x2" | "x^2" => Ok(Activation::Square),
+            "relu" => Ok(Activation::Relu),
+            _ => {
+                let k = s
+                    .strip_prefix("pow")
+                    .or_else(|| s.strip_prefix("x^"))
+                    .ok_or_else(bad)?
+                    .parse::<u32>()
+                    .map_err(|_| bad())?;
+                match k {
+                    0 => Err(bad()),
+                    2 => Ok(Activation::Square),
+                    k => Ok(Activation::Pow(k)),
+                }
+            }
+        }
+    }
+}
+
+impl Serialize for Activation {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for Activation {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Everything that fixes a model's shape (but not its values).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSpec {
+    /// Input vocabulary size (p for Z_p).
+    pub n_in: usize,
+    /// Number of output classes.
+    pub n_out: usize,
+    /// Hidden width m.
+    pub width: usize,
+    pub activation: Activation,
+    /// Tied embeddings: v_i = u_i.
+    pub tied: bool,
+    /// Factored embeddings of dimension d (seed 003's model): U = (E·P_u)ᵀ, V = (E·P_v)ᵀ
+    /// (P_v = P_u when tied) and W = E·P_out, E being `n_in × d`. Needs n_out = n_in.
+    pub embed_dim: Option<usize>,
+    /// Standard deviation of the Gaussian initialization of U, V, W.
+    pub init_scale: f64,
+}
+
+impl ModelSpec {
+    pub fn validate(&self) -> Result<()> {
+        if self.width == 0 {
+            return Err(Error::config(
+                "width",
+                0,
+                "the model needs at least one hidden neuron",
+            ));
+        }
+        if let Activation::Pow(0) = self.activation {
+            return Err(Error::config(
+                "activation",
+                "pow0",
+                "the power must be at least 1",
+            ));
+        }
+        if !(self.init_scale.is_finite() && self.init_scale > 0.0) {
+            return Err(Error::config(
+                "init_scale",
+                self.init_scale,
+                "must be a positive finite number",
+            ));
+        }
+        if let Some(d) = self.embed_dim {
+            if d == 0 {
+                return Err(Error::config(
+                    "embed_dim",
+                    d,
+                    "the factored embedding needs d >= 1",
+                ));
+            }
+            if self.n_out != self.n_in {
+                return Err(Error::config(
+                    "embed_dim",
+                    d,
+                    format!(
+                        "factored embeddings share E between input and output, which needs n_out = n_in (got {} and {})",
+                        self.n_out, self.n_in
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The named parameter tensors of one model, in storage order, with their shapes.
+    pub fn tensors(&self) -> Vec<(&'static str, [usize; 2])> {
+        let (p, m, c) = (self.n_in, self.width, self.n_out);
+        match self.embed_dim {
+            None => {
+                let mut t = vec![("u", [p, m])];
+                if !self.tied {
+                    t.push(("v", [p, m]));
+                }
+                t.push(("w", [c, m]));
+                t
+            }
+            Some(d) => {
+                let mut t = vec![("embed", [p, d]), ("proj_u", [d, m])];
+                if !self.tied {
+                    t.push(("proj_v", [d, m]));
+                }
+                t.push(("proj_out", [d, m]));
+                t
+            }
+        }
+    }
+
+    /// Number of trainable scalars of one model.
+    pub fn n_params(&self) -> usize {
+        self.tensors().iter().map(|(_, s)| s[0] * s[1]).sum()
+    }
+}
+
+/// The trainable parameters of a batch of `batch` models with one spec, stored as one
+/// flat vector (model-major), which is what the optimizers update.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Params<F> {
+    pub spec: ModelSpec,
+    pub batch: usize,
+    pub data: Vec<F>,
+}
+
+impl<F: Real> Params<F> {
+    /// Seeded Gaussian initialization. Model `k` draws from stream `k` of a ChaCha8
+    /// generator seeded with `seed`, so a model's initial weights do not depend on the
+    /// batch it is trained in.
+    pub fn init(spec: &ModelSpec, batch: usize, seed: u64) -> Result<Params<F>> {
+        spec.validate()?;
+        if batch == 0 {
+            return Err(Error::config(
+                "models",
+                0,
+                "the batch needs at least one model",
+            ));
+        }
+        let n = spec.n_params();
+        let mut data = Vec::with_capacity(n * batch);
+        for k in 0..batch {
+            let mut rng = ChaCha8Rng::seed_from_u64(seed);
+            rng.set_stream(k as u64);
+            for (name, shape) in spec.tensors() {
+                // Factors are scaled so that the product E·P has std init_scale.
+                let std = match name {
+                    "proj_u" | "proj_v" | "proj_out" => 1.0 / (shape[0] as f64).sqrt(),
+                    _ => spec.init_scale,
+                };
+                for _ in 0..shape[0] * shape[1] {
+                    let z: f64 = StandardNormal.sample(&mut rng);
+                    data.push(F::of(std * z));
+                }
+            }
+        }
+        Ok(Params {
+            spec: spec.clone(),
+            batch,
+            data,
+        })
+    }
+
+    /// Parameters of one model.
+    pub fn model(&self, k: usize) -> &[F] {
+        let n = self.spec.n_params();
+        &self.data[k * n..(k + 1) * n]
+    }
+
+    /// A named tensor of model `k` as an array in storage orientation.
+    pub fn tensor(&self, k: usize, name: &str) -> Option<Array2<F>> {
+        let mut offset = 0;
+        for (t, shape) in self.spec.tensors() {
+            let len = shape[0] * shape[1];
+            if t == name {
+                let slice = &self.model(k)[offset..offset + len];
+                return Some(
+                    Array2::from_shape_vec((shape[0], shape[1]), slice.to_vec())
+                        .expect("shape matches"),
+                );
+            }
+            offset += len;
+        }
+        None
+    }
+
+    /// The effective `U`, `V`, `W` of every model (products of the factors when factored).
+    pub fn effective(&self) -> Weights<F> {
+        let mut weights = Weights::zeros(&self.spec, self.batch);
+        self.effective_into(&mut weights);
+        weights
+    }
+
+    /// Like [`Params::effective`], reusing `out`'s storage.
+    pub fn effective_into(&self, out: &mut Weights<F>) {
+        let spec = &self.spec;
+        let (p, m, c) = (spec.n_in, spec.width, spec.n_out);
+        for k in 0..self.batch {
+            let params = self.model(k);
+            let (u, v, w) = out.model_mut(k);
+            match spec.embed_dim {
+                None => {
+                    u.copy_from_slice(&params[..p * m]);
+                    let rest = &params[p * m..];
+                    let rest = if spec.tied {
+                        v.copy_from_slice(u);
+                        rest
+                    } else {
+                        v.copy_from_slice(&rest[..p * m]);
+                        &rest[p * m..]
+                    };
+                    w.copy_from_slice(&rest[..c * m]);
+                }
+                Some(d) => {
+                    let embed = &params[..p * d];
+                    let proj_u = &params[p * d..p * d + d * m];
+                    let mut next = p * d + d * m;
+                    let proj_v = if spec.tied {
+                        proj_u
+                    } else {
+                        next += d * m;
+                        &params[next - d * m..next]
+                    };
+                    let proj_out = &params[next..next + d * m];
+                    matmul(embed, proj_u, u, p, d, m);
+                    matmul(embed, proj_v, v, p, d, m);
+                    matmul(embed, proj_out, w, c, d, m);
+                }
+            }
+        }
+    }
+
+    /// Maps gradients with respect to the effective weights onto the parameters
+    /// (sums the two embedding gradients when tied, chains through the factors).
+    pub fn chain_grads(&self, grads: &Weights<F>, out: &mut [F]) {
+        let spec = &self.spec;
+        let (p, m, c) = (spec.n_in, spec.width, spec.n_out);
+        let n = spec.n_params();
+        for k in 0..self.batch {
+            let (gu, gv, gw) = grads.model(k);
+            let params = self.model(k);
+            let out = &mut out[k * n..(k + 1) * n];
+            match spec.embed_dim {
+                None => {
+                    let (o_u, rest) = out.split_at_mut(p * m);
+                    for ((o, a), b) in o_u.iter_mut().zip(gu).zip(gv) {
+                        *o = if spec.tied { *a + *b } else { *a };
+                    }
+                    let rest = if spec.tied {
+                        rest
+                    } else {
+                        rest[..p * m].copy_from_slice(gv);
+                        &mut rest[p * m..]
+                    };
+                    rest[..c * m].copy_from_slice(gw);
+                }
+                Some(d) => {
+                    let embed = &params[..p * d];
+                    let proj_u = &params[p * d..p * d + d * m];
+                    let mut next = p * d + d * m;
+                    let proj_v = if spec.tied {
+                        proj_u
+                    } else {
+                        next += d * m;
+                        &params[next - d * m..next]
+                    };
+                    let proj_out = &params[next..next + d * m];
+                    let (g_embed, rest) = out.split_at_mut(p * d);
+                    // dE = dU_tok·P_uᵀ + dV_tok·P_vᵀ + dW·P_outᵀ   (each p×m · m×d)
+                    g_embed.fill(F::zero());
+                    for (g, proj) in [(gu, proj_u), (gv, proj_v), (gw, proj_out)] {
+                        unsafe {
+                            F::gemm(
+                                p,
+                                m,
+                                d,
+                                F::one(),
+                                g.as_ptr(),
+                                m as isize,
+                                1,
+                                proj.as_ptr(),
+                                1,
+                                m as isize,
+                                F::one(),
+                                g_embed.as_mut_ptr(),
+                                d as isize,
+                                1,
+                            );
+                        }
+                    }
+                    // dP = Eᵀ·dX  (d×p · p×m)
+                    let (g_proj_u, rest) = rest.split_at_mut(d * m);
+                    let gemm_et = |g: &[F], dst: &mut [F], beta: F| unsafe {
+                        F::gemm(
+                            d,
+                            p,
+                            m,
+                            F::one(),
+                            embed.as_ptr(),
+                            1,
+                            d as isize,
+                            g.as_ptr(),
+                            m as isize,
+                            1,
+                            beta,
+                            dst.as_mut_ptr(),
+                            m as isize,
+                            1,
+                        );
+                    };
+                    gemm_et(gu, g_proj_u, F::zero());
+                    let rest = if spec.tied {
+                        gemm_et(gv, g_proj_u, F::one());
+                        rest
+                    } else {
+                        let (g_proj_v, rest) = rest.split_at_mut(d * m);
+                        gemm_et(gv, g_proj_v, F::zero());
+                        rest
+                    };
+                    gemm_et(gw, &mut rest[..d * m], F::zero());
+                }
+            }
+        }
+    }
+}
+
+/// `out (r×m) = a (r×d) · b (d×m)`, all row-major.
+fn matmul<F: Real>(a: &[F], b: &[F], out: &mut [F], r: usize, d: usize, m: usize) {
+    unsafe {
+        F::gemm(
+            r,
+            d,
+            m,
+            F::one(),
+            a.as_ptr(),
+            d as isize,
+            1,
+            b.as_ptr(),
+            m as isize,
+            1,
+            F::zero(),
+            out.as_mut_ptr(),
+            m as isize,
+            1,
+        );
+    }
+}
+
+/// The effective weights of a batch of models, in the engine's layout: `u`, `v` are
+/// `batch × n_in × m` (token-major), `w` is `batch × n_out × m`. Gradients with respect to
+/// the weights use the same type.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Weights<F> {
+    pub batch: usize,
+    pub n_in: usize,
+    pub n_out: usize,
+    pub width: usize,
+    pub u: Vec<F>,
+    pub v: Vec<F>,
+    pub w: Vec<F>,
+}
+
+impl<F: Real> Weights<F> {
+    pub fn zeros(spec: &ModelSpec, batch: usize) -> Weights<F> {
+        let (p, m, c) = (spec.n_in, spec.width, spec.n_out);
+        Weights {
+            batch,
+            n_in: p,
+            n_out: c,
+            width: m,
+            u: vec![F::zero(); batch * p * m],
+            v: vec![F::zero(); batch * p * m],
+            w: vec![F::zero(); batch * c * m],
+        }
+    }
+
+    /// Builds one model's weights from arrays in the paper's orientation:
+    /// `u`, `v` of shape `m × n_in`, `w` of shape `n_out × m`.
+    pub fn from_arrays(u: &Array2<F>, v: &Array2<F>, w: &Array2<F>) -> Result<Weights<F>> {
+        let (m, p) = u.dim();
+        let c = w.dim().0;
+        if v.dim() != (m, p) {
+            return Err(Error::Shape {
+                what: "v".into(),
+                expected: format!("{m}×{p} (like u)"),
+                got: format!("{:?}", v.dim()),
+            });
+        }
+        if w.dim().1 != m {
+            return Err(Error::Shape {
+                what: "w".into(),
+                expected: format!("n_out×{m}"),
+                got: format!("{:?}", w.dim()),
+            });
+        }
+        Ok(Weights {
+            batch: 1,
+            n_in: p,
+            n_out: c,
+            width: m,
+            u: u.t().iter().copied().collect(),
+            v: v.t().iter().copied().collect(),
+            w: w.iter().copied().collect(),
+        })
+    }
+
+    /// Reshapes `self` to `like`'s shape and zeroes it, reusing the allocations.
+    pub fn zero_like(&mut self, like: &Weights<F>) {
+        self.batch = like.batch;
+        self.n_in = like.n_in;
+        self.n_out = like.n_out;
+        self.width = like.width;
+        for (dst, src) in [
+            (&mut self.u, &like.u),
+            (&mut self.v, &like.v),
+            (&mut self.w, &like.w),
+        ] {
+            dst.clear();
+            dst.resize(src.len(), F::zero());
+        }
+    }
+
+    fn sizes(&self) -> (usize, usize) {
+        (self.n_in * self.width, self.n_out * self.width)
+    }
+
+    pub fn model(&self, k: usize) -> (&[F], &[F], &[F]) {
+        let (e, o) = self.sizes();
+        (
+            &self.u[k * e..(k + 1) * e],
+            &self.v[k * e..(k + 1) * e],
+            &self.w[k * o..(k + 1) * o],
+        )
+    }
+
+    pub fn model_mut(&mut self, k: usize) -> (&mut [F], &mut [F], &mut [F]) {
+        let (e, o) = self.sizes();
+        (
+            &mut self.u[k * e..(k + 1) * e],
+            &mut self.v[k * e..(k + 1) * e],
+            &mut self.w[k * o..(k + 1) * o],
+        )
+    }
+
+    /// `U` of model `k` as an `m × n_in` array (row i is neuron i's input embedding).
+    pub fn u_array(&self, k: usize) -> Array2<F> {
+        transpose(self.model(k).0, self.n_in, self.width)
+    }
+    /// `V` of model `k` as an `m × n_in` array.
+    pub fn v_array(&self, k: usize) -> Array2<F> {
+        transpose(self.model(k).1, self.n_in, self.width)
+    }
+    /// `W` of model `k` as an `n_out × m` array (column i is neuron i's output weights).
+    pub fn w_array(&self, k: usize) -> Array2<F> {
+        Array2::from_shape_vec((self.n_out, self.width), self.model(k).2.to_vec())
+            .expect("shape matches")
+    }
+
+    /// Per-neuron squared norms ‖u_i‖² + ‖v_i‖² + ‖w_i‖² of model `k`.
+    pub fn neuron_sq_norms(&self, k: usize) -> Vec<f64> {
+        let (u, v, w) = self.model(k);
+        let m = self.width;
+        let mut norms = vec![0.0f64; m];
+        for rows in [u, v, w] {
+            for row in rows.chunks_exact(m) {
+                for (n, x) in norms.iter_mut().zip(row) {
+                    *n += x.f64() * x.f64();
+                }
+            }
+        }
+        norms
+    }
+
+    /// Converts to another float type.
+    pub fn cast<G: Real>(&self) -> Weights<G> {
+        let c = |x: &Vec<F>| x.iter().map(|&e| G::of(e.f64())).collect();
+        Weights {
+            batch: self.batch,
+            n_in: self.n_in,
+            n_out: self.n_out,
+            width: self.width,
+            u: c(&self.u),
+            v: c(&self.v),
+            w: c(&self.w),
+        }
+    }
+}
+
+fn transpose<F: Real>(tok_major: &[F], p: usize, m: usize) -> Array2<F> {
+    Array2::from_shape_vec((p, m), tok_major.to_vec())
+        .expect("shape matches")
+        .reversed_axes()
+        .as_standard_layout()
+        .to_owned()
+}

@@ -1,0 +1,120 @@
+//! Tasks: binary operation tables and train/test splits over their input pairs.
+//!
+//! A [`Task`] is just a list of input pairs `(a, b)` with a label each, plus the sizes of
+//! the input vocabulary and of the output. Modular arithmetic builds one with
+//! [`Task::modular`]; finite groups and multi-head tasks can build their own.
+
+mod modular;
+mod split;
+
+pub use modular::{is_prime, Op};
+pub use split::Split;
+
+use crate::error::{Error, Result};
+
+/// A labelled table of input pairs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Task {
+    /// Human-readable name, e.g. `"a+b mod 71"`.
+    pub name: String,
+    /// Size of each input's vocabulary (inputs are `0..n_in`).
+    pub n_in: usize,
+    /// Number of output classes.
+    pub n_out: usize,
+    /// Every example: first input, second input, label.
+    pub pairs: PairSet,
+}
+
+/// A list of examples in structure-of-arrays form, the layout the engine streams.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PairSet {
+    pub a: Vec<u32>,
+    pub b: Vec<u32>,
+    pub label: Vec<u32>,
+}
+
+impl PairSet {
+    pub fn len(&self) -> usize {
+        self.label.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.label.is_empty()
+    }
+    pub fn push(&mut self, a: u32, b: u32, label: u32) {
+        self.a.push(a);
+        self.b.push(b);
+        self.label.push(label);
+    }
+    /// The examples at `indices`, in that order.
+    pub fn select(&self, indices: &[usize]) -> PairSet {
+        PairSet {
+            a: indices.iter().map(|&i| self.a[i]).collect(),
+            b: indices.iter().map(|&i| self.b[i]).collect(),
+            label: indices.iter().map(|&i| self.label[i]).collect(),
+        }
+    }
+}
+
+impl Task {
+    /// Builds a task from explicit examples, checking every index is in range.
+    pub fn new(name: impl Into<String>, n_in: usize, n_out: usize, pairs: PairSet) -> Result<Task> {
+        if n_in == 0 || n_out == 0 {
+            return Err(Error::config(
+                "task",
+                format!("n_in={n_in}, n_out={n_out}"),
+                "sizes must be positive",
+            ));
+        }
+        if pairs.a.len() != pairs.label.len() || pairs.b.len() != pairs.label.len() {
+            return Err(Error::Shape {
+                what: "task pairs".into(),
+                expected: "a, b and label of equal length".into(),
+                got: format!(
+                    "{}, {}, {}",
+                    pairs.a.len(),
+                    pairs.b.len(),
+                    pairs.label.len()
+                ),
+            });
+        }
+        if pairs.is_empty() {
+            return Err(Error::config(
+                "task",
+                "0 examples",
+                "a task needs at least one example",
+            ));
+        }
+        for i in 0..pairs.len() {
+            let (a, b, y) = (
+                pairs.a[i] as usize,
+                pairs.b[i] as usize,
+                pairs.label[i] as usize,
+            );
+            if a >= n_in || b >= n_in || y >= n_out {
+                return Err(Error::config(
+                    "task",
+                    format!("example {i} = ({a}, {b}) -> {y}"),
+                    format!("inputs must be < {n_in} and labels < {n_out}"),
+                ));
+            }
+        }
+        Ok(Task {
+            name: name.into(),
+            n_in,
+            n_out,
+            pairs,
+        })
+    }
+
+    /// The table of `op` over Z_p (every valid pair, in row-major `(a, b)` order).
+    pub fn modular(op: Op, p: usize) -> Result<Task> {
+        modular::build(op, p)
+    }
+
+    pub fn len(&self) -> usize {
+        self.pairs.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.pairs.is_empty()
+    }
+}
