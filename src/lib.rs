@@ -16,10 +16,27 @@
 //! # Ok::<(), clockwork::Error>(())
 //! ```
 
+pub mod checkpoint;
+pub mod config;
 pub mod engine;
 pub mod error;
+pub mod fsutil;
 pub mod model;
+pub mod optim;
 pub mod real;
+pub mod regularizer;
 pub mod task;
+pub mod theory;
+pub mod train;
 
 pub use error::{Error, Result};
+
+/// The names most programs need.
+pub mod prelude {
+    pub use crate::config::{Device, RunConfig};
+    pub use crate::engine::{Backend, CoreSpec, Loss, PassStats};
+    pub use crate::model::{Activation, ModelSpec, Params, Weights};
+    pub use crate::task::{Op, PairSet, Split, Task};
+    pub use crate::train::{Evaluation, StepReport, Trainer};
+    pub use crate::{Error, Result};
+}

@@ -1,0 +1,54 @@
+//! Weight-norm regularizers on the effective U, V, W (per neuron).
+
+use crate::config::RegularizerKind;
+use crate::model::Weights;
+use crate::real::Real;
+
+/// A regularizer with its strength λ.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Regularizer {
+    pub kind: RegularizerKind,
+    pub strength: f64,
+}
+
+impl Regularizer {
+    /// Adds the regularizer's gradient to `grads` and returns its value per model.
+    ///
+    /// With `n_i = ‖u_i‖² + ‖v_i‖² + ‖w_i‖²`: L2 is `(λ/2) Σ n_i` (gradient `λ·x`),
+    /// L_{2,3} is `λ Σ n_i^{3/2}` (gradient `3λ √n_i · x` on every entry of neuron i).
+    pub fn apply<F: Real>(&self, weights: &Weights<F>, grads: &mut Weights<F>) -> Vec<f64> {
+        if self.kind == RegularizerKind::None || self.strength == 0.0 {
+            return vec![0.0; weights.batch];
+        }
+        let m = weights.width;
+        (0..weights.batch)
+            .map(|k| {
+                let norms = weights.neuron_sq_norms(k);
+                let (value, coef): (f64, Vec<F>) = match self.kind {
+                    RegularizerKind::L2 => (
+                        0.5 * self.strength * norms.iter().sum::<f64>(),
+                        vec![F::of(self.strength); m],
+                    ),
+                    RegularizerKind::L23 => (
+                        self.strength * norms.iter().map(|n| n * n.sqrt()).sum::<f64>(),
+                        norms
+                            .iter()
+                            .map(|n| F::of(3.0 * self.strength * n.sqrt()))
+                            .collect(),
+                    ),
+                    RegularizerKind::None => unreachable!("handled above"),
+                };
+                let (u, v, w) = weights.model(k);
+                let (gu, gv, gw) = grads.model_mut(k);
+                for (x, g) in [(u, gu), (v, gv), (w, gw)] {
+                    for (x_row, g_row) in x.chunks_exact(m).zip(g.chunks_exact_mut(m)) {
+                        for ((g, &x), &c) in g_row.iter_mut().zip(x_row).zip(&coef) {
+                            *g += c * x;
+                        }
+                    }
+                }
+                value
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,267 @@
+//! The training loop for a batch of models: engine pass, regularizer, chain rule to the
+//! parameters, optimizer. It only talks to a [`Backend`], never to a device directly.
+
+use crate::config::{parse_device, Device, RunConfig};
+use crate::engine::cpu::{CpuBackend, CpuOptions};
+use crate::engine::{Backend, CoreSpec, PassStats};
+use crate::error::{Error, Result};
+use crate::model::{Params, Weights};
+use crate::optim::Optimizer;
+use crate::real::Real;
+use crate::regularizer::Regularizer;
+use crate::task::{PairSet, Split, Task};
+use crate::theory;
+
+/// What one step reports, per model, measured before the update (full batch: the loss
+/// of the parameters the gradient was taken at).
+#[derive(Clone, Debug, PartialEq)]
+pub struct StepReport {
+    /// Number of the step just taken (0-based).
+    pub step: u64,
+    /// Learning rate used.
+    pub lr: f64,
+    /// Data loss and accuracy on the training pairs.
+    pub train: Vec<PassStats>,
+    /// Regularizer value.
+    pub reg_loss: Vec<f64>,
+}
+
+/// Metrics of the current parameters, per model.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Evaluation {
+    pub step: u64,
+    pub train: Vec<PassStats>,
+    /// None when the whole table is trained on.
+    pub test: Option<Vec<PassStats>>,
+    /// Normalized margin over the training pairs (theory.md §2).
+    pub margin: Vec<f64>,
+    /// γ* of the setup when the theory gives one (x², a+b mod p), else None.
+    pub gamma_star: Option<f64>,
+}
+
+/// Everything needed to continue a run exactly: what a checkpoint stores.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainerState<F> {
+    /// Steps taken so far.
+    pub step: u64,
+    pub params: Vec<F>,
+    pub adam_m: Vec<F>,
+    pub adam_v: Vec<F>,
+    pub grokfast_ema: Vec<F>,
+}
+
+/// Trains a batch of models of one shape on one task.
+pub struct Trainer<F: Real> {
+    config: RunConfig,
+    core: CoreSpec,
+    regularizer: Regularizer,
+    task: Task,
+    train: PairSet,
+    test: PairSet,
+    params: Params<F>,
+    optimizer: Optimizer<F>,
+    backend: Box<dyn Backend<F>>,
+    /// Effective weights of the current parameters (kept in sync after every update).
+    weights: Weights<F>,
+    grads: Weights<F>,
+    param_grads: Vec<F>,
+    step: u64,
+}
+
+/// Builds the backend a config asks for.
+pub fn backend_for<F: Real>(config: &RunConfig) -> Result<Box<dyn Backend<F>>> {
+    match parse_device(&config.device)? {
+        Device::Cpu => Ok(Box::new(CpuBackend::new(CpuOptions {
+            threads: (config.threads > 0).then_some(config.threads),
+            ..CpuOptions::default()
+        })?)),
+        Device::Cuda(n) => Err(Error::Backend(format!(
+            "device cuda:{n} requested, but this build's CUDA backend is not available yet; use --device cpu"
+        ))),
+    }
+}
+
+impl<F: Real> Trainer<F> {
+    /// A trainer for `config` on the device it names, initialized from its seed.
+    pub fn from_config(config: &RunConfig) -> Result<Trainer<F>> {
+        Trainer::with_backend(config, backend_for(config)?)
+    }
+
+    /// A trainer on a backend of the caller's choosing.
+    pub fn with_backend(config: &RunConfig, backend: Box<dyn Backend<F>>) -> Result<Trainer<F>> {
+        config.validate()?;
+        if config.dtype != F::NAME {
+            return Err(Error::config(
+                "dtype",
+                &config.dtype,
+                format!(
+                    "this trainer runs in {} (build a Trainer::<{}> instead)",
+                    F::NAME,
+                    config.dtype
+                ),
+            ));
+        }
+        let task = config.build_task()?;
+        let split = Split::new(task.len(), config.task.train_fraction, config.seed)?;
+        let train = task.pairs.select(&split.train);
+        let test = task.pairs.select(&split.test);
+        let params = Params::<F>::init(&config.model_spec(), config.models, config.seed)?;
+        let weights = params.effective();
+        let grads = Weights::zeros(&params.spec, params.batch);
+        Ok(Trainer {
+            core: CoreSpec {
+                activation: config.model.activation,
+                loss: config.train.loss,
+            },
+            regularizer: Regularizer {
+                kind: config.train.regularizer,
+                strength: config.train.reg_strength,
+            },
+            optimizer: Optimizer::new(&config.optimizer),
+            param_grads: vec![F::zero(); params.data.len()],
+            config: config.clone(),
+            task,
+            train,
+            test,
+            params,
+            backend,
+            weights,
+            grads,
+            step: 0,
+        })
+    }
+
+    /// One full-batch step of every model. On a NaN/inf loss nothing is updated and an
+    /// [`Error::Diverged`] comes back, so the parameters stay the last good ones.
+    pub fn step(&mut self) -> Result<StepReport> {
+        let train =
+            self.backend
+                .loss_and_grad(self.core, &self.weights, &self.train, &mut self.grads)?;
+        let reg_loss = self.regularizer.apply(&self.weights, &mut self.grads);
+        for (model, (s, r)) in train.iter().zip(&reg_loss).enumerate() {
+            let total = s.loss + r;
+            if !total.is_finite() {
+                return Err(Error::Diverged {
+                    step: self.step,
+                    model,
+                    loss: total,
+                });
+            }
+        }
+        self.params.chain_grads(&self.grads, &mut self.param_grads);
+        let lr = self.optimizer.lr_at(self.step);
+        self.optimizer
+            .update(self.step, &mut self.params.data, &mut self.param_grads);
+        self.params.effective_into(&mut self.weights);
+        let report = StepReport {
+            step: self.step,
+            lr,
+            train,
+            reg_loss,
+        };
+        self.step += 1;
+        Ok(report)
+    }
+
+    /// Loss, accuracy (train and test) and normalized margin of the current parameters.
+    pub fn evaluate(&self) -> Result<Evaluation> {
+        let train = self
+            .backend
+            .evaluate(self.core, &self.weights, &self.train)?;
+        let test = if self.test.is_empty() {
+            None
+        } else {
+            Some(
+                self.backend
+                    .evaluate(self.core, &self.weights, &self.test)?,
+            )
+        };
+        let margin = train
+            .iter()
+            .enumerate()
+            .map(|(k, s)| {
+                theory::normalized_margin(s.min_margin, &self.weights, k, self.core.activation)
+            })
+            .collect();
+        Ok(Evaluation {
+            step: self.step,
+            train,
+            test,
+            margin,
+            gamma_star: self.gamma_star(),
+        })
+    }
+
+    /// γ* when the theory covers this setup: x², addition, untied and unfactored.
+    pub fn gamma_star(&self) -> Option<f64> {
+        let c = &self.config;
+        (c.model.activation == crate::model::Activation::Square
+            && c.task.op == crate::task::Op::Add
+            && !c.model.tied
+            && c.model.embed_dim == 0)
+            .then(|| theory::gamma_star_modular_addition(c.task.p))
+    }
+
+    /// Steps taken so far.
+    pub fn steps_done(&self) -> u64 {
+        self.step
+    }
+    pub fn config(&self) -> &RunConfig {
+        &self.config
+    }
+    pub fn task(&self) -> &Task {
+        &self.task
+    }
+    pub fn train_pairs(&self) -> &PairSet {
+        &self.train
+    }
+    pub fn test_pairs(&self) -> &PairSet {
+        &self.test
+    }
+    /// Effective U, V, W of every model (use `u_array(k)` etc. for ndarray views).
+    pub fn weights(&self) -> &Weights<F> {
+        &self.weights
+    }
+    /// The trainable parameters (factors when factored).
+    pub fn params(&self) -> &Params<F> {
+        &self.params
+    }
+    pub fn backend(&self) -> &dyn Backend<F> {
+        self.backend.as_ref()
+    }
+
+    /// Snapshot of everything that evolves during training.
+    pub fn state(&self) -> TrainerState<F> {
+        TrainerState {
+            step: self.step,
+            params: self.params.data.clone(),
+            adam_m: self.optimizer.m.clone(),
+            adam_v: self.optimizer.v.clone(),
+            grokfast_ema: self.optimizer.ema.clone(),
+        }
+    }
+
+    /// Continues from a snapshot taken from a trainer with the same config.
+    pub fn restore(&mut self, state: TrainerState<F>) -> Result<()> {
+        let n = self.params.data.len();
+        let ok = |v: &Vec<F>| v.is_empty() || v.len() == n;
+        if state.params.len() != n
+            || !ok(&state.adam_m)
+            || !ok(&state.adam_v)
+            || !ok(&state.grokfast_ema)
+        {
+            return Err(Error::Shape {
+                what: "trainer state".into(),
+                expected: format!("{n} parameters"),
+                got: format!("{} parameters", state.params.len()),
+            });
+        }
+        self.step = state.step;
+        self.params.data = state.params;
+        self.optimizer.m = state.adam_m;
+        self.optimizer.v = state.adam_v;
+        self.optimizer.ema = state.grokfast_ema;
+        self.params.effective_into(&mut self.weights);
+        Ok(())
+    }
+}
