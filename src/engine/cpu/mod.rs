@@ -28,6 +28,8 @@ use crate::model::Weights;
 use crate::real::Real;
 use crate::task::PairSet;
 use rayon::prelude::*;
+use std::any::Any;
+use std::sync::Mutex;
 
 /// Tuning knobs of the CPU backend. The defaults are what the `step` benchmark picked.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -55,6 +57,8 @@ impl Default for CpuOptions {
 pub struct CpuBackend {
     options: CpuOptions,
     pool: Option<rayon::ThreadPool>,
+    /// Job buffers kept from the previous call, one pool per element type.
+    scratch: Mutex<Vec<Box<dyn Any + Send>>>,
 }
 
 impl CpuBackend {
@@ -75,7 +79,11 @@ impl CpuBackend {
                     .map_err(|e| Error::Backend(format!("cannot start {n} CPU threads: {e}")))?,
             ),
         };
-        Ok(CpuBackend { options, pool })
+        Ok(CpuBackend {
+            options,
+            pool,
+            scratch: Mutex::new(Vec::new()),
+        })
     }
 
     fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
@@ -83,6 +91,21 @@ impl CpuBackend {
             Some(pool) => pool.install(f),
             None => f(),
         }
+    }
+
+    fn take_scratch<F: Real>(&self) -> Vec<tile::JobResult<F>> {
+        let mut pool = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
+        match pool.iter().position(|b| b.is::<Vec<tile::JobResult<F>>>()) {
+            Some(i) => *pool.swap_remove(i).downcast().expect("type checked"),
+            None => Vec::new(),
+        }
+    }
+
+    fn keep_scratch<F: Real>(&self, results: Vec<tile::JobResult<F>>) {
+        self.scratch
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Box::new(results));
     }
 
     /// Pair ranges of each model's chunks (a whole number of tiles each).
@@ -124,10 +147,12 @@ impl CpuBackend {
             tile_rows: self.options.tile_rows,
             inv_n: 1.0 / pairs.len() as f64,
         };
-        let results: Vec<tile::JobResult<F>> = self.install(|| {
+        let mut results = self.take_scratch::<F>();
+        results.resize_with(jobs.len(), Default::default);
+        self.install(|| {
             jobs.par_iter()
-                .map(|&(k, range)| simd::run_job(&ctx, k, range, want_grads))
-                .collect()
+                .zip(results.par_iter_mut())
+                .for_each(|(&(k, range), out)| simd::run_job(&ctx, k, range, want_grads, out))
         });
         let per_model = chunks.len();
         let stats: Vec<PassStats> = results
@@ -150,6 +175,7 @@ impl CpuBackend {
             grads.zero_like(weights);
             self.install(|| reduce(&results, per_model, grads));
         }
+        self.keep_scratch(results);
         Ok(stats)
     }
 }

@@ -59,12 +59,13 @@ pub(crate) fn run_job<F: Real>(
     ctx: &Context<F>,
     k: usize,
     range: (usize, usize),
-    want_grads: bool,
-) -> JobResult<F> {
+    want: bool,
+    out: &mut JobResult<F>,
+) {
     match ctx.core.activation {
-        Activation::Square => dispatch(ctx, Square, k, range, want_grads),
-        Activation::Relu => dispatch(ctx, Relu, k, range, want_grads),
-        Activation::Pow(n) => dispatch(ctx, Pow(n), k, range, want_grads),
+        Activation::Square => dispatch(ctx, Square, k, range, want, out),
+        Activation::Relu => dispatch(ctx, Relu, k, range, want, out),
+        Activation::Pow(n) => dispatch(ctx, Pow(n), k, range, want, out),
     }
 }
 
@@ -74,17 +75,18 @@ fn dispatch<F: Real, A: Act<F>>(
     k: usize,
     range: (usize, usize),
     want: bool,
-) -> JobResult<F> {
+    out: &mut JobResult<F>,
+) {
     #[cfg(target_arch = "x86_64")]
     {
         // SAFETY: the level was detected on this CPU.
         match level() {
-            Level::Avx512 => return unsafe { job_avx512(ctx, act, k, range, want) },
-            Level::Avx2 => return unsafe { job_avx2(ctx, act, k, range, want) },
+            Level::Avx512 => return unsafe { job_avx512(ctx, act, k, range, want, out) },
+            Level::Avx2 => return unsafe { job_avx2(ctx, act, k, range, want, out) },
             Level::Scalar => {}
         }
     }
-    tile::job(ctx, act, k, range, want)
+    tile::job(ctx, act, k, range, want, out)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -95,8 +97,9 @@ unsafe fn job_avx512<F: Real, A: Act<F>>(
     k: usize,
     range: (usize, usize),
     want: bool,
-) -> JobResult<F> {
-    tile::job(ctx, act, k, range, want)
+    out: &mut JobResult<F>,
+) {
+    tile::job(ctx, act, k, range, want, out)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -107,6 +110,7 @@ unsafe fn job_avx2<F: Real, A: Act<F>>(
     k: usize,
     range: (usize, usize),
     want: bool,
-) -> JobResult<F> {
-    tile::job(ctx, act, k, range, want)
+    out: &mut JobResult<F>,
+) {
+    tile::job(ctx, act, k, range, want, out)
 }

@@ -19,8 +19,10 @@ pub(crate) struct Context<'a, F> {
     pub inv_n: f64,
 }
 
-/// What one job returns: its share of the loss statistics and (when asked for) its
-/// partial gradients.
+/// What one job produces: its share of the loss statistics and (when asked for) its
+/// partial gradients, plus its tile workspaces. The backend keeps these between calls
+/// so that a step allocates (and page-faults) nothing.
+#[derive(Default)]
 pub(crate) struct JobResult<F> {
     pub loss: f64,
     pub correct: usize,
@@ -28,6 +30,16 @@ pub(crate) struct JobResult<F> {
     pub grad_u: Vec<F>,
     pub grad_v: Vec<F>,
     pub grad_w: Vec<F>,
+    hidden: Vec<F>,
+    logits: Vec<F>,
+    delta: Vec<F>,
+}
+
+/// Clears `v` and sets it to `len` zeros without giving back its allocation.
+#[inline(always)]
+fn reset<F: Real>(v: &mut Vec<F>, len: usize) {
+    v.clear();
+    v.resize(len, F::zero());
 }
 
 /// σ and σ' with the activation known at compile time.
@@ -189,23 +201,27 @@ pub(crate) fn job<F: Real, A: Act<F>>(
     k: usize,
     (start, end): (usize, usize),
     want_grads: bool,
-) -> JobResult<F> {
+    out: &mut JobResult<F>,
+) {
     let weights = ctx.weights;
     let (u, v, w) = weights.model(k);
     let (p, m, n_out) = (weights.n_in, weights.width, weights.n_out);
     let rows_max = ctx.tile_rows.min(end - start);
-    let mut hidden = vec![F::zero(); rows_max * m];
-    let mut logits = vec![F::zero(); rows_max * n_out];
     let grad_len = |n: usize| if want_grads { n } else { 0 };
-    let mut delta = vec![F::zero(); grad_len(rows_max * m)];
-    let mut out = JobResult {
-        loss: 0.0,
-        correct: 0,
-        min_margin: f64::INFINITY,
-        grad_u: vec![F::zero(); grad_len(p * m)],
-        grad_v: vec![F::zero(); grad_len(p * m)],
-        grad_w: vec![F::zero(); grad_len(n_out * m)],
-    };
+    out.loss = 0.0;
+    out.correct = 0;
+    out.min_margin = f64::INFINITY;
+    reset(&mut out.grad_u, grad_len(p * m));
+    reset(&mut out.grad_v, grad_len(p * m));
+    reset(&mut out.grad_w, grad_len(n_out * m));
+    // Workspaces: every element is written before it is read, so no zeroing needed
+    // beyond the first growth.
+    let mut hidden = std::mem::take(&mut out.hidden);
+    let mut logits = std::mem::take(&mut out.logits);
+    let mut delta = std::mem::take(&mut out.delta);
+    hidden.resize(rows_max * m, F::zero());
+    logits.resize(rows_max * n_out, F::zero());
+    delta.resize(grad_len(rows_max * m), F::zero());
     let mut t0 = start;
     while t0 < end {
         let t1 = (t0 + ctx.tile_rows).min(end);
@@ -248,7 +264,7 @@ pub(crate) fn job<F: Real, A: Act<F>>(
                 &mut logits[r * n_out..(r + 1) * n_out],
                 y[r] as usize,
                 ctx.inv_n,
-                &mut out,
+                out,
             );
         }
         if want_grads {
@@ -305,5 +321,7 @@ pub(crate) fn job<F: Real, A: Act<F>>(
         }
         t0 = t1;
     }
-    out
+    out.hidden = hidden;
+    out.logits = logits;
+    out.delta = delta;
 }
