@@ -108,9 +108,10 @@ pub struct OptimizerConfig {
 }
 
 impl Default for RunConfig {
-    /// The default run: a+b mod 23 with x², L_{2,3} and the blog's doubling learning
-    /// rate, wide enough (m = 4(p−1)) for the max-margin solution. About a minute on
-    /// two cores.
+    /// The default run: a+b mod 31 with x², L_{2,3} 1e-4 and the blog's doubling learning
+    /// rate (0.05, ×2 at steps 1k..10k), 40k steps, width 8(p−1) = 240 (the exact
+    /// max-margin construction's width). It reaches 100% accuracy within ~2k steps and a
+    /// normalized margin within 0.1% of γ*; about 30 s on two Zen 4 cores.
     fn default() -> Self {
         RunConfig {
             seed: 0,
@@ -130,7 +131,7 @@ impl Default for TaskConfig {
     fn default() -> Self {
         TaskConfig {
             op: Op::Add,
-            p: 23,
+            p: 31,
             train_fraction: 1.0,
         }
     }
@@ -139,7 +140,7 @@ impl Default for TaskConfig {
 impl Default for ModelConfig {
     fn default() -> Self {
         ModelConfig {
-            width: 88,
+            width: 240,
             activation: Activation::Square,
             tied: false,
             embed_dim: 0,
@@ -154,9 +155,9 @@ impl Default for TrainConfig {
             loss: Loss::CrossEntropy,
             regularizer: RegularizerKind::L23,
             reg_strength: 1e-4,
-            steps: 20_000,
-            eval_every: 200,
-            checkpoint_every: 5_000,
+            steps: 40_000,
+            eval_every: 500,
+            checkpoint_every: 10_000,
         }
     }
 }

@@ -7,7 +7,7 @@
 //! ```no_run
 //! use clockwork::prelude::*;
 //!
-//! let config = RunConfig::default(); // a+b mod 23, x², blog-style recipe
+//! let config = RunConfig::default(); // a+b mod 31, x², blog-style recipe
 //! let mut trainer = Trainer::<f32>::from_config(&config)?;
 //! for _ in 0..100 {
 //!     trainer.step()?;

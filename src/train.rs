@@ -163,6 +163,24 @@ impl<F: Real> Trainer<F> {
         Ok(report)
     }
 
+    /// Evaluates the objective (data loss + regularizer) at the current parameters and
+    /// its gradient with respect to the parameters, readable with [`Trainer::param_grads`].
+    /// Returns the data-loss statistics and the regularizer value per model.
+    pub fn compute_gradients(&mut self) -> Result<(Vec<PassStats>, Vec<f64>)> {
+        let train =
+            self.backend
+                .loss_and_grad(self.core, &self.weights, &self.train, &mut self.grads)?;
+        let reg_loss = self.regularizer.apply(&self.weights, &mut self.grads);
+        self.params.chain_grads(&self.grads, &mut self.param_grads);
+        Ok((train, reg_loss))
+    }
+
+    /// Gradient of the objective from the last [`Trainer::compute_gradients`] or
+    /// [`Trainer::step`] (flat, model-major, in [`Params`] order).
+    pub fn param_grads(&self) -> &[F] {
+        &self.param_grads
+    }
+
     /// Loss, accuracy (train and test) and normalized margin of the current parameters.
     pub fn evaluate(&self) -> Result<Evaluation> {
         let train = self
