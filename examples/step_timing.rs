@@ -2,6 +2,9 @@
 //! alternative to `cargo bench --bench step`).
 //!
 //! `cargo run --release --example step_timing -- [p m B [f32|f64]]`
+//!
+//! Environment: `KERNEL=fused|matrixmultiply` picks another CPU kernel than the default
+//! (the gemm crate), `TILE_ROWS` and `TARGET_JOBS` override the tiling.
 
 use clockwork::prelude::*;
 use clockwork::real::Real;
@@ -22,6 +25,13 @@ fn time<F: Real>(p: usize, m: usize, b: usize) -> Result<()> {
     if let Ok(t) = std::env::var("TARGET_JOBS") {
         options.target_jobs = t.parse().expect("TARGET_JOBS is an integer");
     }
+    options.kernel = match std::env::var("KERNEL").as_deref() {
+        Ok("fused") => clockwork::engine::cpu::CpuKernel::FusedAvx2,
+        Ok("matrixmultiply") => {
+            clockwork::engine::cpu::CpuKernel::Library(clockwork::real::GemmLib::MatrixMultiply)
+        }
+        _ => clockwork::engine::cpu::CpuKernel::Auto,
+    };
     let backend = clockwork::engine::cpu::CpuBackend::new(options)?;
     let mut trainer = Trainer::<F>::with_backend(&config, Box::new(backend))?;
     trainer.step()?;

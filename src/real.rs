@@ -26,10 +26,34 @@ pub trait Real:
     const DTYPE: safetensors::Dtype;
 
     /// `C = alpha·A·B + beta·C` with arbitrary row/column strides (matrixmultiply's
-    /// convention; `beta = 0` never reads `C`). `A` is `m×k`, `B` is `k×n`, `C` is `m×n`.
+    /// convention; `beta = 0` never reads `C`), computed by `lib`. `A` is `m×k`, `B` is
+    /// `k×n`, `C` is `m×n`.
     ///
     /// # Safety
     /// The pointers and strides must describe valid, non-overlapping (for `C`) memory.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn gemm_with(
+        lib: GemmLib,
+        m: usize,
+        k: usize,
+        n: usize,
+        alpha: Self,
+        a: *const Self,
+        rsa: isize,
+        csa: isize,
+        b: *const Self,
+        rsb: isize,
+        csb: isize,
+        beta: Self,
+        c: *mut Self,
+        rsc: isize,
+        csc: isize,
+    );
+
+    /// [`Real::gemm_with`] with the default library.
+    ///
+    /// # Safety
+    /// As for [`Real::gemm_with`].
     #[allow(clippy::too_many_arguments)]
     unsafe fn gemm(
         m: usize,
@@ -46,7 +70,25 @@ pub trait Real:
         c: *mut Self,
         rsc: isize,
         csc: isize,
-    );
+    ) {
+        Self::gemm_with(
+            GemmLib::default(),
+            m,
+            k,
+            n,
+            alpha,
+            a,
+            rsa,
+            csa,
+            b,
+            rsb,
+            csb,
+            beta,
+            c,
+            rsc,
+            csc,
+        )
+    }
 
     /// `exp` used inside the softmax. f32 uses a polynomial that the compiler can
     /// vectorize (relative error below 2e-7); f64 uses the exact libm `exp` because the
@@ -65,7 +107,9 @@ impl Real for f32 {
     const NAME: &'static str = "f32";
     const DTYPE: safetensors::Dtype = safetensors::Dtype::F32;
 
-    unsafe fn gemm(
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn gemm_with(
+        lib: GemmLib,
         m: usize,
         k: usize,
         n: usize,
@@ -81,9 +125,9 @@ impl Real for f32 {
         rsc: isize,
         csc: isize,
     ) {
-        if use_gemm_crate() {
-            // gemm's convention: dst = alpha·dst + beta·lhs·rhs
-            gemm::gemm(
+        match lib {
+            // gemm's convention is dst = alpha·dst + beta·lhs·rhs.
+            GemmLib::Gemm => gemm::gemm(
                 m,
                 n,
                 k,
@@ -103,9 +147,10 @@ impl Real for f32 {
                 false,
                 false,
                 gemm::Parallelism::None,
-            )
-        } else {
-            matrixmultiply::sgemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc)
+            ),
+            GemmLib::MatrixMultiply => {
+                matrixmultiply::sgemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc)
+            }
         }
     }
 
@@ -119,7 +164,9 @@ impl Real for f64 {
     const NAME: &'static str = "f64";
     const DTYPE: safetensors::Dtype = safetensors::Dtype::F64;
 
-    unsafe fn gemm(
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn gemm_with(
+        lib: GemmLib,
         m: usize,
         k: usize,
         n: usize,
@@ -135,9 +182,9 @@ impl Real for f64 {
         rsc: isize,
         csc: isize,
     ) {
-        if use_gemm_crate() {
-            // gemm's convention: dst = alpha·dst + beta·lhs·rhs
-            gemm::gemm(
+        match lib {
+            // gemm's convention is dst = alpha·dst + beta·lhs·rhs.
+            GemmLib::Gemm => gemm::gemm(
                 m,
                 n,
                 k,
@@ -157,9 +204,10 @@ impl Real for f64 {
                 false,
                 false,
                 gemm::Parallelism::None,
-            )
-        } else {
-            matrixmultiply::dgemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc)
+            ),
+            GemmLib::MatrixMultiply => {
+                matrixmultiply::dgemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc)
+            }
         }
     }
 
@@ -209,10 +257,13 @@ mod tests {
     }
 }
 
-/// Which GEMM library runs the engine's products. The `gemm` crate measured ~20% faster
-/// than matrixmultiply on the p = 113, m = 512 step on a 2-core Zen 4 (AVX2), so it is the
-/// default; `CLOCKWORK_GEMM=matrixmultiply` switches back to compare.
-fn use_gemm_crate() -> bool {
-    static USE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *USE.get_or_init(|| std::env::var("CLOCKWORK_GEMM").as_deref() != Ok("matrixmultiply"))
+/// The GEMM library behind the engine's products.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum GemmLib {
+    /// The `gemm` crate: measured ~20% faster than matrixmultiply on the p = 113,
+    /// m = 512 step on a 2-core Zen 4 with AVX2 (README, "Speed").
+    #[default]
+    Gemm,
+    /// bluss's matrixmultiply.
+    MatrixMultiply,
 }

@@ -1,8 +1,10 @@
-//! The fused CPU engine against the plain-loop f64 reference on random problems.
+//! The fused CPU engine (every kernel this CPU runs) against the plain-loop f64
+//! reference on random problems: f32 relative error < 1e-5.
 
-use clockwork::engine::cpu::{CpuBackend, CpuOptions};
-use clockwork::engine::{reference, Backend, CoreSpec, Loss};
+use clockwork::engine::cpu::{CpuBackend, CpuKernel, CpuOptions};
+use clockwork::engine::{reference, Backend, CoreSpec, Loss, PassStats};
 use clockwork::model::{Activation, ModelSpec, Params, Weights};
+use clockwork::real::GemmLib;
 use clockwork::task::{Op, Split, Task};
 use proptest::prelude::*;
 
@@ -29,6 +31,51 @@ fn rel_err(a: &[f64], b: &[f64]) -> f64 {
     num / den.max(1e-30)
 }
 
+/// Every kernel this CPU can run.
+fn kernels() -> Vec<CpuKernel> {
+    let mut all = vec![CpuKernel::Auto, CpuKernel::Library(GemmLib::MatrixMultiply)];
+    let fused = CpuOptions {
+        kernel: CpuKernel::FusedAvx2,
+        ..CpuOptions::default()
+    };
+    if CpuBackend::new(fused).is_ok() {
+        all.push(CpuKernel::FusedAvx2);
+    }
+    all
+}
+
+fn compare(
+    stats: &[PassStats],
+    ref_stats: &[PassStats],
+    grads: &Weights<f32>,
+    ref_grads: &Weights<f64>,
+    what: &str,
+) {
+    for (s, r) in stats.iter().zip(ref_stats) {
+        assert!(
+            (s.loss - r.loss).abs() <= 1e-5 * r.loss.abs().max(1e-3),
+            "loss {} vs {} ({what})",
+            s.loss,
+            r.loss
+        );
+        assert!(
+            (s.min_margin - r.min_margin).abs() <= 1e-4 * r.min_margin.abs().max(1.0),
+            "{what}"
+        );
+        assert_eq!(s.count, r.count, "{what}");
+    }
+    let g = grads.cast::<f64>();
+    for (name, got, want) in [
+        ("u", &g.u, &ref_grads.u),
+        ("v", &g.v, &ref_grads.v),
+        ("w", &g.w, &ref_grads.w),
+    ] {
+        let e = rel_err(got, want);
+        assert!(e < 1e-5, "grad_{name}: relative error {e} ({what})");
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 fn check(
     p: usize,
     m: usize,
@@ -45,35 +92,29 @@ fn check(
     let params = Params::<f32>::init(&spec(p, m, activation), batch, seed).unwrap();
     let weights = params.effective();
     let core = CoreSpec { activation, loss };
-    let backend = CpuBackend::new(CpuOptions {
-        tile_rows,
-        target_jobs: 5,
-        threads: None,
-    })
-    .unwrap();
-    let mut grads = Weights::zeros(&params.spec, batch);
-    let stats = backend
-        .loss_and_grad(core, &weights, &pairs, &mut grads)
-        .unwrap();
     let mut ref_grads = Weights::<f64>::zeros(&params.spec, batch);
     let ref_stats = reference::loss_and_grad(core, &weights, &pairs, Some(&mut ref_grads));
-    for (s, r) in stats.iter().zip(&ref_stats) {
-        assert!(
-            (s.loss - r.loss).abs() <= 1e-5 * r.loss.abs().max(1e-3),
-            "loss {} vs {}",
-            s.loss,
-            r.loss
+    for kernel in kernels() {
+        let options = CpuOptions {
+            tile_rows,
+            target_jobs: 5,
+            threads: None,
+            kernel,
+        };
+        let backend = CpuBackend::new(options).unwrap();
+        let mut grads = Weights::zeros(&params.spec, batch);
+        let stats = backend
+            .loss_and_grad(core, &weights, &pairs, &mut grads)
+            .unwrap();
+        let what =
+            format!("p={p} m={m} B={batch} tile={tile_rows} {activation} {loss:?} {kernel:?}");
+        compare(&stats, &ref_stats, &grads, &ref_grads, &what);
+        // A forward-only pass reports the same statistics.
+        assert_eq!(
+            backend.evaluate(core, &weights, &pairs).unwrap(),
+            stats,
+            "{what}"
         );
-        assert!((s.min_margin - r.min_margin).abs() <= 1e-4 * r.min_margin.abs().max(1.0));
-    }
-    let g = grads.cast::<f64>();
-    for (name, got, want) in [
-        ("u", &g.u, &ref_grads.u),
-        ("v", &g.v, &ref_grads.v),
-        ("w", &g.w, &ref_grads.w),
-    ] {
-        let e = rel_err(got, want);
-        assert!(e < 1e-5, "grad_{name}: relative error {e} (p={p} m={m} B={batch} tile={tile_rows} {activation} {loss:?})");
     }
 }
 
@@ -83,8 +124,27 @@ fn fused_matches_reference_on_fixed_cases() {
         for loss in [Loss::CrossEntropy, Loss::Mse] {
             check(7, 12, 2, 16, act, loss, 1.0, 1);
             check(11, 9, 1, 7, act, loss, 0.6, 2);
+            check(17, 33, 1, 20, act, loss, 1.0, 3);
         }
     }
+}
+
+#[test]
+fn bad_pairs_are_refused() {
+    let params = Params::<f32>::init(&spec(5, 4, Activation::Square), 1, 0).unwrap();
+    let weights = params.effective();
+    let backend = CpuBackend::new(CpuOptions::default()).unwrap();
+    let core = CoreSpec {
+        activation: Activation::Square,
+        loss: Loss::CrossEntropy,
+    };
+    let mut pairs = Task::modular(Op::Add, 5).unwrap().pairs;
+    pairs.label[3] = 9;
+    let err = backend
+        .evaluate(core, &weights, &pairs)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("max label 9"), "{err}");
 }
 
 proptest! {

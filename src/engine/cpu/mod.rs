@@ -19,17 +19,34 @@
 //! at run time); the elementwise parts are compiled once per instruction set
 //! ([`simd`]) and dispatched at run time.
 
+#[cfg(target_arch = "x86_64")]
+mod fused_avx2;
 mod simd;
 mod tile;
 
 use super::{check_pairs, Backend, CoreSpec, PassStats};
 use crate::error::{Error, Result};
 use crate::model::Weights;
-use crate::real::Real;
+use crate::real::{GemmLib, Real};
 use crate::task::PairSet;
 use rayon::prelude::*;
 use std::any::Any;
 use std::sync::Mutex;
+
+/// How the three products of a tile are computed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CpuKernel {
+    /// Through a GEMM library, with the elementwise work fused around the calls.
+    Library(GemmLib),
+    /// The hand-written f32 AVX2+FMA microkernel with the σ'-scatter fused into the
+    /// `D = G·W` product (`fused_avx2.rs`). f64 passes still use the default library.
+    /// It measured ~5–10% slower than the `gemm` crate on the benchmark shapes, so it is
+    /// opt-in (README, "Speed").
+    FusedAvx2,
+    /// The default: `Library(GemmLib::Gemm)`.
+    #[default]
+    Auto,
+}
 
 /// Tuning knobs of the CPU backend. The defaults are what the `step` benchmark picked.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -41,6 +58,7 @@ pub struct CpuOptions {
     pub target_jobs: usize,
     /// Worker threads (None: rayon's global pool, i.e. all cores or RAYON_NUM_THREADS).
     pub threads: Option<usize>,
+    pub kernel: CpuKernel,
 }
 
 impl Default for CpuOptions {
@@ -49,6 +67,7 @@ impl Default for CpuOptions {
             tile_rows: 128,
             target_jobs: 32,
             threads: None,
+            kernel: CpuKernel::Auto,
         }
     }
 }
@@ -68,6 +87,13 @@ impl CpuBackend {
         }
         if options.target_jobs == 0 {
             return Err(Error::config("target_jobs", 0, "need at least one job"));
+        }
+        if options.kernel == CpuKernel::FusedAvx2 && simd::level() < simd::Level::Avx2 {
+            return Err(Error::config(
+                "kernel",
+                "fused-avx2",
+                "this CPU has no AVX2+FMA (or CLOCKWORK_SIMD capped it); use the default kernel",
+            ));
         }
         let pool = match options.threads {
             None => None,
@@ -91,6 +117,28 @@ impl CpuBackend {
             Some(pool) => pool.install(f),
             None => f(),
         }
+    }
+
+    /// Packs every model's W for the hand-written f32 kernels (empty if they don't run).
+    #[cfg(target_arch = "x86_64")]
+    fn pack_w<F: Real>(&self, weights: &Weights<F>) -> Vec<fused_avx2::PackedW> {
+        if std::any::TypeId::of::<F>() != std::any::TypeId::of::<f32>()
+            || self.options.kernel != CpuKernel::FusedAvx2
+        {
+            return Vec::new();
+        }
+        let w: &[f32] = bytemuck::cast_slice(&weights.w);
+        let len = weights.n_out * weights.width;
+        self.install(|| {
+            (0..weights.batch)
+                .into_par_iter()
+                .map(|k| {
+                    let mut packed = fused_avx2::PackedW::default();
+                    packed.pack(&w[k * len..(k + 1) * len], weights.n_out, weights.width);
+                    packed
+                })
+                .collect()
+        })
     }
 
     fn take_scratch<F: Real>(&self) -> Vec<tile::JobResult<F>> {
@@ -145,7 +193,13 @@ impl CpuBackend {
             weights,
             pairs,
             tile_rows: self.options.tile_rows,
+            gemm: match self.options.kernel {
+                CpuKernel::Library(lib) => lib,
+                CpuKernel::FusedAvx2 | CpuKernel::Auto => GemmLib::default(),
+            },
             inv_n: 1.0 / pairs.len() as f64,
+            #[cfg(target_arch = "x86_64")]
+            packed: self.pack_w(weights),
         };
         let mut results = self.take_scratch::<F>();
         results.resize_with(jobs.len(), Default::default);
@@ -216,7 +270,11 @@ fn reduce<F: Real>(results: &[tile::JobResult<F>], per_model: usize, grads: &mut
 impl<F: Real> Backend<F> for CpuBackend {
     fn describe(&self) -> String {
         let threads = self.install(rayon::current_num_threads);
-        format!("cpu ({threads} threads, {})", simd::level_name())
+        format!(
+            "cpu ({threads} threads, {}, {:?})",
+            simd::level_name(),
+            self.options.kernel
+        )
     }
 
     fn loss_and_grad(

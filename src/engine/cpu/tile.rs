@@ -15,8 +15,14 @@ pub(crate) struct Context<'a, F> {
     pub weights: &'a Weights<F>,
     pub pairs: &'a PairSet,
     pub tile_rows: usize,
+    /// Library for the three products (the generic path).
+    pub gemm: crate::real::GemmLib,
     /// 1 / (number of pairs): the loss is a mean over all pairs, not per chunk.
     pub inv_n: f64,
+    /// W of every model packed for the hand-written f32 AVX2 path; empty when that path
+    /// is not taken.
+    #[cfg(target_arch = "x86_64")]
+    pub packed: Vec<super::fused_avx2::PackedW>,
 }
 
 /// What one job produces: its share of the loss statistics and (when asked for) its
@@ -33,6 +39,21 @@ pub(crate) struct JobResult<F> {
     hidden: Vec<F>,
     logits: Vec<F>,
     delta: Vec<F>,
+    #[cfg(target_arch = "x86_64")]
+    pub avx2: super::fused_avx2::Workspace,
+}
+
+impl<F: Real> JobResult<F> {
+    /// Clears the statistics and sizes the gradients (zeroed) for a new job.
+    pub fn reset(&mut self, want_grads: bool, embed_len: usize, w_len: usize) {
+        self.loss = 0.0;
+        self.correct = 0;
+        self.min_margin = f64::INFINITY;
+        let len = |n: usize| if want_grads { n } else { 0 };
+        reset(&mut self.grad_u, len(embed_len));
+        reset(&mut self.grad_v, len(embed_len));
+        reset(&mut self.grad_w, len(w_len));
+    }
 }
 
 /// Clears `v` and sets it to `len` zeros without giving back its allocation.
@@ -149,7 +170,13 @@ fn exp_in_place<F: Real>(x: &mut [F], shift: F) -> F {
 /// Turns a row of logits into `dL/dlogits` in place (already divided by the number of
 /// pairs) and records the row's loss, correctness and margin.
 #[inline(always)]
-fn epilogue<F: Real>(loss: Loss, row: &mut [F], y: usize, inv_n: f64, out: &mut JobResult<F>) {
+pub(crate) fn epilogue_row<F: Real>(
+    loss: Loss,
+    row: &mut [F],
+    y: usize,
+    inv_n: f64,
+    out: &mut JobResult<F>,
+) {
     let f_y = row[y];
     row[y] = F::neg_infinity();
     let other = lane_max(row);
@@ -208,12 +235,7 @@ pub(crate) fn job<F: Real, A: Act<F>>(
     let (p, m, n_out) = (weights.n_in, weights.width, weights.n_out);
     let rows_max = ctx.tile_rows.min(end - start);
     let grad_len = |n: usize| if want_grads { n } else { 0 };
-    out.loss = 0.0;
-    out.correct = 0;
-    out.min_margin = f64::INFINITY;
-    reset(&mut out.grad_u, grad_len(p * m));
-    reset(&mut out.grad_v, grad_len(p * m));
-    reset(&mut out.grad_w, grad_len(n_out * m));
+    out.reset(want_grads, p * m, n_out * m);
     // Workspaces: every element is written before it is read, so no zeroing needed
     // beyond the first growth.
     let mut hidden = std::mem::take(&mut out.hidden);
@@ -241,7 +263,8 @@ pub(crate) fn job<F: Real, A: Act<F>>(
         }
         // logits (rows × n_out) = hidden (rows × m) · Wᵀ (m × n_out)
         unsafe {
-            F::gemm(
+            F::gemm_with(
+                ctx.gemm,
                 rows,
                 m,
                 n_out,
@@ -259,7 +282,7 @@ pub(crate) fn job<F: Real, A: Act<F>>(
             );
         }
         for r in 0..rows {
-            epilogue(
+            epilogue_row(
                 ctx.core.loss,
                 &mut logits[r * n_out..(r + 1) * n_out],
                 y[r] as usize,
@@ -271,7 +294,8 @@ pub(crate) fn job<F: Real, A: Act<F>>(
             // logits now holds G. dW (n_out × m) += Gᵀ (n_out × rows) · hidden (rows × m)
             // D (rows × m) = G (rows × n_out) · W (n_out × m)
             unsafe {
-                F::gemm(
+                F::gemm_with(
+                    ctx.gemm,
                     n_out,
                     rows,
                     m,
@@ -287,7 +311,8 @@ pub(crate) fn job<F: Real, A: Act<F>>(
                     m as isize,
                     1,
                 );
-                F::gemm(
+                F::gemm_with(
+                    ctx.gemm,
                     rows,
                     n_out,
                     m,
