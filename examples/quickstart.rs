@@ -1,4 +1,4 @@
-//! Train the default model (a+b mod 23, x², L_{2,3}, doubling learning rate) through the
+//! Train the default model (a+b mod 31, x², L_{2,3}, doubling learning rate) through the
 //! library, then read its weights back as ndarray arrays.
 //!
 //! `cargo run --release --example quickstart`
