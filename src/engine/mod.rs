@@ -5,6 +5,7 @@
 //! [`reference`] holds the plain-loop version every fast path is tested against.
 
 pub mod cpu;
+pub mod cuda;
 pub mod reference;
 
 use crate::error::{Error, Result};

@@ -1,0 +1,647 @@
+//! Host side of the kernels: context, modules, buffers, and the launch sequence of one
+//! pass (forward + loss, optionally backward) over a pair set. Shared by
+//! [`super::CudaBackend`] and [`super::CudaTrainer`].
+//!
+//! Everything here only *enqueues* work on one stream (no host synchronization), so the
+//! same sequence can be captured into a CUDA graph. cudarc's per-buffer event tracking
+//! is switched off: there is one stream and the launches are ordered on it.
+//!
+//! Debugging tips for the first GPU session: set `CLOCKWORK_CUDA_SYNC=1` to synchronize
+//! and check for errors after every launch (names the failing kernel; not usable while a
+//! graph is being captured, so the trainer then skips the graph), and compare against
+//! the CPU with `cargo test --release --test cuda_vs_cpu -- --nocapture`.
+
+use super::kernels::{compile_cached, FILES};
+use super::params::{host_sizes, BwdParams, FwdParams};
+use super::Precision;
+use crate::engine::{CoreSpec, Loss};
+use crate::error::{Error, Result};
+use crate::model::Activation;
+use crate::task::PairSet;
+use cudarc::driver::{
+    CudaContext, CudaFunction, CudaSlice, CudaStream, DevicePtr, DeviceRepr, LaunchConfig,
+    PushKernelArg, ValidAsZeroBits,
+};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Rows of the forward tile (pairs per block): kernels/fused_forward_ce.cu `FwdCfg::BM`.
+const FWD_BM: usize = 64;
+/// K slab depth of every GEMM (`TileCfg::BK`).
+const SLAB: usize = 16;
+/// Least rows of one dW split (so a split runs at least 16 slabs).
+const MIN_SPLIT_ROWS: usize = 256;
+/// Default budget for the per-chunk buffers (logits/G, dS, dW partials), in MiB.
+const DEFAULT_CHUNK_MIB: usize = 768;
+
+pub(crate) fn driver_err(what: &str) -> impl Fn(cudarc::driver::DriverError) -> Error + '_ {
+    move |e| Error::Backend(format!("CUDA error in {what}: {e}"))
+}
+
+/// One CUDA device with the kernels loaded.
+pub(crate) struct Gpu {
+    pub stream: Arc<CudaStream>,
+    pub precision: Precision,
+    pub name: String,
+    pub arch: String,
+    pub sms: usize,
+    pub ordinal: usize,
+    funcs: HashMap<&'static str, CudaFunction>,
+    /// Launch-by-launch synchronization (CLOCKWORK_CUDA_SYNC=1).
+    pub sync_each: bool,
+}
+
+impl Gpu {
+    /// Opens `cuda:ordinal`, compiles (once per process) and loads every kernel file.
+    pub fn new(ordinal: usize, precision: Precision) -> Result<Gpu> {
+        super::probe(ordinal)?;
+        let ctx = CudaContext::new(ordinal)
+            .map_err(|e| Error::Backend(format!("cannot open CUDA device cuda:{ordinal}: {e}")))?;
+        // One stream, launches ordered on it: no per-buffer events (they would also get in
+        // the way of graph capture).
+        // SAFETY: called before any buffer exists.
+        unsafe { ctx.disable_event_tracking() };
+        let stream = ctx.new_stream().map_err(driver_err("cuStreamCreate"))?;
+        let (major, minor) = ctx
+            .compute_capability()
+            .map_err(driver_err("compute capability"))?;
+        if major < 8 {
+            return Err(Error::Backend(format!(
+                "cuda:{ordinal} has compute capability {major}.{minor}; the kernels need 8.0 or newer (Ampere+)"
+            )));
+        }
+        let arch = format!("compute_{major}{minor}");
+        let name = ctx.name().unwrap_or_else(|_| "unknown GPU".into());
+        let sms = ctx
+            .attribute(
+                cudarc::driver::sys::CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT,
+            )
+            .map_err(driver_err("SM count"))? as usize;
+        let mut funcs = HashMap::new();
+        for file in &FILES {
+            let ptx = compile_cached(file, &arch, precision)?;
+            let module = ctx
+                .load_module(cudarc::nvrtc::Ptx::from_src(ptx.as_str()))
+                .map_err(|e| {
+                    Error::Backend(format!(
+                        "cannot load the PTX of {} on cuda:{ordinal} ({arch}): {e} \
+                         (PTX from an NVRTC newer than the driver does not load: use the \
+                         NVRTC that comes with the driver's CUDA version)",
+                        file.path
+                    ))
+                })?;
+            for &k in file.kernels {
+                let f = module.load_function(k).map_err(|e| {
+                    Error::Backend(format!("kernel {k} missing from {}: {e}", file.path))
+                })?;
+                funcs.insert(k, f);
+            }
+        }
+        let gpu = Gpu {
+            stream,
+            precision,
+            name,
+            arch,
+            sms,
+            ordinal,
+            funcs,
+            sync_each: std::env::var("CLOCKWORK_CUDA_SYNC").is_ok_and(|v| v == "1"),
+        };
+        gpu.check_param_layout()?;
+        Ok(gpu)
+    }
+
+    pub fn describe(&self) -> String {
+        format!(
+            "cuda:{} ({}, {} SMs, {}, {})",
+            self.ordinal, self.name, self.sms, self.arch, self.precision
+        )
+    }
+
+    fn func(&self, name: &str) -> &CudaFunction {
+        self.funcs
+            .get(name)
+            .unwrap_or_else(|| panic!("kernel {name} is listed in kernels.rs FILES"))
+    }
+
+    /// The kernels' idea of the parameter structs' sizes must match ours.
+    fn check_param_layout(&self) -> Result<()> {
+        let mut out = self.alloc::<i32>(8)?;
+        let p = self.ptr(&mut out);
+        let f = self.func("cw_param_sizes");
+        let mut b = self.stream.launch_builder(f);
+        b.arg(&p);
+        // SAFETY: the kernel writes 5 ints into an 8-int buffer.
+        unsafe { b.launch(cfg((1, 1, 1), (1, 1, 1))) }.map_err(driver_err("cw_param_sizes"))?;
+        let dev = self.download(&out)?;
+        let host = host_sizes();
+        for (i, &h) in host.iter().enumerate() {
+            if dev[i] as usize != h {
+                return Err(Error::Backend(format!(
+                    "kernel parameter struct #{i} is {} bytes on the device but {h} on the host: \
+                     kernels/common.cuh and src/engine/cuda/params.rs disagree",
+                    dev[i]
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// A zeroed device buffer of `n` elements (at least one, so every pointer is valid).
+    pub fn alloc<T: DeviceRepr + ValidAsZeroBits>(&self, n: usize) -> Result<CudaSlice<T>> {
+        self.stream.alloc_zeros::<T>(n.max(1)).map_err(|e| {
+            Error::Backend(format!(
+                "cannot allocate {} MiB on cuda:{}: {e}",
+                (n * std::mem::size_of::<T>()) >> 20,
+                self.ordinal
+            ))
+        })
+    }
+
+    /// Raw device address (event tracking is off, so this never synchronizes).
+    pub fn ptr<T>(&self, s: &CudaSlice<T>) -> u64 {
+        let (p, _sync) = s.device_ptr(&self.stream);
+        p
+    }
+
+    pub fn upload<T: DeviceRepr>(&self, host: &[T], dst: &mut CudaSlice<T>) -> Result<()> {
+        self.stream
+            .memcpy_htod(host, dst)
+            .map_err(driver_err("host-to-device copy"))
+    }
+
+    /// Copies a whole buffer to the host (waits for everything queued before it).
+    pub fn download<T: DeviceRepr + Clone + Default>(&self, src: &CudaSlice<T>) -> Result<Vec<T>> {
+        let mut host = vec![T::default(); src.len()];
+        self.download_into(src, &mut host)?;
+        Ok(host)
+    }
+
+    /// Copies the first `host.len()` elements of `src` to the host.
+    pub fn download_into<T: DeviceRepr>(&self, src: &CudaSlice<T>, host: &mut [T]) -> Result<()> {
+        let view = src.slice(0..host.len());
+        self.stream
+            .memcpy_dtoh(&view, host)
+            .map_err(driver_err("device-to-host copy"))?;
+        self.sync()
+    }
+
+    pub fn sync(&self) -> Result<()> {
+        self.stream
+            .synchronize()
+            .map_err(driver_err("stream synchronize"))
+    }
+
+    /// Launches `kernel` with one by-value parameter struct.
+    pub fn launch_struct<P: DeviceRepr>(
+        &self,
+        kernel: &str,
+        grid: (u32, u32, u32),
+        block: (u32, u32, u32),
+        params: &P,
+    ) -> Result<()> {
+        let mut b = self.stream.launch_builder(self.func(kernel));
+        b.arg(params);
+        // SAFETY: `params` mirrors the kernel's struct (checked at start-up); the grids
+        // below are sized so every access stays inside the buffers it names.
+        unsafe { b.launch(cfg(grid, block)) }.map_err(driver_err(kernel))?;
+        self.after_launch(kernel)
+    }
+
+    /// Starts a launch with arbitrary arguments; finish with [`Gpu::finish`].
+    pub fn builder(&self, kernel: &str) -> cudarc::driver::LaunchArgs<'_> {
+        self.stream.launch_builder(self.func(kernel))
+    }
+
+    pub fn finish(
+        &self,
+        kernel: &str,
+        mut b: cudarc::driver::LaunchArgs<'_>,
+        grid: (u32, u32, u32),
+        block: (u32, u32, u32),
+    ) -> Result<()> {
+        // SAFETY: as in launch_struct; the caller pushed the kernel's arguments in order.
+        unsafe { b.launch(cfg(grid, block)) }.map_err(driver_err(kernel))?;
+        self.after_launch(kernel)
+    }
+
+    fn after_launch(&self, kernel: &str) -> Result<()> {
+        if self.sync_each {
+            self.stream
+                .synchronize()
+                .map_err(|e| Error::Backend(format!("CUDA error in kernel {kernel}: {e}")))?;
+        }
+        Ok(())
+    }
+}
+
+fn cfg(grid: (u32, u32, u32), block: (u32, u32, u32)) -> LaunchConfig {
+    LaunchConfig {
+        grid_dim: grid,
+        block_dim: block,
+        shared_mem_bytes: 0,
+    }
+}
+
+fn blocks(n: usize, per: usize) -> u32 {
+    n.div_ceil(per).max(1) as u32
+}
+
+/// Shape of a batch of models.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct Dims {
+    pub batch: usize,
+    pub n_in: usize,
+    pub n_out: usize,
+    pub m: usize,
+}
+
+impl Dims {
+    pub fn emb_len(&self) -> usize {
+        self.n_in * self.m
+    }
+    pub fn w_len(&self) -> usize {
+        self.n_out * self.m
+    }
+}
+
+/// Device copies of U, V, W (or their gradients) for the whole batch, model-major.
+pub(crate) struct DevWeights {
+    pub u: CudaSlice<f32>,
+    pub v: CudaSlice<f32>,
+    pub w: CudaSlice<f32>,
+}
+
+impl DevWeights {
+    pub fn zeros(gpu: &Gpu, d: Dims) -> Result<DevWeights> {
+        Ok(DevWeights {
+            u: gpu.alloc(d.batch * d.emb_len())?,
+            v: gpu.alloc(d.batch * d.emb_len())?,
+            w: gpu.alloc(d.batch * d.w_len())?,
+        })
+    }
+}
+
+/// How a pass over `n_pairs` pairs is cut: chunks of rows (only when the buffers of one
+/// chunk would exceed the budget) and the dW row splits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Plan {
+    pub n_pairs: usize,
+    pub chunk_rows: usize,
+    /// Most dW splits of any chunk (sizes the partials buffer).
+    pub max_splits: usize,
+}
+
+impl Plan {
+    pub fn new(gpu: &Gpu, d: Dims, n_pairs: usize) -> Plan {
+        let budget = std::env::var("CLOCKWORK_CUDA_CHUNK_MIB")
+            .ok()
+            .and_then(|s| s.parse::<usize>().ok())
+            .unwrap_or(DEFAULT_CHUNK_MIB)
+            << 20;
+        let per_row = 4 * d.batch * (d.n_out + d.m);
+        let mut chunk_rows = (budget / per_row.max(1)).max(FWD_BM);
+        if chunk_rows < n_pairs {
+            chunk_rows -= chunk_rows % FWD_BM;
+        } else {
+            chunk_rows = n_pairs;
+        }
+        let mut plan = Plan {
+            n_pairs,
+            chunk_rows,
+            max_splits: 1,
+        };
+        plan.max_splits = plan.splits(gpu, d, chunk_rows).0;
+        plan
+    }
+
+    /// Chunks as (first row, rows).
+    pub fn chunks(&self) -> Vec<(usize, usize)> {
+        (0..self.n_pairs.div_ceil(self.chunk_rows).max(1))
+            .map(|c| {
+                let start = c * self.chunk_rows;
+                (start, self.chunk_rows.min(self.n_pairs - start))
+            })
+            .collect()
+    }
+
+    /// (splits, rows per split) of dW for a chunk of `rows` rows: enough blocks to fill
+    /// the GPU about four times over, each split at least MIN_SPLIT_ROWS rows.
+    pub fn splits(&self, gpu: &Gpu, d: Dims, rows: usize) -> (usize, usize) {
+        let bm = if d.n_out <= 32 { 32 } else { 64 };
+        let tiles = d.m.div_ceil(64) * d.n_out.div_ceil(bm) * d.batch;
+        let target = 4 * gpu.sms;
+        let s = (target / tiles.max(1))
+            .min(rows.div_ceil(MIN_SPLIT_ROWS))
+            .min(65535 / d.batch)
+            .max(1);
+        let per = rows.div_ceil(s).div_ceil(SLAB) * SLAB;
+        (rows.div_ceil(per).max(1), per)
+    }
+}
+
+/// A pair set on the device, with the per-chunk CSR lists of rows per token.
+pub(crate) struct DevPairs {
+    pub len: usize,
+    pub chunk_rows: usize,
+    pub a: CudaSlice<u32>,
+    pub b: CudaSlice<u32>,
+    pub y: CudaSlice<u32>,
+    /// Per chunk c: (n_in + 1) offsets at c*(n_in+1), into the row list starting at the
+    /// chunk's first row (rows are chunk-relative, ascending).
+    pub ptr_a: CudaSlice<i32>,
+    pub rows_a: CudaSlice<i32>,
+    pub ptr_b: CudaSlice<i32>,
+    pub rows_b: CudaSlice<i32>,
+}
+
+/// CSR of `tokens` (one per row) over `n_in` values: offsets and row lists.
+fn csr(tokens: &[u32], n_in: usize) -> (Vec<i32>, Vec<i32>) {
+    let mut ptr = vec![0i32; n_in + 1];
+    for &t in tokens {
+        ptr[t as usize + 1] += 1;
+    }
+    for i in 0..n_in {
+        ptr[i + 1] += ptr[i];
+    }
+    let mut fill = ptr.clone();
+    let mut rows = vec![0i32; tokens.len()];
+    for (r, &t) in tokens.iter().enumerate() {
+        rows[fill[t as usize] as usize] = r as i32;
+        fill[t as usize] += 1;
+    }
+    (ptr, rows)
+}
+
+impl DevPairs {
+    pub fn new(gpu: &Gpu, pairs: &PairSet, n_in: usize, plan: &Plan) -> Result<DevPairs> {
+        let (mut pa, mut ra, mut pb, mut rb) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for (start, rows) in plan.chunks() {
+            let (p, r) = csr(&pairs.a[start..start + rows], n_in);
+            pa.extend(p);
+            ra.extend(r);
+            let (p, r) = csr(&pairs.b[start..start + rows], n_in);
+            pb.extend(p);
+            rb.extend(r);
+        }
+        let up_u32 = |v: &[u32]| -> Result<CudaSlice<u32>> {
+            let mut d = gpu.alloc(v.len())?;
+            gpu.upload(v, &mut d)?;
+            Ok(d)
+        };
+        let up_i32 = |v: &[i32]| -> Result<CudaSlice<i32>> {
+            let mut d = gpu.alloc(v.len())?;
+            gpu.upload(v, &mut d)?;
+            Ok(d)
+        };
+        Ok(DevPairs {
+            len: pairs.len(),
+            chunk_rows: plan.chunk_rows,
+            a: up_u32(&pairs.a)?,
+            b: up_u32(&pairs.b)?,
+            y: up_u32(&pairs.label)?,
+            ptr_a: up_i32(&pa)?,
+            rows_a: up_i32(&ra)?,
+            ptr_b: up_i32(&pb)?,
+            rows_b: up_i32(&rb)?,
+        })
+    }
+}
+
+/// Per-pass scratch: chunk buffers, per-row statistics, per-model results.
+pub(crate) struct Workspace {
+    pub dims: Dims,
+    pub plan: Plan,
+    /// [B][chunk rows][n_out]: logits, then G.
+    pub g: CudaSlice<f32>,
+    /// [B][chunk rows][m]: σ'(s) ⊙ D.
+    pub ds: CudaSlice<f32>,
+    /// [B][max splits][n_out][m].
+    pub dw_part: CudaSlice<f32>,
+    /// [B][n_pairs] each.
+    pub row_loss: CudaSlice<f32>,
+    pub row_margin: CudaSlice<f32>,
+    /// [B][3]: mean loss, correct, min margin.
+    pub stats: CudaSlice<f64>,
+}
+
+impl Workspace {
+    pub fn new(gpu: &Gpu, dims: Dims, plan: Plan, grads: bool) -> Result<Workspace> {
+        let b = dims.batch;
+        let needs_part = plan.max_splits > 1 || plan.chunk_rows < plan.n_pairs;
+        Ok(Workspace {
+            dims,
+            plan,
+            g: gpu.alloc(b * plan.chunk_rows * dims.n_out)?,
+            ds: gpu.alloc(if grads {
+                b * plan.chunk_rows * dims.m
+            } else {
+                0
+            })?,
+            dw_part: gpu.alloc(if grads && needs_part {
+                b * plan.max_splits * dims.w_len()
+            } else {
+                0
+            })?,
+            row_loss: gpu.alloc(b * plan.n_pairs)?,
+            row_margin: gpu.alloc(b * plan.n_pairs)?,
+            stats: gpu.alloc(b * 3)?,
+        })
+    }
+}
+
+fn act_code(a: Activation) -> (i32, i32) {
+    match a {
+        Activation::Square => (0, 2),
+        Activation::Relu => (1, 1),
+        Activation::Pow(k) => (2, k as i32),
+    }
+}
+
+/// Raw addresses of U, V, W (V may equal U for tied weights in the trainer).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct WeightPtrs {
+    pub u: u64,
+    pub v: u64,
+    pub w: u64,
+}
+
+/// Enqueues one pass: forward + loss epilogue for every chunk and, when `grads` is
+/// given, the backward products and reductions into `grads` (overwritten). Per-model
+/// statistics land in `ws.stats`. No synchronization.
+pub(crate) fn enqueue_pass(
+    gpu: &Gpu,
+    core: CoreSpec,
+    weights: WeightPtrs,
+    pairs: &DevPairs,
+    ws: &Workspace,
+    grads: Option<WeightPtrs>,
+) -> Result<()> {
+    let d = ws.dims;
+    let plan = ws.plan;
+    debug_assert_eq!(pairs.len, plan.n_pairs);
+    debug_assert_eq!(pairs.chunk_rows, plan.chunk_rows);
+    let (act, act_k) = act_code(core.activation);
+    let loss = match core.loss {
+        Loss::CrossEntropy => 0,
+        Loss::Mse => 1,
+    };
+    let (pa, pb, py) = (gpu.ptr(&pairs.a), gpu.ptr(&pairs.b), gpu.ptr(&pairs.y));
+    let (g, ds, dw_part) = (gpu.ptr(&ws.g), gpu.ptr(&ws.ds), gpu.ptr(&ws.dw_part));
+    let (row_loss, row_margin) = (gpu.ptr(&ws.row_loss), gpu.ptr(&ws.row_margin));
+    let (ptr_a, rows_a) = (gpu.ptr(&pairs.ptr_a), gpu.ptr(&pairs.rows_a));
+    let (ptr_b, rows_b) = (gpu.ptr(&pairs.ptr_b), gpu.ptr(&pairs.rows_b));
+    let batch = d.batch as u32;
+    let (bn, fwd_kernel, fwd_threads) = match d.n_out {
+        0..=32 => (32, "fwd_ce_bn32", 128),
+        33..=64 => (64, "fwd_ce_bn64", 128),
+        _ => (128, "fwd_ce_bn128", 256),
+    };
+    let fused = d.n_out <= bn;
+    for (c, (start, rows)) in plan.chunks().into_iter().enumerate() {
+        let fwd = FwdParams {
+            u: weights.u,
+            v: weights.v,
+            w: weights.w,
+            pa: pa + 4 * start as u64,
+            pb: pb + 4 * start as u64,
+            py: py + 4 * start as u64,
+            g,
+            row_loss: row_loss + 4 * start as u64,
+            row_margin: row_margin + 4 * start as u64,
+            emb_stride: d.emb_len() as i64,
+            w_stride: d.w_len() as i64,
+            g_stride: (rows * d.n_out) as i64,
+            row_stride: plan.n_pairs as i64,
+            rows: rows as i32,
+            m: d.m as i32,
+            n_out: d.n_out as i32,
+            act,
+            act_k,
+            loss,
+            write_g: grads.is_some() as i32,
+            fused: fused as i32,
+            inv_n: (1.0 / plan.n_pairs as f64) as f32,
+            pad0: 0,
+        };
+        gpu.launch_struct(
+            fwd_kernel,
+            (blocks(d.n_out, bn), blocks(rows, FWD_BM), batch),
+            (fwd_threads, 1, 1),
+            &fwd,
+        )?;
+        if !fused {
+            gpu.launch_struct("ce_rows", (blocks(rows, 8), 1, batch), (256, 1, 1), &fwd)?;
+        }
+        let Some(gr) = grads else { continue };
+        let (splits, per_split) = plan.splits(gpu, d, rows);
+        // dW goes straight to the gradient when there is nothing to add up.
+        let direct = splits == 1 && c == 0;
+        let mut bwd = BwdParams {
+            u: weights.u,
+            v: weights.v,
+            w: weights.w,
+            pa: fwd.pa,
+            pb: fwd.pb,
+            g,
+            dw_part: if direct { gr.w } else { dw_part },
+            ds,
+            emb_stride: d.emb_len() as i64,
+            w_stride: d.w_len() as i64,
+            g_stride: fwd.g_stride,
+            ds_stride: (rows * d.m) as i64,
+            rows: rows as i32,
+            m: d.m as i32,
+            n_out: d.n_out as i32,
+            act,
+            act_k,
+            splits: splits as i32,
+            rows_per_split: per_split as i32,
+            pad0: 0,
+        };
+        let (dw_kernel, bm) = if d.n_out <= 32 {
+            ("dw_partial_m32", 32)
+        } else {
+            ("dw_partial", 64)
+        };
+        gpu.launch_struct(
+            dw_kernel,
+            (blocks(d.m, 64), blocks(d.n_out, bm), batch * splits as u32),
+            (128, 1, 1),
+            &bwd,
+        )?;
+        if !direct {
+            let n = d.w_len() as i64;
+            let (s, acc) = (splits as i32, (c > 0) as i32);
+            let mut b = gpu.builder("dw_reduce");
+            b.arg(&dw_part).arg(&gr.w).arg(&s).arg(&n).arg(&acc);
+            gpu.finish(
+                "dw_reduce",
+                b,
+                (blocks(d.w_len(), 256), batch, 1),
+                (256, 1, 1),
+            )?;
+        }
+        bwd.dw_part = dw_part;
+        gpu.launch_struct(
+            "dhidden",
+            (blocks(d.m, 64), blocks(rows, 64), batch),
+            (128, 1, 1),
+            &bwd,
+        )?;
+        let ptr_off = 4 * (c * (d.n_in + 1)) as u64;
+        let rows_off = 4 * start as u64;
+        let (ca, cra, cb, crb) = (
+            ptr_a + ptr_off,
+            rows_a + rows_off,
+            ptr_b + ptr_off,
+            rows_b + rows_off,
+        );
+        let ds_stride = bwd.ds_stride;
+        let emb_stride = d.emb_len() as i64;
+        let (n_in, m, acc) = (d.n_in as i32, d.m as i32, (c > 0) as i32);
+        let mut b = gpu.builder("embed_segsum");
+        b.arg(&ds)
+            .arg(&ds_stride)
+            .arg(&ca)
+            .arg(&cra)
+            .arg(&cb)
+            .arg(&crb)
+            .arg(&gr.u)
+            .arg(&gr.v)
+            .arg(&emb_stride)
+            .arg(&n_in)
+            .arg(&m)
+            .arg(&acc);
+        gpu.finish(
+            "embed_segsum",
+            b,
+            (blocks(d.m, 128), (2 * d.n_in) as u32, batch),
+            (128, 1, 1),
+        )?;
+    }
+    let stats = gpu.ptr(&ws.stats);
+    let row_stride = plan.n_pairs as i64;
+    let n_rows = plan.n_pairs as i32;
+    let inv_n = 1.0 / plan.n_pairs as f64;
+    let mut b = gpu.builder("reduce_stats");
+    b.arg(&row_loss)
+        .arg(&row_margin)
+        .arg(&row_stride)
+        .arg(&n_rows)
+        .arg(&inv_n)
+        .arg(&stats);
+    gpu.finish("reduce_stats", b, (batch, 1, 1), (256, 1, 1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::csr;
+
+    #[test]
+    fn csr_lists_rows_per_token_in_order() {
+        let (ptr, rows) = csr(&[2, 0, 2, 1, 0], 3);
+        assert_eq!(ptr, vec![0, 2, 3, 5]);
+        assert_eq!(rows, vec![1, 4, 3, 0, 2]);
+    }
+}

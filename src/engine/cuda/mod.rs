@@ -1,0 +1,132 @@
+//! The CUDA backend: hand-written fused kernels (kernels/*.cu) compiled at run time by
+//! NVRTC, driven through cudarc with dynamic loading, so this crate builds and runs on
+//! machines with no CUDA at all; asking for CUDA there gives one clear error line.
+//!
+//! Two ways in:
+//! * [`CudaBackend`]: a [`Backend`](super::Backend) like the CPU one (loss, stats and the
+//!   gradient of the effective weights; the host trainer does the rest). Works for every
+//!   model the CPU trains (tied, factored, any activation/loss); runs in f32.
+//! * [`CudaTrainer`]: the whole training step on the device — pass, regularizer,
+//!   Grokfast, GD/AdamW — captured once as a CUDA graph and replayed, with the metrics
+//!   read back every N steps and never a host sync per step. Unfactored models.
+//!
+//! # The step on the device (kernels/, one file per kernel family)
+//! Per chunk of pairs (the pairs are cut into chunks only when the per-chunk buffers would
+//! exceed the memory budget):
+//! 1. `fused_forward_ce.cu`: logits = σ(U[a]+V[b])·Wᵀ, the hidden activations built in the
+//!    GEMM operand load; softmax-CE/MSE in the epilogue writes G = dL/dlogits and per-row
+//!    loss and margin.
+//! 2. `fused_backward.cu`: partial dW = Gᵀ·H over row splits (H recomputed in the operand
+//!    load), and dS = σ'(s) ⊙ (G·W) with s recomputed in the epilogue.
+//! 3. `reduce.cu`: split partials summed in order, dU/dV as segmented sums of dS over the
+//!    rows of each token (CSR lists built once per pair set), per-model statistics.
+//! 4. `optimizer_update.cu` (trainer only): per-neuron norms, regularizer value,
+//!    divergence check, then one fused regularizer-gradient + Grokfast + optimizer kernel.
+//!
+//! No atomics anywhere: every reduction has a fixed order, so results are bit-identical
+//! run to run (fp32 by default; TF32 / bf16 tensor-core products are opt-in,
+//! [`Precision`]).
+
+mod backend;
+mod device;
+pub mod kernels;
+mod params;
+mod trainer;
+
+pub use backend::CudaBackend;
+pub use trainer::CudaTrainer;
+
+use crate::error::{Error, Result};
+
+/// Arithmetic of the three big products (everything else is fp32 in every mode).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Precision {
+    /// Exact fp32 FMA on the CUDA cores (the default).
+    #[default]
+    Fp32,
+    /// TF32 tensor cores (10-bit mantissa inputs, fp32 accumulate): ~1e-3 relative error.
+    Tf32,
+    /// bf16 inputs, fp32 accumulate (tensor cores): ~1e-2 relative error.
+    Bf16,
+}
+
+impl Precision {
+    /// The value of `CW_MMA` the kernels are compiled with.
+    pub fn mma_code(self) -> u32 {
+        match self {
+            Precision::Fp32 => 0,
+            Precision::Tf32 => 1,
+            Precision::Bf16 => 2,
+        }
+    }
+    pub const ALL: [Precision; 3] = [Precision::Fp32, Precision::Tf32, Precision::Bf16];
+}
+
+impl std::fmt::Display for Precision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Precision::Fp32 => "fp32",
+            Precision::Tf32 => "tf32",
+            Precision::Bf16 => "bf16",
+        })
+    }
+}
+
+impl std::str::FromStr for Precision {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Precision> {
+        match s {
+            "fp32" | "f32" | "exact" => Ok(Precision::Fp32),
+            "tf32" => Ok(Precision::Tf32),
+            "bf16" => Ok(Precision::Bf16),
+            _ => Err(Error::config(
+                "precision",
+                s,
+                "expected fp32 (exact, the default), tf32 or bf16",
+            )),
+        }
+    }
+}
+
+/// Whether the CUDA driver library can be loaded, or the one-line reason it cannot.
+pub fn driver_status() -> std::result::Result<(), String> {
+    // SAFETY: only tries to dlopen the library by its candidate names.
+    if unsafe { cudarc::driver::sys::is_culib_present() } {
+        Ok(())
+    } else {
+        Err(
+            "the NVIDIA driver library libcuda.so was not found: install the NVIDIA driver, \
+             or put the directory holding libcuda.so.1 in LD_LIBRARY_PATH before starting \
+             the program"
+                .to_string(),
+        )
+    }
+}
+
+/// Number of CUDA devices, or a one-line reason why CUDA cannot be used at all (missing
+/// driver or NVRTC library, driver that finds no device). Never panics.
+pub fn device_count() -> Result<usize> {
+    let unavailable = |why: String| Error::Backend(format!("CUDA unavailable: {why}"));
+    driver_status().map_err(unavailable)?;
+    kernels::nvrtc_status().map_err(unavailable)?;
+    match cudarc::driver::CudaContext::device_count() {
+        Ok(n) if n > 0 => Ok(n as usize),
+        Ok(_) => Err(unavailable("the driver reports no CUDA device".into())),
+        Err(e) => Err(unavailable(format!(
+            "the driver reports no usable CUDA device ({e})"
+        ))),
+    }
+}
+
+/// `Ok(())` when `cuda:N` can be used, else the one-line reason. Cheap: it does not
+/// compile anything. Tests and benches use it to decide whether to skip.
+pub fn probe(device: usize) -> Result<()> {
+    let n = device_count()?;
+    if device >= n {
+        return Err(Error::Backend(format!(
+            "CUDA device cuda:{device} does not exist: this machine has {n} CUDA device(s) (cuda:0 .. cuda:{})",
+            n - 1
+        )));
+    }
+    Ok(())
+}
