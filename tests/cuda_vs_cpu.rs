@@ -1,0 +1,510 @@
+//! The CUDA backend and trainer against the CPU: the f64 plain-loop reference on random
+//! problems (fp32 relative error ≤ 1e-4, TF32 ≤ 1e-2, bf16 ≤ 5e-2) across p (including
+//! 113 and 257), m, B, every activation and loss, with train/test splits, tied weights and
+//! multi-chunk passes; and a 2,000-step training run whose loss curve matches the CPU
+//! trainer's to 1e-3 relative, for every regularizer and optimizer.
+//!
+//! Without a usable GPU every test prints SKIPPED with the reason and passes, unless
+//! CLOCKWORK_REQUIRE_GPU=1 (scripts/gpu-check.sh sets it), which makes them fail.
+//! On a GPU: `cargo test --release --test cuda_vs_cpu -- --nocapture` (or the prebuilt
+//! executable that scripts/gpu-check.sh runs).
+
+use clockwork::config::{OptimizerKind, RegularizerKind};
+use clockwork::engine::cuda::{self, CudaBackend, CudaTrainer, Precision};
+use clockwork::engine::{reference, Backend, CoreSpec, Loss, PassStats};
+use clockwork::model::{Activation, ModelSpec, Params, Weights};
+use clockwork::prelude::*;
+use clockwork::task::PairSet;
+use std::io::Write;
+
+fn say(msg: &str) {
+    // Past the harness's capture, so a skip is visible in a plain `cargo test`.
+    let _ = writeln!(std::io::stderr(), "{msg}");
+}
+
+/// True when cuda:0 is usable; otherwise prints why (or fails under REQUIRE_GPU).
+fn gpu(test: &str) -> bool {
+    match cuda::probe(0) {
+        Ok(()) => true,
+        Err(e) => {
+            if std::env::var("CLOCKWORK_REQUIRE_GPU").is_ok_and(|v| v == "1") {
+                panic!("CLOCKWORK_REQUIRE_GPU=1 but CUDA is not usable: {e}");
+            }
+            say(&format!("*** SKIPPED {test}: no usable GPU ({e}) ***"));
+            false
+        }
+    }
+}
+
+#[test]
+fn asking_for_cuda_without_it_is_one_clear_line() {
+    match CudaBackend::new(0, Precision::Fp32) {
+        Ok(b) => {
+            // A GPU is here: ask for a device that is not.
+            let n = cuda::device_count().unwrap();
+            let err = CudaBackend::new(n + 7, Precision::Fp32)
+                .err()
+                .expect("no such device");
+            let msg = err.to_string();
+            assert!(msg.contains("does not exist"), "{msg}");
+            assert!(!msg.contains('\n'), "{msg}");
+            say(&format!(
+                "cuda backend: {}",
+                <CudaBackend as Backend<f32>>::describe(&b)
+            ));
+        }
+        Err(e) => {
+            let msg = e.to_string();
+            assert!(!msg.contains('\n'), "one line: {msg}");
+            assert!(
+                msg.contains("LD_LIBRARY_PATH") || msg.contains("device"),
+                "says what is missing and how to point at it: {msg}"
+            );
+            say(&format!("(no CUDA here, as expected: {msg})"));
+        }
+    }
+    // f64 is refused with a reason, never silently run in f32.
+    if let Ok(b) = CudaBackend::new(0, Precision::Fp32) {
+        let spec = spec(5, 4, Activation::Square, false);
+        let w = Params::<f64>::init(&spec, 1, 0).unwrap().effective();
+        let task = Task::modular(Op::Add, 5).unwrap();
+        let core = CoreSpec {
+            activation: Activation::Square,
+            loss: Loss::CrossEntropy,
+        };
+        let err = Backend::<f64>::evaluate(&b, core, &w, &task.pairs).unwrap_err();
+        assert!(err.to_string().contains("f32"), "{err}");
+    }
+}
+
+fn spec(p: usize, m: usize, activation: Activation, tied: bool) -> ModelSpec {
+    ModelSpec {
+        n_in: p,
+        n_out: p,
+        width: m,
+        activation,
+        tied,
+        embed_dim: None,
+        init_scale: 0.5,
+    }
+}
+
+fn rel_err(a: &[f64], b: &[f64]) -> f64 {
+    let num: f64 = a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum::<f64>();
+    let den: f64 = b.iter().map(|y| y * y).sum::<f64>();
+    (num / den.max(1e-60)).sqrt()
+}
+
+fn to64(v: &[f32]) -> Vec<f64> {
+    v.iter().map(|&x| x as f64).collect()
+}
+
+struct Case {
+    p: usize,
+    m: usize,
+    batch: usize,
+    act: Activation,
+    loss: Loss,
+    fraction: f64,
+    tied: bool,
+}
+
+/// One backend pass against the f64 reference; returns the worst relative error.
+fn check_case(backend: &CudaBackend, c: &Case, seed: u64) -> f64 {
+    let spec = spec(c.p, c.m, c.act, c.tied);
+    // Smaller init for high powers keeps the logits in a sane range.
+    let mut spec = spec;
+    if let Activation::Pow(k) = c.act {
+        spec.init_scale = 0.5f64.powf(k as f64 / 2.0);
+    }
+    let weights = Params::<f32>::init(&spec, c.batch, seed)
+        .unwrap()
+        .effective();
+    let task = Task::modular(Op::Add, c.p).unwrap();
+    let split = Split::new(task.len(), c.fraction, seed).unwrap();
+    let pairs: PairSet = task.pairs.select(&split.train);
+    let core = CoreSpec {
+        activation: c.act,
+        loss: c.loss,
+    };
+    let mut grads = Weights::<f32>::zeros(&spec, c.batch);
+    let stats = backend
+        .loss_and_grad(core, &weights, &pairs, &mut grads)
+        .unwrap();
+    let mut ref_grads = Weights::<f64>::zeros(&spec, c.batch);
+    let ref_stats = reference::loss_and_grad(core, &weights, &pairs, Some(&mut ref_grads));
+    let eval = backend.evaluate(core, &weights, &pairs).unwrap();
+    let mut worst = 0.0f64;
+    for (k, (s, r)) in stats.iter().zip(&ref_stats).enumerate() {
+        worst = worst.max((s.loss - r.loss).abs() / r.loss.abs().max(1e-3));
+        assert_eq!(s.count, r.count);
+        // Rounding can flip a pair whose margin is ~0; allow one in a thousand.
+        let flips = (s.correct as i64 - r.correct as i64).unsigned_abs() as usize;
+        assert!(
+            flips <= r.count / 1000 + 1,
+            "model {k}: correct {} vs {}",
+            s.correct,
+            r.correct
+        );
+        let scale = r.min_margin.abs().max(1.0);
+        worst = worst.max((s.min_margin - r.min_margin).abs() / scale * 1e-2);
+        assert_eq!(
+            eval[k].correct, s.correct,
+            "evaluate and loss_and_grad agree"
+        );
+    }
+    for (g, r) in [
+        (&grads.u, &ref_grads.u),
+        (&grads.v, &ref_grads.v),
+        (&grads.w, &ref_grads.w),
+    ] {
+        worst = worst.max(rel_err(&to64(g), r));
+    }
+    worst
+}
+
+fn cases() -> Vec<Case> {
+    let mut all = Vec::new();
+    let acts = [Activation::Square, Activation::Relu, Activation::Pow(3)];
+    for (p, m, batch) in [
+        (7, 5, 1),
+        (23, 96, 3),
+        (31, 40, 2),
+        (67, 130, 1),
+        (113, 64, 1),
+    ] {
+        for act in acts {
+            for loss in [Loss::CrossEntropy, Loss::Mse] {
+                all.push(Case {
+                    p,
+                    m,
+                    batch,
+                    act,
+                    loss,
+                    fraction: 1.0,
+                    tied: false,
+                });
+            }
+        }
+    }
+    // Splits (pairs not in table order), tied weights, and the wide-output path
+    // (n_out > 128: logits through the chunk buffer and ce_rows).
+    all.push(Case {
+        p: 113,
+        m: 48,
+        batch: 2,
+        act: Activation::Square,
+        loss: Loss::CrossEntropy,
+        fraction: 0.3,
+        tied: true,
+    });
+    all.push(Case {
+        p: 257,
+        m: 32,
+        batch: 1,
+        act: Activation::Relu,
+        loss: Loss::CrossEntropy,
+        fraction: 1.0,
+        tied: false,
+    });
+    all.push(Case {
+        p: 257,
+        m: 24,
+        batch: 1,
+        act: Activation::Square,
+        loss: Loss::Mse,
+        fraction: 0.5,
+        tied: false,
+    });
+    all
+}
+
+fn check_precision(precision: Precision, tol: f64) {
+    let backend = CudaBackend::new(0, precision).expect("GPU probed usable");
+    let mut failures = Vec::new();
+    for (i, c) in cases().iter().enumerate() {
+        let err = check_case(&backend, c, 1000 + i as u64);
+        let line = format!(
+            "{precision} p={} m={} B={} {:?} {:?} frac={} tied={}: rel err {err:.2e}",
+            c.p, c.m, c.batch, c.act, c.loss, c.fraction, c.tied
+        );
+        say(&line);
+        if !(err <= tol) {
+            failures.push(line);
+        }
+    }
+    assert!(failures.is_empty(), "over {tol}:\n{}", failures.join("\n"));
+}
+
+#[test]
+fn fp32_matches_the_f64_reference() {
+    if gpu("fp32_matches_the_f64_reference") {
+        check_precision(Precision::Fp32, 1e-4);
+    }
+}
+
+#[test]
+fn tf32_matches_the_f64_reference() {
+    if gpu("tf32_matches_the_f64_reference") {
+        check_precision(Precision::Tf32, 1e-2);
+    }
+}
+
+#[test]
+fn bf16_matches_the_f64_reference() {
+    if gpu("bf16_matches_the_f64_reference") {
+        check_precision(Precision::Bf16, 5e-2);
+    }
+}
+
+#[test]
+fn chunked_passes_match_single_pass() {
+    if !gpu("chunked_passes_match_single_pass") {
+        return;
+    }
+    let backend = CudaBackend::new(0, Precision::Fp32).unwrap();
+    let c = Case {
+        p: 113,
+        m: 64,
+        batch: 2,
+        act: Activation::Square,
+        loss: Loss::CrossEntropy,
+        fraction: 1.0,
+        tied: false,
+    };
+    let whole = check_case(&backend, &c, 7);
+    // 1 MiB of chunk buffers: ~9 chunks of ~1,400 rows.
+    std::env::set_var("CLOCKWORK_CUDA_CHUNK_MIB", "1");
+    let chunked = check_case(&backend, &c, 7);
+    std::env::remove_var("CLOCKWORK_CUDA_CHUNK_MIB");
+    say(&format!("whole {whole:.2e}, chunked {chunked:.2e}"));
+    assert!(whole <= 1e-4 && chunked <= 1e-4);
+}
+
+#[test]
+fn passes_are_bit_reproducible() {
+    if !gpu("passes_are_bit_reproducible") {
+        return;
+    }
+    let backend = CudaBackend::new(0, Precision::Fp32).unwrap();
+    let spec = spec(61, 200, Activation::Square, false);
+    let weights = Params::<f32>::init(&spec, 2, 3).unwrap().effective();
+    let task = Task::modular(Op::Add, 61).unwrap();
+    let core = CoreSpec {
+        activation: Activation::Square,
+        loss: Loss::CrossEntropy,
+    };
+    let run = || {
+        let mut g = Weights::<f32>::zeros(&spec, 2);
+        let s = backend
+            .loss_and_grad(core, &weights, &task.pairs, &mut g)
+            .unwrap();
+        (s, g)
+    };
+    let (s1, g1) = run();
+    let (s2, g2) = run();
+    assert_eq!(s1, s2);
+    assert_eq!(g1, g2);
+}
+
+// ---------------------------------------------------------------------------------------
+// The device-resident trainer against the CPU trainer.
+
+fn config(p: usize, m: usize, models: usize) -> RunConfig {
+    let mut c = RunConfig::default();
+    c.task.p = p;
+    c.model.width = m;
+    c.models = models;
+    c
+}
+
+fn cpu_curve(config: &RunConfig, steps: u64) -> Vec<(f64, f64)> {
+    let mut t = Trainer::<f32>::from_config(config).unwrap();
+    (0..steps)
+        .map(|_| {
+            let r = t.step().unwrap();
+            (r.train[0].loss, r.reg_loss[0])
+        })
+        .collect()
+}
+
+fn gpu_curve(config: &RunConfig, steps: u64, precision: Precision) -> Vec<(f64, f64)> {
+    let mut t = CudaTrainer::new(config, 0, precision).unwrap();
+    t.run(steps)
+        .unwrap()
+        .iter()
+        .map(|r| (r.train[0].loss, r.reg_loss[0]))
+        .collect()
+}
+
+fn compare_curves(what: &str, cpu: &[(f64, f64)], gpu: &[(f64, f64)], tol: f64) {
+    assert_eq!(cpu.len(), gpu.len(), "{what}: number of steps");
+    let mut worst = (0.0f64, 0usize);
+    for (s, (c, g)) in cpu.iter().zip(gpu).enumerate() {
+        let total_c = c.0 + c.1;
+        let total_g = g.0 + g.1;
+        let e = (total_c - total_g).abs() / total_c.abs().max(1e-6);
+        if e > worst.0 {
+            worst = (e, s);
+        }
+    }
+    say(&format!(
+        "{what}: worst relative loss difference {:.2e} at step {} (cpu {:.6e}, gpu {:.6e} at the end)",
+        worst.0,
+        worst.1,
+        cpu.last().map_or(0.0, |c| c.0),
+        gpu.last().map_or(0.0, |g| g.0)
+    ));
+    assert!(worst.0 <= tol, "{what}: {:.2e} > {tol}", worst.0);
+}
+
+#[test]
+fn trainer_matches_the_cpu_loss_curve_over_2000_steps() {
+    if !gpu("trainer_matches_the_cpu_loss_curve_over_2000_steps") {
+        return;
+    }
+    // The default recipe (GD, lr doubling at 1k, L_{2,3}) at a small size.
+    let mut c = config(31, 64, 1);
+    c.optimizer.lr_milestones = vec![500, 1000, 1500];
+    let steps = 2000;
+    compare_curves(
+        "GD + L23, x², CE",
+        &cpu_curve(&c, steps),
+        &gpu_curve(&c, steps, Precision::Fp32),
+        1e-3,
+    );
+}
+
+#[test]
+fn trainer_matches_cpu_for_every_optimizer_and_regularizer() {
+    if !gpu("trainer_matches_cpu_for_every_optimizer_and_regularizer") {
+        return;
+    }
+    let steps = 300;
+    let mut variants: Vec<(String, RunConfig)> = Vec::new();
+    for reg in [
+        RegularizerKind::None,
+        RegularizerKind::L2,
+        RegularizerKind::L23,
+    ] {
+        for kind in [OptimizerKind::Gd, OptimizerKind::Adamw] {
+            let mut c = config(23, 48, 2);
+            c.train.regularizer = reg;
+            c.train.reg_strength = if reg == RegularizerKind::L2 {
+                1e-2
+            } else {
+                1e-4
+            };
+            c.optimizer.kind = kind;
+            if kind == OptimizerKind::Adamw {
+                c.optimizer.lr = 1e-3;
+                c.optimizer.weight_decay = 1.0;
+                c.optimizer.lr_milestones.clear();
+            }
+            variants.push((format!("{reg:?} {kind:?}"), c));
+        }
+    }
+    let mut c = config(23, 48, 1);
+    c.optimizer.grokfast_lambda = 2.0;
+    c.optimizer.lr = 0.01;
+    variants.push(("grokfast GD".into(), c));
+    let mut c = config(29, 40, 1);
+    c.model.tied = true;
+    c.model.activation = Activation::Relu;
+    c.task.train_fraction = 0.5;
+    c.optimizer.kind = OptimizerKind::Adamw;
+    c.optimizer.lr = 1e-3;
+    c.optimizer.weight_decay = 1.0;
+    variants.push(("tied ReLU AdamW split".into(), c));
+    let mut c = config(23, 48, 1);
+    c.train.loss = Loss::Mse;
+    c.model.activation = Activation::Pow(3);
+    c.model.init_scale = 0.3;
+    c.optimizer.lr = 0.5;
+    c.optimizer.lr_milestones.clear();
+    variants.push(("MSE x³ GD".into(), c));
+    for (what, c) in variants {
+        compare_curves(
+            &what,
+            &cpu_curve(&c, steps),
+            &gpu_curve(&c, steps, Precision::Fp32),
+            1e-3,
+        );
+    }
+}
+
+#[test]
+fn trainer_reports_state_and_evaluation_like_the_cpu() {
+    if !gpu("trainer_reports_state_and_evaluation_like_the_cpu") {
+        return;
+    }
+    let mut c = config(23, 48, 2);
+    c.task.train_fraction = 0.6;
+    c.optimizer.kind = OptimizerKind::Adamw;
+    c.optimizer.lr = 1e-3;
+    c.optimizer.weight_decay = 0.5;
+    c.optimizer.lr_milestones.clear();
+    let mut cpu = Trainer::<f32>::from_config(&c).unwrap();
+    let mut gpu = CudaTrainer::new(&c, 0, Precision::Fp32).unwrap();
+    gpu.set_read_every(7).unwrap();
+    for _ in 0..20 {
+        cpu.step().unwrap();
+    }
+    let reports = gpu.run(20).unwrap();
+    assert_eq!(reports.len(), 20);
+    assert_eq!(reports[19].step, 19);
+    assert_eq!(gpu.steps_done(), 20);
+    let (ce, ge) = (cpu.evaluate().unwrap(), gpu.evaluate().unwrap());
+    let close = |a: &[PassStats], b: &[PassStats]| {
+        a.iter()
+            .zip(b)
+            .all(|(x, y)| (x.loss - y.loss).abs() <= 1e-4 * x.loss.abs().max(1e-3))
+    };
+    assert!(
+        close(&ce.train, &ge.train),
+        "{:?} vs {:?}",
+        ce.train,
+        ge.train
+    );
+    assert!(close(ce.test.as_ref().unwrap(), ge.test.as_ref().unwrap()));
+    // State: same layout as the CPU trainer's, and a round trip continues identically.
+    let cs = cpu.state();
+    let gs = gpu.state().unwrap();
+    assert_eq!(gs.step, cs.step);
+    assert_eq!(gs.params.len(), cs.params.len());
+    assert_eq!(gs.adam_m.len(), cs.adam_m.len());
+    let rel = rel_err(&to64(&gs.params), &to64(&cs.params));
+    assert!(rel < 1e-4, "params differ by {rel}");
+    let next = gpu.run(5).unwrap();
+    gpu.restore(gs).unwrap();
+    let again = gpu.run(5).unwrap();
+    assert_eq!(next, again, "restore continues bit-identically");
+}
+
+#[test]
+fn divergence_stops_at_the_same_step_as_the_cpu() {
+    if !gpu("divergence_stops_at_the_same_step_as_the_cpu") {
+        return;
+    }
+    let mut c = config(11, 16, 1);
+    c.optimizer.lr = 1e4;
+    c.optimizer.lr_milestones.clear();
+    let mut cpu = Trainer::<f32>::from_config(&c).unwrap();
+    let cpu_err = (0..200).find_map(|_| cpu.step().err());
+    let mut gpu = CudaTrainer::new(&c, 0, Precision::Fp32).unwrap();
+    let gpu_err = gpu.run(200).err();
+    match (cpu_err, gpu_err) {
+        (
+            Some(Error::Diverged {
+                step: a, model: ma, ..
+            }),
+            Some(Error::Diverged {
+                step: b, model: mb, ..
+            }),
+        ) => {
+            assert_eq!((a, ma), (b, mb));
+            assert_eq!(gpu.steps_done(), b);
+        }
+        other => panic!("expected both to diverge: {other:?}"),
+    }
+}
