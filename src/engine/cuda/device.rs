@@ -126,8 +126,8 @@ impl Gpu {
 
     /// The kernels' idea of the parameter structs' sizes must match ours.
     fn check_param_layout(&self) -> Result<()> {
-        let mut out = self.alloc::<i32>(8)?;
-        let p = self.ptr(&mut out);
+        let out = self.alloc::<i32>(8)?;
+        let p = self.ptr(&out);
         let f = self.func("cw_param_sizes");
         let mut b = self.stream.launch_builder(f);
         b.arg(&p);

@@ -534,7 +534,7 @@ impl CudaTrainer {
 
     /// Device layout [u (B·p·m) | v (B·p·m, untied) | w (B·n_out·m)] → Params order
     /// (per model: u, v, w).
-    fn to_param_order(&self, dev: &[f32]) -> Vec<f32> {
+    fn device_to_param_order(&self, dev: &[f32]) -> Vec<f32> {
         let d = self.dims;
         let (e, o, b) = (d.emb_len(), d.w_len(), d.batch);
         let tensors = if self.tied { 1 } else { 2 };
@@ -548,7 +548,7 @@ impl CudaTrainer {
         out
     }
 
-    fn from_param_order(&self, host: &[f32]) -> Vec<f32> {
+    fn param_order_to_device(&self, host: &[f32]) -> Vec<f32> {
         let d = self.dims;
         let (e, o, b) = (d.emb_len(), d.w_len(), d.batch);
         let tensors = if self.tied { 1 } else { 2 };
@@ -581,14 +581,14 @@ impl CudaTrainer {
         let ema = self.config.optimizer.grokfast_lambda > 0.0 && ctl_words[ctl::EMA_READY] != 0;
         let opt = |on: bool, buf: &CudaSlice<f32>| -> Result<Vec<f32>> {
             Ok(if on {
-                self.to_param_order(&self.gpu.download(buf)?)
+                self.device_to_param_order(&self.gpu.download(buf)?)
             } else {
                 Vec::new()
             })
         };
         Ok(TrainerState {
             step: ctl_words[ctl::STEP],
-            params: self.to_param_order(&self.params_device_order()?),
+            params: self.device_to_param_order(&self.params_device_order()?),
             adam_m: opt(adam, &self.adam_m)?,
             adam_v: opt(adam, &self.adam_v)?,
             grokfast_ema: opt(ema, &self.ema)?,
@@ -610,7 +610,7 @@ impl CudaTrainer {
                 got: format!("{} parameters", state.params.len()),
             });
         }
-        let dev = self.from_param_order(&state.params);
+        let dev = self.param_order_to_device(&state.params);
         let e = self.dims.batch * self.dims.emb_len();
         self.gpu.upload(&dev[..e], &mut self.params.u)?;
         let rest = if self.tied {
@@ -626,7 +626,7 @@ impl CudaTrainer {
             if host.is_empty() {
                 vec![0.0; n]
             } else {
-                self.from_param_order(host)
+                self.param_order_to_device(host)
             }
         };
         let (m, v, ema) = (
@@ -648,6 +648,20 @@ impl CudaTrainer {
         self.gpu.sync()?;
         self.step = state.step;
         Ok(())
+    }
+
+    /// (free, total) bytes of device memory as the driver reports them now.
+    pub fn device_memory(&self) -> Result<(usize, usize)> {
+        self.gpu
+            .stream
+            .context()
+            .mem_get_info()
+            .map_err(super::device::driver_err("cuMemGetInfo"))
+    }
+
+    /// Waits for everything queued so far (for timing).
+    pub fn synchronize(&self) -> Result<()> {
+        self.gpu.sync()
     }
 
     /// Steps taken so far.

@@ -1,0 +1,99 @@
+//! `cargo bench --bench cuda_step [-- FILTER...]`: the device-resident training step
+//! (CudaTrainer: one CUDA graph per step, metrics read back once per timed run) on the
+//! issue's shapes, in every precision. Prints a table: µs per step, model-steps/s and
+//! effective TFLOP/s = 6·p²·m·n_out·B / step time (shared/theory.md §1), plus the device
+//! memory in use. Without a usable GPU it prints "no CUDA device: skipped" and exits 0.
+//!
+//! FILTER words select rows by substring of their label, e.g. `p113` or `tf32`.
+
+use clockwork::engine::cuda::{self, CudaTrainer, Precision};
+use clockwork::prelude::*;
+use std::time::Instant;
+
+struct Shape {
+    p: usize,
+    m: usize,
+    batch: usize,
+    /// Timed steps (one read-back at the end).
+    steps: u64,
+    precisions: &'static [Precision],
+}
+
+const SHAPES: [Shape; 3] = [
+    Shape {
+        p: 113,
+        m: 512,
+        batch: 1,
+        steps: 2000,
+        precisions: &Precision::ALL,
+    },
+    Shape {
+        p: 23,
+        m: 96,
+        batch: 1024,
+        steps: 500,
+        precisions: &Precision::ALL,
+    },
+    Shape {
+        p: 1009,
+        m: 4032,
+        batch: 1,
+        steps: 3,
+        precisions: &Precision::ALL,
+    },
+];
+
+fn main() {
+    if let Err(e) = cuda::probe(0) {
+        println!("no CUDA device: skipped ({e})");
+        return;
+    }
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    println!(
+        "{:<28} {:>12} {:>16} {:>10} {:>12}",
+        "shape", "µs/step", "model-steps/s", "TFLOP/s", "GPU mem MiB"
+    );
+    for s in &SHAPES {
+        for &precision in s.precisions {
+            let label = format!("p{}_m{}_B{}_{precision}", s.p, s.m, s.batch);
+            if !filters.is_empty() && !filters.iter().any(|f| label.contains(f.as_str())) {
+                continue;
+            }
+            match bench(s, precision) {
+                Ok((us, mem)) => {
+                    let flops = 6.0 * (s.p * s.p * s.m * s.p * s.batch) as f64;
+                    println!(
+                        "{label:<28} {us:>12.1} {:>16.0} {:>10.2} {:>12}",
+                        s.batch as f64 / (us * 1e-6),
+                        flops / (us * 1e-6) / 1e12,
+                        mem >> 20
+                    );
+                }
+                Err(e) => println!("{label:<28} failed: {e}"),
+            }
+        }
+    }
+}
+
+/// (µs per step, device bytes in use, device-wide, after the run).
+fn bench(s: &Shape, precision: Precision) -> Result<(f64, usize)> {
+    let mut config = RunConfig::default();
+    config.task.p = s.p;
+    config.model.width = s.m;
+    config.models = s.batch;
+    config.device = "cuda:0".into();
+    // A small lr keeps the work per step stable; no milestones.
+    config.optimizer.lr = 1e-4;
+    config.optimizer.lr_milestones.clear();
+    let mut t = CudaTrainer::new(&config, 0, precision)?;
+    t.set_read_every(s.steps as usize)?;
+    t.run(s.steps.min(3))?; // capture the graph, warm up
+    let start = Instant::now();
+    t.run(s.steps)?;
+    let secs = start.elapsed().as_secs_f64();
+    let (free, total) = t.device_memory()?;
+    Ok((secs * 1e6 / s.steps as f64, total - free))
+}
