@@ -206,7 +206,9 @@ __device__ __forceinline__ double warp_sum_d(double x) {
 }
 
 // ---------------------------------------------------------------------------------------
-// Tensor-core helpers (inline PTX; sm_80+).
+// Tensor-core helpers (inline PTX; sm_80+). Left out of the host-side emulation of the
+// fp32 path (kernels/emulate/), which has no PTX.
+#ifndef CW_HOST_EMULATION
 
 __device__ __forceinline__ u32 to_tf32(float x) {
     u32 r;
@@ -238,6 +240,8 @@ __device__ __forceinline__ void mma_bf16(float (&d)[4], u32 a0, u32 a1, u32 a2, 
         : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
         : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
 }
+
+#endif  // CW_HOST_EMULATION
 
 // Value as stored in shared memory: TF32 operands are rounded once, at the store.
 __device__ __forceinline__ float smem_value(float x) {

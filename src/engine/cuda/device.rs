@@ -300,7 +300,8 @@ impl Plan {
             .unwrap_or(DEFAULT_CHUNK_MIB)
             << 20;
         let per_row = 4 * d.batch * (d.n_out + d.m);
-        let mut chunk_rows = (budget / per_row.max(1)).max(FWD_BM);
+        // gridDim.y of the row-tiled kernels is at most 65535 tiles of 64 rows.
+        let mut chunk_rows = (budget / per_row.max(1)).clamp(FWD_BM, 65535 * FWD_BM);
         if chunk_rows < n_pairs {
             chunk_rows -= chunk_rows % FWD_BM;
         } else {
@@ -479,6 +480,13 @@ pub(crate) fn enqueue_pass(
 ) -> Result<()> {
     let d = ws.dims;
     let plan = ws.plan;
+    if d.batch > 65535 {
+        return Err(Error::config(
+            "models",
+            d.batch,
+            "the CUDA kernels take at most 65535 models per batch (gridDim.z)",
+        ));
+    }
     debug_assert_eq!(pairs.len, plan.n_pairs);
     debug_assert_eq!(pairs.chunk_rows, plan.chunk_rows);
     let (act, act_k) = act_code(core.activation);
