@@ -1,0 +1,633 @@
+//! Where a [`RunConfig`] comes from: named presets for the setups of the seed material,
+//! TOML files merged over them, and `section.key=value` overrides.
+//!
+//! Resolution order (what the `train` binary does, and what any other front end should
+//! do through [`resolve`]): a preset (default: `default`) → a TOML file, merged key by key
+//! over the preset so it can set just a few keys → overrides, in order. Every step checks
+//! keys against the schema (the keys of [`RunConfig::default`]) and names the offending
+//! key; the result is validated with [`RunConfig::validate`].
+//!
+//! [`KEY_DOCS`] documents every key; [`key_reference`] renders it with the defaults
+//! (taken from `RunConfig::default()` serialized, so the list never goes stale).
+
+use crate::config::{OptimizerKind, RegularizerKind, RunConfig};
+use crate::engine::Loss;
+use crate::error::{Error, Result};
+use crate::model::Activation;
+use serde::Deserialize;
+use std::path::Path;
+
+/// The presets: name and one-line description (with its source).
+pub const PRESETS: &[(&str, &str)] = &[
+    (
+        "default",
+        "a+b mod 31, x², width 240 = 8(p−1), GD lr 0.05 doubled at 1k..10k, L_{2,3} 1e-4, 40k \
+         steps: the blog recipe (seed 000) at a size that runs in about a minute on 2 cores; \
+         100% accuracy within ~2k steps, then γ/γ* → 1",
+    ),
+    (
+        "blog-x2",
+        "seed 000 (margin-maximization blog), x²: a+b mod 71, width 500, full table, GD lr \
+         0.05 doubled at steps 1k, 2k, ..., 10k, L_{2,3} 1e-4, 40k steps",
+    ),
+    (
+        "blog-relu",
+        "seed 000, ReLU: as blog-x2 with σ = ReLU (the blog's ReLU figure; same L_{2,3} 1e-4 \
+         as theory.md §3). γ* does not apply to ReLU",
+    ),
+    (
+        "nanda",
+        "Nanda et al. (progress measures) hyperparameters on this MLP: a+b mod 113, train \
+         fraction 0.3, AdamW lr 1e-3, weight decay 1, betas (0.9, 0.98), full batch, CE, no \
+         other regularizer, 40k steps; ReLU width 512 stands in for their 1-layer \
+         transformer (our choice, not theirs)",
+    ),
+    (
+        "explainer",
+        "seed 003 (PAIR grokking explainer) main model, from its training colab: a+b mod 67, \
+         tied ReLU MLP with 24 neurons over a factored tied embedding of size 500, train \
+         fraction 0.4, AdamW lr 1e-3, weight decay 1, betas (0.9, 0.98), full batch, 50k steps",
+    ),
+    (
+        "gromov-mse",
+        "Gromov (2023), 'Grokking modular arithmetic': x², MSE loss against one-hot, plain \
+         full-batch GD with no regularization, a+b mod 97, width 512 (≥ 200, where the \
+         analytic solution is 100% accurate), train fraction 0.5, 20k steps",
+    ),
+];
+
+/// The names of the presets, comma-separated (for error messages).
+pub fn preset_names() -> String {
+    PRESETS
+        .iter()
+        .map(|(n, _)| *n)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The config of a named preset.
+///
+/// Notes on fidelity (where a source's setup cannot be copied exactly):
+/// - `explainer`: the colab trains on a random 40% of the unordered pairs a ≤ b; here the
+///   split is over all ordered pairs. Its cross-entropy is also averaged over classes
+///   (÷67), which only rescales the gradient Adam normalizes away. Its embedding init is
+///   VarianceScaling(2) (std √(2/67) ≈ 0.17), hence `init_scale = 0.17`.
+/// - `nanda`: Nanda et al. train a one-layer transformer; the optimizer, split and
+///   modulus are theirs, the model is this engine's MLP (width 512 is our choice).
+/// - `gromov-mse`: Gromov's f carries an explicit 1/(D·N) factor; here the scale lives in
+///   the initialization and learning rate instead.
+pub fn preset(name: &str) -> Result<RunConfig> {
+    let mut c = RunConfig::default();
+    match name {
+        "default" => {}
+        "blog-x2" | "blog-relu" => {
+            c.task.p = 71;
+            c.model.width = 500;
+            if name == "blog-relu" {
+                c.model.activation = Activation::Relu;
+            }
+            // Optimizer (GD, 0.05 ×2 at 1k..10k), L_{2,3} 1e-4 and 40k steps are the
+            // default's, which is this recipe.
+            c.train.eval_every = 500;
+        }
+        "nanda" => {
+            c.task.p = 113;
+            c.task.train_fraction = 0.3;
+            c.model.width = 512;
+            c.model.activation = Activation::Relu;
+            c.train.regularizer = RegularizerKind::None;
+            c.train.reg_strength = 0.0;
+            c.train.steps = 40_000;
+            c.train.eval_every = 250;
+            adamw(&mut c, 1e-3, 1.0);
+        }
+        "explainer" => {
+            c.task.p = 67;
+            c.task.train_fraction = 0.4;
+            c.model.width = 24;
+            c.model.activation = Activation::Relu;
+            c.model.tied = true;
+            c.model.embed_dim = 500;
+            c.model.init_scale = 0.17;
+            c.train.regularizer = RegularizerKind::None;
+            c.train.reg_strength = 0.0;
+            c.train.steps = 50_000;
+            c.train.eval_every = 250;
+            adamw(&mut c, 1e-3, 1.0);
+        }
+        "gromov-mse" => {
+            c.task.p = 97;
+            c.task.train_fraction = 0.5;
+            c.model.width = 512;
+            c.model.activation = Activation::Square;
+            c.model.init_scale = 0.5;
+            c.train.loss = Loss::Mse;
+            c.train.regularizer = RegularizerKind::None;
+            c.train.reg_strength = 0.0;
+            c.train.steps = 20_000;
+            c.train.eval_every = 250;
+            c.optimizer.kind = OptimizerKind::Gd;
+            c.optimizer.lr = GROMOV_LR;
+            c.optimizer.lr_milestones = Vec::new();
+        }
+        _ => {
+            return Err(Error::config(
+                "preset",
+                name,
+                format!("unknown preset; expected one of {}", preset_names()),
+            ))
+        }
+    }
+    Ok(c)
+}
+
+/// Learning rate of the `gromov-mse` preset (MSE gradients are ~1/p of CE's).
+const GROMOV_LR: f64 = 50.0;
+
+fn adamw(c: &mut RunConfig, lr: f64, weight_decay: f64) {
+    c.optimizer.kind = OptimizerKind::Adamw;
+    c.optimizer.lr = lr;
+    c.optimizer.lr_milestones = Vec::new();
+    c.optimizer.lr_factor = 1.0;
+    c.optimizer.weight_decay = weight_decay;
+    c.optimizer.beta1 = 0.9;
+    c.optimizer.beta2 = 0.98;
+}
+
+/// What every config key means (dotted names; top-level keys have no section).
+pub const KEY_DOCS: &[(&str, &str)] = &[
+    (
+        "seed",
+        "seed of the initialization and of the train/test split",
+    ),
+    (
+        "dtype",
+        "element type: f32 (fast) or f64 (reference precision)",
+    ),
+    (
+        "models",
+        "number of independent models trained together (model k uses stream k of the seed)",
+    ),
+    ("device", "cpu, cuda or cuda:N"),
+    ("threads", "CPU worker threads (0 = all cores)"),
+    (
+        "task.op",
+        "the table: add, sub, mul, div (mul/div need p prime) or quad",
+    ),
+    ("task.p", "the modulus (inputs and labels are 0..p-1)"),
+    (
+        "task.train_fraction",
+        "fraction of the p² pairs trained on, in (0, 1]; the rest is the test set",
+    ),
+    ("model.width", "hidden neurons m"),
+    ("model.activation", "σ: square (x²), relu or powK (x^K)"),
+    ("model.tied", "tied embeddings: v_i = u_i"),
+    (
+        "model.embed_dim",
+        "factored embedding dimension d, U = (E·P_u)ᵀ etc. (0 = not factored)",
+    ),
+    (
+        "model.init_scale",
+        "std of the Gaussian init of U, V, W (of E when factored)",
+    ),
+    ("train.loss", "cross_entropy or mse (against one-hot)"),
+    (
+        "train.regularizer",
+        "none, l2 ((λ/2)Σ‖·‖²) or l23 (λ Σ_i (‖u_i‖²+‖v_i‖²+‖w_i‖²)^{3/2})",
+    ),
+    ("train.reg_strength", "λ of the regularizer"),
+    ("train.steps", "full-batch steps to take"),
+    (
+        "train.eval_every",
+        "evaluate (loss, accuracy, margin) and log to metrics.jsonl every N steps",
+    ),
+    (
+        "train.checkpoint_every",
+        "write a checkpoint every N steps (0 = only at the end)",
+    ),
+    (
+        "optimizer.kind",
+        "gd (full-batch gradient descent) or adamw",
+    ),
+    ("optimizer.lr", "learning rate"),
+    (
+        "optimizer.lr_milestones",
+        "steps at which the learning rate is multiplied by lr_factor",
+    ),
+    (
+        "optimizer.lr_factor",
+        "learning-rate multiplier at each milestone",
+    ),
+    ("optimizer.beta1", "AdamW β1"),
+    ("optimizer.beta2", "AdamW β2"),
+    ("optimizer.eps", "AdamW ε"),
+    (
+        "optimizer.weight_decay",
+        "AdamW decoupled weight decay (θ ← θ·(1 − lr·wd))",
+    ),
+    ("optimizer.grokfast_alpha", "Grokfast EMA factor α"),
+    (
+        "optimizer.grokfast_lambda",
+        "Grokfast amplification λ (0 = filter off)",
+    ),
+];
+
+/// The schema: `RunConfig::default()` as a TOML table.
+fn schema() -> toml::Table {
+    match toml::Value::try_from(RunConfig::default()).expect("a RunConfig serializes") {
+        toml::Value::Table(t) => t,
+        _ => unreachable!("a struct serializes to a table"),
+    }
+}
+
+/// Every config key (dotted) with its default value, in the order of `config.toml`
+/// (the structs' field order: top-level keys, then `[task]`, `[model]`, `[train]`,
+/// `[optimizer]`).
+pub fn keys_with_defaults() -> Vec<(String, toml::Value)> {
+    let schema = schema();
+    let lookup = |key: &str| -> Option<toml::Value> {
+        match key.split_once('.') {
+            None => schema.get(key).cloned(),
+            Some((s, k)) => schema.get(s).and_then(|t| t.get(k)).cloned(),
+        }
+    };
+    let mut out: Vec<(String, toml::Value)> = Vec::new();
+    let mut section = String::new();
+    for line in RunConfig::default().to_toml().lines() {
+        let line = line.trim();
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            section = format!("{name}.");
+        } else if let Some((key, _)) = line.split_once(" = ") {
+            let key = format!("{section}{}", key.trim());
+            if let Some(v) = lookup(&key) {
+                out.push((key, v));
+            }
+        }
+    }
+    // Anything the text walk missed (it should miss nothing), in table order.
+    for (k, v) in &schema {
+        let mut add = |key: String, v: &toml::Value| {
+            if !out.iter().any(|(x, _)| *x == key) {
+                out.push((key, v.clone()));
+            }
+        };
+        match v {
+            toml::Value::Table(t) => t.iter().for_each(|(n, v)| add(format!("{k}.{n}"), v)),
+            v => add(k.clone(), v),
+        }
+    }
+    out
+}
+
+/// A default value as written in the help (floats in Rust's shortest form: 1e-8).
+fn show_value(v: &toml::Value) -> String {
+    match v {
+        toml::Value::Float(x) => format!("{x:?}"),
+        v => v.to_string(),
+    }
+}
+
+/// The meaning of a key, if documented.
+pub fn key_doc(key: &str) -> Option<&'static str> {
+    KEY_DOCS.iter().find(|(k, _)| *k == key).map(|(_, d)| *d)
+}
+
+/// A help text listing every key, its default and its meaning.
+pub fn key_reference() -> String {
+    let keys = keys_with_defaults();
+    let cells: Vec<String> = keys
+        .iter()
+        .map(|(k, v)| format!("{k} = {}", show_value(v)))
+        .collect();
+    let width = cells
+        .iter()
+        .map(|c| c.chars().count())
+        .filter(|&n| n <= 36)
+        .max()
+        .unwrap_or(0);
+    let mut out = String::new();
+    for ((key, _), cell) in keys.iter().zip(&cells) {
+        let doc = key_doc(key).unwrap_or("");
+        let pad = width.saturating_sub(cell.chars().count());
+        if cell.chars().count() > width {
+            out.push_str(&format!("  {cell}\n  {:width$}  {doc}\n", ""));
+        } else {
+            out.push_str(&format!("  {cell}{:pad$}  {doc}\n", ""));
+        }
+    }
+    out
+}
+
+/// Where a key lives in the schema, or an error naming the valid keys nearby.
+fn check_key<'a>(schema: &'a toml::Table, key: &str) -> Result<&'a toml::Value> {
+    let top_keys = || {
+        schema
+            .iter()
+            .filter(|(_, v)| !v.is_table())
+            .map(|(k, _)| k.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let sections = || {
+        schema
+            .iter()
+            .filter(|(_, v)| v.is_table())
+            .map(|(k, _)| k.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let unknown = |reason: String| Error::InvalidConfig {
+        key: "key".into(),
+        value: key.into(),
+        reason,
+    };
+    match key.split_once('.') {
+        None => match schema.get(key) {
+            Some(toml::Value::Table(t)) => Err(unknown(format!(
+                "[{key}] is a section; set one of its keys ({})",
+                t.keys()
+                    .map(|k| format!("{key}.{k}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
+            Some(v) => Ok(v),
+            None => Err(unknown(format!(
+                "unknown key; top-level keys are {}, and sections {} (write section.key)",
+                top_keys(),
+                sections()
+            ))),
+        },
+        Some((section, name)) => match schema.get(section) {
+            Some(toml::Value::Table(t)) => t.get(name).ok_or_else(|| {
+                unknown(format!(
+                    "unknown key in [{section}]; its keys are {}",
+                    t.keys().cloned().collect::<Vec<_>>().join(", ")
+                ))
+            }),
+            _ => Err(unknown(format!(
+                "unknown section '{section}'; sections are {}, top-level keys {}",
+                sections(),
+                top_keys()
+            ))),
+        },
+    }
+}
+
+/// Parses an override value as TOML (`[1, 2]`, `1e-3`, `true`, `"x"`), falling back to
+/// a plain string for a bare word that is not TOML.
+fn parse_value(raw: &str) -> Option<toml::Value> {
+    let wrapped = format!("v = {raw}");
+    toml::from_str::<toml::Table>(&wrapped)
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+}
+
+/// Coerces an override's value to the type the schema has for its key.
+fn coerce(key: &str, raw: &str, like: &toml::Value) -> Result<toml::Value> {
+    let parsed = parse_value(raw);
+    let bad = |what: &str| Error::config(key, raw, format!("expected {what}"));
+    Ok(match like {
+        toml::Value::String(_) => match parsed {
+            Some(toml::Value::String(s)) => toml::Value::String(s),
+            _ => toml::Value::String(raw.to_string()),
+        },
+        toml::Value::Integer(_) => match parsed {
+            Some(toml::Value::Integer(i)) => toml::Value::Integer(i),
+            _ => return Err(bad("an integer")),
+        },
+        toml::Value::Float(_) => match parsed {
+            Some(toml::Value::Float(x)) => toml::Value::Float(x),
+            Some(toml::Value::Integer(i)) => toml::Value::Float(i as f64),
+            _ => return Err(bad("a number (nan and inf are written nan, inf)")),
+        },
+        toml::Value::Boolean(_) => match parsed {
+            Some(toml::Value::Boolean(b)) => toml::Value::Boolean(b),
+            _ => return Err(bad("true or false")),
+        },
+        toml::Value::Array(_) => match parsed {
+            Some(v @ toml::Value::Array(_)) => v,
+            _ => return Err(bad("an array, e.g. [1000, 2000]")),
+        },
+        _ => parsed.ok_or_else(|| bad("a TOML value"))?,
+    })
+}
+
+/// Sets `key` (dotted) in a config table.
+fn set_key(table: &mut toml::Table, key: &str, value: toml::Value) {
+    match key.split_once('.') {
+        None => {
+            table.insert(key.to_string(), value);
+        }
+        Some((section, name)) => {
+            let entry = table
+                .entry(section.to_string())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            if let toml::Value::Table(t) = entry {
+                t.insert(name.to_string(), value);
+            }
+        }
+    }
+}
+
+/// Merges `over` into `base` key by key (tables recursively).
+fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (k, v) in over {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
+/// Deserializes a table into a config without validating it.
+fn from_table(table: &toml::Table) -> std::result::Result<RunConfig, String> {
+    RunConfig::deserialize(toml::Value::Table(table.clone()))
+        .map_err(|e| e.to_string().trim().replace('\n', " "))
+}
+
+/// Turns toml's multi-line error report into `line L, column C: message`.
+fn compact_toml_error(e: &toml::de::Error, text: &str) -> String {
+    let message = e.message().trim().replace('\n', " ");
+    match e.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            format!("line {line}, column {column}: {message}")
+        }
+        None => message,
+    }
+}
+
+/// Reads a TOML config file as a table of overrides, checking its syntax and its keys
+/// (both reported with the line).
+pub fn read_config_file(path: &Path) -> Result<toml::Table> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
+        path: path.into(),
+        source: e,
+    })?;
+    let bad = |reason: String| Error::BadFile {
+        path: path.into(),
+        reason,
+    };
+    let table: toml::Table =
+        toml::from_str(&text).map_err(|e| bad(compact_toml_error(&e, &text)))?;
+    // Keys and types: deserializing the file alone (every section has defaults) reports
+    // an unknown key or a wrong type with its line.
+    if let Err(e) = toml::from_str::<RunConfig>(&text) {
+        return Err(bad(compact_toml_error(&e, &text)));
+    }
+    Ok(table)
+}
+
+/// An override `key=value` as given on the command line.
+pub fn parse_assignment(s: &str) -> Result<(String, String)> {
+    let (k, v) = s.split_once('=').ok_or_else(|| {
+        Error::config(
+            "--set",
+            s,
+            "expected section.key=value (e.g. task.p=23; top-level keys have no section)",
+        )
+    })?;
+    Ok((k.trim().to_string(), v.trim().to_string()))
+}
+
+/// Resolves a config: `preset` → `file` (merged over it) → `overrides` (`key`, raw
+/// value; applied in order), then validates it.
+pub fn resolve(
+    preset_name: &str,
+    file: Option<&Path>,
+    overrides: &[(String, String)],
+) -> Result<RunConfig> {
+    let base = preset(preset_name)?;
+    let mut table = match toml::Value::try_from(&base).expect("a RunConfig serializes") {
+        toml::Value::Table(t) => t,
+        _ => unreachable!("a struct serializes to a table"),
+    };
+    if let Some(path) = file {
+        let over = read_config_file(path)?;
+        merge(&mut table, over);
+        from_table(&table).map_err(|e| Error::BadFile {
+            path: path.into(),
+            reason: e,
+        })?;
+    }
+    let schema = schema();
+    for (key, raw) in overrides {
+        let like = check_key(&schema, key)?;
+        let value = coerce(key, raw, like)?;
+        set_key(&mut table, key, value);
+        from_table(&table).map_err(|e| Error::config(key, raw, e))?;
+    }
+    let config = from_table(&table).map_err(|e| Error::config("config", "TOML", e))?;
+    config.validate()?;
+    Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_is_documented_and_every_doc_is_a_key() {
+        let keys: Vec<String> = keys_with_defaults().into_iter().map(|(k, _)| k).collect();
+        for k in &keys {
+            assert!(key_doc(k).is_some(), "config key '{k}' has no description");
+        }
+        for (k, _) in KEY_DOCS {
+            assert!(
+                keys.iter().any(|x| x == k),
+                "KEY_DOCS names '{k}', not a key"
+            );
+        }
+        let reference = key_reference();
+        for k in &keys {
+            assert!(reference.contains(k.as_str()), "{k} missing from the help");
+        }
+    }
+
+    #[test]
+    fn every_preset_is_valid_and_listed() {
+        for (name, _) in PRESETS {
+            let c = preset(name).unwrap();
+            c.validate()
+                .unwrap_or_else(|e| panic!("preset {name}: {e}"));
+        }
+        assert_eq!(preset("default").unwrap(), RunConfig::default());
+        let e = preset("blog").unwrap_err().to_string();
+        assert!(e.contains("blog") && e.contains("blog-x2"), "{e}");
+    }
+
+    #[test]
+    fn overrides_parse_as_toml_values_and_are_type_checked() {
+        let set = |k: &str, v: &str| (k.to_string(), v.to_string());
+        let c = resolve(
+            "blog-x2",
+            None,
+            &[
+                set("optimizer.lr_milestones", "[100, 200]"),
+                set("model.activation", "relu"),
+                set("optimizer.lr", "1"),
+                set("seed", "7"),
+                set("device", "cpu"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.optimizer.lr_milestones, vec![100, 200]);
+        assert_eq!(c.model.activation, Activation::Relu);
+        assert_eq!(c.optimizer.lr, 1.0);
+        assert_eq!(c.seed, 7);
+        assert_eq!(c.task.p, 71);
+
+        let e = resolve("default", None, &[set("model.widht", "3")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("model.widht") && e.contains("width"), "{e}");
+        let e = resolve("default", None, &[set("modle.width", "3")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("modle") && e.contains("model"), "{e}");
+        let e = resolve("default", None, &[set("task.p", "abc")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("task.p = abc"), "{e}");
+        let e = resolve("default", None, &[set("task.op", "pow")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("task.op = pow"), "{e}");
+        let e = resolve("default", None, &[set("optimizer.lr", "nan")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("optimizer.lr = NaN"), "{e}");
+    }
+
+    #[test]
+    fn a_file_sets_only_its_keys_over_the_preset() {
+        let dir = std::env::temp_dir().join(format!("clockwork-presets-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("run.toml");
+        std::fs::write(&path, "seed = 3\n[model]\nwidth = 64\n").unwrap();
+        let c = resolve(
+            "explainer",
+            Some(&path),
+            &[("train.steps".into(), "10".into())],
+        )
+        .unwrap();
+        assert_eq!((c.seed, c.model.width, c.train.steps), (3, 64, 10));
+        assert_eq!((c.task.p, c.model.embed_dim), (67, 500));
+
+        std::fs::write(&path, "[model]\nwidth = 64\nwidht = 3\n").unwrap();
+        let e = resolve("default", Some(&path), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 3") && e.contains("widht"), "{e}");
+        std::fs::write(&path, "[model]\nwidth = = 64\n").unwrap();
+        let e = resolve("default", Some(&path), &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 2"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
