@@ -16,6 +16,7 @@
 //! # Ok::<(), clockwork::Error>(())
 //! ```
 
+pub mod analysis;
 pub mod checkpoint;
 pub mod config;
 pub mod engine;

@@ -1,0 +1,157 @@
+//! Progress measures over training: how concentrated each neuron's spectrum is, whether
+//! the frequency a neuron ends on was already favoured at initialization (the "lottery"
+//! view), and when a split run memorizes and then generalizes.
+
+use super::fourier::{dominant, ModelSpectra, Part};
+use super::summary::NeuronFeatures;
+use serde::{Deserialize, Serialize};
+
+/// Inverse participation ratio `Σ P_k² / (Σ P_k)²` of a power vector: 1 when all power is
+/// at one frequency, `1/n` when spread evenly over n. A zero vector gives 0.
+pub fn ipr(power: &[f64]) -> f64 {
+    let total: f64 = power.iter().sum();
+    if total > 0.0 {
+        power.iter().map(|x| x * x).sum::<f64>() / (total * total)
+    } else {
+        0.0
+    }
+}
+
+/// Alignment of neuron `i` at frequency `k`: `|Re(û_k · v̂_k · conj(ŵ_k))|`
+/// = `|û_k|·|v̂_k|·|ŵ_k|·|cos(θu + θv − θw)|`.
+///
+/// Why this quantity: for σ = x² the part of `h_i(a,b)` that depends on a + b is
+/// `2·u_i[a]·v_i[b]`, and its overlap with the output `w_i[c]` along the correct answer
+/// c = a + b at frequency k is proportional to `Re(û_k v̂_k conj(ŵ_k))`. So the score is
+/// how much a neuron at initialization already pushes (either sign) the logit of the
+/// right answer through frequency k: power-weighted phase alignment.
+pub fn alignment(spectra: &ModelSpectra, i: usize, k: usize) -> f64 {
+    let u = spectra.coef(i, Part::U)[k];
+    let v = spectra.coef(i, Part::V)[k];
+    let w = spectra.coef(i, Part::W)[k];
+    (u * v * w.conj()).re.abs()
+}
+
+/// The frequency (k ≥ 1) of largest [`alignment`]; ties go to the lower frequency.
+pub fn best_aligned(spectra: &ModelSpectra, i: usize) -> usize {
+    let mut best = 1;
+    let mut best_score = f64::NEG_INFINITY;
+    for k in 1..spectra.n_freq {
+        let s = alignment(spectra, i, k);
+        if s > best_score {
+            best = k;
+            best_score = s;
+        }
+    }
+    best
+}
+
+/// Where each neuron stood at initialization.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InitFreqs {
+    /// Dominant (k ≥ 1) frequency of the combined u+v+w power at init.
+    pub strongest: Vec<usize>,
+    /// Frequency of largest [`alignment`] at init.
+    pub aligned: Vec<usize>,
+}
+
+pub fn init_freqs(init: &ModelSpectra) -> InitFreqs {
+    InitFreqs {
+        strongest: (0..init.width)
+            .map(|i| dominant(&init.combined_power(i)).0)
+            .collect(),
+        aligned: (0..init.width).map(|i| best_aligned(init, i)).collect(),
+    }
+}
+
+/// The lottery check of one model.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Lottery {
+    /// Neurons considered: those sinusoidal at the end (the others have no meaningful
+    /// final frequency).
+    pub considered: usize,
+    /// Of those, how many end on their strongest frequency at init, and the share.
+    pub same_as_strongest: usize,
+    pub share_strongest: Option<f64>,
+    /// Of those, how many end on their best phase-aligned frequency at init.
+    pub same_as_aligned: usize,
+    pub share_aligned: Option<f64>,
+    /// Share expected by chance if final frequencies were independent of init:
+    /// 1 / ⌊p/2⌋.
+    pub chance: f64,
+}
+
+/// Compares final frequencies with the init ones; frequencies are 1..=max_freq.
+pub fn lottery(init: &InitFreqs, last: &[NeuronFeatures], max_freq: usize) -> Lottery {
+    let considered: Vec<&NeuronFeatures> = last.iter().filter(|f| f.sinusoidal).collect();
+    let hits = |init: &[usize]| {
+        considered
+            .iter()
+            .filter(|f| init.get(f.neuron) == Some(&f.freq))
+            .count()
+    };
+    let same_as_strongest = hits(&init.strongest);
+    let same_as_aligned = hits(&init.aligned);
+    let share = |h: usize| (!considered.is_empty()).then(|| h as f64 / considered.len() as f64);
+    Lottery {
+        considered: considered.len(),
+        same_as_strongest,
+        share_strongest: share(same_as_strongest),
+        same_as_aligned,
+        share_aligned: share(same_as_aligned),
+        chance: 1.0 / max_freq.max(1) as f64,
+    }
+}
+
+/// Accuracy level that marks a grokking stage.
+pub const STAGE_ACCURACY: f64 = 0.95;
+
+/// Grokking stages of one model of a split run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Stages {
+    /// End of memorization: first evaluated step with train accuracy ≥ 0.95.
+    pub memorized: Option<u64>,
+    /// End of generalization: first evaluated step with test accuracy ≥ 0.95 (None
+    /// without a test split, or before it happens).
+    pub generalized: Option<u64>,
+}
+
+/// Finds the stages in `(step, train_acc, test_acc)` rows, in step order.
+pub fn stages(rows: impl IntoIterator<Item = (u64, Option<f64>, Option<f64>)>) -> Stages {
+    let mut s = Stages::default();
+    for (step, train, test) in rows {
+        if s.memorized.is_none() && train.is_some_and(|a| a >= STAGE_ACCURACY) {
+            s.memorized = Some(step);
+        }
+        if s.generalized.is_none() && test.is_some_and(|a| a >= STAGE_ACCURACY) {
+            s.generalized = Some(step);
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipr_limits() {
+        assert_eq!(ipr(&[0.0, 2.0, 0.0]), 1.0);
+        assert!((ipr(&[1.0; 4]) - 0.25).abs() < 1e-15);
+        assert_eq!(ipr(&[0.0, 0.0]), 0.0);
+    }
+
+    #[test]
+    fn stages_take_first_crossing() {
+        let rows = vec![
+            (0, Some(0.1), Some(0.0)),
+            (100, Some(0.96), Some(0.2)),
+            (200, Some(0.5), Some(0.95)),
+            (300, Some(1.0), Some(1.0)),
+        ];
+        let s = stages(rows);
+        assert_eq!(s.memorized, Some(100));
+        assert_eq!(s.generalized, Some(200));
+        assert_eq!(stages(vec![(0, Some(1.0), None)]).generalized, None);
+    }
+}

@@ -1,0 +1,200 @@
+//! Per-neuron Fourier features and what they add up to for one model.
+//!
+//! A neuron's frequency is the dominant frequency (k ≥ 1) of the combined power of
+//! `u_i`, `v_i`, `w_i`; its phases are read at that frequency. It is *sinusoidal* when
+//! each of its three vectors separately keeps at least `threshold` of its power at that
+//! one frequency — the shape the max-margin theory predicts (theory.md §3), where u, v
+//! and w share one frequency.
+
+use super::fourier::{dominant, wrap_angle, ModelSpectra, Part};
+use super::progress::ipr;
+use serde::{Deserialize, Serialize};
+
+/// Default power fraction above which a neuron counts as sinusoidal.
+pub const DEFAULT_THRESHOLD: f64 = 0.9;
+
+/// Fourier features of one neuron.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NeuronFeatures {
+    pub neuron: usize,
+    /// Dominant frequency (1..=⌊p/2⌋) of the combined u+v+w power.
+    pub freq: usize,
+    /// Share of the combined power at `freq`.
+    pub fraction: f64,
+    /// Smallest of the three per-vector shares at `freq`.
+    pub min_fraction: f64,
+    /// Each vector's own dominant frequency and its share there.
+    pub freq_u: usize,
+    pub freq_v: usize,
+    pub freq_w: usize,
+    pub fraction_u: f64,
+    pub fraction_v: f64,
+    pub fraction_w: f64,
+    /// u, v and w have the same dominant frequency.
+    pub shared_freq: bool,
+    /// Phases at `freq` (convention of [`super::fourier`]: x[a] = A·cos(2πka/p + θ)).
+    pub theta_u: f64,
+    pub theta_v: f64,
+    pub theta_w: f64,
+    /// θu + θv − θw wrapped to (−π, π]; 0 for the max-margin solution.
+    pub residual: f64,
+    /// ‖u_i‖² + ‖v_i‖² + ‖w_i‖².
+    pub sq_norm: f64,
+    /// Inverse participation ratio of the combined power (1 = one frequency).
+    pub ipr: f64,
+    /// `min_fraction ≥ threshold`.
+    pub sinusoidal: bool,
+}
+
+/// Features of every neuron of one model.
+pub fn neuron_features(spectra: &ModelSpectra, threshold: f64) -> Vec<NeuronFeatures> {
+    (0..spectra.width)
+        .map(|i| {
+            let combined = spectra.combined_power(i);
+            let (freq, fraction) = dominant(&combined);
+            let share_at = |part: Part| {
+                let pw = spectra.power(i, part);
+                let total: f64 = pw.iter().sum();
+                if total > 0.0 {
+                    pw[freq] / total
+                } else {
+                    0.0
+                }
+            };
+            let min_fraction = Part::ALL
+                .iter()
+                .map(|&part| share_at(part))
+                .fold(f64::INFINITY, f64::min);
+            let (freq_u, fraction_u) = dominant(spectra.power(i, Part::U));
+            let (freq_v, fraction_v) = dominant(spectra.power(i, Part::V));
+            let (freq_w, fraction_w) = dominant(spectra.power(i, Part::W));
+            let theta_u = spectra.phase(i, Part::U, freq);
+            let theta_v = spectra.phase(i, Part::V, freq);
+            let theta_w = spectra.phase(i, Part::W, freq);
+            NeuronFeatures {
+                neuron: i,
+                freq,
+                fraction,
+                min_fraction,
+                freq_u,
+                freq_v,
+                freq_w,
+                fraction_u,
+                fraction_v,
+                fraction_w,
+                shared_freq: freq_u == freq_v && freq_v == freq_w,
+                theta_u,
+                theta_v,
+                theta_w,
+                residual: wrap_angle(theta_u + theta_v - theta_w),
+                sq_norm: combined.iter().sum(),
+                ipr: ipr(&combined),
+                sinusoidal: min_fraction >= threshold,
+            }
+        })
+        .collect()
+}
+
+/// What one model's neurons add up to.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FrequencySummary {
+    /// Largest frequency, ⌊p/2⌋ (frequencies are 1..=max_freq).
+    pub max_freq: usize,
+    pub threshold: f64,
+    pub neurons: usize,
+    /// Neurons per dominant frequency, index = frequency (index 0 is always 0).
+    pub neurons_per_freq: Vec<usize>,
+    /// Sinusoidal neurons per frequency.
+    pub sinusoidal_per_freq: Vec<usize>,
+    /// Frequencies of at least one sinusoidal neuron, and the others.
+    pub freqs_used: Vec<usize>,
+    pub freqs_missing: Vec<usize>,
+    pub sinusoidal_share: f64,
+    /// Share of neurons whose u, v, w have one dominant frequency.
+    pub shared_freq_share: f64,
+    /// Over sinusoidal neurons: largest and mean |θu + θv − θw| (null when none).
+    pub residual_max_abs: Option<f64>,
+    pub residual_mean_abs: Option<f64>,
+    pub mean_ipr: f64,
+}
+
+/// Aggregates neuron features (of a model over Z_p with ⌊p/2⌋ = `max_freq`).
+pub fn summarize(features: &[NeuronFeatures], max_freq: usize, threshold: f64) -> FrequencySummary {
+    let mut neurons_per_freq = vec![0; max_freq + 1];
+    let mut sinusoidal_per_freq = vec![0; max_freq + 1];
+    let mut residuals = Vec::new();
+    for f in features {
+        neurons_per_freq[f.freq] += 1;
+        if f.sinusoidal {
+            sinusoidal_per_freq[f.freq] += 1;
+            residuals.push(f.residual.abs());
+        }
+    }
+    let (freqs_used, freqs_missing) = (1..=max_freq).partition(|&k| sinusoidal_per_freq[k] > 0);
+    let n = features.len().max(1) as f64;
+    let count = |pred: fn(&NeuronFeatures) -> bool| features.iter().filter(|f| pred(f)).count();
+    FrequencySummary {
+        max_freq,
+        threshold,
+        neurons: features.len(),
+        neurons_per_freq,
+        sinusoidal_per_freq,
+        freqs_used,
+        freqs_missing,
+        sinusoidal_share: count(|f| f.sinusoidal) as f64 / n,
+        shared_freq_share: count(|f| f.shared_freq) as f64 / n,
+        residual_max_abs: residuals.iter().copied().reduce(f64::max),
+        residual_mean_abs: (!residuals.is_empty())
+            .then(|| residuals.iter().sum::<f64>() / residuals.len() as f64),
+        mean_ipr: features.iter().map(|f| f.ipr).sum::<f64>() / n,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::fourier::{spectra, FourierPlan};
+    use crate::model::Weights;
+    use std::f64::consts::PI;
+
+    /// Two neurons: a clean sinusoid at k = 3 with θu + θv = θw, and one with
+    /// u at k = 1, v at k = 2, w at k = 2.
+    #[test]
+    fn features_of_planted_neurons() {
+        let (p, m) = (13, 2);
+        let c = |k: usize, th: f64, a: usize| (2.0 * PI * (k * a) as f64 / p as f64 + th).cos();
+        let mut w = Weights {
+            batch: 1,
+            n_in: p,
+            n_out: p,
+            width: m,
+            u: vec![0.0; p * m],
+            v: vec![0.0; p * m],
+            w: vec![0.0; p * m],
+        };
+        for a in 0..p {
+            w.u[a * m] = c(3, 0.4, a);
+            w.v[a * m] = c(3, -1.1, a);
+            w.w[a * m] = c(3, 0.4 - 1.1 + 0.25, a);
+            w.u[a * m + 1] = c(1, 0.0, a);
+            w.v[a * m + 1] = c(2, 0.0, a);
+            w.w[a * m + 1] = c(2, 0.0, a);
+        }
+        let plan = FourierPlan::new(p).unwrap();
+        let f = neuron_features(&spectra(&plan, &w, 0).unwrap(), 0.9);
+        assert_eq!(f[0].freq, 3);
+        assert!(f[0].sinusoidal && f[0].shared_freq);
+        assert!((f[0].residual + 0.25).abs() < 1e-12, "{}", f[0].residual);
+        assert!((f[0].ipr - 1.0).abs() < 1e-12);
+        assert!((f[0].sq_norm - 3.0 * p as f64 / 2.0).abs() < 1e-9);
+        assert_eq!((f[1].freq, f[1].freq_u, f[1].freq_v), (2, 1, 2));
+        assert!(!f[1].shared_freq && !f[1].sinusoidal);
+        assert!(f[1].min_fraction.abs() < 1e-12);
+        let s = summarize(&f, p / 2, 0.9);
+        assert_eq!(s.freqs_used, vec![3]);
+        assert_eq!(s.freqs_missing, vec![1, 2, 4, 5, 6]);
+        assert_eq!(s.neurons_per_freq, vec![0, 0, 1, 1, 0, 0, 0]);
+        assert_eq!(s.sinusoidal_share, 0.5);
+        assert!((s.residual_max_abs.unwrap() - 0.25).abs() < 1e-12);
+    }
+}
