@@ -318,59 +318,60 @@ pub fn key_reference() -> String {
     out
 }
 
-/// Where a key lives in the schema, or an error naming the valid keys nearby.
-fn check_key<'a>(schema: &'a toml::Table, key: &str) -> Result<&'a toml::Value> {
-    let top_keys = || {
-        schema
-            .iter()
-            .filter(|(_, v)| !v.is_table())
-            .map(|(k, _)| k.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let sections = || {
-        schema
-            .iter()
-            .filter(|(_, v)| v.is_table())
-            .map(|(k, _)| k.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let unknown = |reason: String| Error::InvalidConfig {
-        key: "key".into(),
-        value: key.into(),
-        reason,
-    };
-    match key.split_once('.') {
-        None => match schema.get(key) {
-            Some(toml::Value::Table(t)) => Err(unknown(format!(
-                "[{key}] is a section; set one of its keys ({})",
-                t.keys()
-                    .map(|k| format!("{key}.{k}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))),
-            Some(v) => Ok(v),
-            None => Err(unknown(format!(
-                "unknown key; top-level keys are {}, and sections {} (write section.key)",
-                top_keys(),
-                sections()
-            ))),
-        },
-        Some((section, name)) => match schema.get(section) {
-            Some(toml::Value::Table(t)) => t.get(name).ok_or_else(|| {
-                unknown(format!(
-                    "unknown key in [{section}]; its keys are {}",
-                    t.keys().cloned().collect::<Vec<_>>().join(", ")
-                ))
-            }),
-            _ => Err(unknown(format!(
-                "unknown section '{section}'; sections are {}, top-level keys {}",
-                sections(),
-                top_keys()
-            ))),
-        },
+/// The default value of a key (its type is the key's type), or an error naming the valid
+/// keys nearby, e.g. `invalid model.widht = 3: unknown key; [model] has width, ...`.
+fn check_key(key: &str, raw: &str) -> Result<toml::Value> {
+    let keys = keys_with_defaults();
+    if let Some((_, v)) = keys.iter().find(|(k, _)| k == key) {
+        return Ok(v.clone());
     }
+    let in_section = |section: &str| -> Vec<String> {
+        keys.iter()
+            .filter_map(|(k, _)| {
+                k.strip_prefix(section)
+                    .and_then(|r| r.strip_prefix('.'))
+                    .map(str::to_string)
+            })
+            .collect()
+    };
+    let top: Vec<&str> = keys
+        .iter()
+        .filter(|(k, _)| !k.contains('.'))
+        .map(|(k, _)| k.as_str())
+        .collect();
+    let mut sections: Vec<&str> = Vec::new();
+    for (k, _) in &keys {
+        if let Some((s, _)) = k.split_once('.') {
+            if !sections.contains(&s) {
+                sections.push(s);
+            }
+        }
+    }
+    let reason = match key.split_once('.') {
+        None if sections.contains(&key) => format!(
+            "[{key}] is a section; set one of its keys: {}",
+            in_section(key)
+                .iter()
+                .map(|k| format!("{key}.{k}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        None => format!(
+            "unknown key; top-level keys are {}, and the sections {} have their own (write section.key)",
+            top.join(", "),
+            sections.join(", ")
+        ),
+        Some((section, _)) if sections.contains(&section) => format!(
+            "unknown key; [{section}] has {}",
+            in_section(section).join(", ")
+        ),
+        Some((section, _)) => format!(
+            "unknown section '{section}'; sections are {}, and top-level keys {}",
+            sections.join(", "),
+            top.join(", ")
+        ),
+    };
+    Err(Error::config(key, raw, reason))
 }
 
 /// Parses an override value as TOML (`[1, 2]`, `1e-3`, `true`, `"x"`), falling back to
@@ -514,12 +515,19 @@ pub fn resolve(
             reason: e,
         })?;
     }
-    let schema = schema();
     for (key, raw) in overrides {
-        let like = check_key(&schema, key)?;
-        let value = coerce(key, raw, like)?;
+        let like = check_key(key, raw)?;
+        let value = coerce(key, raw, &like)?;
         set_key(&mut table, key, value);
-        from_table(&table).map_err(|e| Error::config(key, raw, e))?;
+        from_table(&table).map_err(|e| {
+            // Keep the reason only: "invalid activation = tanh: expected ... in `model.activation`".
+            let e = e.split(" in `").next().unwrap_or(&e).to_string();
+            let marker = format!("= {raw}: ");
+            let reason = e
+                .find(&marker)
+                .map_or(e.clone(), |i| e[i + marker.len()..].to_string());
+            Error::config(key, raw, reason)
+        })?;
     }
     let config = from_table(&table).map_err(|e| Error::config("config", "TOML", e))?;
     config.validate()?;

@@ -129,27 +129,40 @@ impl RunSummary {
 pub enum RunError {
     /// Bad input (config, paths, checkpoint): nothing was written.
     Input(Error),
-    /// The run failed after it started (divergence, I/O). The directory holds everything
-    /// up to `checkpoint`, the last good state, when there is one.
-    Failed {
-        error: Error,
-        dir: PathBuf,
-        checkpoint: Option<PathBuf>,
-    },
+    /// The run failed after it started (divergence, I/O).
+    Failed(Box<RunFailure>),
+}
+
+/// A run that failed after it started. The directory holds everything up to
+/// `checkpoint`, the last good state, when there is one.
+#[derive(Debug)]
+pub struct RunFailure {
+    pub error: Error,
+    pub dir: PathBuf,
+    pub checkpoint: Option<PathBuf>,
 }
 
 impl RunError {
+    fn failed(error: Error, dir: &Path, checkpoint: Option<PathBuf>) -> RunError {
+        RunError::Failed(Box::new(RunFailure {
+            error,
+            dir: dir.into(),
+            checkpoint,
+        }))
+    }
+
     /// The process exit code the `train` binary uses: 2 for bad input, 1 for failures.
     pub fn exit_code(&self) -> i32 {
         match self {
             RunError::Input(_) => 2,
-            RunError::Failed { .. } => 1,
+            RunError::Failed(_) => 1,
         }
     }
     /// The underlying error.
     pub fn error(&self) -> &Error {
         match self {
-            RunError::Input(e) | RunError::Failed { error: e, .. } => e,
+            RunError::Input(e) => e,
+            RunError::Failed(f) => &f.error,
         }
     }
 }
@@ -255,6 +268,33 @@ pub fn resume(
     }
 }
 
+/// A one-line description of a config: task, model, optimizer, length.
+pub fn describe(c: &RunConfig) -> String {
+    let split = if c.task.train_fraction < 1.0 {
+        format!(" (train fraction {})", c.task.train_fraction)
+    } else {
+        String::new()
+    };
+    let tied = if c.model.tied { "tied " } else { "" };
+    let embed = if c.model.embed_dim > 0 {
+        format!(", embedding {}", c.model.embed_dim)
+    } else {
+        String::new()
+    };
+    format!(
+        "{} mod {}{split}, {tied}{} width {}{embed}, {} lr {}, {} steps, {} model(s) in {}",
+        c.task.op.name(),
+        c.task.p,
+        c.model.activation,
+        c.model.width,
+        format!("{:?}", c.optimizer.kind).to_lowercase(),
+        c.optimizer.lr,
+        c.train.steps,
+        c.models,
+        c.dtype
+    )
+}
+
 fn input<T>(r: Result<T>) -> std::result::Result<T, RunError> {
     r.map_err(RunError::Input)
 }
@@ -267,11 +307,15 @@ fn start_typed<F: Real>(
     let trainer = input(Trainer::<F>::from_config(config))?;
     input(check_out_dir(out, options.force))?;
     input(create_run_dir(out, config))?;
-    let metrics = open_metrics(out).map_err(|e| RunError::Failed {
-        error: e,
-        dir: out.into(),
-        checkpoint: None,
-    })?;
+    if options.progress != Progress::Off {
+        eprintln!(
+            "{} on {} → {}",
+            describe(config),
+            trainer.backend().describe(),
+            out.display()
+        );
+    }
+    let metrics = open_metrics(out).map_err(|e| RunError::failed(e, out, None))?;
     let mut session = Session::new(trainer, out.into(), metrics, 0.0, options);
     session.run()
 }
@@ -331,11 +375,7 @@ fn resume_typed<F: Real>(
     let metrics_path = dir.join(METRICS_FILE);
     let previous = std::fs::read_to_string(&metrics_path).unwrap_or_default();
     // Everything is checked: from here on the directory is modified.
-    let failed = |e: Error| RunError::Failed {
-        error: e,
-        dir: dir.into(),
-        checkpoint: Some(path.clone()),
-    };
+    let failed = |e: Error| RunError::failed(e, dir, Some(path.clone()));
     if steps_changed {
         write_atomic(&dir.join(CONFIG_FILE), config_file_text(&config).as_bytes())
             .map_err(failed)?;
@@ -345,6 +385,14 @@ fn resume_typed<F: Real>(
         write_atomic(&metrics_path, kept.as_bytes()).map_err(failed)?;
     }
     let metrics = open_metrics(dir).map_err(failed)?;
+    if options.progress != Progress::Off {
+        eprintln!(
+            "resuming {} at step {ckpt_step} of {}: {}",
+            dir.display(),
+            config.train.steps,
+            describe(&config)
+        );
+    }
     let mut session = Session::new(trainer, dir.into(), metrics, elapsed, options);
     session.resumed_from = Some(path.clone());
     session.run()
@@ -584,7 +632,7 @@ impl Display {
                 let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
                 bar.set_style(
                     ProgressStyle::with_template(
-                        "{bar:28.cyan/blue} {pos:>7}/{len} {msg} [{elapsed_precise}<{eta_precise}]",
+                        "{wide_bar:.cyan/blue} {pos}/{len} {msg} eta {eta}",
                     )
                     .expect("valid template")
                     .progress_chars("█▉▊▋▌▍▎▏ "),
@@ -638,11 +686,7 @@ impl<'a, F: Real> Session<'a, F> {
     }
 
     fn failed(&self, error: Error, checkpoint: Option<PathBuf>) -> RunError {
-        RunError::Failed {
-            error,
-            dir: self.dir.clone(),
-            checkpoint,
-        }
+        RunError::failed(error, &self.dir, checkpoint)
     }
 
     fn measure(&self) -> Result<Measured> {
@@ -748,9 +792,10 @@ impl<'a, F: Real> Session<'a, F> {
             };
             let done = self.trainer.steps_done();
             if let Display::Bar(bar) = &display {
-                bar.set_position(done);
-                if last_msg.elapsed() >= Duration::from_millis(100) {
+                // Redraws are throttled anyway; touching the bar every step is not free.
+                if done == total || last_msg.elapsed() >= Duration::from_millis(100) {
                     last_msg = Instant::now();
+                    bar.set_position(done);
                     let rate = (done - first) as f64 / started.elapsed().as_secs_f64().max(1e-9);
                     bar.set_message(bar_message(
                         mean(report.train.iter().map(|s| s.loss)),
@@ -760,7 +805,7 @@ impl<'a, F: Real> Session<'a, F> {
                     ));
                 }
             }
-            if done % eval_every == 0 || done == total {
+            if done.is_multiple_of(eval_every) || done == total {
                 let m = self.measure().map_err(|e| {
                     let ck = self.save_last_good();
                     self.failed(e, ck)
@@ -787,7 +832,7 @@ impl<'a, F: Real> Session<'a, F> {
                 show_eval(&mut display, &m, done, total, rate);
                 last_eval = Some(m);
             }
-            if ckpt_every > 0 && done % ckpt_every == 0 && done != total {
+            if ckpt_every > 0 && done.is_multiple_of(ckpt_every) && done != total {
                 self.save().map_err(|e| {
                     let ck = self.save_last_good();
                     self.failed(e, ck)

@@ -6,7 +6,7 @@
 
 use clap::{CommandFactory, FromArgMatches, Parser};
 use clockwork::presets;
-use clockwork::run::{self, Progress, RunError, RunOptions, RunStatus, RunSummary};
+use clockwork::run::{self, Progress, RunError, RunFailure, RunOptions, RunStatus, RunSummary};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -29,29 +29,29 @@ struct Cli {
 
     /// Override a config key, e.g. --set task.p=23 --set optimizer.lr_milestones=[1000,2000]
     /// (repeatable; values are TOML, a bare word is a string)
-    #[arg(long = "set", value_name = "KEY=VALUE", allow_hyphen_values = true)]
+    #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
 
     /// = --set task.p=P
-    #[arg(long, value_name = "P", allow_hyphen_values = true)]
+    #[arg(long, value_name = "P", allow_negative_numbers = true)]
     p: Option<String>,
     /// = --set task.op=OP (add, sub, mul, div, quad)
     #[arg(long, value_name = "OP")]
     op: Option<String>,
     /// = --set task.train_fraction=F
-    #[arg(long, value_name = "F", allow_hyphen_values = true)]
+    #[arg(long, value_name = "F", allow_negative_numbers = true)]
     fraction: Option<String>,
     /// = --set model.width=M
-    #[arg(long, value_name = "M", allow_hyphen_values = true)]
+    #[arg(long, value_name = "M", allow_negative_numbers = true)]
     width: Option<String>,
     /// = --set model.activation=A (square, relu, powK)
     #[arg(long, value_name = "A")]
     activation: Option<String>,
     /// = --set train.steps=N (with --resume: continue up to N steps)
-    #[arg(long, value_name = "N", allow_hyphen_values = true)]
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
     steps: Option<String>,
     /// = --set optimizer.lr=LR
-    #[arg(long, value_name = "LR", allow_hyphen_values = true)]
+    #[arg(long, value_name = "LR", allow_negative_numbers = true)]
     lr: Option<String>,
     /// = --set device=D (cpu, cuda, cuda:N)
     #[arg(long, value_name = "D")]
@@ -60,13 +60,13 @@ struct Cli {
     #[arg(long, value_name = "T")]
     dtype: Option<String>,
     /// = --set models=B (models trained together)
-    #[arg(long, value_name = "B", allow_hyphen_values = true)]
+    #[arg(long, value_name = "B", allow_negative_numbers = true)]
     models: Option<String>,
     /// = --set seed=S
-    #[arg(long, value_name = "S", allow_hyphen_values = true)]
+    #[arg(long, value_name = "S", allow_negative_numbers = true)]
     seed: Option<String>,
     /// = --set threads=T (CPU threads, 0 = all cores)
-    #[arg(long, value_name = "T", allow_hyphen_values = true)]
+    #[arg(long, value_name = "T", allow_negative_numbers = true)]
     threads: Option<String>,
 
     /// Run directory to create [default: runs/<preset>-<UTC time>]
@@ -162,7 +162,7 @@ fn main() -> ExitCode {
             _ => {
                 return fail(format!(
                     "{} (see train --help)",
-                    first_line(&e.to_string()).trim_start_matches("error: ")
+                    clap_message(&e.to_string())
                 ))
             }
         },
@@ -188,7 +188,6 @@ fn main() -> ExitCode {
                 ))
             }
         };
-        eprintln!("resuming {}", dir.display());
         run::resume(dir, steps, &options)
     } else {
         let mut overrides = Vec::new();
@@ -228,21 +227,6 @@ fn main() -> ExitCode {
             .out
             .clone()
             .unwrap_or_else(|| run::default_out_dir(std::path::Path::new("runs"), &cli.preset));
-        if !cli.quiet {
-            eprintln!(
-                "{}: {} {} mod {}, width {}, {} steps, {} model(s), {} on {} → {}",
-                cli.preset,
-                config.model.activation,
-                config.task.op.name(),
-                config.task.p,
-                config.model.width,
-                config.train.steps,
-                config.models,
-                config.dtype,
-                config.device,
-                out.display()
-            );
-        }
         run::start(&config, &out, &options)
     };
 
@@ -255,11 +239,12 @@ fn main() -> ExitCode {
             }
         }
         Err(e @ RunError::Input(_)) => fail(e),
-        Err(RunError::Failed {
-            error,
-            dir,
-            checkpoint,
-        }) => {
+        Err(RunError::Failed(failure)) => {
+            let RunFailure {
+                error,
+                dir,
+                checkpoint,
+            } = *failure;
             eprintln!("error: {error}");
             match checkpoint {
                 Some(path) => eprintln!(
@@ -275,6 +260,19 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// Clap's multi-line report as one line: the message and its indented details, without
+/// the usage and the "for more information" tail.
+fn clap_message(s: &str) -> String {
+    s.lines()
+        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("tip:"))
+        .collect::<Vec<_>>()
+        .join(" ")
+        .trim_start_matches("error: ")
+        .to_string()
 }
 
 fn first_line(s: &str) -> String {
