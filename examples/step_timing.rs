@@ -53,15 +53,31 @@ fn time<F: Real>(p: usize, m: usize, b: usize) -> Result<()> {
     Ok(())
 }
 
+/// Peak resident memory of this process so far (Linux), in MB.
+fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     println!("   p     m    B type");
     if args.len() >= 3 {
         let n = |i: usize| args[i].parse::<usize>().expect("p m B are integers");
         if args.get(3).map(String::as_str) == Some("f64") {
-            return time::<f64>(n(0), n(1), n(2));
+            time::<f64>(n(0), n(1), n(2))?;
+            if let Some(mb) = peak_rss_mb() {
+                println!("peak resident memory: {mb:.0} MB");
+            }
+            return Ok(());
         }
-        return time::<f32>(n(0), n(1), n(2));
+        time::<f32>(n(0), n(1), n(2))?;
+        if let Some(mb) = peak_rss_mb() {
+            println!("peak resident memory: {mb:.0} MB");
+        }
+        return Ok(());
     }
     for (p, m, b) in [(71, 500, 1), (113, 512, 1), (23, 96, 64)] {
         time::<f32>(p, m, b)?;

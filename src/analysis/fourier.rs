@@ -205,7 +205,10 @@ fn check_shape(weights: &Weights<f64>, model: usize) -> Result<()> {
     if weights.n_out != weights.n_in {
         return Err(Error::Shape {
             what: "weights for a Fourier analysis over Z_p".into(),
-            expected: format!("n_out = n_in (w_i must be a function on Z_{})", weights.n_in),
+            expected: format!(
+                "n_out = n_in (w_i must be a function on Z_{})",
+                weights.n_in
+            ),
             got: format!("n_in = {}, n_out = {}", weights.n_in, weights.n_out),
         });
     }
@@ -268,14 +271,7 @@ pub fn spectra_many(
                 for (part, data) in [u, v, w].into_iter().enumerate() {
                     let r = (3 * j + part) * nf..(3 * j + part + 1) * nf;
                     // Token-major storage: x[a] = data[a·m + i].
-                    plan.transform_strided(
-                        data,
-                        i,
-                        m,
-                        ws,
-                        &mut coef[r.clone()],
-                        &mut power[r],
-                    );
+                    plan.transform_strided(data, i, m, ws, &mut coef[r.clone()], &mut power[r]);
                 }
             }
         },
@@ -301,7 +297,11 @@ pub fn dominant(power: &[f64]) -> (usize, f64) {
             best = k;
         }
     }
-    let frac = if total > 0.0 { power[best] / total } else { 0.0 };
+    let frac = if total > 0.0 {
+        power[best] / total
+    } else {
+        0.0
+    };
     (best, frac)
 }
 
@@ -327,7 +327,9 @@ mod tests {
     #[test]
     fn matches_naive_dft_and_parseval() {
         for p in [2, 3, 7, 12, 31, 113] {
-            let x: Vec<f64> = (0..p).map(|a| ((a * a + 3 * a) % 17) as f64 - 8.0).collect();
+            let x: Vec<f64> = (0..p)
+                .map(|a| ((a * a + 3 * a) % 17) as f64 - 8.0)
+                .collect();
             let plan = FourierPlan::new(p).unwrap();
             let (coef, power) = plan.transform(&x).unwrap();
             let naive = naive_dft(&x);
@@ -336,7 +338,10 @@ mod tests {
             }
             let norm: f64 = x.iter().map(|v| v * v).sum();
             let total: f64 = power.iter().sum();
-            assert!((total - norm).abs() < 1e-9 * norm, "p={p}: {total} vs {norm}");
+            assert!(
+                (total - norm).abs() < 1e-9 * norm,
+                "p={p}: {total} vs {norm}"
+            );
         }
     }
 
@@ -376,7 +381,9 @@ mod tests {
     #[test]
     fn batched_equals_single_and_reads_token_major() {
         let (p, m) = (11, 70); // more than two chunks
-        let u: Vec<f64> = (0..p * m).map(|j| ((j * 7919) % 101) as f64 / 50.0 - 1.0).collect();
+        let u: Vec<f64> = (0..p * m)
+            .map(|j| ((j * 7919) % 101) as f64 / 50.0 - 1.0)
+            .collect();
         let v: Vec<f64> = u.iter().map(|x| x * 0.5 + 0.1).collect();
         let w: Vec<f64> = u.iter().rev().copied().collect();
         let weights = Weights {

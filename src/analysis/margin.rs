@@ -40,10 +40,7 @@ pub struct MarginReport {
 /// a larger margin is possible, so the bound does not apply to train-only margins).
 pub fn gamma_star(config: &RunConfig) -> Option<f64> {
     let m = &config.model;
-    (m.activation == Activation::Square
-        && config.task.op == Op::Add
-        && !m.tied
-        && m.embed_dim == 0)
+    (m.activation == Activation::Square && config.task.op == Op::Add && !m.tied && m.embed_dim == 0)
         .then(|| theory::gamma_star_modular_addition(config.task.p))
 }
 

@@ -17,6 +17,8 @@ pub mod construct;
 pub mod fourier;
 mod jsonl;
 pub mod margin;
+pub mod pipeline;
 pub mod progress;
 pub mod record;
+pub mod rundir;
 pub mod summary;

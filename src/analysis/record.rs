@@ -20,7 +20,7 @@
 //! Shares are rounded to 1e-4: enough for heat maps and participation ratios, and it
 //! keeps a p = 113, m = 512 record near 150 kB.
 
-use super::fourier::{dominant, spectra, FourierPlan};
+use super::fourier::{dominant, spectra, FourierPlan, ModelSpectra};
 use super::jsonl;
 use crate::error::{Error, Result};
 use crate::model::Weights;
@@ -78,12 +78,20 @@ impl SpectraRecord {
         weights: &Weights<f64>,
         model: usize,
     ) -> Result<SpectraRecord> {
-        let s = spectra(plan, weights, model)?;
-        let m = weights.width;
+        Ok(SpectraRecord::from_spectra(
+            &spectra(plan, weights, model)?,
+            step,
+            model,
+        ))
+    }
+
+    /// The record of spectra already computed.
+    pub fn from_spectra(s: &ModelSpectra, step: u64, model: usize) -> SpectraRecord {
+        let m = s.width;
         let mut rec = SpectraRecord {
             step,
             model,
-            p: plan.p(),
+            p: s.p,
             margin: None,
             train_acc: None,
             test_acc: None,
@@ -102,11 +110,17 @@ impl SpectraRecord {
             rec.power.push(
                 power
                     .iter()
-                    .map(|&x| if total > 0.0 { round_share(x / total) } else { 0.0 })
+                    .map(|&x| {
+                        if total > 0.0 {
+                            round_share(x / total)
+                        } else {
+                            0.0
+                        }
+                    })
                     .collect(),
             );
         }
-        Ok(rec)
+        rec
     }
 
     pub fn with_metrics(mut self, metrics: RecordMetrics) -> SpectraRecord {
@@ -128,7 +142,10 @@ impl SpectraRecord {
         let nf = self.p / 2 + 1;
         let bad = |reason: String| Error::BadFile {
             path: path.into(),
-            reason: format!("record of step {} model {}: {reason}", self.step, self.model),
+            reason: format!(
+                "record of step {} model {}: {reason}",
+                self.step, self.model
+            ),
         };
         if self.frac.len() != m || self.sq_norm.len() != m || self.power.len() != m {
             return Err(bad("freq, frac, sq_norm and power differ in length".into()));
@@ -178,9 +195,7 @@ impl SpectraRecorder {
         if let Ok(text) = std::fs::read_to_string(&path) {
             let kept: String = text
                 .lines()
-                .filter(|line| {
-                    serde_json::from_str::<StepOnly>(line).is_ok_and(|r| r.step <= step)
-                })
+                .filter(|line| serde_json::from_str::<StepOnly>(line).is_ok_and(|r| r.step <= step))
                 .flat_map(|line| [line, "\n"])
                 .collect();
             crate::fsutil::write_atomic(&path, kept.as_bytes())?;

@@ -1,0 +1,170 @@
+//! Loading a run directory:
+//!
+//! ```text
+//! RUN/config.toml                  the resolved RunConfig
+//! RUN/metrics.jsonl                one JSON object per (eval step, model)
+//! RUN/checkpoints/step-NNNNNNNN.safetensors
+//! RUN/spectra.jsonl                per-neuron spectra over training (optional)
+//! ```
+//!
+//! `config.toml` and at least one checkpoint are required; the two JSON-lines files are
+//! optional (a run directory built by hand or by `analyze construct` may lack them), and
+//! the plots that need them are then left out.
+
+use super::jsonl;
+use super::record::{self, SpectraRecord, SPECTRA_FILE};
+use crate::checkpoint::{self, Checkpoint};
+use crate::config::RunConfig;
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// File name of the metrics log.
+pub const METRICS_FILE: &str = "metrics.jsonl";
+
+/// One line of `metrics.jsonl` (fields the analysis does not use are ignored).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MetricsRow {
+    pub step: u64,
+    #[serde(default)]
+    pub model: usize,
+    #[serde(default)]
+    pub lr: Option<f64>,
+    #[serde(default)]
+    pub train_loss: Option<f64>,
+    #[serde(default)]
+    pub train_acc: Option<f64>,
+    #[serde(default)]
+    pub test_loss: Option<f64>,
+    #[serde(default)]
+    pub test_acc: Option<f64>,
+    /// Normalized margin over the training pairs.
+    #[serde(default)]
+    pub margin: Option<f64>,
+    #[serde(default)]
+    pub elapsed_s: Option<f64>,
+}
+
+/// What a run directory holds, checkpoints not yet loaded.
+#[derive(Clone, Debug)]
+pub struct RunDir {
+    pub path: PathBuf,
+    pub config: RunConfig,
+    /// `(step, path)` sorted by step.
+    pub checkpoints: Vec<(u64, PathBuf)>,
+    pub metrics: Vec<MetricsRow>,
+    pub spectra: Vec<SpectraRecord>,
+}
+
+fn bad(path: &Path, reason: impl Into<String>) -> Error {
+    Error::BadFile {
+        path: path.into(),
+        reason: reason.into(),
+    }
+}
+
+impl RunDir {
+    /// Opens and checks a run directory.
+    pub fn open(path: &Path) -> Result<RunDir> {
+        if !path.is_dir() {
+            return Err(bad(
+                path,
+                if path.exists() {
+                    "not a directory; expected a run directory (config.toml, checkpoints/)"
+                } else {
+                    "no such run directory"
+                },
+            ));
+        }
+        let config_path = path.join("config.toml");
+        let text = std::fs::read_to_string(&config_path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                bad(
+                    &config_path,
+                    "missing: this is not a run directory written by train or analyze construct",
+                )
+            } else {
+                Error::io(&config_path, e)
+            }
+        })?;
+        let config = RunConfig::from_toml(&text).map_err(|e| bad(&config_path, e.to_string()))?;
+        let checkpoints = match checkpoint::list(path) {
+            Ok(list) => list,
+            Err(_) => Vec::new(),
+        };
+        if checkpoints.is_empty() {
+            return Err(bad(
+                &path.join("checkpoints"),
+                "no checkpoints (expected files named step-NNNNNNNN.safetensors)",
+            ));
+        }
+        let metrics_path = path.join(METRICS_FILE);
+        let metrics = if metrics_path.exists() {
+            jsonl::read(&metrics_path)?
+        } else {
+            Vec::new()
+        };
+        let spectra_path = path.join(SPECTRA_FILE);
+        let spectra = if spectra_path.exists() {
+            record::read(&spectra_path)?
+        } else {
+            Vec::new()
+        };
+        if let Some(r) = spectra.iter().find(|r| r.p != config.task.p) {
+            return Err(bad(
+                &spectra_path,
+                format!(
+                    "record of step {} is for p = {}, but config.toml says p = {}",
+                    r.step, r.p, config.task.p
+                ),
+            ));
+        }
+        Ok(RunDir {
+            path: path.into(),
+            config,
+            checkpoints,
+            metrics,
+            spectra,
+        })
+    }
+
+    /// Loads a checkpoint and checks it belongs to this run's model shape.
+    pub fn load(&self, path: &Path) -> Result<Checkpoint> {
+        let ckpt = Checkpoint::load(path)?;
+        let (want, got) = (self.config.model_spec(), ckpt.config.model_spec());
+        let shape = |c: &RunConfig, s: &crate::model::ModelSpec| {
+            format!(
+                "p = {}, width = {}, n_out = {}, models = {}",
+                s.n_in, s.width, s.n_out, c.models
+            )
+        };
+        if (want.n_in, want.n_out, want.width, self.config.models)
+            != (got.n_in, got.n_out, got.width, ckpt.config.models)
+        {
+            return Err(bad(
+                path,
+                format!(
+                    "checkpoint has {}, but config.toml says {}",
+                    shape(&ckpt.config, &got),
+                    shape(&self.config, &want)
+                ),
+            ));
+        }
+        Ok(ckpt)
+    }
+
+    /// Metrics rows of one model, in step order.
+    pub fn metrics_of(&self, model: usize) -> Vec<&MetricsRow> {
+        let mut rows: Vec<&MetricsRow> = self.metrics.iter().filter(|r| r.model == model).collect();
+        rows.sort_by_key(|r| r.step);
+        rows
+    }
+
+    /// Spectra records of one model, in step order.
+    pub fn spectra_of(&self, model: usize) -> Vec<&SpectraRecord> {
+        let mut rows: Vec<&SpectraRecord> =
+            self.spectra.iter().filter(|r| r.model == model).collect();
+        rows.sort_by_key(|r| r.step);
+        rows
+    }
+}
