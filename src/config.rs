@@ -23,6 +23,9 @@ pub struct RunConfig {
     pub models: usize,
     /// "cpu" or "cuda[:N]".
     pub device: String,
+    /// Arithmetic of the CUDA backend's three big products: "fp32" (exact, default),
+    /// "tf32" or "bf16" (tensor cores). The CPU backend always computes in `dtype`.
+    pub precision: String,
     /// CPU worker threads; 0 = all cores.
     pub threads: usize,
     pub task: TaskConfig,
@@ -77,6 +80,10 @@ pub struct TrainConfig {
     pub eval_every: u64,
     /// Write a checkpoint every this many steps (0 = only at the end).
     pub checkpoint_every: u64,
+    /// Record every neuron's Fourier spectrum summary (with margin and accuracy) into
+    /// `spectra.jsonl` every this many steps (0 = never), so the evolution of the features
+    /// can be plotted without keeping every checkpoint.
+    pub spectra_every: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -118,6 +125,7 @@ impl Default for RunConfig {
             dtype: "f32".into(),
             models: 1,
             device: "cpu".into(),
+            precision: "fp32".into(),
             threads: 0,
             task: TaskConfig::default(),
             model: ModelConfig::default(),
@@ -158,6 +166,7 @@ impl Default for TrainConfig {
             steps: 40_000,
             eval_every: 500,
             checkpoint_every: 10_000,
+            spectra_every: 500,
         }
     }
 }
@@ -218,6 +227,11 @@ impl RunConfig {
         }
     }
 
+    /// The CUDA product precision named by `precision`.
+    pub fn precision(&self) -> Result<crate::engine::cuda::Precision> {
+        self.precision.parse()
+    }
+
     pub fn build_task(&self) -> Result<Task> {
         Task::modular(self.task.op, self.task.p)
     }
@@ -231,6 +245,7 @@ impl RunConfig {
             return Err(Error::config("models", 0, "need at least one model"));
         }
         parse_device(&self.device)?;
+        self.precision()?;
         if self.task.p < 2 {
             return Err(Error::config(
                 "task.p",

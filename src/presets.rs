@@ -169,6 +169,10 @@ pub const KEY_DOCS: &[(&str, &str)] = &[
         "number of independent models trained together (model k uses stream k of the seed)",
     ),
     ("device", "cpu, cuda or cuda:N"),
+    (
+        "precision",
+        "CUDA product arithmetic: fp32 (exact), tf32 or bf16 (tensor cores)",
+    ),
     ("threads", "CPU worker threads (0 = all cores)"),
     (
         "task.op",
@@ -204,6 +208,10 @@ pub const KEY_DOCS: &[(&str, &str)] = &[
     (
         "train.checkpoint_every",
         "write a checkpoint every N steps (0 = only at the end)",
+    ),
+    (
+        "train.spectra_every",
+        "record every neuron's Fourier spectrum, margin and accuracy to spectra.jsonl every N steps (0 = never)",
     ),
     (
         "optimizer.kind",

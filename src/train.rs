@@ -75,9 +75,10 @@ pub fn backend_for<F: Real>(config: &RunConfig) -> Result<Box<dyn Backend<F>>> {
             threads: (config.threads > 0).then_some(config.threads),
             ..CpuOptions::default()
         })?)),
-        Device::Cuda(n) => Err(Error::Backend(format!(
-            "device cuda:{n} requested, but this build's CUDA backend is not available yet; use --device cpu"
-        ))),
+        Device::Cuda(n) => Ok(Box::new(crate::engine::cuda::CudaBackend::new(
+            n,
+            config.precision()?,
+        )?)),
     }
 }
 

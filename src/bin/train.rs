@@ -56,6 +56,9 @@ struct Cli {
     /// = --set device=D (cpu, cuda, cuda:N)
     #[arg(long, value_name = "D")]
     device: Option<String>,
+    /// = --set precision=P (CUDA products: fp32, tf32, bf16)
+    #[arg(long, value_name = "P")]
+    precision: Option<String>,
     /// = --set dtype=T (f32, f64)
     #[arg(long, value_name = "T")]
     dtype: Option<String>,
@@ -83,7 +86,7 @@ struct Cli {
         value_name = "DIR",
         conflicts_with_all = [
             "preset", "config", "set", "p", "op", "fraction", "width", "activation",
-            "lr", "device", "dtype", "models", "seed", "threads", "out", "force", "print_config",
+            "lr", "device", "precision", "dtype", "models", "seed", "threads", "out", "force", "print_config",
         ]
     )]
     resume: Option<PathBuf>,
@@ -206,6 +209,7 @@ fn main() -> ExitCode {
             ("train.steps", &cli.steps),
             ("optimizer.lr", &cli.lr),
             ("device", &cli.device),
+            ("precision", &cli.precision),
             ("dtype", &cli.dtype),
             ("models", &cli.models),
             ("seed", &cli.seed),
