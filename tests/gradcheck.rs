@@ -16,8 +16,10 @@ fn check(
     tied: bool,
     embed_dim: usize,
 ) {
-    let mut config = RunConfig::default();
-    config.dtype = "f64".into();
+    let mut config = RunConfig {
+        dtype: "f64".into(),
+        ..RunConfig::default()
+    };
     config.task.p = 5;
     config.task.train_fraction = 0.8;
     config.model.width = 4;
@@ -34,16 +36,17 @@ fn check(
     let analytic = trainer.param_grads().to_vec();
     let base = trainer.state();
     let h = 1e-6;
-    let mut numeric = vec![0.0; analytic.len()];
-    for i in 0..analytic.len() {
-        let mut at = |delta: f64| {
-            let mut state = base.clone();
-            state.params[i] += delta;
-            trainer.restore(state).unwrap();
-            objective(&mut trainer)
-        };
-        numeric[i] = (at(h) - at(-h)) / (2.0 * h);
-    }
+    let numeric: Vec<f64> = (0..analytic.len())
+        .map(|i| {
+            let mut at = |delta: f64| {
+                let mut state = base.clone();
+                state.params[i] += delta;
+                trainer.restore(state).unwrap();
+                objective(&mut trainer)
+            };
+            (at(h) - at(-h)) / (2.0 * h)
+        })
+        .collect();
     let diff: f64 = analytic
         .iter()
         .zip(&numeric)
@@ -78,8 +81,10 @@ fn gradients_match_finite_differences() {
 #[test]
 fn a_wrong_gradient_would_be_caught() {
     // The check must be able to fail: scaling the analytic gradient by 1 + 1e-4 breaks it.
-    let mut config = RunConfig::default();
-    config.dtype = "f64".into();
+    let mut config = RunConfig {
+        dtype: "f64".into(),
+        ..RunConfig::default()
+    };
     config.task.p = 5;
     config.model.width = 4;
     let mut trainer = Trainer::<f64>::from_config(&config).unwrap();

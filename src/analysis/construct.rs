@@ -18,7 +18,7 @@ pub fn width(p: usize) -> usize {
 }
 
 fn check_p(p: usize) -> Result<()> {
-    if p < 3 || p % 2 == 0 {
+    if p < 3 || p.is_multiple_of(2) {
         return Err(Error::config(
             "p",
             p,

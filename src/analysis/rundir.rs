@@ -88,10 +88,8 @@ impl RunDir {
             }
         })?;
         let config = RunConfig::from_toml(&text).map_err(|e| bad(&config_path, e.to_string()))?;
-        let checkpoints = match checkpoint::list(path) {
-            Ok(list) => list,
-            Err(_) => Vec::new(),
-        };
+        // A missing or unreadable checkpoints/ folder reads as "no checkpoints" below.
+        let checkpoints = checkpoint::list(path).unwrap_or_default();
         if checkpoints.is_empty() {
             return Err(bad(
                 &path.join("checkpoints"),

@@ -94,7 +94,7 @@ pub fn is_prime(p: usize) -> bool {
     }
     let mut d = 2;
     while d * d <= p {
-        if p % d == 0 {
+        if p.is_multiple_of(d) {
             return false;
         }
         d += 1;

@@ -239,8 +239,10 @@ impl CpuBackend {
 /// result does not depend on the thread count.
 fn reduce<F: Real>(results: &[tile::JobResult<F>], per_model: usize, grads: &mut Weights<F>) {
     const SLICE: usize = 4096;
+    /// Which gradient of a job's result a destination sums.
+    type Part<F> = fn(&tile::JobResult<F>) -> &[F];
     let batch = grads.batch;
-    let fields: [(&mut Vec<F>, fn(&tile::JobResult<F>) -> &[F]); 3] = [
+    let fields: [(&mut Vec<F>, Part<F>); 3] = [
         (&mut grads.u, |r| &r.grad_u),
         (&mut grads.v, |r| &r.grad_v),
         (&mut grads.w, |r| &r.grad_w),
