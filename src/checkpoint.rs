@@ -25,23 +25,32 @@ const FORMAT: &str = "clockwork-checkpoint-v1";
 /// A loaded checkpoint, weights converted to f64 for analysis.
 #[derive(Clone, Debug)]
 pub struct Checkpoint {
+    /// The file it was read from.
     pub path: PathBuf,
+    /// Steps the run had taken when it was written (the weights are those after update
+    /// `step − 1`).
     pub step: u64,
+    /// The run's config, as embedded in the file (validated on load).
     pub config: RunConfig,
     /// dtype the run trained in.
     pub dtype: String,
-    /// Effective weights of all models of the batch.
+    /// Effective weights of all models of the batch, in the engine layout (converted
+    /// back from the file's paper orientation).
     pub weights: Weights<f64>,
 }
 
-/// `RUN/checkpoints/step-00001000.safetensors`
+/// Where the checkpoint of `step` lives in a run directory:
+/// `RUN/checkpoints/step-00001000.safetensors` (8-digit zero-padded step, so names sort
+/// by step up to 10⁸).
 pub fn path_for(run_dir: &Path, step: u64) -> PathBuf {
     run_dir
         .join("checkpoints")
         .join(format!("step-{step:08}.safetensors"))
 }
 
-/// The checkpoints of a run directory, sorted by step.
+/// The checkpoints of a run directory as `(step, path)`, sorted by step. Files in
+/// `RUN/checkpoints` not named like [`path_for`]'s are ignored; a missing directory is
+/// [`Error::Io`].
 pub fn list(run_dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
     let dir = run_dir.join("checkpoints");
     let entries = std::fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))?;
@@ -132,7 +141,9 @@ fn write<F: Real>(
     write_atomic(path, &bytes)
 }
 
-/// Writes the trainer's full state (weights, parameters, optimizer) atomically.
+/// Writes the trainer's full state (weights, parameters, optimizer) atomically, so a
+/// run can resume from it ([`load_state`]) or be analysed ([`Checkpoint::load`]). Creates
+/// the parent directory.
 pub fn save<F: Real>(path: &Path, trainer: &Trainer<F>) -> Result<()> {
     let state = trainer.state();
     write(
@@ -298,7 +309,9 @@ impl Checkpoint {
     }
 }
 
-/// Reads the resumable state of a checkpoint for a trainer of `config` in precision F.
+/// Reads the resumable state of a checkpoint for a trainer of `config` in precision F,
+/// for [`Trainer::restore`]. Fails with [`Error::BadFile`] if the file's dtype is not
+/// F, its tensors do not fit `config`'s shapes, or it holds weights only.
 pub fn load_state<F: Real>(path: &Path, config: &RunConfig) -> Result<TrainerState<F>> {
     let raw = Raw::read(path)?;
     let (st, meta) = raw.parse()?;

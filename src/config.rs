@@ -10,7 +10,13 @@ use crate::model::{Activation, ModelSpec};
 use crate::task::{Op, Task};
 use serde::{Deserialize, Serialize};
 
-/// A whole run.
+/// A whole run: task, model, training recipe, optimizer and where it runs.
+///
+/// This is the `config.toml` of a run directory, section by section (`[task]`,
+/// `[model]`, `[train]`, `[optimizer]`); top-level keys are the fields below. Every field
+/// has a default ([`RunConfig::default`]), so a TOML file only names what it changes.
+/// Build one with [`RunConfig::from_toml`] (which validates) or by struct update from
+/// the default, then call [`RunConfig::validate`] before use.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RunConfig {
@@ -21,16 +27,20 @@ pub struct RunConfig {
     /// Number of independent models trained together (B). Model k is initialized from
     /// stream k of the seed, so it does not depend on B.
     pub models: usize,
-    /// "cpu" or "cuda[:N]".
+    /// `"cpu"` or `"cuda[:N]"` (see [`parse_device`]).
     pub device: String,
     /// Arithmetic of the CUDA backend's three big products: "fp32" (exact, default),
     /// "tf32" or "bf16" (tensor cores). The CPU backend always computes in `dtype`.
     pub precision: String,
     /// CPU worker threads; 0 = all cores.
     pub threads: usize,
+    /// `[task]`: the operation table and the train/test split.
     pub task: TaskConfig,
+    /// `[model]`: width, activation, tying and factoring of the MLP.
     pub model: ModelConfig,
+    /// `[train]`: loss, regularizer, run length and recording cadence.
     pub train: TrainConfig,
+    /// `[optimizer]`: GD or AdamW, learning-rate schedule, Grokfast filter.
     pub optimizer: OptimizerConfig,
 }
 
@@ -38,7 +48,10 @@ pub struct RunConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TaskConfig {
+    /// The binary operation (`"add"`, `"sub"`, `"mul"`, `"div"`, `"quad"`).
     pub op: Op,
+    /// The modulus: inputs and labels live in `0..p`, so the model has `n_in = n_out = p`.
+    /// Must be at least 2, prime for `mul`/`div`, and at most 65 521.
     pub p: usize,
     /// Fraction of the pairs trained on, in (0, 1]; the rest is the test set.
     pub train_fraction: f64,
@@ -48,18 +61,27 @@ pub struct TaskConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ModelConfig {
+    /// Number of hidden neurons m. The max-margin construction for addition needs
+    /// `m ≥ 4(p−1)`; the default 240 = 8(p−1) for the default p = 31.
     pub width: usize,
+    /// Hidden nonlinearity σ, written `"square"`, `"relu"` or `"powK"`.
     pub activation: Activation,
+    /// Tied embeddings (`v_i = u_i`, one embedding table for both inputs).
     pub tied: bool,
-    /// Factored embedding dimension d (0 = not factored).
+    /// Factored embedding dimension d (0 = not factored); see [`ModelSpec::embed_dim`].
     pub embed_dim: usize,
+    /// Standard deviation of the Gaussian initialization of U, V, W (of their products
+    /// when factored). Must be positive.
     pub init_scale: f64,
 }
 
-/// Regularizer applied to the effective U, V, W.
+/// Regularizer applied to the effective U, V, W (not to the factors of a factored
+/// model), per neuron. In TOML: `"none"`, `"l2"`, `"l23"`. The strength λ is
+/// [`TrainConfig::reg_strength`]; see [`crate::regularizer::Regularizer`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RegularizerKind {
+    /// No regularization (`"none"`); `reg_strength` is ignored.
     None,
     /// (λ/2) Σ (‖u_i‖² + ‖v_i‖² + ‖w_i‖²)
     L2,
@@ -71,10 +93,13 @@ pub enum RegularizerKind {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TrainConfig {
+    /// Data loss: `"cross_entropy"` (default) or `"mse"` against one-hot targets.
     pub loss: Loss,
+    /// Which weight-norm penalty is added to the loss.
     pub regularizer: RegularizerKind,
     /// λ of the regularizer.
     pub reg_strength: f64,
+    /// Number of full-batch optimizer steps of the run.
     pub steps: u64,
     /// Evaluate (train/test loss and accuracy, margin) every this many steps.
     pub eval_every: u64,
@@ -86,10 +111,12 @@ pub struct TrainConfig {
     pub spectra_every: u64,
 }
 
+/// The update rule (`"gd"` or `"adamw"` in TOML).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OptimizerKind {
-    /// Full-batch gradient descent.
+    /// Full-batch gradient descent, `θ ← θ − lr·g`. Ignores `beta1`, `beta2`, `eps` and
+    /// `weight_decay` (use an L2 regularizer for weight decay under GD).
     Gd,
     /// Adam with decoupled weight decay (PyTorch's AdamW).
     Adamw,
@@ -99,18 +126,30 @@ pub enum OptimizerKind {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct OptimizerConfig {
+    /// GD or AdamW.
     pub kind: OptimizerKind,
+    /// Learning rate before the first milestone.
     pub lr: f64,
-    /// Steps at which the learning rate is multiplied by `lr_factor`.
+    /// Steps (0-based) from which on the learning rate is multiplied by `lr_factor`
+    /// once more: the rate at step `t` is `lr · lr_factor^#{milestones ≤ t}`. Order does
+    /// not matter.
     pub lr_milestones: Vec<u64>,
+    /// Factor applied at each milestone (2 doubles the rate, as in the blog recipe).
     pub lr_factor: f64,
+    /// AdamW's first-moment decay β₁, in [0, 1).
     pub beta1: f64,
+    /// AdamW's second-moment decay β₂, in [0, 1).
     pub beta2: f64,
+    /// AdamW's ε, added to `√v̂` in the denominator.
     pub eps: f64,
     /// AdamW's decoupled weight decay (θ ← θ·(1 − lr·wd) before the Adam step).
+    /// Ignored by GD.
     pub weight_decay: f64,
-    /// Grokfast EMA gradient filter: μ ← α·μ + (1−α)·g, g ← g + λ·μ. λ = 0 disables it.
+    /// α of the Grokfast EMA gradient filter μ ← α·μ + (1−α)·g, g ← g + λ·μ (μ starts at
+    /// the first gradient), in [0, 1). Only used when `grokfast_lambda > 0`.
     pub grokfast_alpha: f64,
+    /// λ of the Grokfast filter, the weight of the EMA added to the gradient. 0 (the
+    /// default) disables the filter and keeps no EMA state.
     pub grokfast_lambda: f64,
 }
 
@@ -197,7 +236,9 @@ fn finite_nonneg(key: &str, x: f64) -> Result<()> {
 }
 
 impl RunConfig {
-    /// Parses TOML, reporting the line and column of a syntax or type error.
+    /// Parses TOML and [validates](RunConfig::validate) it. Missing keys take their
+    /// defaults; unknown keys, syntax and type errors are [`Error::InvalidConfig`] naming
+    /// the line and column.
     pub fn from_toml(text: &str) -> Result<RunConfig> {
         let config: RunConfig = toml::from_str(text).map_err(|e| {
             Error::config(
@@ -210,6 +251,8 @@ impl RunConfig {
         Ok(config)
     }
 
+    /// Serializes every field (defaults included) to TOML; [`RunConfig::from_toml`] reads
+    /// it back to an equal config. This is what run directories and checkpoints store.
     pub fn to_toml(&self) -> String {
         toml::to_string(self).expect("a RunConfig always serializes")
     }
@@ -232,11 +275,15 @@ impl RunConfig {
         self.precision.parse()
     }
 
+    /// The full operation table of `[task]` (every pair, before the train/test split,
+    /// which [`crate::task::Split`] draws from `seed`).
     pub fn build_task(&self) -> Result<Task> {
         Task::modular(self.task.op, self.task.p)
     }
 
-    /// Checks every value the engine cannot honour.
+    /// Checks every value the engine cannot honour. The error is
+    /// [`Error::InvalidConfig`] with the dotted TOML key (e.g. `optimizer.lr`), the value
+    /// and what would be accepted. Does not check that a CUDA device exists.
     pub fn validate(&self) -> Result<()> {
         if self.dtype != "f32" && self.dtype != "f64" {
             return Err(Error::config("dtype", &self.dtype, "expected f32 or f64"));
@@ -327,15 +374,17 @@ impl RunConfig {
     }
 }
 
-/// Where the engine runs.
+/// Where the engine runs, parsed from [`RunConfig::device`] by [`parse_device`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Device {
+    /// The CPU backend, on [`RunConfig::threads`] threads.
     Cpu,
     /// CUDA device with this ordinal.
     Cuda(usize),
 }
 
-/// Parses "cpu", "cuda" or "cuda:N".
+/// Parses "cpu", "cuda" (= "cuda:0") or "cuda:N". Only the syntax is checked, not
+/// whether the device exists.
 pub fn parse_device(s: &str) -> Result<Device> {
     match s {
         "cpu" => Ok(Device::Cpu),

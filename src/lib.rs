@@ -4,17 +4,56 @@
 //! MLPs trained with full-batch gradient descent over every input pair of a modular
 //! arithmetic table, and the analysis that turns their weights into findings.
 //!
-//! ```no_run
+//! The model: neuron `i` owns `u_i, v_i ∈ R^p` and `w_i ∈ R^p`, computes
+//! `h_i(a, b) = σ(u_i[a] + v_i[b])`, and the logits are `f_c(a, b) = Σ_i w_i[c]·h_i(a, b)`.
+//! A [`train::Trainer`] trains a batch of such models (independent seeds, one shape) on
+//! the pairs of a [`task::Task`], described by a [`config::RunConfig`] that round-trips
+//! through TOML.
+//!
+//! ```
 //! use clockwork::prelude::*;
 //!
-//! let config = RunConfig::default(); // a+b mod 31, x², blog-style recipe
+//! // a+b mod 7, x², width 4(p−1); the rest of the recipe is the default (blog-style GD
+//! // with L_{2,3} regularization, see RunConfig::default).
+//! let mut config = RunConfig::default();
+//! config.task.p = 7;
+//! config.model.width = 24;
+//! config.validate()?;
+//!
 //! let mut trainer = Trainer::<f32>::from_config(&config)?;
-//! for _ in 0..100 {
-//!     trainer.step()?;
+//! for _ in 0..5 {
+//!     let report = trainer.step()?; // loss measured before the update
+//!     assert!(report.train[0].loss.is_finite());
 //! }
-//! let u = trainer.weights().u_array(0); // m × p, ndarray
+//! let eval = trainer.evaluate()?; // train/test loss, accuracy, normalized margin
+//! assert_eq!(eval.step, 5);
+//!
+//! // Effective weights of model 0 as ndarray, in the paper's orientation.
+//! let weights = trainer.weights();
+//! let u = weights.u_array(0); // m × p: row i is neuron i's embedding of the first input
+//! let v = weights.v_array(0); // m × p
+//! let w = weights.w_array(0); // p × m: column i is neuron i's output weights
+//! assert_eq!(u.dim(), (24, 7));
+//! assert_eq!(v.dim(), (24, 7));
+//! assert_eq!(w.dim(), (7, 24));
 //! # Ok::<(), clockwork::Error>(())
 //! ```
+//!
+//! Where things are:
+//! - [`config`]: the run description; [`presets`]: named recipes from the seed material
+//!   and the merging of TOML files and overrides over them.
+//! - [`task`]: operation tables and train/test splits; [`model`]: shapes, parameters,
+//!   effective weights and their layouts.
+//! - [`engine`]: the [`engine::Backend`] trait (loss, statistics and gradients of a batch
+//!   of models over a pair set) with the CPU and CUDA implementations and a plain-loop
+//!   reference; [`regularizer`] and [`optim`]: what the trainer adds on top.
+//! - [`train`]: the host training loop; [`engine::cuda::CudaTrainer`] runs the whole step
+//!   on a GPU. [`checkpoint`] saves and resumes; [`run`] manages run directories.
+//! - [`theory`]: closed-form margins (γ*); [`analysis`]: Fourier and margin analysis of
+//!   trained weights.
+//!
+//! Errors are one [`Error`] type whose messages name the bad value and what would be
+//! accepted.
 
 pub mod analysis;
 pub mod checkpoint;

@@ -15,7 +15,10 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 
-/// The hidden nonlinearity σ.
+/// The hidden nonlinearity σ, applied to `u_i[a] + v_i[b]`.
+///
+/// Written in configs as `"square"` (also `"x2"`, `"x^2"`), `"relu"` or `"powK"`
+/// (also `"x^K"`), K ≥ 1; `pow2` parses as [`Activation::Square`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Activation {
     /// σ(x) = x² (the case the margin theory solves exactly).
@@ -91,7 +94,8 @@ impl<'de> Deserialize<'de> for Activation {
     }
 }
 
-/// Everything that fixes a model's shape (but not its values).
+/// Everything that fixes a model's shape (but not its values), plus the scale of its
+/// initialization. Usually built by [`crate::config::RunConfig::model_spec`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelSpec {
@@ -101,6 +105,7 @@ pub struct ModelSpec {
     pub n_out: usize,
     /// Hidden width m.
     pub width: usize,
+    /// The hidden nonlinearity σ.
     pub activation: Activation,
     /// Tied embeddings: v_i = u_i.
     pub tied: bool,
@@ -112,6 +117,9 @@ pub struct ModelSpec {
 }
 
 impl ModelSpec {
+    /// Checks that the spec describes a model that can exist: width ≥ 1, `pow` ≥ 1, a
+    /// positive finite init scale, and for factored embeddings d ≥ 1 and
+    /// `n_out = n_in`. Errors are [`Error::InvalidConfig`] keyed by the field name.
     pub fn validate(&self) -> Result<()> {
         if self.width == 0 {
             return Err(Error::config(
@@ -156,7 +164,12 @@ impl ModelSpec {
         Ok(())
     }
 
-    /// The named parameter tensors of one model, in storage order, with their shapes.
+    /// The named parameter tensors of one model, in storage order, with their shapes
+    /// (row-major, storage orientation: `u`, `v` are `n_in × m`, `w` is `n_out × m`).
+    ///
+    /// Unfactored: `u`, `v` (absent when tied), `w`. Factored: `embed` (`n_in × d`),
+    /// `proj_u`, `proj_v` (absent when tied), `proj_out` (each `d × m`). This is the
+    /// layout of [`Params::data`] for each model.
     pub fn tensors(&self) -> Vec<(&'static str, [usize; 2])> {
         let (p, m, c) = (self.n_in, self.width, self.n_out);
         match self.embed_dim {
@@ -187,10 +200,18 @@ impl ModelSpec {
 
 /// The trainable parameters of a batch of `batch` models with one spec, stored as one
 /// flat vector (model-major), which is what the optimizers update.
+///
+/// For a factored model these are the factors, not `U`, `V`, `W`; [`Params::effective`]
+/// turns them into the weights the engine computes with.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Params<F> {
+    /// The shape every model of the batch shares.
     pub spec: ModelSpec,
+    /// Number of models B.
     pub batch: usize,
+    /// `batch × spec.n_params()` values: model `k` occupies
+    /// `k·n_params .. (k+1)·n_params`, its tensors laid out in [`ModelSpec::tensors`]
+    /// order, each row-major in storage orientation.
     pub data: Vec<F>,
 }
 
@@ -231,13 +252,16 @@ impl<F: Real> Params<F> {
         })
     }
 
-    /// Parameters of one model.
+    /// Parameters of model `k` (its `n_params` values, in [`ModelSpec::tensors`] order).
+    /// Panics if `k ≥ batch`.
     pub fn model(&self, k: usize) -> &[F] {
         let n = self.spec.n_params();
         &self.data[k * n..(k + 1) * n]
     }
 
-    /// A named tensor of model `k` as an array in storage orientation.
+    /// A named tensor of model `k` (a name from [`ModelSpec::tensors`]) as an array in
+    /// storage orientation, e.g. `u` as `n_in × m`; `None` if the model has no tensor of
+    /// that name (`v` when tied, `u` when factored).
     pub fn tensor(&self, k: usize, name: &str) -> Option<Array2<F>> {
         let mut offset = 0;
         for (t, shape) in self.spec.tensors() {
@@ -302,6 +326,7 @@ impl<F: Real> Params<F> {
 
     /// Maps gradients with respect to the effective weights onto the parameters
     /// (sums the two embedding gradients when tied, chains through the factors).
+    /// `out` has the layout of [`Params::data`] and is overwritten.
     pub fn chain_grads(&self, grads: &Weights<F>, out: &mut [F]) {
         let spec = &self.spec;
         let (p, m, c) = (spec.n_in, spec.width, spec.n_out);
@@ -419,18 +444,31 @@ fn matmul<F: Real>(a: &[F], b: &[F], out: &mut [F], r: usize, d: usize, m: usize
 /// The effective weights of a batch of models, in the engine's layout: `u`, `v` are
 /// `batch × n_in × m` (token-major), `w` is `batch × n_out × m`. Gradients with respect to
 /// the weights use the same type.
+///
+/// Token-major means element `u[(k·n_in + a)·m + i]` is `u_i[a]` of model `k`: the
+/// transpose of the paper's `m × n_in`. Use [`Weights::u_array`], [`Weights::v_array`]
+/// and [`Weights::w_array`] for the paper orientation. `v` is always stored, also for
+/// tied models (then it equals `u`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Weights<F> {
+    /// Number of models B.
     pub batch: usize,
+    /// Input vocabulary size (rows of each model's `u` and `v`).
     pub n_in: usize,
+    /// Number of output classes (rows of each model's `w`).
     pub n_out: usize,
+    /// Hidden width m (the contiguous, innermost axis of all three).
     pub width: usize,
+    /// Input embeddings of the first operand, `batch × n_in × m`.
     pub u: Vec<F>,
+    /// Input embeddings of the second operand, `batch × n_in × m`.
     pub v: Vec<F>,
+    /// Output weights, `batch × n_out × m`: `w[(k·n_out + c)·m + i]` is `w_i[c]`.
     pub w: Vec<F>,
 }
 
 impl<F: Real> Weights<F> {
+    /// All-zero weights (or gradients) for `batch` models of `spec`'s shape.
     pub fn zeros(spec: &ModelSpec, batch: usize) -> Weights<F> {
         let (p, m, c) = (spec.n_in, spec.width, spec.n_out);
         Weights {
@@ -444,8 +482,9 @@ impl<F: Real> Weights<F> {
         }
     }
 
-    /// Builds one model's weights from arrays in the paper's orientation:
-    /// `u`, `v` of shape `m × n_in`, `w` of shape `n_out × m`.
+    /// Builds one model's weights (`batch = 1`) from arrays in the paper's orientation:
+    /// `u`, `v` of shape `m × n_in`, `w` of shape `n_out × m`. Mismatched shapes give
+    /// [`Error::Shape`].
     pub fn from_arrays(u: &Array2<F>, v: &Array2<F>, w: &Array2<F>) -> Result<Weights<F>> {
         let (m, p) = u.dim();
         let c = w.dim().0;
@@ -494,6 +533,8 @@ impl<F: Real> Weights<F> {
         (self.n_in * self.width, self.n_out * self.width)
     }
 
+    /// Model `k`'s `(u, v, w)` slices in the engine layout (`n_in × m`, `n_in × m`,
+    /// `n_out × m`, row-major). Panics if `k ≥ batch`.
     pub fn model(&self, k: usize) -> (&[F], &[F], &[F]) {
         let (e, o) = self.sizes();
         (
@@ -503,6 +544,7 @@ impl<F: Real> Weights<F> {
         )
     }
 
+    /// Mutable [`Weights::model`].
     pub fn model_mut(&mut self, k: usize) -> (&mut [F], &mut [F], &mut [F]) {
         let (e, o) = self.sizes();
         (
@@ -516,7 +558,8 @@ impl<F: Real> Weights<F> {
     pub fn u_array(&self, k: usize) -> Array2<F> {
         transpose(self.model(k).0, self.n_in, self.width)
     }
-    /// `V` of model `k` as an `m × n_in` array.
+    /// `V` of model `k` as an `m × n_in` array (row i is neuron i's second-input
+    /// embedding).
     pub fn v_array(&self, k: usize) -> Array2<F> {
         transpose(self.model(k).1, self.n_in, self.width)
     }
@@ -526,7 +569,8 @@ impl<F: Real> Weights<F> {
             .expect("shape matches")
     }
 
-    /// Per-neuron squared norms ‖u_i‖² + ‖v_i‖² + ‖w_i‖² of model `k`.
+    /// Per-neuron squared norms ‖u_i‖² + ‖v_i‖² + ‖w_i‖² of model `k` (length m, in f64).
+    /// For a tied model ‖u_i‖² is counted twice, as `v_i = u_i` is a separate input.
     pub fn neuron_sq_norms(&self, k: usize) -> Vec<f64> {
         let (u, v, w) = self.model(k);
         let m = self.width;
@@ -541,7 +585,7 @@ impl<F: Real> Weights<F> {
         norms
     }
 
-    /// Converts to another float type.
+    /// Converts to another float type (elementwise through f64).
     pub fn cast<G: Real>(&self) -> Weights<G> {
         let c = |x: &Vec<F>| x.iter().map(|&e| G::of(e.f64())).collect();
         Weights {

@@ -5,8 +5,13 @@ use crate::config::{OptimizerConfig, OptimizerKind};
 use crate::real::Real;
 
 /// Optimizer state. Buffers are empty until used, so GD carries none.
+///
+/// The buffers have the layout of the parameter vector they were first updated with
+/// ([`crate::model::Params::data`]); an empty buffer is (re)started on the next update:
+/// Adam moments at zero, the Grokfast EMA at that step's gradient.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Optimizer<F> {
+    /// Update rule, learning-rate schedule and filter settings.
     pub config: OptimizerConfig,
     /// Adam first moment.
     pub m: Vec<F>,
@@ -17,6 +22,7 @@ pub struct Optimizer<F> {
 }
 
 impl<F: Real> Optimizer<F> {
+    /// A fresh optimizer (no state yet) for `config`.
     pub fn new(config: &OptimizerConfig) -> Optimizer<F> {
         Optimizer {
             config: config.clone(),
@@ -34,7 +40,8 @@ impl<F: Real> Optimizer<F> {
     }
 
     /// Applies update number `step` (0-based) to `params` given `grads` (which the
-    /// Grokfast filter may modify in place).
+    /// Grokfast filter may modify in place). `step` sets the learning rate and AdamW's
+    /// bias correction (`t = step + 1`), so a resumed run must pass the same count.
     pub fn update(&mut self, step: u64, params: &mut [F], grads: &mut [F]) {
         let c = self.config.clone();
         if c.grokfast_lambda > 0.0 {

@@ -95,9 +95,12 @@ pub trait Real:
     /// f64 path is the reference that finite-difference checks rely on.
     fn softmax_exp(x: Self) -> Self;
 
+    /// Converts from f64, rounding to nearest for f32 (values beyond f32's range become
+    /// ±inf).
     fn of(x: f64) -> Self {
         <Self as num_traits::FromPrimitive>::from_f64(x).expect("f64 converts to any Real")
     }
+    /// Converts to f64 (exact for both f32 and f64).
     fn f64(self) -> f64 {
         num_traits::ToPrimitive::to_f64(&self).expect("Real converts to f64")
     }
@@ -221,7 +224,8 @@ impl Real for f64 {
 /// branch-free with plain arithmetic so a loop over it compiles to SIMD code.
 ///
 /// Range reduction `x = n·ln2 + r`, |r| <= ln2/2, then a degree-6 polynomial for `e^r`
-/// and `2^n` built in the exponent bits. Inputs below -87 flush to 0.
+/// and `2^n` built in the exponent bits. Inputs are clamped to [-87, 88], so anything
+/// below -87 gives `e^-87 ≈ 1.6e-38` rather than 0 (negligible next to the max term, 1).
 #[inline(always)]
 pub fn fast_exp_f32(x: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;

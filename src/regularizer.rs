@@ -5,14 +5,20 @@ use crate::model::Weights;
 use crate::real::Real;
 
 /// A regularizer with its strength λ.
+///
+/// It acts on the effective weights, so for a factored model it penalizes the products,
+/// not the factors, and for a tied model ‖u_i‖² counts twice (once as `v_i`).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Regularizer {
+    /// Which penalty; [`RegularizerKind::None`] makes [`Regularizer::apply`] a no-op.
     pub kind: RegularizerKind,
+    /// λ (≥ 0); 0 also makes it a no-op.
     pub strength: f64,
 }
 
 impl Regularizer {
-    /// Adds the regularizer's gradient to `grads` and returns its value per model.
+    /// Adds the regularizer's gradient to `grads` (engine layout, same shape as
+    /// `weights`) and returns its value per model.
     ///
     /// With `n_i = ‖u_i‖² + ‖v_i‖² + ‖w_i‖²`: L2 is `(λ/2) Σ n_i` (gradient `λ·x`),
     /// L_{2,3} is `λ Σ n_i^{3/2}` (gradient `3λ √n_i · x` on every entry of neuron i).

@@ -20,37 +20,57 @@ pub struct StepReport {
     pub step: u64,
     /// Learning rate used.
     pub lr: f64,
-    /// Data loss and accuracy on the training pairs.
+    /// Data loss and accuracy on the training pairs, one entry per model.
     pub train: Vec<PassStats>,
-    /// Regularizer value.
+    /// Regularizer value, one entry per model (0 without a regularizer); the objective
+    /// the step descended is `train[k].loss + reg_loss[k]`.
     pub reg_loss: Vec<f64>,
 }
 
 /// Metrics of the current parameters, per model.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Evaluation {
+    /// Steps taken when it was measured (so it describes the parameters after update
+    /// `step − 1`).
     pub step: u64,
+    /// Data loss, accuracy and unnormalized minimum margin on the training pairs, one
+    /// entry per model.
     pub train: Vec<PassStats>,
-    /// None when the whole table is trained on.
+    /// The same on the held-out pairs; None when the whole table is trained on.
     pub test: Option<Vec<PassStats>>,
-    /// Normalized margin over the training pairs (theory.md §2).
+    /// Normalized margin over the training pairs (theory.md §2), one entry per model:
+    /// `train[k].min_margin` divided by `Σ_i (‖u_i‖² + ‖v_i‖² + ‖w_i‖²)^{h/2}`, h the
+    /// network's homogeneity ([`crate::theory::normalized_margin`]).
     pub margin: Vec<f64>,
     /// γ* of the setup when the theory gives one (x², a+b mod p), else None.
     pub gamma_star: Option<f64>,
 }
 
 /// Everything needed to continue a run exactly: what a checkpoint stores.
+///
+/// Every vector is flat and model-major in the layout of [`Params::data`]
+/// (`batch × n_params`). An optimizer buffer that is not in use yet (GD's Adam moments,
+/// the Grokfast EMA when λ = 0, any of them before the first step) is empty.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TrainerState<F> {
     /// Steps taken so far.
     pub step: u64,
+    /// The trainable parameters (the factors when factored).
     pub params: Vec<F>,
+    /// AdamW first moment m (not bias-corrected).
     pub adam_m: Vec<F>,
+    /// AdamW second moment v (not bias-corrected).
     pub adam_v: Vec<F>,
+    /// Grokfast EMA μ of the gradient.
     pub grokfast_ema: Vec<F>,
 }
 
-/// Trains a batch of models of one shape on one task.
+/// Trains a batch of models of one shape on one task, on the host, with the per-pair
+/// work done by a [`Backend`] (CPU, or CUDA through [`crate::engine::cuda::CudaBackend`]).
+///
+/// `F` is the element type and must match [`RunConfig::dtype`]. The B models share the
+/// task, split, hyperparameters and backend passes but are otherwise independent: model
+/// `k` is initialized from stream `k` of the seed and has its own loss and gradient.
 pub struct Trainer<F: Real> {
     config: RunConfig,
     core: CoreSpec,
@@ -68,7 +88,9 @@ pub struct Trainer<F: Real> {
     step: u64,
 }
 
-/// Builds the backend a config asks for.
+/// Builds the backend a config asks for: a [`CpuBackend`] with `threads` workers, or a
+/// [`crate::engine::cuda::CudaBackend`] in `precision` for `cuda[:N]` (which fails with
+/// [`Error::Backend`] on a machine without CUDA).
 pub fn backend_for<F: Real>(config: &RunConfig) -> Result<Box<dyn Backend<F>>> {
     match parse_device(&config.device)? {
         Device::Cpu => Ok(Box::new(CpuBackend::new(CpuOptions {
@@ -84,11 +106,14 @@ pub fn backend_for<F: Real>(config: &RunConfig) -> Result<Box<dyn Backend<F>>> {
 
 impl<F: Real> Trainer<F> {
     /// A trainer for `config` on the device it names, initialized from its seed.
+    /// Validates the config; fails with [`Error::InvalidConfig`] (key `dtype`) if `F`
+    /// is not the config's `dtype`.
     pub fn from_config(config: &RunConfig) -> Result<Trainer<F>> {
         Trainer::with_backend(config, backend_for(config)?)
     }
 
-    /// A trainer on a backend of the caller's choosing.
+    /// A trainer on a backend of the caller's choosing (the config's `device`,
+    /// `precision` and `threads` are then not used).
     pub fn with_backend(config: &RunConfig, backend: Box<dyn Backend<F>>) -> Result<Trainer<F>> {
         config.validate()?;
         if config.dtype != F::NAME {
@@ -212,6 +237,8 @@ impl<F: Real> Trainer<F> {
     }
 
     /// γ* when the theory covers this setup: x², addition, untied and unfactored.
+    /// It is the maximum normalized margin over the whole table; with a train split the
+    /// margin over the training pairs alone may exceed it.
     pub fn gamma_star(&self) -> Option<f64> {
         let c = &self.config;
         (c.model.activation == crate::model::Activation::Square
@@ -225,15 +252,19 @@ impl<F: Real> Trainer<F> {
     pub fn steps_done(&self) -> u64 {
         self.step
     }
+    /// The config the trainer was built from.
     pub fn config(&self) -> &RunConfig {
         &self.config
     }
+    /// The whole operation table (train and test pairs).
     pub fn task(&self) -> &Task {
         &self.task
     }
+    /// The pairs trained on (ascending table order), which every step passes over.
     pub fn train_pairs(&self) -> &PairSet {
         &self.train
     }
+    /// The held-out pairs; empty when `train_fraction = 1`.
     pub fn test_pairs(&self) -> &PairSet {
         &self.test
     }
@@ -245,6 +276,7 @@ impl<F: Real> Trainer<F> {
     pub fn params(&self) -> &Params<F> {
         &self.params
     }
+    /// The backend computing the passes (e.g. for [`Backend::describe`]).
     pub fn backend(&self) -> &dyn Backend<F> {
         self.backend.as_ref()
     }
@@ -260,7 +292,9 @@ impl<F: Real> Trainer<F> {
         }
     }
 
-    /// Continues from a snapshot taken from a trainer with the same config.
+    /// Continues from a snapshot taken from a trainer with the same config (from
+    /// [`Trainer::state`], [`crate::checkpoint::load_state`] or a `CudaTrainer`).
+    /// Buffer lengths are checked ([`Error::Shape`]); that the config matches is not.
     pub fn restore(&mut self, state: TrainerState<F>) -> Result<()> {
         let n = self.params.data.len();
         let ok = |v: &Vec<F>| v.is_empty() || v.len() == n;

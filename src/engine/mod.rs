@@ -2,7 +2,7 @@
 //!
 //! [`Backend`] is the one interface the training code talks to; the CPU backend
 //! ([`cpu::CpuBackend`]) implements it with fused, tiled loops, and
-//! [`reference`] holds the plain-loop version every fast path is tested against.
+//! [`reference`](mod@reference) holds the plain-loop version every fast path is tested against.
 
 pub mod cpu;
 pub mod cuda;
@@ -14,7 +14,7 @@ use crate::real::Real;
 use crate::task::PairSet;
 use serde::{Deserialize, Serialize};
 
-/// The training loss.
+/// The training loss (`"cross_entropy"` or `"mse"` in configs; `"ce"` also parses).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Loss {
@@ -36,27 +36,35 @@ impl std::str::FromStr for Loss {
     }
 }
 
-/// What the fused core computes: the activation and the loss.
+/// What the fused core computes: the activation and the loss. Passed with every call,
+/// so one backend serves models of any activation and loss.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct CoreSpec {
+    /// The hidden nonlinearity σ.
     pub activation: Activation,
+    /// The data loss whose gradient the pass computes.
     pub loss: Loss,
 }
 
 /// Per-model statistics of one pass over a pair set.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct PassStats {
-    /// Mean data loss over the pairs (no regularizer).
+    /// Mean data loss over the pairs (no regularizer); for MSE the mean is over pairs
+    /// and classes.
     pub loss: f64,
     /// Pairs whose correct logit is strictly above every other logit.
     pub correct: usize,
     /// Number of pairs.
     pub count: usize,
-    /// Smallest margin `f_y − max_{c≠y} f_c` over the pairs (unnormalized).
+    /// Smallest margin `f_y − max_{c≠y} f_c` over the pairs (unnormalized; negative while
+    /// some pair is misclassified). Divide by [`crate::theory::margin_norm`] for the
+    /// scale-invariant γ.
     pub min_margin: f64,
 }
 
 impl PassStats {
+    /// Fraction of pairs classified correctly, `correct / count`, in [0, 1]; NaN for an
+    /// empty pass.
     pub fn accuracy(&self) -> f64 {
         if self.count == 0 {
             f64::NAN
@@ -68,12 +76,17 @@ impl PassStats {
 
 /// A compute backend. It never sees optimizers, regularizers or factorizations: only
 /// the effective `U, V, W` of B models and a list of pairs.
+///
+/// Both calls return one [`PassStats`] per model and fail with [`Error::Shape`] when a
+/// pair indexes outside the weights, or an error for an empty pair set.
 pub trait Backend<F: Real>: Send + Sync {
     /// Short description for logs, e.g. `"cpu (2 threads, avx2)"`.
     fn describe(&self) -> String;
 
     /// Loss, accuracy and margins of every model on `pairs`, and the gradient of the mean
-    /// data loss with respect to the weights, written into `grads` (overwritten).
+    /// data loss with respect to the weights, written into `grads` (overwritten and
+    /// reshaped to `weights`' shape; engine layout, see [`Weights`]). For a tied model
+    /// the `u` and `v` gradients come back separately; the caller sums them.
     fn loss_and_grad(
         &self,
         core: CoreSpec,

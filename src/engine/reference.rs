@@ -6,6 +6,7 @@ use crate::model::{Activation, Weights};
 use crate::real::Real;
 use crate::task::PairSet;
 
+/// σ(x) for the activation `act`.
 pub fn activate(act: Activation, x: f64) -> f64 {
     match act {
         Activation::Square => x * x,
@@ -14,6 +15,7 @@ pub fn activate(act: Activation, x: f64) -> f64 {
     }
 }
 
+/// σ'(x), the derivative of [`activate`] (ReLU's is taken as 0 at x = 0).
 pub fn activate_grad(act: Activation, x: f64) -> f64 {
     match act {
         Activation::Square => 2.0 * x,
@@ -28,7 +30,7 @@ pub fn activate_grad(act: Activation, x: f64) -> f64 {
     }
 }
 
-/// Logits of model `k` for pair `(a, b)`.
+/// Logits `f_c(a, b)`, `c = 0..n_out`, of model `k` for pair `(a, b)`, in f64.
 pub fn logits<F: Real>(
     act: Activation,
     weights: &Weights<F>,
@@ -46,7 +48,10 @@ pub fn logits<F: Real>(
         .collect()
 }
 
-/// Loss, stats and (if `grads` is given) gradients, straight from the definitions.
+/// Loss, stats and (if `grads` is given) gradients, straight from the definitions, one
+/// [`PassStats`] per model. `grads` is replaced by f64 gradients of the mean data loss in
+/// the engine layout (`u`, `v` separate even when tied). Pairs are not range-checked:
+/// an out-of-range index panics.
 pub fn loss_and_grad<F: Real>(
     core: CoreSpec,
     weights: &Weights<F>,

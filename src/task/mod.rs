@@ -26,26 +26,36 @@ pub struct Task {
 }
 
 /// A list of examples in structure-of-arrays form, the layout the engine streams.
+///
+/// Example `t` is `(a[t], b[t]) → label[t]`. The three vectors must have equal lengths
+/// ([`Task::new`] and the backends check, since the fields are public).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct PairSet {
+    /// First inputs, each `< n_in` (row of `U` it selects).
     pub a: Vec<u32>,
+    /// Second inputs, each `< n_in` (row of `V` it selects).
     pub b: Vec<u32>,
+    /// Correct classes, each `< n_out`.
     pub label: Vec<u32>,
 }
 
 impl PairSet {
+    /// Number of examples (the length of `label`).
     pub fn len(&self) -> usize {
         self.label.len()
     }
+    /// Whether there are no examples.
     pub fn is_empty(&self) -> bool {
         self.label.is_empty()
     }
+    /// Appends the example `(a, b) → label`.
     pub fn push(&mut self, a: u32, b: u32, label: u32) {
         self.a.push(a);
         self.b.push(b);
         self.label.push(label);
     }
-    /// The examples at `indices`, in that order.
+    /// The examples at `indices`, in that order (e.g. [`Split::train`]). Panics on an
+    /// index out of range.
     pub fn select(&self, indices: &[usize]) -> PairSet {
         PairSet {
             a: indices.iter().map(|&i| self.a[i]).collect(),
@@ -106,14 +116,19 @@ impl Task {
         })
     }
 
-    /// The table of `op` over Z_p (every valid pair, in row-major `(a, b)` order).
+    /// The table of `op` over Z_p (every valid pair, in row-major `(a, b)` order, so for
+    /// ops defined everywhere example `a·p + b` is `(a, b)`); `n_in = n_out = p`. Fails
+    /// for `p < 2`, `p > 65 521`, or a composite `p` with `mul`/`div`.
     pub fn modular(op: Op, p: usize) -> Result<Task> {
         modular::build(op, p)
     }
 
+    /// Number of examples in the table (p² for most ops, p(p−1) for `div`).
     pub fn len(&self) -> usize {
         self.pairs.len()
     }
+    /// Whether the table has no examples (never true for a task built by
+    /// [`Task::new`], which refuses empty ones).
     pub fn is_empty(&self) -> bool {
         self.pairs.is_empty()
     }

@@ -4,7 +4,7 @@ use super::{PairSet, Task};
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 
-/// A binary operation over Z_p.
+/// A binary operation over Z_p, written in configs by its [`Op::name`] (`"add"`, ...).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Op {
@@ -14,15 +14,19 @@ pub enum Op {
     Sub,
     /// `(a · b) mod p` (needs p prime so the table is a field's)
     Mul,
-    /// `(a · b⁻¹) mod p`, `b ≠ 0` (needs p prime)
+    /// `(a · b⁻¹) mod p`, `b ≠ 0` (needs p prime); the table has no `b = 0` column, so it
+    /// has p(p−1) pairs
     Div,
     /// `(a² + a·b + b²) mod p`
     Quad,
 }
 
 impl Op {
+    /// Every operation, in declaration order.
     pub const ALL: [Op; 5] = [Op::Add, Op::Sub, Op::Mul, Op::Div, Op::Quad];
 
+    /// The name used in configs, on the command line and by `FromStr` (`"add"`,
+    /// `"sub"`, `"mul"`, `"div"`, `"quad"`).
     pub fn name(self) -> &'static str {
         match self {
             Op::Add => "add",
@@ -87,7 +91,8 @@ fn pow_mod(mut base: u64, mut exp: u64, p: u64) -> u64 {
     acc
 }
 
-/// Trial division; p is at most a few thousand here.
+/// Whether `p` is prime, by trial division (at most √p ≈ 256 divisions for the largest
+/// modulus a task accepts, 65 521).
 pub fn is_prime(p: usize) -> bool {
     if p < 2 {
         return false;

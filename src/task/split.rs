@@ -11,12 +11,16 @@ pub struct Split {
     /// Indices into the task's examples, in ascending order (ascending keeps the
     /// engine's memory access pattern close to the table's row-major order).
     pub train: Vec<usize>,
+    /// The held-out indices (every index not in `train`), ascending; empty when the
+    /// fraction is 1.
     pub test: Vec<usize>,
 }
 
 impl Split {
     /// Keeps `round(fraction · n)` examples (at least one) for training, chosen by a
     /// seeded shuffle. `fraction = 1` trains on the whole table and leaves no test set.
+    /// The same `(n, fraction, seed)` always gives the same split; `fraction` outside
+    /// (0, 1] is [`Error::InvalidConfig`]. `n` must be at least 1.
     pub fn new(n: usize, fraction: f64, seed: u64) -> Result<Split> {
         if !(fraction > 0.0 && fraction <= 1.0) {
             return Err(Error::config(

@@ -17,7 +17,7 @@
 //!
 //! The three products go through matrixmultiply (packed, AVX2/FMA microkernels, chosen
 //! at run time); the elementwise parts are compiled once per instruction set
-//! ([`simd`]) and dispatched at run time.
+//! (the private `simd` module) and dispatched at run time.
 
 #[cfg(target_arch = "x86_64")]
 mod fused_avx2;
@@ -58,6 +58,7 @@ pub struct CpuOptions {
     pub target_jobs: usize,
     /// Worker threads (None: rayon's global pool, i.e. all cores or RAYON_NUM_THREADS).
     pub threads: Option<usize>,
+    /// Which implementation computes the products of a tile.
     pub kernel: CpuKernel,
 }
 
@@ -72,7 +73,9 @@ impl Default for CpuOptions {
     }
 }
 
-/// Fused CPU backend.
+/// Fused CPU backend: implements [`Backend`] for f32 and f64. Results are
+/// bit-identical for any thread count (see the module docs). Keeps its job buffers
+/// between calls, so repeated passes of one shape do not allocate.
 pub struct CpuBackend {
     options: CpuOptions,
     pool: Option<rayon::ThreadPool>,
@@ -81,6 +84,9 @@ pub struct CpuBackend {
 }
 
 impl CpuBackend {
+    /// A backend with `options`. Fails with [`Error::InvalidConfig`] for a zero
+    /// `tile_rows`, `target_jobs` or `threads`, or [`CpuKernel::FusedAvx2`] on a CPU
+    /// without AVX2+FMA, and with [`Error::Backend`] if the thread pool cannot start.
     pub fn new(options: CpuOptions) -> Result<CpuBackend> {
         if options.tile_rows == 0 {
             return Err(Error::config("tile_rows", 0, "tiles need at least one row"));

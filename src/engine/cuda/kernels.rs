@@ -18,6 +18,7 @@ pub const COMMON: &str = include_str!("../../../kernels/common.cuh");
 pub struct KernelFile {
     /// Path relative to the repository root, e.g. `kernels/reduce.cu`.
     pub path: &'static str,
+    /// The file's CUDA C++ source, without [`COMMON`] (see [`KernelFile::full_source`]).
     pub source: &'static str,
     /// Whether the file's code depends on `CW_MMA` (the GEMM kernels).
     pub precision_dependent: bool,

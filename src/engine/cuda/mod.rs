@@ -13,7 +13,7 @@
 //! # The step on the device (kernels/, one file per kernel family)
 //! Per chunk of pairs (the pairs are cut into chunks only when the per-chunk buffers would
 //! exceed the memory budget):
-//! 1. `fused_forward_ce.cu`: logits = σ(U[a]+V[b])·Wᵀ, the hidden activations built in the
+//! 1. `fused_forward_ce.cu`: logits = `σ(U[a]+V[b])·Wᵀ`, the hidden activations built in the
 //!    GEMM operand load; softmax-CE/MSE in the epilogue writes G = dL/dlogits and per-row
 //!    loss and margin.
 //! 2. `fused_backward.cu`: partial dW = Gᵀ·H over row splits (H recomputed in the operand
@@ -39,6 +39,7 @@ pub use trainer::CudaTrainer;
 use crate::error::{Error, Result};
 
 /// Arithmetic of the three big products (everything else is fp32 in every mode).
+/// Written `"fp32"` (also `"f32"`, `"exact"`), `"tf32"` or `"bf16"` in configs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Precision {
     /// Exact fp32 FMA on the CUDA cores (the default).
@@ -59,6 +60,7 @@ impl Precision {
             Precision::Bf16 => 2,
         }
     }
+    /// Every precision, from most to least exact.
     pub const ALL: [Precision; 3] = [Precision::Fp32, Precision::Tf32, Precision::Bf16];
 }
 

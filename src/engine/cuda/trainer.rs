@@ -28,7 +28,9 @@ use cudarc::driver::{CudaGraph, CudaSlice, PushKernelArg};
 /// Steps between two metric read-backs unless [`CudaTrainer::set_read_every`] says otherwise.
 pub const DEFAULT_READ_EVERY: usize = 100;
 
-/// Trains a batch of unfactored models of one shape on one task, entirely on a GPU.
+/// Trains a batch of unfactored models of one shape on one task, entirely on a GPU, in
+/// f32 (module docs: same semantics as [`crate::train::Trainer`], metrics read back
+/// every `read_every` steps).
 pub struct CudaTrainer {
     gpu: Gpu,
     config: RunConfig,
@@ -202,6 +204,7 @@ impl CudaTrainer {
         Ok(())
     }
 
+    /// Short description of the device for logs (name, architecture, precision).
     pub fn describe(&self) -> String {
         self.gpu.describe()
     }
@@ -390,7 +393,9 @@ impl CudaTrainer {
 
     /// `steps` steps, reading the metrics back every `read_every` steps. Returns every
     /// step's report; on a non-finite loss stops with [`Error::Diverged`] (the steps
-    /// before it are done and [`CudaTrainer::steps_done`] counts them).
+    /// before it are done and [`CudaTrainer::steps_done`] counts them, but their reports
+    /// are dropped with the error; [`CudaTrainer::run_with`] hands over each completed
+    /// read-back batch before the failing one).
     pub fn run(&mut self, steps: u64) -> Result<Vec<StepReport>> {
         let mut reports = Vec::with_capacity(steps as usize);
         let mut left = steps;
@@ -668,15 +673,19 @@ impl CudaTrainer {
     pub fn steps_done(&self) -> u64 {
         self.step
     }
+    /// The config the trainer was built from.
     pub fn config(&self) -> &RunConfig {
         &self.config
     }
+    /// The whole operation table (train and test pairs).
     pub fn task(&self) -> &Task {
         &self.task
     }
+    /// The pairs trained on (the same split as [`crate::train::Trainer`]).
     pub fn train_pairs(&self) -> &PairSet {
         &self.train
     }
+    /// The held-out pairs; empty when `train_fraction = 1`.
     pub fn test_pairs(&self) -> &PairSet {
         &self.test
     }
