@@ -14,6 +14,14 @@
 //!   the training wall time so far (summed over resumptions). Non-finite numbers are null.
 //! - `checkpoints/step-XXXXXXXX.safetensors`: [`crate::checkpoint`] files every
 //!   `train.checkpoint_every` steps and at the end, written atomically.
+//! - `spectra.jsonl` (when `train.spectra_every > 0`): one
+//!   [`crate::analysis::record::SpectraRecord`] per (record step, model) at step 0,
+//!   every `train.spectra_every` steps and at the last step: every neuron's Fourier
+//!   spectrum summary with the margin (over the training pairs, as in `metrics.jsonl`),
+//!   train and test accuracy of that step. A record step that is not an evaluation step
+//!   gets its own evaluation (one forward pass, not logged to `metrics.jsonl`). Each
+//!   record is one whole line written with one `write`, so a crash can at worst cut off
+//!   the last line, which readers skip and [`resume`] drops.
 //!
 //! [`start`] checks everything (config, task, trainer, output directory) before it
 //! creates anything, and creates the directory under a temporary name that is renamed
@@ -26,6 +34,7 @@
 //! last state that evaluated finite; setting the interrupt flag makes the loop write a
 //! checkpoint of the current state and return [`RunStatus::Interrupted`].
 
+use crate::analysis::record::{RecordMetrics, SpectraRecorder};
 use crate::checkpoint;
 use crate::config::RunConfig;
 use crate::error::{Error, Result};
@@ -43,8 +52,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// File names inside a run directory.
+/// File name of the resolved config inside a run directory.
 pub const CONFIG_FILE: &str = "config.toml";
+/// File name of the metrics log inside a run directory.
 pub const METRICS_FILE: &str = "metrics.jsonl";
 
 /// How progress is shown (on stderr).
@@ -64,6 +74,7 @@ pub enum Progress {
 /// How a run behaves (not part of its config: none of this changes the result).
 #[derive(Clone, Debug, Default)]
 pub struct RunOptions {
+    /// How progress is shown.
     pub progress: Progress,
     /// Replace an existing run directory (one holding a `config.toml`) at the output path.
     pub force: bool,
@@ -84,19 +95,26 @@ pub enum RunStatus {
 /// Final metrics of one model.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ModelSummary {
+    /// Data loss on the training pairs.
     pub train_loss: f64,
+    /// Accuracy on the training pairs.
     pub train_acc: f64,
+    /// Loss on the held-out pairs (None without a split).
     pub test_loss: Option<f64>,
+    /// Accuracy on the held-out pairs (None without a split).
     pub test_acc: Option<f64>,
     /// Normalized margin over the training pairs.
     pub margin: f64,
+    /// Value of the regularizer.
     pub reg_loss: f64,
 }
 
 /// What a finished (or interrupted) run reports.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RunSummary {
+    /// The run directory.
     pub dir: PathBuf,
+    /// Finished or interrupted.
     pub status: RunStatus,
     /// Steps taken in all (across resumptions).
     pub step: u64,
@@ -108,6 +126,7 @@ pub struct RunSummary {
     pub session_s: f64,
     /// Checkpoint holding the final state.
     pub checkpoint: PathBuf,
+    /// Final metrics per model.
     pub models: Vec<ModelSummary>,
     /// γ* where the theory gives it.
     pub gamma_star: Option<f64>,
@@ -137,8 +156,11 @@ pub enum RunError {
 /// `checkpoint`, the last good state, when there is one.
 #[derive(Debug)]
 pub struct RunFailure {
+    /// What went wrong.
     pub error: Error,
+    /// The run directory.
     pub dir: PathBuf,
+    /// The last good checkpoint, if any.
     pub checkpoint: Option<PathBuf>,
 }
 
@@ -316,7 +338,8 @@ fn start_typed<F: Real>(
         );
     }
     let metrics = open_metrics(out).map_err(|e| RunError::failed(e, out, None))?;
-    let mut session = Session::new(trainer, out.into(), metrics, 0.0, options);
+    let spectra = open_spectra(out, config, None).map_err(|e| RunError::failed(e, out, None))?;
+    let mut session = Session::new(trainer, out.into(), metrics, spectra, 0.0, options);
     session.run()
 }
 
@@ -385,6 +408,8 @@ fn resume_typed<F: Real>(
         write_atomic(&metrics_path, kept.as_bytes()).map_err(failed)?;
     }
     let metrics = open_metrics(dir).map_err(failed)?;
+    // Records past the checkpoint belong to the abandoned continuation.
+    let spectra = open_spectra(dir, &config, Some(ckpt_step)).map_err(failed)?;
     if options.progress != Progress::Off {
         eprintln!(
             "resuming {} at step {ckpt_step} of {}: {}",
@@ -393,7 +418,7 @@ fn resume_typed<F: Real>(
             describe(&config)
         );
     }
-    let mut session = Session::new(trainer, dir.into(), metrics, elapsed, options);
+    let mut session = Session::new(trainer, dir.into(), metrics, spectra, elapsed, options);
     session.resumed_from = Some(path.clone());
     session.run()
 }
@@ -512,6 +537,30 @@ fn create_run_dir(out: &Path, config: &RunConfig) -> Result<()> {
         std::fs::remove_dir_all(&old).map_err(|e| Error::io(&old, e))?;
     }
     result
+}
+
+/// The spectra recorder of a run (None when `train.spectra_every` is 0). On resume
+/// (`resume_step`), records past that step are dropped first, also when recording is off
+/// (a file left by an earlier config must not keep records of the abandoned steps).
+fn open_spectra(
+    dir: &Path,
+    config: &RunConfig,
+    resume_step: Option<u64>,
+) -> Result<Option<SpectraRecorder>> {
+    let p = config.task.p;
+    match resume_step {
+        Some(step) if config.train.spectra_every > 0 => {
+            SpectraRecorder::resume(dir, p, step).map(Some)
+        }
+        Some(step) => {
+            if dir.join(crate::analysis::record::SPECTRA_FILE).exists() {
+                SpectraRecorder::resume(dir, p, step)?;
+            }
+            Ok(None)
+        }
+        None if config.train.spectra_every > 0 => SpectraRecorder::create(dir, p).map(Some),
+        None => Ok(None),
+    }
 }
 
 fn open_metrics(dir: &Path) -> Result<File> {
@@ -650,6 +699,8 @@ struct Session<'a, F: Real> {
     trainer: Trainer<F>,
     dir: PathBuf,
     metrics: File,
+    /// `spectra.jsonl`, when `train.spectra_every > 0`.
+    spectra: Option<SpectraRecorder>,
     /// elapsed_s of earlier sessions (resume).
     elapsed_before: f64,
     options: &'a RunOptions,
@@ -665,6 +716,7 @@ impl<'a, F: Real> Session<'a, F> {
         trainer: Trainer<F>,
         dir: PathBuf,
         metrics: File,
+        spectra: Option<SpectraRecorder>,
         elapsed_before: f64,
         options: &'a RunOptions,
     ) -> Self {
@@ -678,6 +730,7 @@ impl<'a, F: Real> Session<'a, F> {
             trainer,
             dir,
             metrics,
+            spectra,
             elapsed_before,
             options,
             last_good: None,
@@ -742,6 +795,7 @@ impl<'a, F: Real> Session<'a, F> {
         let total = self.trainer.config().train.steps;
         let eval_every = self.trainer.config().train.eval_every.max(1);
         let ckpt_every = self.trainer.config().train.checkpoint_every;
+        let spectra_every = self.trainer.config().train.spectra_every;
         let first = self.trainer.steps_done();
         let started = Instant::now();
         let mut display = Display::new(self.options.progress, first, total);
@@ -762,6 +816,8 @@ impl<'a, F: Real> Session<'a, F> {
                 ));
             }
             self.log(&m, started).map_err(|e| self.failed(e, None))?;
+            self.record_spectra(&m.eval)
+                .map_err(|e| self.failed(e, None))?;
             test_acc = m
                 .eval
                 .test
@@ -832,6 +888,33 @@ impl<'a, F: Real> Session<'a, F> {
                 show_eval(&mut display, &m, done, total, rate);
                 last_eval = Some(m);
             }
+            if self.spectra.is_some() && (done.is_multiple_of(spectra_every) || done == total) {
+                let fresh;
+                let m = match &last_eval {
+                    Some(m) if m.eval.step == done => m,
+                    _ => {
+                        // Not an evaluation step: evaluate for the record's margin and
+                        // accuracy (not logged, so metrics.jsonl is unchanged).
+                        fresh = self.measure().map_err(|e| {
+                            let ck = self.save_last_good();
+                            self.failed(e, ck)
+                        })?;
+                        if let Some((model, loss)) = fresh.non_finite() {
+                            finish_display(&mut display);
+                            return Err(self.diverged(Error::Diverged {
+                                step: done,
+                                model,
+                                loss,
+                            }));
+                        }
+                        &fresh
+                    }
+                };
+                self.record_spectra(&m.eval).map_err(|e| {
+                    let ck = self.save_last_good();
+                    self.failed(e, ck)
+                })?;
+            }
             if ckpt_every > 0 && done.is_multiple_of(ckpt_every) && done != total {
                 self.save().map_err(|e| {
                     let ck = self.save_last_good();
@@ -864,6 +947,22 @@ impl<'a, F: Real> Session<'a, F> {
             models: m.summaries(),
             gamma_star: m.eval.gamma_star,
         })
+    }
+
+    /// Appends the spectra records of every model at the evaluated step (nothing when
+    /// recording is off).
+    fn record_spectra(&mut self, eval: &Evaluation) -> Result<()> {
+        let Some(recorder) = self.spectra.as_mut() else {
+            return Ok(());
+        };
+        let metrics: Vec<RecordMetrics> = (0..eval.train.len())
+            .map(|k| RecordMetrics {
+                margin: Some(eval.margin[k]),
+                train_acc: Some(eval.train[k].accuracy()),
+                test_acc: eval.test.as_ref().map(|t| t[k].accuracy()),
+            })
+            .collect();
+        recorder.append_all(eval.step, &self.trainer.weights().cast::<f64>(), &metrics)
     }
 
     fn log(&mut self, m: &Measured, started: Instant) -> Result<()> {

@@ -20,7 +20,7 @@
 //! Shares are rounded to 1e-4: enough for heat maps and participation ratios, and it
 //! keeps a p = 113, m = 512 record near 150 kB.
 
-use super::fourier::{dominant, spectra, FourierPlan, ModelSpectra};
+use super::fourier::{dominant, spectra, spectra_many, FourierPlan, ModelSpectra};
 use super::jsonl;
 use crate::error::{Error, Result};
 use crate::model::Weights;
@@ -35,27 +35,39 @@ pub const SPECTRA_FILE: &str = "spectra.jsonl";
 /// One snapshot of one model's per-neuron spectra.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SpectraRecord {
+    /// Training step of the snapshot.
     pub step: u64,
+    /// Index of the model in the batch.
     pub model: usize,
+    /// The modulus (power rows have `p/2 + 1` entries).
     pub p: usize,
     /// Normalized margin, when the caller knows it.
     #[serde(default)]
     pub margin: Option<f64>,
     #[serde(default)]
+    /// Accuracy on the training pairs, when known.
     pub train_acc: Option<f64>,
     #[serde(default)]
+    /// Accuracy on the held-out pairs (None without a split).
     pub test_acc: Option<f64>,
+    /// Dominant frequency (k ≥ 1) of each neuron's combined power.
     pub freq: Vec<usize>,
+    /// Share of each neuron's power at `freq` (rounded to 1e-4).
     pub frac: Vec<f64>,
+    /// ‖u_i‖² + ‖v_i‖² + ‖w_i‖² (4 significant digits).
     pub sq_norm: Vec<f64>,
+    /// Per neuron, the combined power per frequency as shares of its total.
     pub power: Vec<Vec<f64>>,
 }
 
 /// Optional scalars stored with a record.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct RecordMetrics {
+    /// Normalized margin.
     pub margin: Option<f64>,
+    /// Accuracy on the training pairs, when known.
     pub train_acc: Option<f64>,
+    /// Accuracy on the held-out pairs (None without a split).
     pub test_acc: Option<f64>,
 }
 
@@ -123,6 +135,7 @@ impl SpectraRecord {
         rec
     }
 
+    /// The record with `metrics` stored alongside (non-finite values dropped).
     pub fn with_metrics(mut self, metrics: RecordMetrics) -> SpectraRecord {
         self.margin = metrics.margin.filter(|x| x.is_finite());
         self.train_acc = metrics.train_acc.filter(|x| x.is_finite());
@@ -203,6 +216,7 @@ impl SpectraRecorder {
         SpectraRecorder::create(run_dir, p)
     }
 
+    /// The file appended to.
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -225,15 +239,59 @@ impl SpectraRecorder {
         self.write(&record)
     }
 
+    /// Appends one record per model of `weights` at `step`, `metrics[k]` stored with
+    /// model k (missing entries store none). All models go through one parallel Fourier
+    /// pass and all lines are written with one `write`.
+    pub fn append_all(
+        &mut self,
+        step: u64,
+        weights: &Weights<f64>,
+        metrics: &[RecordMetrics],
+    ) -> Result<()> {
+        let jobs: Vec<(&Weights<f64>, usize)> = (0..weights.batch).map(|k| (weights, k)).collect();
+        let mut text = String::new();
+        for (k, s) in spectra_many(&self.plan, &jobs)?.iter().enumerate() {
+            let record = SpectraRecord::from_spectra(s, step, k)
+                .with_metrics(metrics.get(k).copied().unwrap_or_default());
+            text.push_str(&self.line(&record)?);
+        }
+        self.write_text(&text)
+    }
+
     /// Appends a ready record.
     pub fn write(&mut self, record: &SpectraRecord) -> Result<()> {
+        let line = self.line(record)?;
+        self.write_text(&line)
+    }
+
+    /// One record as a JSON line. Refuses non-finite numbers: JSON has none, and a
+    /// `null` in an array would make the whole file unreadable.
+    fn line(&self, record: &SpectraRecord) -> Result<String> {
+        let finite = record.frac.iter().all(|x| x.is_finite())
+            && record.sq_norm.iter().all(|x| x.is_finite())
+            && record.power.iter().flatten().all(|x| x.is_finite());
+        if !finite {
+            return Err(Error::BadFile {
+                path: self.path.clone(),
+                reason: format!(
+                    "spectra record of step {} model {} has non-finite values (diverged weights?)",
+                    record.step, record.model
+                ),
+            });
+        }
         let mut line = serde_json::to_string(record).map_err(|e| Error::BadFile {
             path: self.path.clone(),
             reason: format!("cannot serialize a spectra record: {e}"),
         })?;
         line.push('\n');
+        Ok(line)
+    }
+
+    /// Writes whole lines with one `write_all` (regular files take it in one `write`, so
+    /// a crash cuts at most the tail of the last line).
+    fn write_text(&mut self, text: &str) -> Result<()> {
         self.file
-            .write_all(line.as_bytes())
+            .write_all(text.as_bytes())
             .and_then(|_| self.file.flush())
             .map_err(|e| Error::io(&self.path, e))
     }
