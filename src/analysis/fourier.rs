@@ -36,6 +36,7 @@ pub enum Part {
 }
 
 impl Part {
+    /// All three parts, in storage order.
     pub const ALL: [Part; 3] = [Part::U, Part::V, Part::W];
 }
 
@@ -76,6 +77,7 @@ impl FourierPlan {
         Ok(FourierPlan { p, fft })
     }
 
+    /// The modulus p this plan transforms over.
     pub fn p(&self) -> usize {
         self.p
     }
@@ -145,8 +147,11 @@ pub struct Workspace {
 /// Half spectra of `u_i`, `v_i`, `w_i` for every neuron of one model.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ModelSpectra {
+    /// The modulus.
     pub p: usize,
+    /// Kept frequencies per vector, `⌊p/2⌋ + 1`.
     pub n_freq: usize,
+    /// Neurons of the model.
     pub width: usize,
     /// `coef[(3·i + part)·n_freq + k]`.
     coef: Vec<Complex64>,

@@ -45,32 +45,48 @@ impl Default for Options {
 /// Everything `analyze RUN --json` prints.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct RunSummary {
+    /// The run directory as given.
     pub run: String,
+    /// Task name, e.g. `a+b mod 23`.
     pub task: String,
+    /// The modulus.
     pub p: usize,
+    /// Hidden width m.
     pub width: usize,
+    /// Activation, as in config.toml.
     pub activation: String,
+    /// Tied input embeddings (v_i = u_i).
     pub tied: bool,
+    /// Factored embedding dimension (0 = unfactored).
     pub embed_dim: usize,
+    /// Share of the pairs trained on (1 = all).
     pub train_fraction: f64,
+    /// Checkpoints analyzed.
     pub checkpoints: usize,
+    /// Step of the last checkpoint (the final state described here).
     pub final_step: u64,
+    /// Power fraction above which a neuron counts as sinusoidal.
     pub threshold: f64,
     /// Where the initial weights of the lottery check came from.
     pub init_source: String,
+    /// One report per model of the batch.
     pub models: Vec<ModelReport>,
 }
 
 /// The final state of one model.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ModelReport {
+    /// Index of the model in the batch.
     pub model: usize,
+    /// Frequency statistics of the final checkpoint.
     pub frequencies: FrequencySummary,
     /// Normalized margin over all pairs (with γ/γ* where the theory applies).
     pub margin: MarginReport,
     /// Normalized margin over the training pairs, for split runs.
     pub margin_train: Option<MarginReport>,
+    /// Whether final frequencies were already favoured at initialization.
     pub lottery: Lottery,
+    /// Memorization and generalization steps (from metrics.jsonl).
     pub stages: Stages,
     /// The last line of metrics.jsonl for this model.
     pub last_metrics: Option<MetricsRow>,
@@ -79,29 +95,42 @@ pub struct ModelReport {
 /// One (checkpoint, model): the measures that are cheap to keep for every checkpoint.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct CheckpointRow {
+    /// Training step of the checkpoint.
     pub step: u64,
+    /// Index of the model in the batch.
     pub model: usize,
+    /// Normalized margin over all pairs.
     pub gamma: f64,
+    /// γ/γ* where the theory applies.
     pub gamma_ratio: Option<f64>,
+    /// Accuracy over all pairs.
     pub accuracy: f64,
+    /// Share of sinusoidal neurons.
     pub sinusoidal_share: f64,
+    /// Share of neurons whose u, v, w have one dominant frequency.
     pub shared_freq_share: f64,
+    /// Mean inverse participation ratio of the neurons' combined power.
     pub mean_ipr: f64,
+    /// Number of frequencies with at least one sinusoidal neuron.
     pub freqs_used: usize,
 }
 
 /// The result of [`analyze`].
 pub struct RunAnalysis {
+    /// The run directory (config, metrics, spectra records).
     pub dir: RunDir,
+    /// What `analyze --json` prints and `summary.json` holds.
     pub summary: RunSummary,
     /// Final per-neuron features, per model.
     pub neurons: Vec<Vec<NeuronFeatures>>,
     /// Init frequencies, per model.
     pub init: Vec<InitFreqs>,
+    /// One row per (checkpoint, model), in step order.
     pub checkpoints: Vec<CheckpointRow>,
     /// Spectra over training per model: `spectra.jsonl` when the run has it, else one
     /// record per checkpoint.
     pub timeline: Vec<Vec<SpectraRecord>>,
+    /// γ* of the setup where the theory applies.
     pub gamma_star: Option<f64>,
 }
 

@@ -55,6 +55,7 @@ pub struct InitFreqs {
     pub aligned: Vec<usize>,
 }
 
+/// Strongest and best-aligned frequency of every neuron of an initial model.
 pub fn init_freqs(init: &ModelSpectra) -> InitFreqs {
     InitFreqs {
         strongest: (0..init.width)
@@ -72,9 +73,11 @@ pub struct Lottery {
     pub considered: usize,
     /// Of those, how many end on their strongest frequency at init, and the share.
     pub same_as_strongest: usize,
+    /// `same_as_strongest / considered` (None when no neuron is considered).
     pub share_strongest: Option<f64>,
     /// Of those, how many end on their best phase-aligned frequency at init.
     pub same_as_aligned: usize,
+    /// `same_as_aligned / considered` (None when no neuron is considered).
     pub share_aligned: Option<f64>,
     /// Share expected by chance if final frequencies were independent of init:
     /// 1 / ⌊p/2⌋.

@@ -25,34 +25,46 @@ pub const METRICS_FILE: &str = "metrics.jsonl";
 /// One line of `metrics.jsonl` (fields the analysis does not use are ignored).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MetricsRow {
+    /// Steps taken when evaluated.
     pub step: u64,
     #[serde(default)]
+    /// Index of the model in the batch.
     pub model: usize,
     #[serde(default)]
+    /// Learning rate in effect.
     pub lr: Option<f64>,
     #[serde(default)]
+    /// Data loss on the training pairs.
     pub train_loss: Option<f64>,
     #[serde(default)]
+    /// Accuracy on the training pairs.
     pub train_acc: Option<f64>,
     #[serde(default)]
+    /// Loss on the held-out pairs (None without a split).
     pub test_loss: Option<f64>,
     #[serde(default)]
+    /// Accuracy on the held-out pairs (None without a split).
     pub test_acc: Option<f64>,
     /// Normalized margin over the training pairs.
     #[serde(default)]
     pub margin: Option<f64>,
     #[serde(default)]
+    /// Training wall time so far.
     pub elapsed_s: Option<f64>,
 }
 
 /// What a run directory holds, checkpoints not yet loaded.
 #[derive(Clone, Debug)]
 pub struct RunDir {
+    /// The directory.
     pub path: PathBuf,
+    /// Its config.toml.
     pub config: RunConfig,
     /// `(step, path)` sorted by step.
     pub checkpoints: Vec<(u64, PathBuf)>,
+    /// metrics.jsonl (empty when absent).
     pub metrics: Vec<MetricsRow>,
+    /// spectra.jsonl (empty when absent).
     pub spectra: Vec<SpectraRecord>,
 }
 

@@ -16,6 +16,7 @@ pub const DEFAULT_THRESHOLD: f64 = 0.9;
 /// Fourier features of one neuron.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NeuronFeatures {
+    /// Index of the neuron in the model.
     pub neuron: usize,
     /// Dominant frequency (1..=⌊p/2⌋) of the combined u+v+w power.
     pub freq: usize,
@@ -23,18 +24,27 @@ pub struct NeuronFeatures {
     pub fraction: f64,
     /// Smallest of the three per-vector shares at `freq`.
     pub min_fraction: f64,
-    /// Each vector's own dominant frequency and its share there.
+    /// Dominant frequency of `u_i` on its own (likewise `freq_v`, `freq_w`; each vector's
+    /// share there is `fraction_u` etc.).
     pub freq_u: usize,
+    /// Dominant frequency of `v_i`.
     pub freq_v: usize,
+    /// Dominant frequency of `w_i`.
     pub freq_w: usize,
+    /// Share of `u_i`'s power at `freq_u`.
     pub fraction_u: f64,
+    /// Share of `v_i`'s power at `freq_v`.
     pub fraction_v: f64,
+    /// Share of `w_i`'s power at `freq_w`.
     pub fraction_w: f64,
     /// u, v and w have the same dominant frequency.
     pub shared_freq: bool,
-    /// Phases at `freq` (convention of [`super::fourier`]: x[a] = A·cos(2πka/p + θ)).
+    /// Phase of `u_i` at `freq` (convention of [`super::fourier`]:
+    /// x[a] = A·cos(2πka/p + θ)).
     pub theta_u: f64,
+    /// Phase of `v_i` at `freq`.
     pub theta_v: f64,
+    /// Phase of `w_i` at `freq`.
     pub theta_w: f64,
     /// θu + θv − θw wrapped to (−π, π]; 0 for the max-margin solution.
     pub residual: f64,
@@ -100,7 +110,9 @@ pub fn neuron_features(spectra: &ModelSpectra, threshold: f64) -> Vec<NeuronFeat
 pub struct FrequencySummary {
     /// Largest frequency, ⌊p/2⌋ (frequencies are 1..=max_freq).
     pub max_freq: usize,
+    /// Power fraction above which a neuron counts as sinusoidal.
     pub threshold: f64,
+    /// Neurons of the model.
     pub neurons: usize,
     /// Neurons per dominant frequency, index = frequency (index 0 is always 0).
     pub neurons_per_freq: Vec<usize>,
@@ -108,13 +120,17 @@ pub struct FrequencySummary {
     pub sinusoidal_per_freq: Vec<usize>,
     /// Frequencies of at least one sinusoidal neuron, and the others.
     pub freqs_used: Vec<usize>,
+    /// Frequencies without any sinusoidal neuron.
     pub freqs_missing: Vec<usize>,
+    /// Share of sinusoidal neurons.
     pub sinusoidal_share: f64,
     /// Share of neurons whose u, v, w have one dominant frequency.
     pub shared_freq_share: f64,
     /// Over sinusoidal neurons: largest and mean |θu + θv − θw| (null when none).
     pub residual_max_abs: Option<f64>,
+    /// Mean |θu + θv − θw| over sinusoidal neurons.
     pub residual_mean_abs: Option<f64>,
+    /// Mean inverse participation ratio of the combined power.
     pub mean_ipr: f64,
 }
 

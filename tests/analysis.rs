@@ -1,0 +1,267 @@
+//! Known-answer tests of the feature analysis (issue 5): planted sinusoids (exact with
+//! no noise, within stated worst-case bounds with noise), the exact max-margin
+//! construction (logits against the reference engine, γ = γ*, rescaling, a random
+//! network below γ*, ideal Fourier features), and the DFT against a naive O(p²) one.
+//! The `analyze` command itself is tested in `cli_analyze.rs`.
+
+use clockwork::analysis::construct;
+use clockwork::analysis::fourier::{self, FourierPlan, Part};
+use clockwork::analysis::margin;
+use clockwork::analysis::summary;
+use clockwork::engine::cpu::{CpuBackend, CpuOptions};
+use clockwork::engine::reference;
+use clockwork::model::{Activation, ModelSpec, Params, Weights};
+use clockwork::task::{Op, Task};
+use clockwork::theory::gamma_star_modular_addition;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::f64::consts::PI;
+
+/// Weights whose neuron i has u, v, w = A·cos(2πka/p + θ) (+ noise) with the given
+/// per-neuron (k, θu, θv, θw, A).
+fn planted(
+    p: usize,
+    neurons: &[(usize, f64, f64, f64, f64)],
+    noise: f64,
+    seed: u64,
+) -> Weights<f64> {
+    let m = neurons.len();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut w = Weights {
+        batch: 1,
+        n_in: p,
+        n_out: p,
+        width: m,
+        u: vec![0.0; p * m],
+        v: vec![0.0; p * m],
+        w: vec![0.0; p * m],
+    };
+    for (i, &(k, tu, tv, tw, amp)) in neurons.iter().enumerate() {
+        for a in 0..p {
+            let t = 2.0 * PI * ((k * a) % p) as f64 / p as f64;
+            let mut n = || noise * (rng.gen::<f64>() - 0.5);
+            w.u[a * m + i] = amp * (t + tu).cos() + n();
+            w.v[a * m + i] = amp * (t + tv).cos() + n();
+            w.w[a * m + i] = amp * (t + tw).cos() + n();
+        }
+    }
+    w
+}
+
+fn random_neurons(p: usize, m: usize, seed: u64) -> Vec<(usize, f64, f64, f64, f64)> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    (0..m)
+        .map(|_| {
+            (
+                rng.gen_range(1..=p / 2),
+                rng.gen_range(-PI..PI),
+                rng.gen_range(-PI..PI),
+                rng.gen_range(-PI..PI),
+                rng.gen_range(0.1..3.0),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn planted_sinusoids_are_recovered() {
+    let p = 31;
+    let neurons = random_neurons(p, 40, 1);
+    // Noise-free: frequency exact, phases and fractions to 1e-6.
+    let clean = planted(p, &neurons, 0.0, 2);
+    let plan = FourierPlan::new(p).unwrap();
+    let s = fourier::spectra(&plan, &clean, 0).unwrap();
+    let f = summary::neuron_features(&s, 0.9);
+    for (i, &(k, tu, tv, tw, amp)) in neurons.iter().enumerate() {
+        let g = &f[i];
+        assert_eq!(
+            (g.freq, g.freq_u, g.freq_v, g.freq_w),
+            (k, k, k, k),
+            "neuron {i}"
+        );
+        assert!((g.fraction - 1.0).abs() < 1e-6 && (g.min_fraction - 1.0).abs() < 1e-6);
+        for (got, want) in [(g.theta_u, tu), (g.theta_v, tv), (g.theta_w, tw)] {
+            assert!(
+                fourier::wrap_angle(got - want).abs() < 1e-6,
+                "neuron {i}: {got} vs {want}"
+            );
+        }
+        let want_res = fourier::wrap_angle(tu + tv - tw);
+        assert!(fourier::wrap_angle(g.residual - want_res).abs() < 1e-6);
+        assert!(g.residual > -PI && g.residual <= PI);
+        // Amplitude from the coefficient: A = 2|X_k|/p.
+        let a = 2.0 * s.coef(i, Part::U)[k].norm() / p as f64;
+        assert!((a - amp).abs() < 1e-9);
+        assert!(g.sinusoidal);
+    }
+    // With noise: every entry gets uniform noise in [−ε, ε]. Worst-case bounds (no
+    // statistics, they hold for any draw): the noise moves each DFT coefficient by at
+    // most |δX_k| ≤ p·ε, while the planted one has |X_k| = A·p/2. So
+    // - the frequency is exact as long as A > 4ε (|X_k| − pε > pε ≥ any other |X_j|),
+    // - the phase is off by at most asin(2ε/A), the residual by three times that,
+    // - the amplitude 2|X_k|/p is off by at most 2ε,
+    // - the power fraction is at least (A − 2ε)² / (A + √2·ε)² (power at k at least
+    //   p(A − 2ε)²/2, total power at most (‖signal‖ + ‖noise‖)² ≤ p(A/√2 + ε)²).
+    // Amplitudes are ≥ 0.1, so ε = 0.02 keeps A > 4ε for every neuron.
+    let eps = 0.02;
+    let noisy = planted(p, &neurons, 2.0 * eps, 3);
+    let s = fourier::spectra(&plan, &noisy, 0).unwrap();
+    let f = summary::neuron_features(&s, 0.9);
+    let mut worst_phase = 0.0f64;
+    for (i, &(k, tu, tv, tw, amp)) in neurons.iter().enumerate() {
+        let g = &f[i];
+        assert_eq!(
+            (g.freq, g.freq_u, g.freq_v, g.freq_w),
+            (k, k, k, k),
+            "noisy neuron {i}"
+        );
+        let phase_tol = (2.0 * eps / amp).asin();
+        for (got, want) in [(g.theta_u, tu), (g.theta_v, tv), (g.theta_w, tw)] {
+            let err = fourier::wrap_angle(got - want).abs();
+            assert!(err <= phase_tol, "noisy neuron {i}: {err} > {phase_tol}");
+            worst_phase = worst_phase.max(err);
+        }
+        let want_res = fourier::wrap_angle(tu + tv - tw);
+        assert!(fourier::wrap_angle(g.residual - want_res).abs() <= 3.0 * phase_tol);
+        let a = 2.0 * s.coef(i, Part::U)[k].norm() / p as f64;
+        assert!(
+            (a - amp).abs() <= 2.0 * eps,
+            "noisy neuron {i}: A {a} vs {amp}"
+        );
+        let frac_min = ((amp - 2.0 * eps) / (amp + 2f64.sqrt() * eps)).powi(2);
+        assert!(
+            g.min_fraction >= frac_min,
+            "noisy neuron {i}: fraction {} < {frac_min}",
+            g.min_fraction
+        );
+    }
+    // The bounds are loose; the typical error is far smaller.
+    assert!(worst_phase < 0.2, "{worst_phase}");
+}
+
+#[test]
+fn dft_matches_naive_dft() {
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    for p in [5, 16, 23, 97, 113] {
+        let plan = FourierPlan::new(p).unwrap();
+        let x: Vec<f64> = (0..p).map(|_| rng.gen_range(-1.0..1.0)).collect();
+        let (coef, power) = plan.transform(&x).unwrap();
+        for k in 0..plan.n_freq() {
+            let (mut re, mut im) = (0.0, 0.0);
+            for (a, &xa) in x.iter().enumerate() {
+                let t = -2.0 * PI * ((k * a) % p) as f64 / p as f64;
+                re += xa * t.cos();
+                im += xa * t.sin();
+            }
+            assert!((coef[k].re - re).abs() < 1e-10 && (coef[k].im - im).abs() < 1e-10);
+            let pair = if k == 0 || 2 * k == p { 1.0 } else { 2.0 };
+            assert!((power[k] - pair * (re * re + im * im) / p as f64).abs() < 1e-10);
+        }
+    }
+}
+
+#[test]
+fn construction_logits_are_exact() {
+    for p in [5, 7, 11, 23] {
+        let w = construct::max_margin(p).unwrap();
+        assert_eq!(w.width, 8 * (p - 1));
+        let task = Task::modular(Op::Add, p).unwrap();
+        let mut correct = 0;
+        for j in 0..task.pairs.len() {
+            let (a, b) = (task.pairs.a[j] as usize, task.pairs.b[j] as usize);
+            let row = reference::logits(Activation::Square, &w, 0, a, b);
+            let argmax = (0..p).max_by(|&x, &y| row[x].total_cmp(&row[y])).unwrap();
+            correct += usize::from(argmax == task.pairs.label[j] as usize);
+            for (c, &f) in row.iter().enumerate() {
+                let want = if c == (a + b) % p {
+                    4.0 * p as f64 - 4.0
+                } else {
+                    -4.0
+                };
+                assert!(
+                    (f - want).abs() < 1e-9,
+                    "p={p} ({a},{b}) c={c}: {f} vs {want}"
+                );
+            }
+        }
+        assert_eq!(correct, p * p, "p={p}: reference accuracy");
+        // The engine agrees: every pair right, smallest margin exactly 4p.
+        let backend = CpuBackend::new(CpuOptions::default()).unwrap();
+        let m = margin::margins_with(&backend, &w, Activation::Square, &task.pairs, "all", None)
+            .unwrap()
+            .remove(0);
+        assert_eq!(m.accuracy, 1.0, "p={p}: engine accuracy");
+        assert!(
+            (m.min_margin - 4.0 * p as f64).abs() < 1e-9,
+            "p={p}: {}",
+            m.min_margin
+        );
+    }
+}
+
+fn gamma(w: &Weights<f64>, p: usize) -> f64 {
+    let backend = CpuBackend::new(CpuOptions::default()).unwrap();
+    let task = Task::modular(Op::Add, p).unwrap();
+    margin::margins_with(&backend, w, Activation::Square, &task.pairs, "all", None).unwrap()[0]
+        .gamma
+}
+
+#[test]
+fn construction_attains_gamma_star() {
+    for p in [5, 7, 11, 23] {
+        let w = construct::max_margin(p).unwrap();
+        let star = gamma_star_modular_addition(p);
+        let g = gamma(&w, p);
+        assert!(
+            ((g - star) / star).abs() < 1e-9,
+            "p={p}: γ = {g}, γ* = {star}"
+        );
+        // Any uniform rescaling has the same γ (3-homogeneous numerator and norm).
+        let mut scaled = w.clone();
+        for x in scaled
+            .u
+            .iter_mut()
+            .chain(&mut scaled.v)
+            .chain(&mut scaled.w)
+        {
+            *x *= 0.37;
+        }
+        let gs = gamma(&scaled, p);
+        assert!(((gs - star) / star).abs() < 1e-9, "p={p} rescaled: {gs}");
+        // A random network of the same width is far below.
+        let spec = ModelSpec {
+            n_in: p,
+            n_out: p,
+            width: w.width,
+            activation: Activation::Square,
+            tied: false,
+            embed_dim: None,
+            init_scale: 1.0,
+        };
+        let random = Params::<f64>::init(&spec, 1, p as u64).unwrap().effective();
+        assert!(gamma(&random, p) < star, "p={p}");
+    }
+}
+
+#[test]
+fn construction_fourier_features_are_ideal() {
+    let p = 23;
+    let w = construct::max_margin(p).unwrap();
+    let plan = FourierPlan::new(p).unwrap();
+    let f = summary::neuron_features(&fourier::spectra(&plan, &w, 0).unwrap(), 0.9);
+    for g in &f {
+        assert!((g.min_fraction - 1.0).abs() < 1e-9, "neuron {}", g.neuron);
+        assert!(
+            g.residual.abs() < 1e-9,
+            "neuron {}: {}",
+            g.neuron,
+            g.residual
+        );
+        assert_eq!(g.freq, 1 + g.neuron / 16);
+    }
+    let s = summary::summarize(&f, p / 2, 0.9);
+    assert!(s.freqs_missing.is_empty());
+    assert_eq!(s.freqs_used, (1..=11).collect::<Vec<_>>());
+    assert_eq!(s.sinusoidal_share, 1.0);
+    assert!(s.sinusoidal_per_freq[1..].iter().all(|&n| n == 16));
+}
