@@ -300,6 +300,16 @@ impl RunConfig {
                 "the modulus must be at least 2",
             ));
         }
+        if self.task.p > crate::task::MAX_P {
+            return Err(Error::config(
+                "task.p",
+                self.task.p,
+                format!(
+                    "the modulus must be at most {} (the p² pair list is held in memory)",
+                    crate::task::MAX_P
+                ),
+            ));
+        }
         if self.task.op.needs_prime() && !crate::task::is_prime(self.task.p) {
             return Err(Error::config(
                 "task.p",
@@ -369,6 +379,14 @@ impl RunConfig {
             ));
         }
         finite_nonneg("optimizer.weight_decay", o.weight_decay)?;
+        if o.kind == OptimizerKind::Gd && o.weight_decay > 0.0 {
+            return Err(Error::config(
+                "optimizer.weight_decay",
+                o.weight_decay,
+                "only AdamW applies decoupled weight decay; with optimizer.kind = \"gd\" use \
+                 train.regularizer = \"l2\" and train.reg_strength instead",
+            ));
+        }
         finite_nonneg("optimizer.grokfast_lambda", o.grokfast_lambda)?;
         Ok(())
     }
@@ -421,6 +439,14 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("optimizer.lr = -1"), "{e}");
+        let e = RunConfig::from_toml("[optimizer]\nweight_decay = 0.5\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("optimizer.weight_decay = 0.5"), "{e}");
+        let e = RunConfig::from_toml("[task]\np = 100003\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("task.p = 100003"), "{e}");
         let e = RunConfig::from_toml("[model]\nwidth = 0\n")
             .unwrap_err()
             .to_string();

@@ -43,7 +43,8 @@ impl<F: Real> Optimizer<F> {
     /// Grokfast filter may modify in place). `step` sets the learning rate and AdamW's
     /// bias correction (`t = step + 1`), so a resumed run must pass the same count.
     pub fn update(&mut self, step: u64, params: &mut [F], grads: &mut [F]) {
-        let c = self.config.clone();
+        let lr = self.lr_at(step);
+        let c = &self.config;
         if c.grokfast_lambda > 0.0 {
             if self.ema.is_empty() {
                 // μ starts at the first gradient.
@@ -59,7 +60,6 @@ impl<F: Real> Optimizer<F> {
                 *g += lambda * mu;
             }
         }
-        let lr = self.lr_at(step);
         match c.kind {
             OptimizerKind::Gd => {
                 let lr = F::of(lr);

@@ -236,12 +236,14 @@ impl<F: Real> Trainer<F> {
         })
     }
 
-    /// γ* when the theory covers this setup: x², addition, untied and unfactored.
-    /// It is the maximum normalized margin over the whole table; with a train split the
-    /// margin over the training pairs alone may exceed it.
+    /// γ* when the theory covers this setup: x², addition, untied and unfactored, trained
+    /// on the whole table. γ* is the maximum normalized margin over all p² pairs; with a
+    /// train split the margin is taken over the training pairs, which may exceed it, so
+    /// no γ* is reported (`analyze` compares the all-pairs margin with γ* instead).
     pub fn gamma_star(&self) -> Option<f64> {
         let c = &self.config;
-        (c.model.activation == crate::model::Activation::Square
+        (c.task.train_fraction == 1.0
+            && c.model.activation == crate::model::Activation::Square
             && c.task.op == crate::task::Op::Add
             && !c.model.tied
             && c.model.embed_dim == 0)

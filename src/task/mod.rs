@@ -7,7 +7,7 @@
 mod modular;
 mod split;
 
-pub use modular::{is_prime, Op};
+pub use modular::{is_prime, Op, MAX_P};
 pub use split::Split;
 
 use crate::error::{Error, Result};

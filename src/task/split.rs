@@ -29,6 +29,13 @@ impl Split {
                 "must be in (0, 1] (1 trains on every pair)",
             ));
         }
+        if n == 0 {
+            return Err(Error::config(
+                "split",
+                0,
+                "cannot split an empty table (it needs at least one pair)",
+            ));
+        }
         let n_train = ((fraction * n as f64).round() as usize).clamp(1, n);
         let mut order: Vec<usize> = (0..n).collect();
         if n_train < n {
