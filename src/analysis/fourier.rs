@@ -265,18 +265,24 @@ pub fn spectra_many(
             jobs.push((weights, model, c * CHUNK, coef, power));
         }
     }
+    let p = plan.p();
     jobs.into_par_iter().for_each_init(
-        || plan.workspace(),
-        |ws, (weights, model, first, coef, power)| {
+        || (plan.workspace(), vec![0.0; p * CHUNK]),
+        |(ws, block), (weights, model, first, coef, power)| {
             let (u, v, w) = weights.model(model);
             let m = weights.width;
             let n = coef.len() / (3 * nf);
-            for j in 0..n {
-                let i = first + j;
-                for (part, data) in [u, v, w].into_iter().enumerate() {
+            for (part, data) in [u, v, w].into_iter().enumerate() {
+                // Token-major storage: x_i[a] = data[a·m + i]. Gather the chunk's columns
+                // row by row (contiguous reads) into a small p × n block first; reading
+                // one column at a time would touch a new cache line per element.
+                for a in 0..p {
+                    block[a * n..(a + 1) * n]
+                        .copy_from_slice(&data[a * m + first..a * m + first + n]);
+                }
+                for j in 0..n {
                     let r = (3 * j + part) * nf..(3 * j + part + 1) * nf;
-                    // Token-major storage: x[a] = data[a·m + i].
-                    plan.transform_strided(data, i, m, ws, &mut coef[r.clone()], &mut power[r]);
+                    plan.transform_strided(block, j, n, ws, &mut coef[r.clone()], &mut power[r]);
                 }
             }
         },
