@@ -20,5 +20,6 @@ pub mod margin;
 pub mod pipeline;
 pub mod progress;
 pub mod record;
+pub mod report;
 pub mod rundir;
 pub mod summary;
