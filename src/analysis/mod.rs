@@ -18,6 +18,7 @@ pub mod fourier;
 mod jsonl;
 pub mod margin;
 pub mod pipeline;
+pub mod plot;
 pub mod progress;
 pub mod record;
 pub mod report;

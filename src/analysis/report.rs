@@ -3,6 +3,7 @@
 //! each linking to its SVG alongside.
 
 use super::pipeline::{ModelReport, RunAnalysis};
+use super::plot::{self, Picture};
 use crate::error::{Error, Result};
 use crate::fsutil::write_atomic;
 use std::fmt::Write as _;
@@ -15,10 +16,45 @@ pub const INDEX_FILE: &str = "index.html";
 /// (created if missing); returns the paths written.
 pub fn write_report(analysis: &RunAnalysis, out: &Path) -> Result<Vec<PathBuf>> {
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
-    let html = index_html(analysis);
+    let pictures = plot::render_all(analysis, out)?;
+    let mut written = Vec::new();
+    let mut embedded = Vec::with_capacity(pictures.len());
+    for pic in &pictures {
+        match &pic.outcome {
+            Ok(files) => {
+                let png = std::fs::read(&files.png).map_err(|e| Error::io(&files.png, e))?;
+                embedded.push(Some(base64(&png)));
+                written.push(files.png.clone());
+                written.push(files.svg.clone());
+            }
+            Err(_) => embedded.push(None),
+        }
+    }
+    let html = index_html(analysis, &pictures, &embedded, out);
     let path = out.join(INDEX_FILE);
     write_atomic(&path, html.as_bytes())?;
-    Ok(vec![path])
+    written.push(path);
+    Ok(written)
+}
+
+/// Standard base64 (RFC 4648, with padding), for data URIs.
+fn base64(bytes: &[u8]) -> String {
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut s = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        let sextet = |i: u32| char::from(ABC[((n >> (18 - 6 * i)) & 63) as usize]);
+        s.push(sextet(0));
+        s.push(sextet(1));
+        s.push(if chunk.len() > 1 { sextet(2) } else { '=' });
+        s.push(if chunk.len() > 2 { sextet(3) } else { '=' });
+    }
+    s
 }
 
 /// Escapes text for HTML element content and attribute values.
@@ -206,8 +242,23 @@ fn model_rows(a: &RunAnalysis, m: &ModelReport) -> Vec<(&'static str, String)> {
     rows
 }
 
-/// The page, pictures not yet included.
-fn index_html(a: &RunAnalysis) -> String {
+/// Tables `pipeline::write_tables` puts next to the report.
+const TABLES: [&str; 5] = [
+    "summary.json",
+    "neurons.csv",
+    "frequencies.csv",
+    "checkpoints.csv",
+    "timeline.csv",
+];
+
+/// The page: title, summary tables, pictures (embedded PNG, linked SVG) or why each was
+/// skipped, and links to the machine-readable tables found in `out`.
+fn index_html(
+    a: &RunAnalysis,
+    pictures: &[Picture],
+    embedded: &[Option<String>],
+    out: &Path,
+) -> String {
     let s = &a.summary;
     let mut h = String::new();
     let _ = write!(
@@ -229,6 +280,48 @@ fn index_html(a: &RunAnalysis) -> String {
         }
         h.push_str("</table>\n");
     }
+    let tables: Vec<&str> = TABLES
+        .iter()
+        .copied()
+        .filter(|t| out.join(t).is_file())
+        .collect();
+    if !tables.is_empty() {
+        h.push_str("<p>Tables: ");
+        let links: Vec<String> = tables
+            .iter()
+            .map(|t| format!("<a href=\"{0}\">{0}</a>", esc(t)))
+            .collect();
+        h.push_str(&links.join(" · "));
+        h.push_str("</p>\n");
+    }
+    h.push_str("<h2>Pictures</h2>\n");
+    for (pic, data) in pictures.iter().zip(embedded) {
+        let name = esc(pic.name);
+        match (&pic.outcome, data) {
+            (Ok(files), Some(data)) => {
+                let _ = write!(
+                    h,
+                    "<figure id=\"{name}\">\n<h3>{title}</h3>\n\
+                     <a href=\"{name}.svg\"><img src=\"data:image/png;base64,{data}\" \
+                     width=\"{w}\" height=\"{hh}\" alt=\"{title}\"></a>\n\
+                     <figcaption>{caption} <span class=\"files\">[<a href=\"{name}.svg\">{name}.svg</a> · \
+                     <a href=\"{name}.png\">{name}.png</a>]</span></figcaption>\n</figure>\n",
+                    title = esc(&pic.title),
+                    caption = esc(&pic.caption),
+                    w = files.size.0,
+                    hh = files.size.1,
+                );
+            }
+            (Err(reason), _) => {
+                let _ = writeln!(
+                    h,
+                    "<p class=\"skipped\" id=\"{name}\"><b>{name}</b>: not drawn — {}.</p>",
+                    esc(reason)
+                );
+            }
+            (Ok(_), None) => {}
+        }
+    }
     h.push_str("</body>\n</html>\n");
     h
 }
@@ -238,7 +331,7 @@ table { border-collapse: collapse; margin-bottom: 1.5em; }\n\
 th, td { border-bottom: 1px solid #ddd; padding: 4px 12px; text-align: left; vertical-align: top; }\n\
 th { font-weight: normal; color: #555; }\n\
 figure { margin: 2em 0; }\n\
-figure img { max-width: 100%; border: 1px solid #eee; }\n\
+figure img { max-width: 100%; height: auto; border: 1px solid #eee; }\n\
 figcaption { color: #444; margin-top: 0.4em; }\n\
 .skipped { color: #777; font-style: italic; }\n\
-.run { color: #666; }\n";
+.run { color: #666; }\n.files { color: #666; font-size: 90%; }\n";
