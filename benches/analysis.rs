@@ -89,9 +89,14 @@ fn benches(c: &mut Criterion) {
     let plan = FourierPlan::new(P).unwrap();
     let backend = CpuBackend::new(CpuOptions::default()).unwrap();
     let task = config.build_task().unwrap();
-    let snapshots: Vec<Weights<f64>> = (0..SNAPSHOTS as u64)
-        .map(|seed| weights(&config, seed))
-        .collect();
+    // `cargo test --all-targets` runs each benchmark once without `--bench`: a couple of
+    // snapshots are enough to check it works, and spare the test run writing 100.
+    let n = if std::env::args().any(|a| a == "--bench") {
+        SNAPSHOTS
+    } else {
+        2
+    };
+    let snapshots: Vec<Weights<f64>> = (0..n as u64).map(|seed| weights(&config, seed)).collect();
     let tmp = tempfile::tempdir().unwrap();
     let one = tmp.path().join("one");
     run_dir(&one, &config, &snapshots[..1]);
