@@ -11,21 +11,26 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-/// Trains a small run with the `train` binary into `out`.
-fn train(out: &Path, extra: &[&str]) {
+/// Trains a small run (p = 23, width 176) with the `train` binary into `out`, saving a
+/// checkpoint and a spectra record every `steps / 3` and `steps / 30` steps.
+fn train(out: &Path, steps: u64, extra: &[&str]) {
+    let steps_arg = steps.to_string();
+    let ckpt = format!("train.checkpoint_every={}", steps / 3);
+    let every = format!("train.eval_every={}", steps / 30);
+    let spectra = format!("train.spectra_every={}", steps / 30);
     let mut args = vec![
         "--p",
         "23",
         "--width",
         "176",
         "--steps",
-        "300",
+        &steps_arg,
         "--set",
-        "train.checkpoint_every=100",
+        &ckpt,
         "--set",
-        "train.eval_every=25",
+        &every,
         "--set",
-        "train.spectra_every=25",
+        &spectra,
         "--out",
         out.to_str().unwrap(),
         "--quiet",
@@ -126,8 +131,9 @@ fn check_report(run: &Path) -> (Vec<&'static str>, Vec<&'static str>) {
 fn reports_of_trained_split_and_constructed_runs() {
     let tmp = tempfile::tempdir().unwrap();
 
+    // 6000 steps of the default recipe: about a third of the neurons are sinusoidal.
     let full = tmp.path().join("full");
-    train(&full, &[]);
+    train(&full, 6000, &[]);
     let (drawn, skipped) = check_report(&full);
     assert_eq!(drawn, plot::PICTURES.to_vec(), "skipped {skipped:?}");
     let margin = std::fs::read_to_string(full.join("report/margin.svg")).unwrap();
@@ -136,13 +142,18 @@ fn reports_of_trained_split_and_constructed_runs() {
     assert!(html.contains("γ / γ*") && html.contains("a+b mod 23"));
 
     let split = tmp.path().join("split");
-    train(&split, &["--fraction", "0.6", "--models", "2"]);
-    let (drawn, _) = check_report(&split);
-    assert_eq!(drawn, plot::PICTURES.to_vec());
+    train(&split, 1500, &["--fraction", "0.6", "--models", "2"]);
+    let (drawn, skipped) = check_report(&split);
+    // Too short for sinusoidal neurons: the phase histogram may be skipped.
+    assert!(
+        skipped.iter().all(|&s| s == "phase_residuals"),
+        "{skipped:?}"
+    );
+    assert!(drawn.len() >= 6);
     let curves = std::fs::read_to_string(split.join("report/curves.svg")).unwrap();
     assert!(curves.contains("test, model 1") && curves.contains("2 models overlaid"));
     let html = std::fs::read_to_string(split.join("report/index.html")).unwrap();
-    assert!(html.contains("<h3>model 1</h3>") && html.contains("grokking"));
+    assert!(html.contains("<th class=\"model\">model 1</th>") && html.contains("grokking"));
 
     let exact = tmp.path().join("construct");
     construct::write_run(7, &exact).unwrap();

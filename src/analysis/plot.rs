@@ -215,7 +215,8 @@ where
     while px > MIN_TITLE_PX {
         let style: TextStyle = (FAMILY, px).into_font().into();
         let (w, _) = root.estimate_text_size(title, &style)?;
-        if w + 40 <= width {
+        // The estimate runs a few percent short of what is drawn.
+        if w + w / 10 + 40 <= width {
             break;
         }
         px -= 1.0;
@@ -562,8 +563,13 @@ impl Series {
         } else {
             chart.draw_series(LineSeries::new(self.points.iter().copied(), style))?
         };
-        anno.label(self.label.clone())
-            .legend(line_legend(self.color, 2));
+        // A dashed swatch is two segments with a gap, a solid one two touching ones.
+        let (a, b) = if self.dashed { (9, 15) } else { (12, 12) };
+        anno.label(self.label.clone()).legend(move |(x, y)| {
+            EmptyElement::at((x, y))
+                + PathElement::new(vec![(0, 0), (a, 0)], style)
+                + PathElement::new(vec![(b, 0), (24, 0)], style)
+        });
         Ok(())
     }
 }
@@ -864,6 +870,8 @@ struct MarginFig {
     /// Checkpoint margins over all pairs, as markers.
     marks: Vec<Series>,
     gamma_star: Option<f64>,
+    /// Trained on a subset of the pairs (γ over the training pairs may exceed γ*).
+    split: bool,
     steps: (f64, f64),
 }
 
@@ -946,12 +954,19 @@ fn prep_margin(a: &RunAnalysis) -> (String, std::result::Result<Fig, String>) {
         }
     }
     if lines.is_empty() {
+        let count = |n: usize| format!("{n} value{}", if n == 1 { "" } else { "s" });
+        let in_metrics = a.dir.metrics.iter().filter(|r| r.margin.is_some()).count();
+        let in_spectra = a.dir.spectra.iter().filter(|r| r.margin.is_some()).count();
         return (
             title,
             Err(format!(
-                "the margin is known at only {} step(s): no metrics.jsonl or spectra.jsonl margins and \
-                 fewer than two checkpoints",
-                a.summary.checkpoints
+                "a margin curve needs two steps; this run has {} in metrics.jsonl, {} in {} and {} \
+                 checkpoint{}",
+                count(in_metrics),
+                count(in_spectra),
+                super::record::SPECTRA_FILE,
+                a.summary.checkpoints,
+                if a.summary.checkpoints == 1 { "" } else { "s" }
             )),
         );
     }
@@ -969,6 +984,7 @@ fn prep_margin(a: &RunAnalysis) -> (String, std::result::Result<Fig, String>) {
             lines,
             marks,
             gamma_star: a.gamma_star.filter(|g| g.is_finite()),
+            split,
             steps: step_range(lo, hi),
         })),
     )
@@ -1021,7 +1037,11 @@ impl MarginFig {
                     6,
                     RED.stroke_width(2),
                 ))?
-                .label(format!("γ* (theory) = {}", fmt_num(g)))
+                .label(if self.split {
+                    format!("γ* (theory; bounds γ over all pairs) = {}", fmt_num(g))
+                } else {
+                    format!("γ* (theory) = {}", fmt_num(g))
+                })
                 .legend(line_legend(RED, 2));
             let at = chart.backend_coord(&(x0, g));
             root.draw(&Text::new(
@@ -1093,7 +1113,7 @@ fn ordered_neurons(last: &SpectraRecord) -> Vec<(usize, usize)> {
 
 fn prep_heatmap(a: &RunAnalysis) -> (String, std::result::Result<Fig, String>) {
     let title = format!(
-        "Share of each neuron's power at its final frequency{} — {}",
+        "Power share at each neuron's final frequency{} — {}",
         model0_phrase(a),
         a.summary.task
     );
@@ -1224,7 +1244,10 @@ impl Heatmap {
         for (g, &(k, start, end)) in self.groups.iter().enumerate() {
             if g > 0 {
                 let y = rows - start as f64;
-                chart.draw_series(LineSeries::new([(x0, y), (x1, y)], WHITE.stroke_width(1)))?;
+                chart.draw_series(LineSeries::new(
+                    [(x0, y), (x1, y)],
+                    WHITE.mix(0.7).stroke_width(1),
+                ))?;
             }
             let mid = rows - 0.5 * (start + end) as f64;
             let at = chart.backend_coord(&(x0, mid));
@@ -1477,7 +1500,16 @@ impl Grid {
                     BLACK.mix(0.35).stroke_width(1),
                 ))?;
                 root.draw(&Text::new(
-                    format!("#{} · {:.0}%", panel.neuron, 100.0 * panel.frac),
+                    if self.row_labels.is_some() {
+                        format!("#{} · {:.0}%", panel.neuron, 100.0 * panel.frac)
+                    } else {
+                        format!(
+                            "#{} · k={} · {:.0}%",
+                            panel.neuron,
+                            panel.freq,
+                            100.0 * panel.frac
+                        )
+                    },
                     ((px.start + px.end) / 2, py.start - 3),
                     label_style().pos(Pos::new(HPos::Center, VPos::Bottom)),
                 ))?;
@@ -1639,7 +1671,7 @@ impl PerFreq {
                 6,
                 GREY.stroke_width(2),
             ))?
-            .label(format!("equal share m/⌊p/2⌋ = {}", fmt_num(e)))
+            .label(format!("equal share m/⌊p/2⌋ = {e:.1}"))
             .legend(line_legend(GREY, 2));
         chart
             .configure_series_labels()

@@ -1,6 +1,8 @@
-//! `index.html`: one self-contained page per analyzed run (no external URLs), with a
-//! summary table per model and the pictures of [`super::plot`] embedded as PNG data URIs,
-//! each linking to its SVG alongside.
+//! `index.html`: one self-contained page per analyzed run (no external URLs): a table of
+//! the run's setup, a table of each model's final state (one column per model), and the
+//! pictures of [`super::plot`] embedded as PNG data URIs, each linking to its SVG
+//! alongside, or the reason a picture was not drawn. Everything taken from the config or
+//! the file system is HTML-escaped.
 
 use super::pipeline::{ModelReport, RunAnalysis};
 use super::plot::{self, Picture};
@@ -77,12 +79,21 @@ fn esc(s: &str) -> String {
 fn num(x: Option<f64>) -> String {
     match x {
         Some(v) if v.is_finite() => {
-            if v != 0.0 && (v.abs() < 1e-3 || v.abs() >= 1e5) {
-                format!("{v:.3e}")
+            let a = v.abs();
+            let s = if a == 0.0 {
+                "0".to_string()
+            } else if (1e-2..1e5).contains(&a) {
+                let decimals = (3 - a.log10().floor() as i32).max(0) as usize;
+                let s = format!("{v:.decimals$}");
+                if s.contains('.') {
+                    s.trim_end_matches('0').trim_end_matches('.').to_string()
+                } else {
+                    s
+                }
             } else {
-                let s = format!("{v:.4}");
-                s.trim_end_matches('0').trim_end_matches('.').to_string()
-            }
+                format!("{v:.3e}")
+            };
+            s.replace('-', "\u{2212}")
         }
         _ => "–".into(),
     }
@@ -108,11 +119,9 @@ fn freq_list(f: &[usize]) -> String {
     }
 }
 
-/// The rows of the summary table of one model: (label, value already escaped).
-fn model_rows(a: &RunAnalysis, m: &ModelReport) -> Vec<(&'static str, String)> {
+/// The rows of the run table: (label, value already escaped).
+fn run_rows(a: &RunAnalysis) -> Vec<(&'static str, String)> {
     let s = &a.summary;
-    let f = &m.frequencies;
-    let lm = m.last_metrics.as_ref();
     let mut rows: Vec<(&'static str, String)> = vec![
         ("task", esc(&s.task)),
         ("p", s.p.to_string()),
@@ -130,117 +139,146 @@ fn model_rows(a: &RunAnalysis, m: &ModelReport) -> Vec<(&'static str, String)> {
             ),
         ),
         ("activation", esc(&s.activation)),
-        (
-            "train fraction",
-            if s.train_fraction < 1.0 {
-                pct(Some(s.train_fraction))
-            } else {
-                "all pairs".into()
-            },
-        ),
-        (
-            "steps (final checkpoint)",
-            format!("{} ({} checkpoints)", s.final_step, s.checkpoints),
-        ),
-        (
-            "final train loss / accuracy",
-            format!(
-                "{} / {}",
-                num(lm.and_then(|r| r.train_loss)),
-                pct(lm.and_then(|r| r.train_acc))
-            ),
-        ),
     ];
-    if lm.is_some_and(|r| r.test_loss.is_some() || r.test_acc.is_some()) {
+    if s.train_fraction < 1.0 {
         rows.push((
-            "final test loss / accuracy",
-            format!(
-                "{} / {}",
-                num(lm.and_then(|r| r.test_loss)),
-                pct(lm.and_then(|r| r.test_acc))
-            ),
+            "train fraction",
+            format!("{} (the rest is the test set)", pct(Some(s.train_fraction))),
         ));
+    } else {
+        rows.push(("train fraction", "all pairs".into()));
     }
+    rows.push(("models", s.models.len().to_string()));
     rows.push((
-        "loss / accuracy over all pairs (final checkpoint)",
+        "steps (final checkpoint)",
         format!(
-            "{} / {}",
-            num(Some(m.margin.loss)),
-            pct(Some(m.margin.accuracy))
+            "{} ({} checkpoint{})",
+            s.final_step,
+            s.checkpoints,
+            if s.checkpoints == 1 { "" } else { "s" }
         ),
     ));
-    rows.push(("normalized margin γ (all pairs)", num(Some(m.margin.gamma))));
-    if let Some(t) = &m.margin_train {
-        rows.push(("normalized margin γ (train pairs)", num(Some(t.gamma))));
-    }
     rows.push((
-        "γ* (theory)",
-        match m.margin.gamma_star {
+        "γ* (theory, margin over all pairs)",
+        match a.gamma_star {
             Some(g) => num(Some(g)),
-            None => "– (theory does not apply to this setup)".into(),
+            None => "– (the theory does not cover this setup)".into(),
         },
     ));
-    if let Some(r) = m.margin.ratio {
-        rows.push(("γ / γ*", num(Some(r))));
-    }
     rows.push((
-        "frequencies used",
+        "sinusoidal neuron",
+        format!(
+            "each of u, v, w keeps ≥ {} of its power at one frequency",
+            num(Some(s.threshold))
+        ),
+    ));
+    rows.push(("initial weights (lottery check)", esc(&s.init_source)));
+    rows
+}
+
+/// One row of the model table: a label and one value (already escaped) per model.
+type ModelRow = (&'static str, Vec<String>);
+
+/// The rows of the model table for `models`.
+fn model_rows(a: &RunAnalysis, models: &[ModelReport]) -> Vec<ModelRow> {
+    let split = a.summary.train_fraction < 1.0;
+    let has_test = models.iter().any(|m| {
+        m.last_metrics
+            .as_ref()
+            .is_some_and(|r| r.test_loss.is_some() || r.test_acc.is_some())
+    });
+    let row = |label: &'static str, f: &dyn Fn(&ModelReport) -> String| -> ModelRow {
+        (label, models.iter().map(f).collect())
+    };
+    let loss_acc = |loss: Option<f64>, acc: Option<f64>| format!("{} / {}", num(loss), pct(acc));
+    let mut rows = vec![row("final train loss / accuracy", &|m| {
+        let r = m.last_metrics.as_ref();
+        loss_acc(r.and_then(|r| r.train_loss), r.and_then(|r| r.train_acc))
+    })];
+    if has_test {
+        rows.push(row("final test loss / accuracy", &|m| {
+            let r = m.last_metrics.as_ref();
+            loss_acc(r.and_then(|r| r.test_loss), r.and_then(|r| r.test_acc))
+        }));
+    }
+    rows.push(row(
+        "loss / accuracy over all pairs (final checkpoint)",
+        &|m| loss_acc(Some(m.margin.loss), Some(m.margin.accuracy)),
+    ));
+    rows.push(row("normalized margin γ over all pairs", &|m| {
+        num(Some(m.margin.gamma))
+    }));
+    if split {
+        rows.push(row("normalized margin γ over the training pairs", &|m| {
+            num(m.margin_train.as_ref().map(|t| t.gamma))
+        }));
+    }
+    if models.iter().any(|m| m.margin.ratio.is_some()) {
+        rows.push(row("γ / γ* (all pairs)", &|m| num(m.margin.ratio)));
+    }
+    rows.push(row("frequencies used", &|m| {
+        let f = &m.frequencies;
         format!(
             "{} of {}: {}",
             f.freqs_used.len(),
             f.max_freq,
             freq_list(&f.freqs_used)
-        ),
-    ));
-    rows.push(("frequencies missing", freq_list(&f.freqs_missing)));
-    rows.push((
-        "sinusoidal neurons",
-        format!(
-            "{} (each of u, v, w ≥ {} of its power at one frequency)",
-            pct(Some(f.sinusoidal_share)),
-            num(Some(f.threshold))
-        ),
-    ));
-    rows.push((
+        )
+    }));
+    rows.push(row("frequencies missing", &|m| {
+        freq_list(&m.frequencies.freqs_missing)
+    }));
+    rows.push(row("sinusoidal neurons", &|m| {
+        pct(Some(m.frequencies.sinusoidal_share))
+    }));
+    rows.push(row(
         "shared-frequency neurons (u, v, w same dominant frequency)",
-        pct(Some(f.shared_freq_share)),
+        &|m| pct(Some(m.frequencies.shared_freq_share)),
     ));
-    rows.push(("mean IPR of neuron power", num(Some(f.mean_ipr))));
-    if let Some(r) = f.residual_mean_abs {
-        rows.push((
-            "|θu + θv − θw| over sinusoidal neurons (mean / max, rad)",
-            format!("{} / {}", num(Some(r)), num(f.residual_max_abs)),
-        ));
-    }
-    let l = &m.lottery;
-    rows.push((
-        "lottery: final frequency = strongest / best-aligned at init",
-        if l.considered == 0 {
-            "– (no sinusoidal neurons)".into()
-        } else {
-            format!(
-                "{} / {} of {} sinusoidal neurons (chance {})",
-                pct(l.share_strongest),
-                pct(l.share_aligned),
-                l.considered,
-                pct(Some(l.chance))
-            )
+    rows.push(row("mean IPR of the neurons' power", &|m| {
+        num(Some(m.frequencies.mean_ipr))
+    }));
+    rows.push(row(
+        "|θu + θv − θw| over sinusoidal neurons, mean / max (rad)",
+        &|m| {
+            let f = &m.frequencies;
+            match f.residual_mean_abs {
+                Some(r) => format!("{} / {}", num(Some(r)), num(f.residual_max_abs)),
+                None => "–".into(),
+            }
         },
     ));
-    if s.train_fraction < 1.0 {
+    rows.push(row(
+        "lottery: final frequency = strongest / best-aligned one at init",
+        &|m| {
+            let l = &m.lottery;
+            if l.considered == 0 {
+                "– (no sinusoidal neurons)".into()
+            } else {
+                format!(
+                    "{} / {} of {} sinusoidal neurons (chance {})",
+                    pct(l.share_strongest),
+                    pct(l.share_aligned),
+                    l.considered,
+                    pct(Some(l.chance))
+                )
+            }
+        },
+    ));
+    if split {
         let step = |x: Option<u64>| x.map_or("not reached".to_string(), |s| format!("step {s}"));
-        rows.push((
-            "grokking: memorized (train acc ≥ 95%)",
-            step(m.stages.memorized),
-        ));
-        rows.push((
-            "grokking: generalized (test acc ≥ 95%)",
-            step(m.stages.generalized),
-        ));
+        rows.push(row("grokking: memorized (train accuracy ≥ 95%)", &|m| {
+            step(m.stages.memorized)
+        }));
+        rows.push(row("grokking: generalized (test accuracy ≥ 95%)", &|m| {
+            step(m.stages.generalized)
+        }));
     }
-    rows.push(("initial weights (lottery check)", esc(&s.init_source)));
     rows
 }
+
+/// Most model columns per table (more models continue in further tables).
+const MODEL_COLUMNS: usize = 6;
 
 /// Tables `pipeline::write_tables` puts next to the report.
 const TABLES: [&str; 5] = [
@@ -269,14 +307,26 @@ fn index_html(
         title = esc(&format!("{} — width {}, {}", s.task, s.width, s.activation)),
         run = esc(&s.run),
     );
-    h.push_str("<h2>Summary</h2>\n");
-    for m in &s.models {
-        if s.models.len() > 1 {
-            let _ = writeln!(h, "<h3>model {}</h3>", m.model);
-        }
+    h.push_str("<h2>Run</h2>\n<table>\n");
+    for (k, v) in run_rows(a) {
+        let _ = writeln!(h, "<tr><th>{}</th><td>{v}</td></tr>", esc(k));
+    }
+    h.push_str("</table>\n<h2>Final state</h2>\n");
+    for chunk in s.models.chunks(MODEL_COLUMNS) {
         h.push_str("<table>\n");
-        for (k, v) in model_rows(a, m) {
-            let _ = writeln!(h, "<tr><th>{}</th><td>{v}</td></tr>", esc(k));
+        if s.models.len() > 1 {
+            h.push_str("<tr><th></th>");
+            for m in chunk {
+                let _ = write!(h, "<th class=\"model\">model {}</th>", m.model);
+            }
+            h.push_str("</tr>\n");
+        }
+        for (k, values) in model_rows(a, chunk) {
+            let _ = write!(h, "<tr><th>{}</th>", esc(k));
+            for v in values {
+                let _ = write!(h, "<td>{v}</td>");
+            }
+            h.push_str("</tr>\n");
         }
         h.push_str("</table>\n");
     }
@@ -326,10 +376,11 @@ fn index_html(
     h
 }
 
-const STYLE: &str = "body { font-family: DejaVu Sans, Helvetica, Arial, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }\n\
+const STYLE: &str = "body { font-family: DejaVu Sans, Helvetica, Arial, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }\n\
 table { border-collapse: collapse; margin-bottom: 1.5em; }\n\
 th, td { border-bottom: 1px solid #ddd; padding: 4px 12px; text-align: left; vertical-align: top; }\n\
 th { font-weight: normal; color: #555; }\n\
+th.model { font-weight: bold; color: #222; }\n\
 figure { margin: 2em 0; }\n\
 figure img { max-width: 100%; height: auto; border: 1px solid #eee; }\n\
 figcaption { color: #444; margin-top: 0.4em; }\n\
