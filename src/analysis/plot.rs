@@ -58,6 +58,10 @@ const MAX_OVERLAID: usize = 4;
 /// Most snapshot columns of `power_heatmap` (more are subsampled evenly).
 const MAX_HEATMAP_COLUMNS: usize = 300;
 
+/// Most neuron rows of `power_heatmap` (about one pixel each; wider models are sampled
+/// evenly along the sorted order).
+const MAX_HEATMAP_ROWS: usize = 768;
+
 /// One picture of the report.
 #[derive(Clone, Debug)]
 pub struct Picture {
@@ -677,7 +681,12 @@ fn prep_curves(a: &RunAnalysis) -> (String, std::result::Result<Fig, String>) {
     }
     let mut stages = Vec::new();
     if split {
-        let s = a.summary.models[0].stages;
+        let s = a
+            .summary
+            .models
+            .first()
+            .map(|m| m.stages)
+            .unwrap_or_default();
         let who = if models.len() > 1 { "model 0 " } else { "" };
         if let Some(step) = s.memorized {
             stages.push((step as f64, format!("{who}memorized · step {step}")));
@@ -1124,7 +1133,16 @@ fn prep_heatmap(a: &RunAnalysis) -> (String, std::result::Result<Fig, String>) {
     let Some(last) = records.last() else {
         return (title, Err("no spectra snapshots".into()));
     };
-    let order = ordered_neurons(last);
+    let all = ordered_neurons(last);
+    let width = all.len();
+    // Evenly spaced rows of the sorted order keep every group, in proportion.
+    let order: Vec<(usize, usize)> = if width > MAX_HEATMAP_ROWS {
+        (0..MAX_HEATMAP_ROWS)
+            .filter_map(|r| all.get(r * width / MAX_HEATMAP_ROWS).copied())
+            .collect()
+    } else {
+        all
+    };
     let steps: Vec<f64> = records.iter().map(|r| r.step as f64).collect();
     let n = steps.len();
     let mut edges = Vec::with_capacity(n + 1);
@@ -1155,11 +1173,15 @@ fn prep_heatmap(a: &RunAnalysis) -> (String, std::result::Result<Fig, String>) {
             _ => groups.push((k, row, row + 1)),
         }
     }
-    let title = format!(
-        "{title} ({} neurons × {} snapshots)",
-        order.len(),
-        records.len()
-    );
+    let title = if order.len() < width {
+        format!(
+            "{title} ({} of {width} neurons × {} snapshots)",
+            order.len(),
+            records.len()
+        )
+    } else {
+        format!("{title} ({width} neurons × {} snapshots)", records.len())
+    };
     (
         title.clone(),
         Ok(Fig::Heatmap(Heatmap {
@@ -1324,20 +1346,29 @@ fn prep_grid(a: &RunAnalysis) -> (String, std::result::Result<Fig, String>) {
         }
     }
     let cap = MAX_GRID_PANELS.min(m);
-    // Quotas: as even as possible across groups, never more than a group has.
+    // Quotas: as even as possible across groups, never more than a group has; with more
+    // groups than panels, one neuron from each of `cap` evenly spaced groups.
     let mut quota = vec![0usize; groups.len()];
-    let mut left = cap;
-    while left > 0 {
-        let mut gave = false;
-        for (q, g) in quota.iter_mut().zip(&groups) {
-            if left > 0 && *q < g.1.len() {
-                *q += 1;
-                left -= 1;
-                gave = true;
+    if groups.len() > cap {
+        for j in 0..cap {
+            if let Some(q) = quota.get_mut(j * groups.len() / cap) {
+                *q = 1;
             }
         }
-        if !gave {
-            break;
+    } else {
+        let mut left = cap;
+        while left > 0 {
+            let mut gave = false;
+            for (q, g) in quota.iter_mut().zip(&groups) {
+                if left > 0 && *q < g.1.len() {
+                    *q += 1;
+                    left -= 1;
+                    gave = true;
+                }
+            }
+            if !gave {
+                break;
+            }
         }
     }
     let by_group = groups.len() <= 16;
@@ -1383,7 +1414,7 @@ fn prep_grid(a: &RunAnalysis) -> (String, std::result::Result<Fig, String>) {
         }
         (wrapped, Some(wrapped_labels), cols)
     } else {
-        let cols = 8.min(n.max(1));
+        let cols = 6.min(n.max(1));
         let rows = (0..n)
             .collect::<Vec<_>>()
             .chunks(cols)
@@ -1439,14 +1470,15 @@ impl Grid {
         let cols = self.cols.max(1) as i32;
         let cw = (w as i32 - GRID_LEFT as i32 - 20) / cols;
         let kmax = self.max_freq as f64;
+        // At most four ticks per panel, at round numbers.
         let ticks: Vec<usize> = {
-            let step = if self.max_freq <= 16 {
-                5
-            } else if self.max_freq <= 40 {
-                10
-            } else {
-                20
-            };
+            let raw = (self.max_freq / 3).max(1);
+            let step = [1, 2, 5]
+                .iter()
+                .flat_map(|&b| (0..7).map(move |e| b * 10usize.pow(e)))
+                .filter(|&s| s >= raw)
+                .min()
+                .unwrap_or(raw);
             (0..=self.max_freq).filter(|k| k % step == 0).collect()
         };
         for (r, row) in self.rows.iter().enumerate() {
@@ -1483,17 +1515,30 @@ impl Grid {
                     .bold_line_style(BLACK.mix(0.08))
                     .light_line_style(WHITE.mix(0.0))
                     .draw()?;
-                chart.draw_series(panel.power.iter().enumerate().map(|(k, &v)| {
-                    let color = if k == panel.freq { ORANGE } else { BLUE };
-                    let half = 0.42;
-                    Rectangle::new(
-                        [
-                            (k as f64 - half, 0.0),
-                            (k as f64 + half, v.clamp(0.0, 1.05)),
-                        ],
-                        color.filled(),
-                    )
-                }))?;
+                // Bars under half a pixel are left out (they would not show, and at
+                // large p they would make the SVG huge).
+                let min_share = 0.5 / f64::from(rh.max(1) as u32);
+                // Bars at least ~2 pixels wide, however many frequencies share the panel.
+                let (px_range, _) = chart.plotting_area().get_pixel_range();
+                let px_per_k = f64::from((px_range.end - px_range.start).max(1)) / (kmax + 1.4);
+                let half = (1.0 / px_per_k).max(0.42);
+                chart.draw_series(
+                    panel
+                        .power
+                        .iter()
+                        .enumerate()
+                        .filter(|&(k, &v)| k == panel.freq || v >= min_share)
+                        .map(|(k, &v)| {
+                            let color = if k == panel.freq { ORANGE } else { BLUE };
+                            Rectangle::new(
+                                [
+                                    (k as f64 - half, 0.0),
+                                    (k as f64 + half, v.clamp(0.0, 1.05)),
+                                ],
+                                color.filled(),
+                            )
+                        }),
+                )?;
                 let (px, py) = chart.plotting_area().get_pixel_range();
                 root.draw(&Rectangle::new(
                     [(px.start, py.start), (px.end, py.end)],
@@ -1513,7 +1558,8 @@ impl Grid {
                     ((px.start + px.end) / 2, py.start - 3),
                     label_style().pos(Pos::new(HPos::Center, VPos::Bottom)),
                 ))?;
-                let last_row = r + 1 == self.rows.len();
+                // x ticks under every panel with no panel below it.
+                let last_row = self.rows.get(r + 1).is_none_or(|next| next.len() <= c);
                 if c == 0 {
                     for (v, s) in [(0.0, "0"), (1.0, "1")] {
                         let at = chart.backend_coord(&(-0.7, v));
