@@ -55,6 +55,9 @@
 //! Errors are one [`Error`] type whose messages name the bad value and what would be
 //! accepted.
 
+// Every public item is documented; keep it that way (CI runs clippy with -D warnings).
+#![warn(missing_docs)]
+
 pub mod analysis;
 pub mod checkpoint;
 pub mod config;

@@ -11,7 +11,7 @@
 //! - [`record`]: the `spectra.jsonl` recorder the training loop calls,
 //! - [`rundir`]: loading a run directory,
 //! - [`pipeline`]: the whole analysis of one run and its machine-readable outputs,
-//! - [`plots`] and [`report`]: PNG/SVG pictures and `index.html`.
+//! - [`plot`] and [`report`]: PNG/SVG pictures and `index.html`.
 
 pub mod construct;
 pub mod fourier;

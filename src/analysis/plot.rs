@@ -2060,9 +2060,11 @@ impl IprFig {
             ))?
             .label(format!("power spread evenly over all k: {}", fmt_num(u)))
             .legend(line_legend(GREY, 2));
+        // The mean climbs from the bottom left to the top right and the uniform line runs
+        // along the bottom: the middle right is the one place a legend covers neither.
         chart
             .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
+            .position(SeriesLabelPosition::MiddleRight)
             .label_font(label_style())
             .background_style(WHITE.mix(0.9))
             .border_style(BLACK.mix(0.3))

@@ -40,7 +40,7 @@ pub struct NeuronFeatures {
     /// u, v and w have the same dominant frequency.
     pub shared_freq: bool,
     /// Phase of `u_i` at `freq` (convention of [`super::fourier`]:
-    /// x[a] = A·cos(2πka/p + θ)).
+    /// `x[a] = A·cos(2πka/p + θ)`).
     pub theta_u: f64,
     /// Phase of `v_i` at `freq`.
     pub theta_v: f64,

@@ -4,6 +4,9 @@
 //! [`clockwork::run`] (the loop). `cargo run --release --bin train -- --help` lists every
 //! preset and config key.
 
+// The doc comments on `Cli` are clap's --help text, written for a terminal, not rustdoc.
+#![allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)]
+
 use clap::{CommandFactory, FromArgMatches, Parser};
 use clockwork::presets;
 use clockwork::run::{self, Progress, RunError, RunFailure, RunOptions, RunStatus, RunSummary};
