@@ -264,4 +264,10 @@ fn construction_fourier_features_are_ideal() {
     assert_eq!(s.freqs_used, (1..=11).collect::<Vec<_>>());
     assert_eq!(s.sinusoidal_share, 1.0);
     assert!(s.sinusoidal_per_freq[1..].iter().all(|&n| n == 16));
+    // The construction spreads its weight exactly evenly over the 11 frequencies.
+    let (lo, hi) = s.norm_share_range.unwrap();
+    assert!(
+        (lo - 1.0).abs() < 1e-9 && (hi - 1.0).abs() < 1e-9,
+        "{lo} {hi}"
+    );
 }

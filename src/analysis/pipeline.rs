@@ -342,16 +342,20 @@ pub fn neurons_csv(a: &RunAnalysis) -> String {
     s
 }
 
-/// `frequencies.csv`: neurons per dominant frequency, final checkpoint.
+/// `frequencies.csv`: neurons per dominant frequency and the share of the weight norm²
+/// they hold, final checkpoint.
 pub fn frequencies_csv(a: &RunAnalysis) -> String {
-    let mut s = String::from("model,freq,neurons,sinusoidal\n");
+    let mut s = String::from("model,freq,neurons,sinusoidal,norm_share\n");
     for m in &a.summary.models {
         let f = &m.frequencies;
         for k in 1..=f.max_freq {
             let _ = writeln!(
                 s,
-                "{},{k},{},{}",
-                m.model, f.neurons_per_freq[k], f.sinusoidal_per_freq[k]
+                "{},{k},{},{},{}",
+                m.model,
+                f.neurons_per_freq[k],
+                f.sinusoidal_per_freq[k],
+                f.norm_share_per_freq.get(k).copied().unwrap_or(0.0)
             );
         }
     }

@@ -1603,6 +1603,8 @@ struct PerFreq {
     /// Index = frequency (0 unused).
     all: Vec<usize>,
     sinusoidal: Vec<usize>,
+    /// Share of the weight norm² per frequency (index 0 unused).
+    norm_share: Vec<f64>,
     equal_share: f64,
     threshold: f64,
 }
@@ -1628,6 +1630,7 @@ fn prep_per_freq(a: &RunAnalysis) -> (String, std::result::Result<Fig, String>) 
             title,
             all: f.neurons_per_freq.clone(),
             sinusoidal: f.sinusoidal_per_freq.clone(),
+            norm_share: f.norm_share_per_freq.clone(),
             equal_share: f.neurons as f64 / f.max_freq as f64,
             threshold: f.threshold,
         })),
@@ -1719,6 +1722,19 @@ impl PerFreq {
             ))?
             .label(format!("equal share m/⌊p/2⌋ = {e:.1}"))
             .legend(line_legend(GREY, 2));
+        // The weight each frequency holds, on the neuron axis (share × m), so the same
+        // equal-share line reads for both: the max-margin solution equalizes the weight,
+        // not necessarily the neuron counts.
+        let neurons: usize = self.all.iter().sum();
+        let dot = ORANGE;
+        chart
+            .draw_series((1..=kmax).filter_map(|k| {
+                let share = self.norm_share.get(k).copied()?;
+                (share > 0.0)
+                    .then(|| Circle::new((k as f64, share * neurons as f64), 5, dot.filled()))
+            }))?
+            .label("weight ‖u‖²+‖v‖²+‖w‖² share × m")
+            .legend(move |(x, y)| Circle::new((x + 10, y), 5, dot.filled()));
         chart
             .configure_series_labels()
             .position(SeriesLabelPosition::UpperRight)

@@ -235,6 +235,13 @@ fn model_rows(a: &RunAnalysis, models: &[ModelReport]) -> Vec<ModelRow> {
         "shared-frequency neurons (u, v, w same dominant frequency)",
         &|m| pct(Some(m.frequencies.shared_freq_share)),
     ));
+    rows.push(row(
+        "weight norm² per used frequency, min / max (× equal share)",
+        &|m| match m.frequencies.norm_share_range {
+            Some((lo, hi)) => format!("{lo:.2} / {hi:.2}"),
+            None => "–".into(),
+        },
+    ));
     rows.push(row("mean IPR of the neurons' power", &|m| {
         num(Some(m.frequencies.mean_ipr))
     }));

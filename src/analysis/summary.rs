@@ -118,6 +118,17 @@ pub struct FrequencySummary {
     pub neurons_per_freq: Vec<usize>,
     /// Sinusoidal neurons per frequency.
     pub sinusoidal_per_freq: Vec<usize>,
+    /// Share of the model's total ‖u_i‖² + ‖v_i‖² + ‖w_i‖² held by the neurons of each
+    /// dominant frequency (index 0 is always 0). The max-margin solution spreads its
+    /// weight evenly over the frequencies, not necessarily its neurons: neuron counts per
+    /// frequency can vary while these shares are all near 1/max_freq.
+    #[serde(default)]
+    pub norm_share_per_freq: Vec<f64>,
+    /// Largest and smallest norm share over the frequencies in use, as multiples of the
+    /// equal share 1/max_freq (1 and 1 when the weight is spread perfectly evenly; null
+    /// with no frequency in use).
+    #[serde(default)]
+    pub norm_share_range: Option<(f64, f64)>,
     /// Frequencies of at least one sinusoidal neuron, and the others.
     pub freqs_used: Vec<usize>,
     /// Frequencies without any sinusoidal neuron.
@@ -138,15 +149,36 @@ pub struct FrequencySummary {
 pub fn summarize(features: &[NeuronFeatures], max_freq: usize, threshold: f64) -> FrequencySummary {
     let mut neurons_per_freq = vec![0; max_freq + 1];
     let mut sinusoidal_per_freq = vec![0; max_freq + 1];
+    let mut norm_per_freq = vec![0.0; max_freq + 1];
     let mut residuals = Vec::new();
     for f in features {
         neurons_per_freq[f.freq] += 1;
+        norm_per_freq[f.freq] += f.sq_norm;
         if f.sinusoidal {
             sinusoidal_per_freq[f.freq] += 1;
             residuals.push(f.residual.abs());
         }
     }
-    let (freqs_used, freqs_missing) = (1..=max_freq).partition(|&k| sinusoidal_per_freq[k] > 0);
+    let (freqs_used, freqs_missing): (Vec<usize>, Vec<usize>) =
+        (1..=max_freq).partition(|&k| sinusoidal_per_freq[k] > 0);
+    let total_norm: f64 = norm_per_freq.iter().sum();
+    let norm_share_per_freq: Vec<f64> = norm_per_freq
+        .iter()
+        .map(|&n| {
+            if total_norm > 0.0 {
+                n / total_norm
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    let relative = |k: &usize| norm_share_per_freq[*k] * max_freq as f64;
+    let norm_share_range = freqs_used.iter().map(relative).fold(None, |range, r| {
+        Some(match range {
+            None => (r, r),
+            Some((lo, hi)) => (f64::min(lo, r), f64::max(hi, r)),
+        })
+    });
     let n = features.len().max(1) as f64;
     let count = |pred: fn(&NeuronFeatures) -> bool| features.iter().filter(|f| pred(f)).count();
     FrequencySummary {
@@ -155,6 +187,8 @@ pub fn summarize(features: &[NeuronFeatures], max_freq: usize, threshold: f64) -
         neurons: features.len(),
         neurons_per_freq,
         sinusoidal_per_freq,
+        norm_share_per_freq,
+        norm_share_range,
         freqs_used,
         freqs_missing,
         sinusoidal_share: count(|f| f.sinusoidal) as f64 / n,
@@ -212,5 +246,13 @@ mod tests {
         assert_eq!(s.neurons_per_freq, vec![0, 0, 1, 1, 0, 0, 0]);
         assert_eq!(s.sinusoidal_share, 0.5);
         assert!((s.residual_max_abs.unwrap() - 0.25).abs() < 1e-12);
+        // Both neurons hold 3·p/2 of norm²: half the weight at k = 3, half at k = 2.
+        let shares = &s.norm_share_per_freq;
+        assert_eq!(shares.len(), 7);
+        assert!((shares[3] - 0.5).abs() < 1e-12 && (shares[2] - 0.5).abs() < 1e-12);
+        assert_eq!(shares.iter().filter(|&&x| x != 0.0).count(), 2);
+        // Only k = 3 is in use (sinusoidal): its share is 3× the equal share 1/6.
+        let (lo, hi) = s.norm_share_range.unwrap();
+        assert!((lo - 3.0).abs() < 1e-12 && (hi - 3.0).abs() < 1e-12);
     }
 }

@@ -577,6 +577,12 @@ fn print_human(a: &RunAnalysis, files: &[PathBuf], out: &Path, analyzed_s: f64) 
             pct(f.shared_freq_share),
             f.mean_ipr
         );
+        if let Some((lo, hi)) = f.norm_share_range {
+            println!(
+                "  weight norm² per used frequency: {lo:.2}× to {hi:.2}× the equal share 1/{}",
+                f.max_freq
+            );
+        }
         let l = &m.lottery;
         println!(
             "  lottery: of {} sinusoidal neurons, {} end on their strongest init frequency ({}), \
