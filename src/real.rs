@@ -106,56 +106,64 @@ pub trait Real:
     }
 }
 
+/// `Real::gemm_with` for one element type: the same dispatch for f32 and f64, with
+/// matrixmultiply's `sgemm` or `dgemm`.
+macro_rules! gemm_with_impl {
+    ($t:ty, $mm_gemm:path) => {
+        #[allow(clippy::too_many_arguments)]
+        unsafe fn gemm_with(
+            lib: GemmLib,
+            m: usize,
+            k: usize,
+            n: usize,
+            alpha: $t,
+            a: *const $t,
+            rsa: isize,
+            csa: isize,
+            b: *const $t,
+            rsb: isize,
+            csb: isize,
+            beta: $t,
+            c: *mut $t,
+            rsc: isize,
+            csc: isize,
+        ) {
+            match lib {
+                // gemm's convention is dst = alpha·dst + beta·lhs·rhs.
+                GemmLib::Gemm => gemm::gemm(
+                    m,
+                    n,
+                    k,
+                    c,
+                    csc,
+                    rsc,
+                    beta != 0.0,
+                    a,
+                    csa,
+                    rsa,
+                    b,
+                    csb,
+                    rsb,
+                    beta,
+                    alpha,
+                    false,
+                    false,
+                    false,
+                    gemm::Parallelism::None,
+                ),
+                GemmLib::MatrixMultiply => {
+                    $mm_gemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc)
+                }
+            }
+        }
+    };
+}
+
 impl Real for f32 {
     const NAME: &'static str = "f32";
     const DTYPE: safetensors::Dtype = safetensors::Dtype::F32;
 
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn gemm_with(
-        lib: GemmLib,
-        m: usize,
-        k: usize,
-        n: usize,
-        alpha: f32,
-        a: *const f32,
-        rsa: isize,
-        csa: isize,
-        b: *const f32,
-        rsb: isize,
-        csb: isize,
-        beta: f32,
-        c: *mut f32,
-        rsc: isize,
-        csc: isize,
-    ) {
-        match lib {
-            // gemm's convention is dst = alpha·dst + beta·lhs·rhs.
-            GemmLib::Gemm => gemm::gemm(
-                m,
-                n,
-                k,
-                c,
-                csc,
-                rsc,
-                beta != 0.0,
-                a,
-                csa,
-                rsa,
-                b,
-                csb,
-                rsb,
-                beta,
-                alpha,
-                false,
-                false,
-                false,
-                gemm::Parallelism::None,
-            ),
-            GemmLib::MatrixMultiply => {
-                matrixmultiply::sgemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc)
-            }
-        }
-    }
+    gemm_with_impl!(f32, matrixmultiply::sgemm);
 
     #[inline(always)]
     fn softmax_exp(x: f32) -> f32 {
@@ -167,52 +175,7 @@ impl Real for f64 {
     const NAME: &'static str = "f64";
     const DTYPE: safetensors::Dtype = safetensors::Dtype::F64;
 
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn gemm_with(
-        lib: GemmLib,
-        m: usize,
-        k: usize,
-        n: usize,
-        alpha: f64,
-        a: *const f64,
-        rsa: isize,
-        csa: isize,
-        b: *const f64,
-        rsb: isize,
-        csb: isize,
-        beta: f64,
-        c: *mut f64,
-        rsc: isize,
-        csc: isize,
-    ) {
-        match lib {
-            // gemm's convention is dst = alpha·dst + beta·lhs·rhs.
-            GemmLib::Gemm => gemm::gemm(
-                m,
-                n,
-                k,
-                c,
-                csc,
-                rsc,
-                beta != 0.0,
-                a,
-                csa,
-                rsa,
-                b,
-                csb,
-                rsb,
-                beta,
-                alpha,
-                false,
-                false,
-                false,
-                gemm::Parallelism::None,
-            ),
-            GemmLib::MatrixMultiply => {
-                matrixmultiply::dgemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc)
-            }
-        }
-    }
+    gemm_with_impl!(f64, matrixmultiply::dgemm);
 
     #[inline(always)]
     fn softmax_exp(x: f64) -> f64 {

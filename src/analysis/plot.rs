@@ -129,6 +129,24 @@ fn ensure_font() -> Result<()> {
 /// What a drawing function returns: any plotters error, boxed.
 type Draw = std::result::Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
+/// Draws the series labels of `chart` in one style for every picture: a light box with a
+/// thin border at `position` (each picture picks the corner its data leaves empty).
+fn legend<'a, DB, CT>(chart: &mut ChartContext<'a, DB, CT>, position: SeriesLabelPosition) -> Draw
+where
+    DB: DrawingBackend + 'a,
+    DB::ErrorType: 'static,
+    CT: plotters::coord::CoordTranslate,
+{
+    chart
+        .configure_series_labels()
+        .position(position)
+        .label_font(label_style())
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK.mix(0.3))
+        .draw()?;
+    Ok(())
+}
+
 /// Renders one figure as SVG (in memory) and PNG (temp file), both renamed into place.
 fn render(fig: &Fig, out: &Path, name: &str) -> Result<PictureFiles> {
     let size = fig.size();
@@ -753,13 +771,7 @@ impl Curves {
         }
         self.draw_stages(root, &chart, lo, hi)?;
         if !self.loss.is_empty() {
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperRight)
-                .label_font(label_style())
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK.mix(0.3))
-                .draw()?;
+            legend(&mut chart, SeriesLabelPosition::UpperRight)?;
         }
 
         // Accuracy.
@@ -786,13 +798,7 @@ impl Curves {
         }
         self.draw_stages(root, &chart, -2.0, 102.0)?;
         if !self.acc.is_empty() {
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::LowerRight)
-                .label_font(label_style())
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK.mix(0.3))
-                .draw()?;
+            legend(&mut chart, SeriesLabelPosition::LowerRight)?;
         }
         Ok(())
     }
@@ -1075,13 +1081,7 @@ impl MarginFig {
                 .label(s.label.clone())
                 .legend(move |(x, y)| Circle::new((x + 12, y), 5, color.filled()));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .label_font(label_style())
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.3))
-            .draw()?;
+        legend(&mut chart, SeriesLabelPosition::LowerRight)?;
         Ok(())
     }
 }
@@ -1735,13 +1735,7 @@ impl PerFreq {
             }))?
             .label("weight ‖u‖²+‖v‖²+‖w‖² share × m")
             .legend(move |(x, y)| Circle::new((x + 10, y), 5, dot.filled()));
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .label_font(label_style())
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK.mix(0.3))
-            .draw()?;
+        legend(&mut chart, SeriesLabelPosition::UpperRight)?;
         Ok(())
     }
 }
@@ -2078,13 +2072,7 @@ impl IprFig {
             .legend(line_legend(GREY, 2));
         // The mean climbs from the bottom left to the top right and the uniform line runs
         // along the bottom: the middle right is the one place a legend covers neither.
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::MiddleRight)
-            .label_font(label_style())
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK.mix(0.3))
-            .draw()?;
+        legend(&mut chart, SeriesLabelPosition::MiddleRight)?;
         Ok(())
     }
 }
