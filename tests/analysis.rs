@@ -162,7 +162,8 @@ fn dft_matches_naive_dft() {
 
 #[test]
 fn construction_logits_are_exact() {
-    for p in [5, 7, 11, 23] {
+    // Odd composite moduli too: Σ_ζ cos(2πζd/p) = −1/2 for d ≠ 0 needs only odd p.
+    for p in [5, 7, 9, 11, 15, 23] {
         let w = construct::max_margin(p).unwrap();
         assert_eq!(w.width, 8 * (p - 1));
         let task = Task::modular(Op::Add, p).unwrap();
@@ -208,7 +209,8 @@ fn gamma(w: &Weights<f64>, p: usize) -> f64 {
 
 #[test]
 fn construction_attains_gamma_star() {
-    for p in [5, 7, 11, 23] {
+    // Odd composite moduli too: Σ_ζ cos(2πζd/p) = −1/2 for d ≠ 0 needs only odd p.
+    for p in [5, 7, 9, 11, 15, 23] {
         let w = construct::max_margin(p).unwrap();
         let star = gamma_star_modular_addition(p);
         let g = gamma(&w, p);

@@ -416,7 +416,7 @@ fn bad_input_exits_2_and_writes_nothing() {
     }
 
     // Bad moduli for the construction.
-    for bad in ["2", "1", "-3", "9", "15", "x"] {
+    for bad in ["2", "1", "-3", "4", "8", "x"] {
         let out = t.join(format!("c{bad}"));
         refused(&["construct", "--p", bad, "--out", s(&out)], &["--p", bad]);
         assert!(!out.exists());
