@@ -299,16 +299,22 @@ impl<F: Real> Trainer<F> {
     /// Buffer lengths are checked ([`Error::Shape`]); that the config matches is not.
     pub fn restore(&mut self, state: TrainerState<F>) -> Result<()> {
         let n = self.params.data.len();
-        let ok = |v: &Vec<F>| v.is_empty() || v.len() == n;
-        if state.params.len() != n
-            || !ok(&state.adam_m)
-            || !ok(&state.adam_v)
-            || !ok(&state.grokfast_ema)
+        // The parameters must match; each optimizer buffer is empty (not used yet) or
+        // parameter-sized. Name the first buffer that is neither.
+        let buffers = [
+            ("params", &state.params, false),
+            ("adam_m", &state.adam_m, true),
+            ("adam_v", &state.adam_v, true),
+            ("grokfast_ema", &state.grokfast_ema, true),
+        ];
+        if let Some((name, buffer, _)) = buffers
+            .iter()
+            .find(|(_, v, may_be_empty)| v.len() != n && !(*may_be_empty && v.is_empty()))
         {
             return Err(Error::Shape {
-                what: "trainer state".into(),
-                expected: format!("{n} parameters"),
-                got: format!("{} parameters", state.params.len()),
+                what: format!("trainer state `{name}`"),
+                expected: format!("{n} values"),
+                got: format!("{} values", buffer.len()),
             });
         }
         self.step = state.step;
@@ -318,5 +324,45 @@ impl<F: Real> Trainer<F> {
         self.optimizer.ema = state.grokfast_ema;
         self.params.effective_into(&mut self.weights);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn small_trainer() -> Trainer<f64> {
+        let mut config = RunConfig::default();
+        config.task.p = 5;
+        config.model.width = 8;
+        config.dtype = "f64".into();
+        Trainer::from_config(&config).unwrap()
+    }
+
+    #[test]
+    fn restore_names_the_buffer_of_the_wrong_size() {
+        let mut trainer = small_trainer();
+        let n = trainer.state().params.len();
+        let mut state = trainer.state();
+        state.adam_v = vec![0.0; n + 1];
+        let message = trainer.restore(state).unwrap_err().to_string();
+        assert!(
+            message.contains("adam_v") && message.contains(&(n + 1).to_string()),
+            "{message}"
+        );
+
+        let mut state = trainer.state();
+        state.params.pop();
+        let message = trainer.restore(state).unwrap_err().to_string();
+        assert!(
+            message.contains("params") && message.contains(&(n - 1).to_string()),
+            "{message}"
+        );
+
+        // Empty optimizer buffers (not used yet) are fine.
+        let mut state = trainer.state();
+        state.adam_m.clear();
+        state.grokfast_ema.clear();
+        trainer.restore(state).unwrap();
     }
 }
