@@ -140,7 +140,8 @@ pub(crate) unsafe fn job<A: Act<f32>>(
     let (u, v, _) = weights.model(k);
     let (p, m, n_out) = (weights.n_in, weights.width, weights.n_out);
     let (m16, n16, n6) = (round_up(m, NR), round_up(n_out, NR), round_up(n_out, MR));
-    let tile = round_up(ctx.tile_rows.min(end - start), MR);
+    let tile_rows = super::tile::balanced_tile(end - start, ctx.tile_rows);
+    let tile = round_up(tile_rows.min(end - start), MR);
     out.reset(want_grads, p * m, n_out * m);
     // Padding columns of hidden must be zero; they are never written below.
     ws.hidden.clear();
@@ -154,7 +155,7 @@ pub(crate) unsafe fn job<A: Act<f32>>(
     let (hidden, logits) = (&mut ws.hidden[..], &mut ws.logits[..]);
     let mut t0 = start;
     while t0 < end {
-        let t1 = (t0 + ctx.tile_rows).min(end);
+        let t1 = (t0 + tile_rows).min(end);
         let rows = t1 - t0;
         let rows6 = round_up(rows, MR);
         let (a_idx, b_idx, labels) = (

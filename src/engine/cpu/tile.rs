@@ -220,6 +220,15 @@ pub(crate) fn epilogue_row<F: Real>(
     }
 }
 
+/// The tile height for a job of `rows` rows: the fewest tiles of at most `max_tile`
+/// rows, all of (nearly) one height, so no job ends on a sliver of a tile that runs the
+/// products at a fraction of their speed.
+#[inline(always)]
+pub(crate) fn balanced_tile(rows: usize, max_tile: usize) -> usize {
+    let tiles = rows.div_ceil(max_tile.max(1)).max(1);
+    rows.div_ceil(tiles).max(1)
+}
+
 /// One job: model `k`, pairs `start..end`.
 #[inline(always)]
 pub(crate) fn job<F: Real, A: Act<F>>(
@@ -233,7 +242,8 @@ pub(crate) fn job<F: Real, A: Act<F>>(
     let weights = ctx.weights;
     let (u, v, w) = weights.model(k);
     let (p, m, n_out) = (weights.n_in, weights.width, weights.n_out);
-    let rows_max = ctx.tile_rows.min(end - start);
+    let tile_rows = balanced_tile(end - start, ctx.tile_rows);
+    let rows_max = tile_rows.min(end - start);
     let grad_len = |n: usize| if want_grads { n } else { 0 };
     out.reset(want_grads, p * m, n_out * m);
     // Workspaces: every element is written before it is read, so no zeroing needed
@@ -246,7 +256,7 @@ pub(crate) fn job<F: Real, A: Act<F>>(
     delta.resize(grad_len(rows_max * m), F::zero());
     let mut t0 = start;
     while t0 < end {
-        let t1 = (t0 + ctx.tile_rows).min(end);
+        let t1 = (t0 + tile_rows).min(end);
         let rows = t1 - t0;
         let (a, b, y) = (
             &ctx.pairs.a[t0..t1],
