@@ -19,6 +19,7 @@
 #         cuda_vs_cpu.txt    correctness vs the f64 reference and the CPU trainer
 #                            (CLOCKWORK_REQUIRE_GPU=1: a missing GPU fails, never skips)
 #         cuda_step.txt      the CUDA step benchmark table
+#         train_cuda_vs_cpu.txt  `train --device cuda` vs the CPU, 2,000 steps, loss curves
 #         torch_step.txt     the PyTorch eager / torch.compile reference step
 #       RESULTS is $CLOCKWORK_RESULTS if set, else $OUT if set (the device runner's
 #       fetch-back folder), else the repository root.
@@ -138,6 +139,28 @@ run() { # name, command...
 run cuda_compile "$BUNDLE/cuda_compile" --nocapture || status=1
 run cuda_vs_cpu "$BUNDLE/cuda_vs_cpu" --nocapture --test-threads=1 || status=1
 run cuda_step "$BUNDLE/cuda_step" --bench || true
+
+# The train binary end to end: --device cuda (device-resident CudaTrainer, CUDA graph)
+# against the CPU on the same 2,000-step run; the loss curves must agree to 1e-3.
+train_e2e() {
+    local runs
+    runs="$(mktemp -d)"
+    local common=(--p 23 --width 96 --steps 2000 --set train.eval_every=100 -q)
+    "$BUNDLE/train" "${common[@]}" --out "$runs/cpu" &&
+        "$BUNDLE/train" "${common[@]}" --device cuda --out "$runs/cuda" &&
+        python3 - "$runs/cpu/metrics.jsonl" "$runs/cuda/metrics.jsonl" <<'PY'
+import json, sys
+cpu, gpu = ([json.loads(l) for l in open(f)] for f in sys.argv[1:3])
+assert [r["step"] for r in cpu] == [r["step"] for r in gpu], "different evaluation steps"
+worst = max(abs(a["train_loss"] - b["train_loss"]) / abs(a["train_loss"]) for a, b in zip(cpu, gpu))
+print(f"{len(cpu)} evaluations; worst relative train-loss difference cuda vs cpu: {worst:.3e}")
+sys.exit(0 if worst <= 1e-3 else 1)
+PY
+    local rc=$?
+    rm -rf "$runs"
+    return $rc
+}
+run train_cuda_vs_cpu train_e2e || status=1
 run torch_step python3 benches/reference/torch_step.py || true
 
 echo "== done: $dir (correctness: $([ $status = 0 ] && echo PASSED || echo FAILED))"

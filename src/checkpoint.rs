@@ -145,14 +145,20 @@ fn write<F: Real>(
 /// run can resume from it ([`load_state`]) or be analysed ([`Checkpoint::load`]). Creates
 /// the parent directory.
 pub fn save<F: Real>(path: &Path, trainer: &Trainer<F>) -> Result<()> {
-    let state = trainer.state();
-    write(
-        path,
-        trainer.config(),
-        state.step,
-        trainer.weights(),
-        Some(&state),
-    )
+    save_state(path, trainer.config(), trainer.weights(), &trainer.state())
+}
+
+/// Writes a resumable checkpoint from its parts: what [`save`] does for a [`Trainer`],
+/// for trainers that hand their state over as values (the device-resident
+/// [`crate::engine::cuda::CudaTrainer`]). `weights` are the effective U, V, W of
+/// `state.params`.
+pub fn save_state<F: Real>(
+    path: &Path,
+    config: &RunConfig,
+    weights: &Weights<F>,
+    state: &TrainerState<F>,
+) -> Result<()> {
+    write(path, config, state.step, weights, Some(state))
 }
 
 /// Writes a weights-only checkpoint (e.g. a constructed solution) that `analyze` and

@@ -43,7 +43,8 @@ use crate::model::Weights;
 use crate::optim::Optimizer;
 use crate::real::Real;
 use crate::regularizer::Regularizer;
-use crate::train::{Evaluation, Trainer, TrainerState};
+use crate::train::{Evaluation, TrainerState};
+use driver::{driver_for, Driver};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::fs::{File, OpenOptions};
 use std::io::{IsTerminal, Write};
@@ -51,6 +52,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+mod driver;
 
 /// File name of the resolved config inside a run directory.
 pub const CONFIG_FILE: &str = "config.toml";
@@ -326,14 +329,14 @@ fn start_typed<F: Real>(
     out: &Path,
     options: &RunOptions,
 ) -> std::result::Result<RunSummary, RunError> {
-    let trainer = input(Trainer::<F>::from_config(config))?;
+    let trainer = input(driver_for::<F>(config))?;
     input(check_out_dir(out, options.force))?;
     input(create_run_dir(out, config))?;
     if options.progress != Progress::Off {
         eprintln!(
             "{} on {} → {}",
             describe(config),
-            trainer.backend().describe(),
+            trainer.describe(),
             out.display()
         );
     }
@@ -393,7 +396,7 @@ fn resume_typed<F: Real>(
             format!("the run is already at step {ckpt_step}; pass a larger --steps"),
         )));
     }
-    let mut trainer = input(Trainer::<F>::from_config(&config))?;
+    let mut trainer = input(driver_for::<F>(&config))?;
     input(trainer.restore(state))?;
     let metrics_path = dir.join(METRICS_FILE);
     let previous = std::fs::read_to_string(&metrics_path).unwrap_or_default();
@@ -696,7 +699,7 @@ impl Display {
 
 /// The state of one training call.
 struct Session<'a, F: Real> {
-    trainer: Trainer<F>,
+    trainer: Box<dyn Driver<F>>,
     dir: PathBuf,
     metrics: File,
     /// `spectra.jsonl`, when `train.spectra_every > 0`.
@@ -713,7 +716,7 @@ struct Session<'a, F: Real> {
 
 impl<'a, F: Real> Session<'a, F> {
     fn new(
-        trainer: Trainer<F>,
+        trainer: Box<dyn Driver<F>>,
         dir: PathBuf,
         metrics: File,
         spectra: Option<SpectraRecorder>,
@@ -742,11 +745,11 @@ impl<'a, F: Real> Session<'a, F> {
         RunError::failed(error, &self.dir, checkpoint)
     }
 
-    fn measure(&self) -> Result<Measured> {
+    fn measure(&mut self) -> Result<Measured> {
         let eval = self.trainer.evaluate()?;
-        let weights = self.trainer.weights();
-        let mut scratch = Weights::<F>::zeros(&self.trainer.params().spec, weights.batch);
-        let reg = self.regularizer.apply(weights, &mut scratch);
+        let weights = self.trainer.weights()?;
+        let mut scratch = Weights::<F>::zeros(&self.trainer.config().model_spec(), weights.batch);
+        let reg = self.regularizer.apply(&weights, &mut scratch);
         Ok(Measured {
             lr: self.schedule.lr_at(eval.step),
             eval,
@@ -755,8 +758,10 @@ impl<'a, F: Real> Session<'a, F> {
     }
 
     fn save(&self) -> Result<PathBuf> {
-        let path = checkpoint::path_for(&self.dir, self.trainer.steps_done());
-        checkpoint::save(&path, &self.trainer)?;
+        let state = self.trainer.state()?;
+        let path = checkpoint::path_for(&self.dir, state.step);
+        let weights = self.trainer.weights()?;
+        checkpoint::save_state(&path, self.trainer.config(), &weights, &state)?;
         Ok(path)
     }
 
@@ -768,8 +773,7 @@ impl<'a, F: Real> Session<'a, F> {
             if path.exists() {
                 return Some(path);
             }
-            if self.trainer.restore(good).is_ok() && checkpoint::save(&path, &self.trainer).is_ok()
-            {
+            if self.trainer.restore(good).is_ok() && self.save().is_ok() {
                 return Some(path);
             }
         }
@@ -823,7 +827,7 @@ impl<'a, F: Real> Session<'a, F> {
                 .test
                 .as_ref()
                 .map(|t| mean(t.iter().map(|s| s.accuracy())));
-            self.last_good = Some(self.trainer.state());
+            self.last_good = Some(self.trainer.state().map_err(|e| self.failed(e, None))?);
             show_eval(&mut display, &m, first, total, 0.0);
             last_eval = Some(m);
         }
@@ -834,7 +838,27 @@ impl<'a, F: Real> Session<'a, F> {
                 status = RunStatus::Interrupted;
                 break;
             }
-            let report = match self.trainer.step() {
+            // Up to the next step that logs, records or checkpoints: one step at a time on
+            // the host, a read-back batch at a time on the device.
+            let done = self.trainer.steps_done();
+            // The next multiple of `every` after `done` (never, for every = 0).
+            let next_stop = |every: u64| done.checked_div(every).map_or(total, |k| (k + 1) * every);
+            let spectra_stop = if self.spectra.is_some() {
+                next_stop(spectra_every)
+            } else {
+                total
+            };
+            let stop = [
+                next_stop(eval_every),
+                spectra_stop,
+                next_stop(ckpt_every),
+                total,
+            ]
+            .into_iter()
+            .min()
+            .unwrap_or(total);
+            let n = (stop - done).clamp(1, self.trainer.batch());
+            let report = match self.trainer.advance(n) {
                 Ok(r) => r,
                 Err(e @ Error::Diverged { .. }) => {
                     finish_display(&mut display);
@@ -878,7 +902,11 @@ impl<'a, F: Real> Session<'a, F> {
                     let ck = self.save_last_good();
                     self.failed(e, ck)
                 })?;
-                self.last_good = Some(self.trainer.state());
+                let state = self.trainer.state().map_err(|e| {
+                    let ck = self.save_last_good();
+                    self.failed(e, ck)
+                })?;
+                self.last_good = Some(state);
                 test_acc = m
                     .eval
                     .test
@@ -962,7 +990,8 @@ impl<'a, F: Real> Session<'a, F> {
                 test_acc: eval.test.as_ref().map(|t| t[k].accuracy()),
             })
             .collect();
-        recorder.append_all(eval.step, &self.trainer.weights().cast::<f64>(), &metrics)
+        let weights = self.trainer.weights()?;
+        recorder.append_all(eval.step, &weights.cast::<f64>(), &metrics)
     }
 
     fn log(&mut self, m: &Measured, started: Instant) -> Result<()> {

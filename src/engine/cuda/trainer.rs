@@ -72,10 +72,10 @@ fn reg_code(kind: RegularizerKind, strength: f64) -> i32 {
 
 impl CudaTrainer {
     /// A trainer for `config` on the CUDA device its `device` field names (`cuda[:N]`),
-    /// in exact fp32.
+    /// with the product precision of its `precision` key (exact fp32 by default).
     pub fn from_config(config: &RunConfig) -> Result<CudaTrainer> {
         match parse_device(&config.device)? {
-            Device::Cuda(n) => CudaTrainer::new(config, n, Precision::Fp32),
+            Device::Cuda(n) => CudaTrainer::new(config, n, config.precision()?),
             Device::Cpu => Err(Error::config(
                 "device",
                 &config.device,
@@ -189,6 +189,11 @@ impl CudaTrainer {
         };
         trainer.set_read_every(DEFAULT_READ_EVERY)?;
         Ok(trainer)
+    }
+
+    /// Steps between two metric read-backs.
+    pub fn read_every(&self) -> usize {
+        self.read_every
     }
 
     /// Steps between metric read-backs (the size of the device metrics ring). Reports
