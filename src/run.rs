@@ -423,6 +423,9 @@ fn resume_typed<F: Real>(
     }
     let mut session = Session::new(trainer, dir.into(), metrics, spectra, elapsed, options);
     session.resumed_from = Some(path.clone());
+    // Step 0 is evaluated and written before any checkpoint exists, so a step-0
+    // checkpoint's run has it on file already (kept by the truncation above).
+    session.step0_written = ckpt_step == 0 && !kept.is_empty();
     session.run()
 }
 
@@ -712,6 +715,9 @@ struct Session<'a, F: Real> {
     /// The newest state that evaluated finite (not yet necessarily on disk).
     last_good: Option<TrainerState<F>>,
     resumed_from: Option<PathBuf>,
+    /// Step 0's metrics and spectra are already in the files (a run resumed from its
+    /// step-0 checkpoint): evaluate it, but do not write it again.
+    step0_written: bool,
 }
 
 impl<'a, F: Real> Session<'a, F> {
@@ -738,6 +744,7 @@ impl<'a, F: Real> Session<'a, F> {
             options,
             last_good: None,
             resumed_from: None,
+            step0_written: false,
         }
     }
 
@@ -819,9 +826,11 @@ impl<'a, F: Real> Session<'a, F> {
                     None,
                 ));
             }
-            self.log(&m, started).map_err(|e| self.failed(e, None))?;
-            self.record_spectra(&m.eval)
-                .map_err(|e| self.failed(e, None))?;
+            if !self.step0_written {
+                self.log(&m, started).map_err(|e| self.failed(e, None))?;
+                self.record_spectra(&m.eval)
+                    .map_err(|e| self.failed(e, None))?;
+            }
             test_acc = m
                 .eval
                 .test

@@ -226,3 +226,48 @@ fn a_corrupt_checkpoint_or_missing_run_is_refused_with_exit_code_2() {
     );
     assert!(!missing.exists());
 }
+
+/// A run resumed from its step-0 checkpoint (`--steps 0`, or Ctrl-C before the first
+/// step) logs and records step 0 once, and matches an uninterrupted run.
+#[test]
+fn resuming_from_step_zero_writes_step_zero_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (cut, whole) = (tmp.path().join("cut"), tmp.path().join("whole"));
+    let common = [
+        "--p",
+        "7",
+        "--width",
+        "24",
+        "-q",
+        "--set",
+        "train.eval_every=10",
+    ];
+    let run = |args: &[&str]| {
+        let o = train(&[&common[..], args].concat());
+        assert!(o.status.success(), "{}", text(&o.stderr));
+    };
+    run(&["--steps", "0", "--out", cut.to_str().unwrap()]);
+    let o = train(&["--resume", cut.to_str().unwrap(), "--steps", "30", "-q"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    run(&["--steps", "30", "--out", whole.to_str().unwrap()]);
+    let steps = |dir: &Path| -> Vec<u64> {
+        metrics(dir)
+            .iter()
+            .map(|v| v["step"].as_u64().unwrap())
+            .collect()
+    };
+    assert_eq!(steps(&cut), vec![0, 10, 20, 30]);
+    assert_eq!(metrics(&cut), metrics(&whole));
+    let spectra_steps = |dir: &Path| -> Vec<u64> {
+        std::fs::read_to_string(dir.join("spectra.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["step"]
+                    .as_u64()
+                    .unwrap()
+            })
+            .collect()
+    };
+    assert_eq!(spectra_steps(&cut), spectra_steps(&whole));
+}
