@@ -852,20 +852,15 @@ impl<'a, F: Real> Session<'a, F> {
             let done = self.trainer.steps_done();
             // The next multiple of `every` after `done` (never, for every = 0).
             let next_stop = |every: u64| done.checked_div(every).map_or(total, |k| (k + 1) * every);
-            let spectra_stop = if self.spectra.is_some() {
-                next_stop(spectra_every)
+            let record_every = if self.spectra.is_some() {
+                spectra_every
             } else {
-                total
+                0
             };
-            let stop = [
-                next_stop(eval_every),
-                spectra_stop,
-                next_stop(ckpt_every),
-                total,
-            ]
-            .into_iter()
-            .min()
-            .unwrap_or(total);
+            let stop = next_stop(eval_every)
+                .min(next_stop(record_every))
+                .min(next_stop(ckpt_every))
+                .min(total);
             let n = (stop - done).clamp(1, self.trainer.batch());
             let report = match self.trainer.advance(n) {
                 Ok(r) => r,

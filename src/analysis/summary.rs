@@ -172,13 +172,11 @@ pub fn summarize(features: &[NeuronFeatures], max_freq: usize, threshold: f64) -
             }
         })
         .collect();
-    let relative = |k: &usize| norm_share_per_freq[*k] * max_freq as f64;
-    let norm_share_range = freqs_used.iter().map(relative).fold(None, |range, r| {
-        Some(match range {
-            None => (r, r),
-            Some((lo, hi)) => (f64::min(lo, r), f64::max(hi, r)),
-        })
-    });
+    let norm_share_range = freqs_used
+        .iter()
+        .map(|&k| norm_share_per_freq[k] * max_freq as f64)
+        .map(|r| (r, r))
+        .reduce(|(lo, hi), (r, _)| (lo.min(r), hi.max(r)));
     let n = features.len().max(1) as f64;
     let count = |pred: fn(&NeuronFeatures) -> bool| features.iter().filter(|f| pred(f)).count();
     FrequencySummary {

@@ -114,7 +114,6 @@ pub(super) fn driver_for<F: Real>(config: &RunConfig) -> Result<Box<dyn Driver<F
     let on_cuda = matches!(parse_device(&config.device)?, Device::Cuda(_));
     let device_resident = on_cuda && F::NAME == "f32" && config.model.embed_dim == 0;
     if device_resident {
-        config.validate()?;
         let cuda: Box<dyn Driver<f32>> = Box::new(CudaTrainer::from_config(config)?);
         // F is f32 here (checked by name above); the downcast only restates that to the
         // compiler and cannot fail.

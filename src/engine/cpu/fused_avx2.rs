@@ -141,7 +141,7 @@ pub(crate) unsafe fn job<A: Act<f32>>(
     let (p, m, n_out) = (weights.n_in, weights.width, weights.n_out);
     let (m16, n16, n6) = (round_up(m, NR), round_up(n_out, NR), round_up(n_out, MR));
     let tile_rows = super::tile::balanced_tile(end - start, ctx.tile_rows);
-    let tile = round_up(tile_rows.min(end - start), MR);
+    let tile = round_up(tile_rows, MR);
     out.reset(want_grads, p * m, n_out * m);
     // Padding columns of hidden must be zero; they are never written below.
     ws.hidden.clear();

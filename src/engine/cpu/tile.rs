@@ -242,8 +242,8 @@ pub(crate) fn job<F: Real, A: Act<F>>(
     let weights = ctx.weights;
     let (u, v, w) = weights.model(k);
     let (p, m, n_out) = (weights.n_in, weights.width, weights.n_out);
+    // Never more than the job's rows, so it also sizes the workspaces.
     let tile_rows = balanced_tile(end - start, ctx.tile_rows);
-    let rows_max = tile_rows.min(end - start);
     let grad_len = |n: usize| if want_grads { n } else { 0 };
     out.reset(want_grads, p * m, n_out * m);
     // Workspaces: every element is written before it is read, so no zeroing needed
@@ -251,9 +251,9 @@ pub(crate) fn job<F: Real, A: Act<F>>(
     let mut hidden = std::mem::take(&mut out.hidden);
     let mut logits = std::mem::take(&mut out.logits);
     let mut delta = std::mem::take(&mut out.delta);
-    hidden.resize(rows_max * m, F::zero());
-    logits.resize(rows_max * n_out, F::zero());
-    delta.resize(grad_len(rows_max * m), F::zero());
+    hidden.resize(tile_rows * m, F::zero());
+    logits.resize(tile_rows * n_out, F::zero());
+    delta.resize(grad_len(tile_rows * m), F::zero());
     let mut t0 = start;
     while t0 < end {
         let t1 = (t0 + tile_rows).min(end);
