@@ -89,7 +89,7 @@ fn bench(s: &Shape, precision: Precision) -> Result<(f64, usize)> {
     config.task.p = s.p;
     config.model.width = s.m;
     config.models = s.batch;
-    config.device = "cuda:0".into();
+    config.device = clockwork::kinds::Device::Cuda(0);
     // A small lr keeps the work per step stable; no milestones.
     config.optimizer.lr = 1e-4;
     config.optimizer.lr_milestones.clear();

@@ -16,7 +16,7 @@ fn trainer<F: Real>(p: usize, m: usize, b: usize) -> Trainer<F> {
     config.task.p = p;
     config.model.width = m;
     config.models = b;
-    config.dtype = F::NAME.into();
+    config.dtype = F::ELEMENT;
     // A small lr keeps the parameters (and so the work per step) stable over many steps.
     config.optimizer.lr = 1e-4;
     config.optimizer.lr_milestones.clear();

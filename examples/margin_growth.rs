@@ -33,7 +33,7 @@ fn main() -> Result<()> {
                 report.train[0].loss + report.reg_loss[0],
                 eval.train[0].accuracy(),
                 eval.margin[0] / eval.gamma_star.unwrap_or(f64::NAN),
-                report.lr
+                report.lr[0]
             );
         }
     }

@@ -24,7 +24,7 @@ fn main() -> Result<()> {
                 report.step,
                 s.loss,
                 s.accuracy(),
-                report.lr
+                report.lr[0]
             );
         }
     }

@@ -15,7 +15,7 @@ fn time<F: Real>(p: usize, m: usize, b: usize) -> Result<()> {
     config.task.p = p;
     config.model.width = m;
     config.models = b;
-    config.dtype = F::NAME.into();
+    config.dtype = F::ELEMENT;
     config.optimizer.lr = 1e-4;
     config.optimizer.lr_milestones.clear();
     let mut options = clockwork::engine::cpu::CpuOptions::default();

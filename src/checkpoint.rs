@@ -11,11 +11,12 @@
 //! are the only random draws, so the seed reproduces them.
 
 use crate::config::RunConfig;
+use crate::engine::stepper::TrainerState;
 use crate::error::{Error, Result};
 use crate::fsutil::write_atomic;
 use crate::model::Weights;
 use crate::real::Real;
-use crate::train::{Trainer, TrainerState};
+use crate::train::Trainer;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

@@ -4,9 +4,9 @@
 //! Every section rejects unknown keys, and [`RunConfig::validate`] rejects every value
 //! the engine cannot honour, naming the key, so a typo never silently becomes a default.
 
-use crate::engine::Loss;
 use crate::error::{Error, Result};
-use crate::model::{Activation, ModelSpec};
+use crate::kinds::{Device, Dtype, Loss, OptimizerKind, Precision, RegularizerKind};
+use crate::model::{Activation, ModelInit, ModelSpec, Params};
 use crate::task::{Op, Task};
 use serde::{Deserialize, Serialize};
 
@@ -23,15 +23,15 @@ pub struct RunConfig {
     /// Seed of the initialization and of the train/test split.
     pub seed: u64,
     /// Element type: "f32" (fast) or "f64" (reference precision).
-    pub dtype: String,
+    pub dtype: Dtype,
     /// Number of independent models trained together (B). Model k is initialized from
     /// stream k of the seed, so it does not depend on B.
     pub models: usize,
-    /// `"cpu"` or `"cuda[:N]"` (see [`parse_device`]).
-    pub device: String,
+    /// `"cpu"` or `"cuda[:N]"`.
+    pub device: Device,
     /// Arithmetic of the CUDA backend's three big products: "fp32" (exact, default),
     /// "tf32" or "bf16" (tensor cores). The CPU backend always computes in `dtype`.
-    pub precision: String,
+    pub precision: Precision,
     /// CPU worker threads; 0 = all cores.
     pub threads: usize,
     /// `[task]`: the operation table and the train/test split.
@@ -42,6 +42,78 @@ pub struct RunConfig {
     pub train: TrainConfig,
     /// `[optimizer]`: GD or AdamW, learning-rate schedule, Grokfast filter.
     pub optimizer: OptimizerConfig,
+    /// `[per_model]`: settings that differ between the B models of the batch (absent
+    /// from `config.toml` when every model uses the scalar settings above).
+    #[serde(skip_serializing_if = "PerModelConfig::is_empty")]
+    pub per_model: PerModelConfig,
+}
+
+/// Settings that differ between the models of one batch, so a sweep over them trains in
+/// one batched pass instead of B separate runs.
+///
+/// Each list is either empty (every model uses the scalar key of the same name) or holds
+/// exactly `models` values, value `k` for model `k`. With `seed` given, model `k` is the
+/// model a one-model run with `seed = seed[k]` would train (initialization *and* split);
+/// without it, model `k` draws its initialization from stream `k` of the one `seed` and
+/// all models share that seed's split.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PerModelConfig {
+    /// Seeds of the initialization and the split, per model (see the type's docs).
+    pub seed: Vec<u64>,
+    /// Learning rate per model (`optimizer.lr`; the milestones and factor are shared).
+    pub lr: Vec<f64>,
+    /// AdamW decoupled weight decay per model (`optimizer.weight_decay`).
+    pub weight_decay: Vec<f64>,
+    /// Regularizer strength λ per model (`train.reg_strength`).
+    pub reg_strength: Vec<f64>,
+    /// Grokfast λ per model (`optimizer.grokfast_lambda`).
+    pub grokfast_lambda: Vec<f64>,
+    /// Initialization scale per model (`model.init_scale`).
+    pub init_scale: Vec<f64>,
+    /// Fraction of the table trained on, per model (`task.train_fraction`).
+    pub train_fraction: Vec<f64>,
+}
+
+impl PerModelConfig {
+    /// True when no list is given (every model uses the scalar settings).
+    pub fn is_empty(&self) -> bool {
+        self.lists().iter().all(|(_, len)| *len == 0)
+    }
+
+    fn lists(&self) -> [(&'static str, usize); 7] {
+        [
+            ("seed", self.seed.len()),
+            ("lr", self.lr.len()),
+            ("weight_decay", self.weight_decay.len()),
+            ("reg_strength", self.reg_strength.len()),
+            ("grokfast_lambda", self.grokfast_lambda.len()),
+            ("init_scale", self.init_scale.len()),
+            ("train_fraction", self.train_fraction.len()),
+        ]
+    }
+}
+
+/// One model's resolved settings: the scalar config keys with its `[per_model]` values
+/// applied ([`RunConfig::model_settings`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ModelSettings {
+    /// Seed of the model's initialization and split.
+    pub seed: u64,
+    /// Stream of the seed's generator its initialization draws from.
+    pub stream: u64,
+    /// Learning rate before the first milestone.
+    pub lr: f64,
+    /// AdamW decoupled weight decay.
+    pub weight_decay: f64,
+    /// Regularizer strength λ.
+    pub reg_strength: f64,
+    /// Grokfast λ.
+    pub grokfast_lambda: f64,
+    /// Standard deviation of the initialization.
+    pub init_scale: f64,
+    /// Fraction of the table trained on.
+    pub train_fraction: f64,
 }
 
 /// Which table to learn and how much of it to train on.
@@ -75,20 +147,6 @@ pub struct ModelConfig {
     pub init_scale: f64,
 }
 
-/// Regularizer applied to the effective U, V, W (not to the factors of a factored
-/// model), per neuron. In TOML: `"none"`, `"l2"`, `"l23"`. The strength λ is
-/// [`TrainConfig::reg_strength`]; see [`crate::regularizer::Regularizer`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RegularizerKind {
-    /// No regularization (`"none"`); `reg_strength` is ignored.
-    None,
-    /// (λ/2) Σ (‖u_i‖² + ‖v_i‖² + ‖w_i‖²)
-    L2,
-    /// λ Σ_i (‖u_i‖² + ‖v_i‖² + ‖w_i‖²)^{3/2}, the norm of the margin theory.
-    L23,
-}
-
 /// Loss, regularizer and the length and bookkeeping of the run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -109,17 +167,6 @@ pub struct TrainConfig {
     /// `spectra.jsonl` every this many steps (0 = never), so the evolution of the features
     /// can be plotted without keeping every checkpoint.
     pub spectra_every: u64,
-}
-
-/// The update rule (`"gd"` or `"adamw"` in TOML).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OptimizerKind {
-    /// Full-batch gradient descent, `θ ← θ − lr·g`. Ignores `beta1`, `beta2`, `eps` and
-    /// `weight_decay` (use an L2 regularizer for weight decay under GD).
-    Gd,
-    /// Adam with decoupled weight decay (PyTorch's AdamW).
-    Adamw,
 }
 
 /// Optimizer and learning-rate schedule.
@@ -161,15 +208,16 @@ impl Default for RunConfig {
     fn default() -> Self {
         RunConfig {
             seed: 0,
-            dtype: "f32".into(),
+            dtype: Dtype::F32,
             models: 1,
-            device: "cpu".into(),
-            precision: "fp32".into(),
+            device: Device::Cpu,
+            precision: Precision::Fp32,
             threads: 0,
             task: TaskConfig::default(),
             model: ModelConfig::default(),
             train: TrainConfig::default(),
             optimizer: OptimizerConfig::default(),
+            per_model: PerModelConfig::default(),
         }
     }
 }
@@ -270,9 +318,98 @@ impl RunConfig {
         }
     }
 
-    /// The CUDA product precision named by `precision`.
-    pub fn precision(&self) -> Result<crate::engine::cuda::Precision> {
-        self.precision.parse()
+    /// Every model's settings, model `k` at index `k`: the scalar keys, overridden by the
+    /// `[per_model]` lists that are given. Call after [`RunConfig::validate`] (a list of
+    /// the wrong length is an error there; here it would be cut short or ignored).
+    pub fn model_settings(&self) -> Vec<ModelSettings> {
+        let pm = &self.per_model;
+        let pick = |list: &[f64], k: usize, scalar: f64| list.get(k).copied().unwrap_or(scalar);
+        (0..self.models)
+            .map(|k| ModelSettings {
+                seed: pm.seed.get(k).copied().unwrap_or(self.seed),
+                stream: if pm.seed.is_empty() { k as u64 } else { 0 },
+                lr: pick(&pm.lr, k, self.optimizer.lr),
+                weight_decay: pick(&pm.weight_decay, k, self.optimizer.weight_decay),
+                reg_strength: pick(&pm.reg_strength, k, self.train.reg_strength),
+                grokfast_lambda: pick(&pm.grokfast_lambda, k, self.optimizer.grokfast_lambda),
+                init_scale: pick(&pm.init_scale, k, self.model.init_scale),
+                train_fraction: pick(&pm.train_fraction, k, self.task.train_fraction),
+            })
+            .collect()
+    }
+
+    /// Checks the `[per_model]` lists: each empty or `models` long, each value in the
+    /// range its scalar key accepts (the error names `per_model.KEY[k]`).
+    fn validate_per_model(&self) -> Result<()> {
+        for (key, len) in self.per_model.lists() {
+            if len != 0 && len != self.models {
+                return Err(Error::config(
+                    &format!("per_model.{key}"),
+                    format!("a list of {len}"),
+                    format!(
+                        "must hold one value per model (models = {}) or be left out",
+                        self.models
+                    ),
+                ));
+            }
+        }
+        let pm = &self.per_model;
+        let positive = |key: &str, list: &[f64]| -> Result<()> {
+            for (k, &x) in list.iter().enumerate() {
+                if !(x.is_finite() && x > 0.0) {
+                    let key = format!("per_model.{key}[{k}]");
+                    return Err(Error::config(&key, x, "must be a positive finite number"));
+                }
+            }
+            Ok(())
+        };
+        let nonneg = |key: &str, list: &[f64]| -> Result<()> {
+            for (k, &x) in list.iter().enumerate() {
+                finite_nonneg(&format!("per_model.{key}[{k}]"), x)?;
+            }
+            Ok(())
+        };
+        nonneg("lr", &pm.lr)?;
+        nonneg("weight_decay", &pm.weight_decay)?;
+        nonneg("reg_strength", &pm.reg_strength)?;
+        nonneg("grokfast_lambda", &pm.grokfast_lambda)?;
+        positive("init_scale", &pm.init_scale)?;
+        for (k, &f) in pm.train_fraction.iter().enumerate() {
+            if !(f > 0.0 && f <= 1.0) {
+                let key = format!("per_model.train_fraction[{k}]");
+                return Err(Error::config(
+                    &key,
+                    f,
+                    "must be in (0, 1] (1 trains on every pair)",
+                ));
+            }
+        }
+        if self.optimizer.kind == OptimizerKind::Gd {
+            if let Some((k, wd)) = pm.weight_decay.iter().enumerate().find(|(_, &wd)| wd > 0.0) {
+                return Err(Error::config(
+                    &format!("per_model.weight_decay[{k}]"),
+                    wd,
+                    "only AdamW applies decoupled weight decay; with optimizer.kind = \"gd\" use \
+                     per_model.reg_strength with train.regularizer = \"l2\" instead",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Every model's initial parameters, drawn from its seed, stream and scale
+    /// ([`RunConfig::model_settings`]).
+    pub fn init_params<F: crate::real::Real>(&self) -> Result<Params<F>> {
+        let inits: Vec<ModelInit> = self
+            .model_settings()
+            .iter()
+            .map(|s| ModelInit {
+                seed: s.seed,
+                stream: s.stream,
+                init_scale: s.init_scale,
+            })
+            .collect();
+        Params::init_each(&self.model_spec(), &inits)
     }
 
     /// The full operation table of `[task]` (every pair, before the train/test split,
@@ -285,14 +422,9 @@ impl RunConfig {
     /// [`Error::InvalidConfig`] with the dotted TOML key (e.g. `optimizer.lr`), the value
     /// and what would be accepted. Does not check that a CUDA device exists.
     pub fn validate(&self) -> Result<()> {
-        if self.dtype != "f32" && self.dtype != "f64" {
-            return Err(Error::config("dtype", &self.dtype, "expected f32 or f64"));
-        }
         if self.models == 0 {
             return Err(Error::config("models", 0, "need at least one model"));
         }
-        parse_device(&self.device)?;
-        self.precision()?;
         if self.task.p < 2 {
             return Err(Error::config(
                 "task.p",
@@ -388,30 +520,7 @@ impl RunConfig {
             ));
         }
         finite_nonneg("optimizer.grokfast_lambda", o.grokfast_lambda)?;
-        Ok(())
-    }
-}
-
-/// Where the engine runs, parsed from [`RunConfig::device`] by [`parse_device`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Device {
-    /// The CPU backend, on [`RunConfig::threads`] threads.
-    Cpu,
-    /// CUDA device with this ordinal.
-    Cuda(usize),
-}
-
-/// Parses "cpu", "cuda" (= "cuda:0") or "cuda:N". Only the syntax is checked, not
-/// whether the device exists.
-pub fn parse_device(s: &str) -> Result<Device> {
-    match s {
-        "cpu" => Ok(Device::Cpu),
-        "cuda" => Ok(Device::Cuda(0)),
-        _ => s
-            .strip_prefix("cuda:")
-            .and_then(|n| n.parse().ok())
-            .map(Device::Cuda)
-            .ok_or_else(|| Error::config("device", s, "expected cpu, cuda or cuda:N")),
+        self.validate_per_model()
     }
 }
 

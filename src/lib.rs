@@ -64,6 +64,7 @@ pub mod config;
 pub mod engine;
 pub mod error;
 pub mod fsutil;
+pub mod kinds;
 pub mod model;
 pub mod optim;
 pub mod presets;
@@ -78,8 +79,9 @@ pub use error::{Error, Result};
 
 /// The names most programs need.
 pub mod prelude {
-    pub use crate::config::{Device, RunConfig};
-    pub use crate::engine::{Backend, CoreSpec, Loss, PassStats};
+    pub use crate::config::RunConfig;
+    pub use crate::engine::{Backend, CoreSpec, PassStats};
+    pub use crate::kinds::{Device, Dtype, Loss, OptimizerKind, Precision, RegularizerKind};
     pub use crate::model::{Activation, ModelSpec, Params, Weights};
     pub use crate::task::{Op, PairSet, Split, Task};
     pub use crate::train::{Evaluation, StepReport, Trainer};

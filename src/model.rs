@@ -198,6 +198,18 @@ impl ModelSpec {
     }
 }
 
+/// Where one model's initial weights come from: the seed and stream of its generator
+/// and the standard deviation of its Gaussian draw.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ModelInit {
+    /// Seed of the ChaCha8 generator.
+    pub seed: u64,
+    /// Stream of that generator the model draws from.
+    pub stream: u64,
+    /// Standard deviation of U, V, W (of their products when factored).
+    pub init_scale: f64,
+}
+
 /// The trainable parameters of a batch of `batch` models with one spec, stored as one
 /// flat vector (model-major), which is what the optimizers update.
 ///
@@ -220,24 +232,51 @@ impl<F: Real> Params<F> {
     /// generator seeded with `seed`, so a model's initial weights do not depend on the
     /// batch it is trained in.
     pub fn init(spec: &ModelSpec, batch: usize, seed: u64) -> Result<Params<F>> {
+        let inits: Vec<ModelInit> = (0..batch as u64)
+            .map(|stream| ModelInit {
+                seed,
+                stream,
+                init_scale: spec.init_scale,
+            })
+            .collect();
+        Params::init_each(spec, &inits)
+    }
+
+    /// Seeded Gaussian initialization with each model's own seed, stream and scale
+    /// (what a batch of models with per-model settings starts from): model `k` is drawn
+    /// exactly as `Params::init` draws a model with `inits[k]`'s seed, stream and scale,
+    /// so it does not depend on the other models of the batch.
+    pub fn init_each(spec: &ModelSpec, inits: &[ModelInit]) -> Result<Params<F>> {
         spec.validate()?;
-        if batch == 0 {
+        if inits.is_empty() {
             return Err(Error::config(
                 "models",
                 0,
                 "the batch needs at least one model",
             ));
         }
+        if let Some((k, bad)) = inits
+            .iter()
+            .enumerate()
+            .find(|(_, i)| !(i.init_scale.is_finite() && i.init_scale > 0.0))
+        {
+            return Err(Error::config(
+                &format!("init_scale of model {k}"),
+                bad.init_scale,
+                "must be a positive finite number",
+            ));
+        }
+        let batch = inits.len();
         let n = spec.n_params();
         let mut data = Vec::with_capacity(n * batch);
-        for k in 0..batch {
-            let mut rng = ChaCha8Rng::seed_from_u64(seed);
-            rng.set_stream(k as u64);
+        for init in inits {
+            let mut rng = ChaCha8Rng::seed_from_u64(init.seed);
+            rng.set_stream(init.stream);
             for (name, shape) in spec.tensors() {
                 // Factors are scaled so that the product E·P has std init_scale.
                 let std = match name {
                     "proj_u" | "proj_v" | "proj_out" => 1.0 / (shape[0] as f64).sqrt(),
-                    _ => spec.init_scale,
+                    _ => init.init_scale,
                 };
                 for _ in 0..shape[0] * shape[1] {
                     let z: f64 = StandardNormal.sample(&mut rng);

@@ -1,7 +1,8 @@
 //! Optimizers over the flat parameter vector: full-batch GD with a step schedule and
 //! AdamW, with an optional Grokfast EMA filter on the gradient.
 
-use crate::config::{OptimizerConfig, OptimizerKind};
+use crate::config::OptimizerConfig;
+use crate::kinds::OptimizerKind;
 use crate::real::Real;
 
 /// Optimizer state. Buffers are empty until used, so GD carries none.

@@ -10,9 +10,10 @@
 //! [`KEY_DOCS`] documents every key; [`key_reference`] renders it with the defaults
 //! (taken from `RunConfig::default()` serialized, so the list never goes stale).
 
-use crate::config::{OptimizerKind, RegularizerKind, RunConfig};
-use crate::engine::Loss;
+use crate::config::RunConfig;
 use crate::error::{Error, Result};
+use crate::kinds::Loss;
+use crate::kinds::{OptimizerKind, RegularizerKind};
 use crate::model::Activation;
 use serde::Deserialize;
 use std::path::Path;

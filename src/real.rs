@@ -24,6 +24,8 @@ pub trait Real:
     const NAME: &'static str;
     /// safetensors dtype of this type.
     const DTYPE: safetensors::Dtype;
+    /// The config's name for this type (`RunConfig::dtype` of a run in it).
+    const ELEMENT: crate::kinds::Dtype;
 
     /// `C = alpha·A·B + beta·C` with arbitrary row/column strides (matrixmultiply's
     /// convention; `beta = 0` never reads `C`), computed by `lib`. `A` is `m×k`, `B` is
@@ -162,6 +164,7 @@ macro_rules! gemm_with_impl {
 impl Real for f32 {
     const NAME: &'static str = "f32";
     const DTYPE: safetensors::Dtype = safetensors::Dtype::F32;
+    const ELEMENT: crate::kinds::Dtype = crate::kinds::Dtype::F32;
 
     gemm_with_impl!(f32, matrixmultiply::sgemm);
 
@@ -174,6 +177,7 @@ impl Real for f32 {
 impl Real for f64 {
     const NAME: &'static str = "f64";
     const DTYPE: safetensors::Dtype = safetensors::Dtype::F64;
+    const ELEMENT: crate::kinds::Dtype = crate::kinds::Dtype::F64;
 
     gemm_with_impl!(f64, matrixmultiply::dgemm);
 

@@ -1,6 +1,6 @@
 //! Weight-norm regularizers on the effective U, V, W (per neuron).
 
-use crate::config::RegularizerKind;
+use crate::kinds::RegularizerKind;
 use crate::model::Weights;
 use crate::real::Real;
 

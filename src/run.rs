@@ -39,6 +39,7 @@ use crate::checkpoint;
 use crate::config::RunConfig;
 use crate::error::{Error, Result};
 use crate::fsutil::write_atomic;
+use crate::kinds::Dtype;
 use crate::model::Weights;
 use crate::optim::Optimizer;
 use crate::real::Real;
@@ -248,9 +249,9 @@ pub fn start(
     options: &RunOptions,
 ) -> std::result::Result<RunSummary, RunError> {
     config.validate().map_err(RunError::Input)?;
-    match config.dtype.as_str() {
-        "f64" => start_typed::<f64>(config, out, options),
-        _ => start_typed::<f32>(config, out, options),
+    match config.dtype {
+        Dtype::F64 => start_typed::<f64>(config, out, options),
+        Dtype::F32 => start_typed::<f32>(config, out, options),
     }
 }
 
@@ -287,9 +288,9 @@ pub fn resume(
     if let Some(s) = steps {
         config.train.steps = s;
     }
-    match config.dtype.as_str() {
-        "f64" => resume_typed::<f64>(dir, config, steps.is_some(), options),
-        _ => resume_typed::<f32>(dir, config, steps.is_some(), options),
+    match config.dtype {
+        Dtype::F64 => resume_typed::<f64>(dir, config, steps.is_some(), options),
+        Dtype::F32 => resume_typed::<f32>(dir, config, steps.is_some(), options),
     }
 }
 

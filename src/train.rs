@@ -1,8 +1,8 @@
 //! The training loop for a batch of models: engine pass, regularizer, chain rule to the
 //! parameters, optimizer. It only talks to a [`Backend`], never to a device directly.
 
-use crate::config::{parse_device, Device, RunConfig};
-use crate::engine::cpu::{CpuBackend, CpuOptions};
+use crate::config::RunConfig;
+pub use crate::engine::stepper::{StepReport, TrainerState};
 use crate::engine::{Backend, CoreSpec, PassStats};
 use crate::error::{Error, Result};
 use crate::model::{Params, Weights};
@@ -11,21 +11,6 @@ use crate::real::Real;
 use crate::regularizer::Regularizer;
 use crate::task::{PairSet, Split, Task};
 use crate::theory;
-
-/// What one step reports, per model, measured before the update (full batch: the loss
-/// of the parameters the gradient was taken at).
-#[derive(Clone, Debug, PartialEq)]
-pub struct StepReport {
-    /// Number of the step just taken (0-based).
-    pub step: u64,
-    /// Learning rate used.
-    pub lr: f64,
-    /// Data loss and accuracy on the training pairs, one entry per model.
-    pub train: Vec<PassStats>,
-    /// Regularizer value, one entry per model (0 without a regularizer); the objective
-    /// the step descended is `train[k].loss + reg_loss[k]`.
-    pub reg_loss: Vec<f64>,
-}
 
 /// Metrics of the current parameters, per model.
 #[derive(Clone, Debug, PartialEq)]
@@ -44,25 +29,6 @@ pub struct Evaluation {
     pub margin: Vec<f64>,
     /// γ* of the setup when the theory gives one (x², a+b mod p), else None.
     pub gamma_star: Option<f64>,
-}
-
-/// Everything needed to continue a run exactly: what a checkpoint stores.
-///
-/// Every vector is flat and model-major in the layout of [`Params::data`]
-/// (`batch × n_params`). An optimizer buffer that is not in use yet (GD's Adam moments,
-/// the Grokfast EMA when λ = 0, any of them before the first step) is empty.
-#[derive(Clone, Debug, PartialEq)]
-pub struct TrainerState<F> {
-    /// Steps taken so far.
-    pub step: u64,
-    /// The trainable parameters (the factors when factored).
-    pub params: Vec<F>,
-    /// AdamW first moment m (not bias-corrected).
-    pub adam_m: Vec<F>,
-    /// AdamW second moment v (not bias-corrected).
-    pub adam_v: Vec<F>,
-    /// Grokfast EMA μ of the gradient.
-    pub grokfast_ema: Vec<F>,
 }
 
 /// Trains a batch of models of one shape on one task, on the host, with the per-pair
@@ -92,16 +58,7 @@ pub struct Trainer<F: Real> {
 /// [`crate::engine::cuda::CudaBackend`] in `precision` for `cuda[:N]` (which fails with
 /// [`Error::Backend`] on a machine without CUDA).
 pub fn backend_for<F: Real>(config: &RunConfig) -> Result<Box<dyn Backend<F>>> {
-    match parse_device(&config.device)? {
-        Device::Cpu => Ok(Box::new(CpuBackend::new(CpuOptions {
-            threads: (config.threads > 0).then_some(config.threads),
-            ..CpuOptions::default()
-        })?)),
-        Device::Cuda(n) => Ok(Box::new(crate::engine::cuda::CudaBackend::new(
-            n,
-            config.precision()?,
-        )?)),
-    }
+    crate::engine::open(config.device, config.precision, config.threads)
 }
 
 impl<F: Real> Trainer<F> {
@@ -116,10 +73,10 @@ impl<F: Real> Trainer<F> {
     /// `precision` and `threads` are then not used).
     pub fn with_backend(config: &RunConfig, backend: Box<dyn Backend<F>>) -> Result<Trainer<F>> {
         config.validate()?;
-        if config.dtype != F::NAME {
+        if config.dtype.name() != F::NAME {
             return Err(Error::config(
                 "dtype",
-                &config.dtype,
+                config.dtype,
                 format!(
                     "this trainer runs in {} (build a Trainer::<{}> instead)",
                     F::NAME,
@@ -181,7 +138,7 @@ impl<F: Real> Trainer<F> {
         self.params.effective_into(&mut self.weights);
         let report = StepReport {
             step: self.step,
-            lr,
+            lr: vec![lr; self.params.batch],
             train,
             reg_loss,
         };
@@ -335,7 +292,7 @@ mod tests {
         let mut config = RunConfig::default();
         config.task.p = 5;
         config.model.width = 8;
-        config.dtype = "f64".into();
+        config.dtype = crate::kinds::Dtype::F64;
         Trainer::from_config(&config).unwrap()
     }
 

@@ -9,9 +9,9 @@
 //! On a GPU: `cargo test --release --test cuda_vs_cpu -- --nocapture` (or the prebuilt
 //! executable that scripts/gpu-check.sh runs).
 
-use clockwork::config::{OptimizerKind, RegularizerKind};
 use clockwork::engine::cuda::{self, CudaBackend, CudaTrainer, Precision};
 use clockwork::engine::{reference, Backend, CoreSpec, Loss, PassStats};
+use clockwork::kinds::{OptimizerKind, RegularizerKind};
 use clockwork::model::{Activation, ModelSpec, Params, Weights};
 use clockwork::prelude::*;
 use clockwork::task::PairSet;

@@ -1,7 +1,7 @@
 //! f64 central finite differences against the engine's analytic gradients, for every
 //! activation × loss × regularizer, untied, tied and factored.
 
-use clockwork::config::RegularizerKind;
+use clockwork::kinds::RegularizerKind;
 use clockwork::prelude::*;
 
 fn objective(trainer: &mut Trainer<f64>) -> f64 {
@@ -17,7 +17,7 @@ fn check(
     embed_dim: usize,
 ) {
     let mut config = RunConfig {
-        dtype: "f64".into(),
+        dtype: clockwork::kinds::Dtype::F64,
         ..RunConfig::default()
     };
     config.task.p = 5;
@@ -82,7 +82,7 @@ fn gradients_match_finite_differences() {
 fn a_wrong_gradient_would_be_caught() {
     // The check must be able to fail: scaling the analytic gradient by 1 + 1e-4 breaks it.
     let mut config = RunConfig {
-        dtype: "f64".into(),
+        dtype: clockwork::kinds::Dtype::F64,
         ..RunConfig::default()
     };
     config.task.p = 5;

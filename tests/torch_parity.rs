@@ -7,7 +7,8 @@
 //! one gradient-descent step end to end. Regenerate with
 //! `benches/reference/.venv/bin/python benches/reference/torch_cpu_step.py --check`.
 
-use clockwork::config::{RegularizerKind, RunConfig};
+use clockwork::config::RunConfig;
+use clockwork::kinds::RegularizerKind;
 use clockwork::train::Trainer;
 
 const P: usize = 23;
@@ -36,7 +37,7 @@ fn close(what: &str, got: f64, want: f64) {
 #[test]
 fn one_step_matches_pytorch_autograd() {
     let mut config = RunConfig {
-        dtype: "f64".into(),
+        dtype: clockwork::kinds::Dtype::F64,
         ..RunConfig::default()
     };
     config.task.p = P;

@@ -72,7 +72,7 @@ pub fn max_margin(p: usize) -> Result<Weights<f64>> {
 pub fn config(p: usize) -> Result<RunConfig> {
     check_p(p)?;
     let mut config = RunConfig {
-        dtype: "f64".into(),
+        dtype: crate::kinds::Dtype::F64,
         task: TaskConfig {
             op: Op::Add,
             p,

@@ -17,7 +17,8 @@ use crate::checkpoint::Checkpoint;
 use crate::engine::cpu::{CpuBackend, CpuOptions};
 use crate::error::{Error, Result};
 use crate::fsutil::write_atomic;
-use crate::model::{Params, Weights};
+use crate::kinds::Dtype;
+use crate::model::Weights;
 use crate::task::Split;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -141,12 +142,9 @@ fn initial_weights(dir: &RunDir, first: Option<&Checkpoint>) -> Result<(Weights<
         return Ok((c.weights.clone(), "checkpoint at step 0".into()));
     }
     let c = &dir.config;
-    let spec = c.model_spec();
-    let w = match c.dtype.as_str() {
-        "f32" => Params::<f32>::init(&spec, c.models, c.seed)?
-            .effective()
-            .cast::<f64>(),
-        _ => Params::<f64>::init(&spec, c.models, c.seed)?.effective(),
+    let w = match c.dtype {
+        Dtype::F32 => c.init_params::<f32>()?.effective().cast::<f64>(),
+        Dtype::F64 => c.init_params::<f64>()?.effective(),
     };
     Ok((w, format!("re-initialized from seed {}", c.seed)))
 }

@@ -7,34 +7,14 @@
 pub mod cpu;
 pub mod cuda;
 pub mod reference;
+pub mod stepper;
 
 use crate::error::{Error, Result};
+pub use crate::kinds::Loss;
+use crate::kinds::{Device, Precision};
 use crate::model::{Activation, Weights};
 use crate::real::Real;
 use crate::task::PairSet;
-use serde::{Deserialize, Serialize};
-
-/// The training loss (`"cross_entropy"` or `"mse"` in configs; `"ce"` also parses).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Loss {
-    /// Mean softmax cross-entropy over the pairs.
-    CrossEntropy,
-    /// Mean over pairs and classes of `(f_c − 1[c = y])²` (PyTorch's `MSELoss` on one-hot
-    /// targets, as in Gromov's analytic-solution paper).
-    Mse,
-}
-
-impl std::str::FromStr for Loss {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Loss> {
-        match s {
-            "cross_entropy" | "ce" => Ok(Loss::CrossEntropy),
-            "mse" => Ok(Loss::Mse),
-            _ => Err(Error::config("loss", s, "expected cross_entropy or mse")),
-        }
-    }
-}
 
 /// What the fused core computes: the activation and the loss. Passed with every call,
 /// so one backend serves models of any activation and loss.
@@ -102,6 +82,27 @@ pub trait Backend<F: Real>: Send + Sync {
         weights: &Weights<F>,
         pairs: &PairSet,
     ) -> Result<Vec<PassStats>>;
+}
+
+/// Opens the backend for `device`: the CPU backend on `threads` worker threads (0 = all
+/// cores), or the CUDA backend on `cuda:N` computing its products in `precision`. This
+/// is the one place outside `engine/` that a device is turned into code; everything
+/// above talks to the returned [`Backend`].
+///
+/// Fails with [`Error::Backend`] when CUDA is asked for and cannot be used (no driver,
+/// no NVRTC, no such device), or when the CPU thread pool cannot start.
+pub fn open<F: Real>(
+    device: Device,
+    precision: Precision,
+    threads: usize,
+) -> Result<Box<dyn Backend<F>>> {
+    match device {
+        Device::Cpu => Ok(Box::new(cpu::CpuBackend::new(cpu::CpuOptions {
+            threads: (threads > 0).then_some(threads),
+            ..cpu::CpuOptions::default()
+        })?)),
+        Device::Cuda(n) => Ok(Box::new(cuda::CudaBackend::new(n, precision)?)),
+    }
 }
 
 /// Checks that `pairs` index inside `weights` (a library caller can hand us anything).

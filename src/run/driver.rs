@@ -7,9 +7,10 @@
 //! whole read-back batch at a time (one CUDA-graph launch per step and a single host
 //! sync per batch, never one per step).
 
-use crate::config::{parse_device, Device, RunConfig};
+use crate::config::RunConfig;
 use crate::engine::cuda::CudaTrainer;
 use crate::error::Result;
+use crate::kinds::Device;
 use crate::model::Weights;
 use crate::real::Real;
 use crate::train::{Evaluation, StepReport, Trainer, TrainerState};
@@ -111,7 +112,7 @@ impl Driver<f32> for CudaTrainer {
 /// supports on a CUDA device, else the host [`Trainer`] on the config's backend (the CPU,
 /// or CUDA through [`crate::engine::cuda::CudaBackend`] for f64 and factored models).
 pub(super) fn driver_for<F: Real>(config: &RunConfig) -> Result<Box<dyn Driver<F>>> {
-    let on_cuda = matches!(parse_device(&config.device)?, Device::Cuda(_));
+    let on_cuda = matches!(config.device, Device::Cuda(_));
     let device_resident = on_cuda && F::NAME == "f32" && config.model.embed_dim == 0;
     if device_resident {
         let cuda: Box<dyn Driver<f32>> = Box::new(CudaTrainer::from_config(config)?);

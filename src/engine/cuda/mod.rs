@@ -37,58 +37,7 @@ pub use backend::CudaBackend;
 pub use trainer::CudaTrainer;
 
 use crate::error::{Error, Result};
-
-/// Arithmetic of the three big products (everything else is fp32 in every mode).
-/// Written `"fp32"` (also `"f32"`, `"exact"`), `"tf32"` or `"bf16"` in configs.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub enum Precision {
-    /// Exact fp32 FMA on the CUDA cores (the default).
-    #[default]
-    Fp32,
-    /// TF32 tensor cores (10-bit mantissa inputs, fp32 accumulate): ~1e-3 relative error.
-    Tf32,
-    /// bf16 inputs, fp32 accumulate (tensor cores): ~1e-2 relative error.
-    Bf16,
-}
-
-impl Precision {
-    /// The value of `CW_MMA` the kernels are compiled with.
-    pub fn mma_code(self) -> u32 {
-        match self {
-            Precision::Fp32 => 0,
-            Precision::Tf32 => 1,
-            Precision::Bf16 => 2,
-        }
-    }
-    /// Every precision, from most to least exact.
-    pub const ALL: [Precision; 3] = [Precision::Fp32, Precision::Tf32, Precision::Bf16];
-}
-
-impl std::fmt::Display for Precision {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Precision::Fp32 => "fp32",
-            Precision::Tf32 => "tf32",
-            Precision::Bf16 => "bf16",
-        })
-    }
-}
-
-impl std::str::FromStr for Precision {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Precision> {
-        match s {
-            "fp32" | "f32" | "exact" => Ok(Precision::Fp32),
-            "tf32" => Ok(Precision::Tf32),
-            "bf16" => Ok(Precision::Bf16),
-            _ => Err(Error::config(
-                "precision",
-                s,
-                "expected fp32 (exact, the default), tf32 or bf16",
-            )),
-        }
-    }
-}
+pub use crate::kinds::Precision;
 
 /// Whether the CUDA driver library can be loaded, or the one-line reason it cannot.
 pub fn driver_status() -> std::result::Result<(), String> {

@@ -16,9 +16,10 @@
 use super::device::{enqueue_pass, DevPairs, DevWeights, Dims, Gpu, Plan, WeightPtrs, Workspace};
 use super::params::{ctl, ControlParams, FinalizeParams, UpdateParams};
 use super::Precision;
-use crate::config::{parse_device, Device, OptimizerKind, RegularizerKind, RunConfig};
+use crate::config::RunConfig;
 use crate::engine::{CoreSpec, PassStats};
 use crate::error::{Error, Result};
+use crate::kinds::{Device, Dtype, OptimizerKind, RegularizerKind};
 use crate::model::{Activation, Params, Weights};
 use crate::task::{Op, PairSet, Split, Task};
 use crate::theory;
@@ -74,11 +75,11 @@ impl CudaTrainer {
     /// A trainer for `config` on the CUDA device its `device` field names (`cuda[:N]`),
     /// with the product precision of its `precision` key (exact fp32 by default).
     pub fn from_config(config: &RunConfig) -> Result<CudaTrainer> {
-        match parse_device(&config.device)? {
-            Device::Cuda(n) => CudaTrainer::new(config, n, config.precision()?),
+        match config.device {
+            Device::Cuda(n) => CudaTrainer::new(config, n, config.precision),
             Device::Cpu => Err(Error::config(
                 "device",
-                &config.device,
+                config.device,
                 "CudaTrainer needs device = \"cuda\" or \"cuda:N\"",
             )),
         }
@@ -87,10 +88,10 @@ impl CudaTrainer {
     /// A trainer for `config` on `cuda:device` with the given product precision.
     pub fn new(config: &RunConfig, device: usize, precision: Precision) -> Result<CudaTrainer> {
         config.validate()?;
-        if config.dtype != "f32" {
+        if config.dtype != Dtype::F32 {
             return Err(Error::config(
                 "dtype",
-                &config.dtype,
+                config.dtype,
                 "the CUDA trainer runs in f32 (set dtype = \"f32\")",
             ));
         }
@@ -446,7 +447,7 @@ impl CudaTrainer {
             let at = |k: usize, j: usize| ring[(slot * b + k) * 4 + j];
             StepReport {
                 step: s,
-                lr: ring_lr[slot],
+                lr: vec![ring_lr[slot]; b],
                 train: (0..b)
                     .map(|k| PassStats {
                         loss: at(k, 0),

@@ -1,0 +1,175 @@
+//! [`Stepper`]: the training step as the engine offers it, whichever device runs it.
+//!
+//! A trainer needs two kinds of engine. Most devices compute one pass at a time and leave
+//! the regularizer and the optimizer to the host (the host stepper, built on a
+//! [`super::Backend`] by the train layer). A GPU can instead keep the whole step —
+//! pass, regularizer, Grokfast, optimizer — resident and replay it without a host sync
+//! (the CUDA stepper, which a backend offers through
+//! [`super::Backend::resident_stepper`]). Both take the same [`Recipe`], report the same
+//! [`StepReport`]s and read and write the same [`TrainerState`], so the one
+//! `train::Trainer` above never knows which one it drives.
+
+use super::{CoreSpec, PassStats};
+use crate::error::Result;
+use crate::kinds::{OptimizerKind, RegularizerKind};
+use crate::model::{Params, Weights};
+use crate::real::Real;
+use crate::task::PairSet;
+
+/// The hyperparameters that may differ between the models of one batch.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ModelHypers {
+    /// Learning rate before the first milestone.
+    pub lr: f64,
+    /// AdamW decoupled weight decay (0 under GD).
+    pub weight_decay: f64,
+    /// Regularizer strength λ.
+    pub reg_strength: f64,
+    /// Grokfast λ (0: no filter for this model).
+    pub grokfast_lambda: f64,
+}
+
+/// Everything a stepper needs to know about how to train: what the pass computes, the
+/// regularizer, the update rule and its schedule (shared by the batch), and each model's
+/// own [`ModelHypers`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Recipe {
+    /// Activation and loss of the pass.
+    pub core: CoreSpec,
+    /// Which weight-norm penalty is added (its λ is per model).
+    pub regularizer: RegularizerKind,
+    /// GD or AdamW.
+    pub optimizer: OptimizerKind,
+    /// Steps from which the learning rate is multiplied by `lr_factor` once more.
+    pub lr_milestones: Vec<u64>,
+    /// Factor applied at each milestone.
+    pub lr_factor: f64,
+    /// AdamW β₁.
+    pub beta1: f64,
+    /// AdamW β₂.
+    pub beta2: f64,
+    /// AdamW ε.
+    pub eps: f64,
+    /// Grokfast EMA factor α.
+    pub grokfast_alpha: f64,
+    /// One entry per model of the batch.
+    pub models: Vec<ModelHypers>,
+}
+
+impl Recipe {
+    /// Learning rate of model `k` at `step` (0-based): `lr_k · factor^#{milestones ≤ step}`.
+    pub fn lr_at(&self, k: usize, step: u64) -> f64 {
+        let passed = self.lr_milestones.iter().filter(|&&s| s <= step).count();
+        self.models[k].lr * self.lr_factor.powi(passed as i32)
+    }
+
+    /// Whether any model runs the Grokfast filter (and so keeps an EMA).
+    pub fn uses_grokfast(&self) -> bool {
+        self.models.iter().any(|m| m.grokfast_lambda > 0.0)
+    }
+}
+
+/// Which models train on which pairs. Models that share a split share one group, so a
+/// batch with one split (the usual case) makes one pass per step.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SplitGroup {
+    /// The models of the batch in this group, ascending.
+    pub models: Vec<usize>,
+    /// The pairs they train on (ascending table order).
+    pub train: PairSet,
+    /// Their held-out pairs; empty when they train on the whole table.
+    pub test: PairSet,
+}
+
+/// What a stepper starts from: the recipe, the initial parameters and the data.
+#[derive(Clone, Debug)]
+pub struct StepperSetup<F> {
+    /// How to train.
+    pub recipe: Recipe,
+    /// The initial parameters of every model.
+    pub params: Params<F>,
+    /// The models grouped by split; every model is in exactly one group.
+    pub groups: Vec<SplitGroup>,
+}
+
+/// What one step reports, per model, measured before the update (full batch: the loss
+/// of the parameters the gradient was taken at).
+#[derive(Clone, Debug, PartialEq)]
+pub struct StepReport {
+    /// Number of the step just taken (0-based).
+    pub step: u64,
+    /// Learning rate each model used, one entry per model.
+    pub lr: Vec<f64>,
+    /// Data loss and accuracy on the training pairs, one entry per model.
+    pub train: Vec<PassStats>,
+    /// Regularizer value, one entry per model (0 without a regularizer); the objective
+    /// the step descended is `train[k].loss + reg_loss[k]`.
+    pub reg_loss: Vec<f64>,
+}
+
+/// Loss, accuracy and margins of the current parameters on each model's own pairs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PassesReport {
+    /// On the pairs each model trains on.
+    pub train: Vec<PassStats>,
+    /// On each model's held-out pairs; None when every model trains on the whole table.
+    pub test: Option<Vec<PassStats>>,
+}
+
+/// Everything needed to continue a run exactly: what a checkpoint stores.
+///
+/// Every vector is flat and model-major in the layout of [`Params::data`]
+/// (`batch × n_params`). An optimizer buffer that is not in use yet (GD's Adam moments,
+/// the Grokfast EMA when no model filters, any of them before the first step) is empty.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainerState<F> {
+    /// Steps taken so far.
+    pub step: u64,
+    /// The trainable parameters (the factors when factored).
+    pub params: Vec<F>,
+    /// AdamW first moment m (not bias-corrected).
+    pub adam_m: Vec<F>,
+    /// AdamW second moment v (not bias-corrected).
+    pub adam_v: Vec<F>,
+    /// Grokfast EMA μ of the gradient.
+    pub grokfast_ema: Vec<F>,
+}
+
+/// A training step that runs somewhere: on the host over a backend's passes, or
+/// resident on a device. See the module docs.
+pub trait Stepper<F: Real>: Send {
+    /// Where it runs, for logs (e.g. `"cpu (2 threads, avx512)"`).
+    fn describe(&self) -> String;
+
+    /// How many steps [`Stepper::advance`] should be given at once to run at full
+    /// speed: 1 on the host (so progress and Ctrl-C stay responsive), the metrics
+    /// read-back interval on a device (one host sync per that many steps).
+    fn preferred_batch(&self) -> u64;
+
+    /// Steps taken so far.
+    fn steps_done(&self) -> u64;
+
+    /// Takes `n` steps, handing each step's report to `sink` in order. On a non-finite
+    /// loss it stops with [`crate::Error::Diverged`], leaving the parameters of the last
+    /// finite step; the reports of the steps before it have been handed over.
+    fn advance(&mut self, n: u64, sink: &mut dyn FnMut(StepReport)) -> Result<()>;
+
+    /// Forward passes of the current parameters over each model's train and test pairs.
+    fn passes(&mut self) -> Result<PassesReport>;
+
+    /// The effective U, V, W of the current parameters (copied off the device once per
+    /// call where they live on one).
+    fn weights(&mut self) -> Result<&Weights<F>>;
+
+    /// The gradient of the objective at the current parameters, in [`Params::data`]
+    /// order, with the data-loss statistics and the regularizer value per model; no
+    /// update is applied. For gradient checks; a stepper that cannot compute it on its
+    /// own returns [`crate::Error::Backend`].
+    fn gradients(&mut self) -> Result<(Vec<F>, Vec<PassStats>, Vec<f64>)>;
+
+    /// Everything that evolves during training.
+    fn state(&self) -> Result<TrainerState<F>>;
+
+    /// Continues from `state` (buffer lengths are checked by the caller).
+    fn restore(&mut self, state: TrainerState<F>) -> Result<()>;
+}
