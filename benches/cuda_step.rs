@@ -6,7 +6,7 @@
 //!
 //! FILTER words select rows by substring of their label, e.g. `p113` or `tf32`.
 
-use clockwork::engine::cuda::{self, CudaTrainer, Precision};
+use clockwork::engine::cuda::{self, CudaBackend, Precision};
 use clockwork::prelude::*;
 use std::time::Instant;
 
@@ -93,12 +93,12 @@ fn bench(s: &Shape, precision: Precision) -> Result<(f64, usize)> {
     // A small lr keeps the work per step stable; no milestones.
     config.optimizer.lr = 1e-4;
     config.optimizer.lr_milestones.clear();
-    let mut t = CudaTrainer::new(&config, 0, precision)?;
-    t.set_read_every(s.steps as usize)?;
-    t.run(s.steps.min(3))?; // capture the graph, warm up
+    let backend = CudaBackend::new(0, precision)?.with_read_every(s.steps as usize)?;
+    let mut t = Trainer::<f32>::with_backend(&config, Box::new(backend))?;
+    t.advance(s.steps.min(3), &mut |_| {})?; // capture the graph, warm up
     let start = Instant::now();
-    t.run(s.steps)?;
+    t.advance(s.steps, &mut |_| {})?;
     let secs = start.elapsed().as_secs_f64();
-    let (free, total) = t.device_memory()?;
+    let (free, total) = cuda::memory_info(0)?;
     Ok((secs * 1e6 / s.steps as f64, total - free))
 }

@@ -32,7 +32,7 @@ fn main() -> Result<()> {
                 report.step,
                 report.train[0].loss + report.reg_loss[0],
                 eval.train[0].accuracy(),
-                eval.margin[0] / eval.gamma_star.unwrap_or(f64::NAN),
+                eval.margin[0] / eval.gamma_star[0].unwrap_or(f64::NAN),
                 report.lr[0]
             );
         }
@@ -41,7 +41,7 @@ fn main() -> Result<()> {
     println!(
         "final: acc {:.3}, γ/γ* = {:.4} after {} steps in {:.1}s",
         eval.train[0].accuracy(),
-        eval.margin[0] / eval.gamma_star.unwrap_or(f64::NAN),
+        eval.margin[0] / eval.gamma_star[0].unwrap_or(f64::NAN),
         eval.step,
         start.elapsed().as_secs_f64()
     );

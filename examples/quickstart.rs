@@ -9,11 +9,7 @@ fn main() -> Result<()> {
     let mut config = RunConfig::default();
     config.train.steps = 3000;
     let mut trainer = Trainer::<f32>::from_config(&config)?;
-    println!(
-        "{} on {}",
-        trainer.task().name,
-        trainer.backend().describe()
-    );
+    println!("{} on {}", trainer.task().name, trainer.describe());
     let start = std::time::Instant::now();
     for _ in 0..config.train.steps {
         let report = trainer.step()?;
@@ -35,9 +31,9 @@ fn main() -> Result<()> {
         start.elapsed().as_secs_f64(),
         eval.train[0].accuracy(),
         eval.margin[0],
-        eval.gamma_star.unwrap_or(f64::NAN)
+        eval.gamma_star[0].unwrap_or(f64::NAN)
     );
-    let u = trainer.weights().u_array(0);
+    let u = trainer.weights()?.u_array(0);
     println!("U is {:?} (neurons × inputs)", u.dim());
     Ok(())
 }

@@ -95,7 +95,7 @@ struct FinalizeParams {
     const u64* ctl;        // control block (read: step)
     double* ring;          // [ring_len][B][4]: loss, reg, correct, min margin
     int* bad;              // [B]: 1 when the model's total loss is not finite
-    double reg_lambda;
+    const double* hypers;  // [B][HYPER_WORDS]: per-model lr, weight decay, reg λ, Grokfast λ
     int batch;
     int m;
     int ring_len;
@@ -107,12 +107,12 @@ struct ControlParams {
     u64* ctl;
     const int* bad;        // [B]
     const u64* milestones; // sorted steps at which lr is multiplied by lr_factor
-    double* ring_lr;       // [ring_len]
-    double lr;
+    double* ring_lr;       // [ring_len][B]: each model's lr of the step
+    const double* hypers;  // [B][HYPER_WORDS]
+    double* model_ctl;     // [B][MCTL_WORDS]: the step's lr, AdamW decay and step size
     double lr_factor;
     double beta1;
     double beta2;
-    double weight_decay;
     int batch;
     int n_milestones;
     int ring_len;
@@ -131,10 +131,11 @@ struct UpdateParams {
     float* adam_v;
     float* ema;            // Grokfast EMA (null unless grokfast_lambda > 0)
     const double* norms;   // [B][m]
-    const u64* ctl;        // diverged flag, ema_ready, lr / decay / step size / bias2
+    const u64* ctl;        // diverged flag, ema_ready, AdamW's bias-2 correction
+    const double* hypers;  // [B][HYPER_WORDS]: reg λ and Grokfast λ per model
+    const double* model_ctl; // [B][MCTL_WORDS]: the step's lr, decay, step size per model
     long long emb_len;     // B*n_in*m
     long long w_len;       // B*n_out*m
-    double reg_lambda;
     int n_in;
     int n_out;
     int m;
@@ -149,7 +150,7 @@ struct UpdateParams {
     float eps;
     float ga_alpha;
     float one_minus_ga_alpha;
-    float ga_lambda;
+    int grokfast;          // 1 when any model filters (the EMA buffer exists)
 };
 
 // Control block layout (u64 words, f64 stored as bits).
@@ -158,11 +159,20 @@ struct UpdateParams {
 #define CTL_DIVERGED_MODEL 2
 #define CTL_DIVERGED_STEP 3
 #define CTL_EMA_READY 4
-#define CTL_LR 5
-#define CTL_DECAY 6
-#define CTL_STEP_SIZE 7
-#define CTL_INV_SQRT_BIAS2 8
-#define CTL_WORDS 9
+#define CTL_INV_SQRT_BIAS2 5
+#define CTL_WORDS 6
+
+// Per-model hyperparameters (f64 words of `hypers`, uploaded once) and per-model step
+// scalars (f64 words of `model_ctl`, written by step_control every step).
+#define HYPER_LR 0
+#define HYPER_WEIGHT_DECAY 1
+#define HYPER_REG_LAMBDA 2
+#define HYPER_GROKFAST_LAMBDA 3
+#define HYPER_WORDS 4
+#define MCTL_LR 0
+#define MCTL_DECAY 1
+#define MCTL_STEP_SIZE 2
+#define MCTL_WORDS 3
 
 // ---------------------------------------------------------------------------------------
 // Activations. Pow(k): x^k by repeated multiplication, exactly as the CPU engine does.

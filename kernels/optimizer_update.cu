@@ -65,8 +65,9 @@ extern "C" __global__ void __launch_bounds__(256) finalize_models(FinalizeParams
         __syncthreads();
     }
     if (t == 0) {
+        const double lambda = P.hypers[(size_t)z * HYPER_WORDS + HYPER_REG_LAMBDA];
         const double reg =
-            P.reg == 0 ? 0.0 : (P.reg == 1 ? 0.5 * P.reg_lambda : P.reg_lambda) * s_reg[0];
+            P.reg == 0 || lambda == 0.0 ? 0.0 : (P.reg == 1 ? 0.5 * lambda : lambda) * s_reg[0];
         const double* st = P.stats + (size_t)z * 3;
         const double total = st[0] + reg;
         P.bad[z] = isfinite(total) ? 0 : 1;
@@ -79,7 +80,8 @@ extern "C" __global__ void __launch_bounds__(256) finalize_models(FinalizeParams
     }
 }
 
-// grid 1; block 32.
+// grid 1; block 32. Lane 0 does the divergence bookkeeping; the lanes then share the
+// per-model scalars (each model's own lr, as Recipe::lr_at).
 extern "C" __global__ void __launch_bounds__(32) step_control(ControlParams P) {
     const int lane = threadIdx.x;
     int first = 0x7fffffff;
@@ -87,28 +89,32 @@ extern "C" __global__ void __launch_bounds__(32) step_control(ControlParams P) {
         if (P.bad[z] && z < first) first = z;
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) first = min(first, __shfl_xor_sync(0xffffffffu, first, o));
-    if (lane != 0) return;
     u64* ctl = P.ctl;
     const long long step = (long long)ctl[CTL_STEP];
+    // lr_k · factor^(milestones <= step), as Recipe::lr_at.
+    int passed = 0;
+    for (int j = 0; j < P.n_milestones; ++j) passed += (long long)P.milestones[j] <= step;
+    double mult = 1.0;
+    for (int j = 0; j < passed; ++j) mult *= P.lr_factor;
+    const double t = (double)(step + 1);
+    const double bias1 = 1.0 - pow(P.beta1, t);
+    for (int z = lane; z < P.batch; z += 32) {
+        const double* h = P.hypers + (size_t)z * HYPER_WORDS;
+        const double lr = h[HYPER_LR] * mult;
+        double* mc = P.model_ctl + (size_t)z * MCTL_WORDS;
+        mc[MCTL_LR] = lr;
+        mc[MCTL_DECAY] = 1.0 - lr * h[HYPER_WEIGHT_DECAY];
+        mc[MCTL_STEP_SIZE] = lr / bias1;
+        P.ring_lr[(size_t)(step % P.ring_len) * P.batch + z] = lr;
+    }
+    if (lane != 0) return;
     if (first != 0x7fffffff && ctl[CTL_DIVERGED] == 0) {
         ctl[CTL_DIVERGED] = 1;
         ctl[CTL_DIVERGED_MODEL] = (u64)first;
         ctl[CTL_DIVERGED_STEP] = (u64)step;
     }
-    // lr · factor^(milestones <= step), as Optimizer::lr_at.
-    int passed = 0;
-    for (int j = 0; j < P.n_milestones; ++j) passed += (long long)P.milestones[j] <= step;
-    double mult = 1.0;
-    for (int j = 0; j < passed; ++j) mult *= P.lr_factor;
-    const double lr = P.lr * mult;
-    const double t = (double)(step + 1);
-    const double bias1 = 1.0 - pow(P.beta1, t);
     const double bias2 = 1.0 - pow(P.beta2, t);
-    ctl[CTL_LR] = (u64)__double_as_longlong(lr);
-    ctl[CTL_DECAY] = (u64)__double_as_longlong(1.0 - lr * P.weight_decay);
-    ctl[CTL_STEP_SIZE] = (u64)__double_as_longlong(lr / bias1);
     ctl[CTL_INV_SQRT_BIAS2] = (u64)__double_as_longlong(1.0 / sqrt(bias2));
-    P.ring_lr[step % P.ring_len] = lr;
 }
 
 __device__ __forceinline__ float ctl_f(const u64* ctl, int word) {
@@ -134,9 +140,6 @@ extern "C" __global__ void __launch_bounds__(256) update_params(UpdateParams P) 
         rows = P.n_out;
     }
     const bool tied_u = P.tied && which == 0;
-    const float lr = ctl_f(ctl, CTL_LR);
-    const float decay = ctl_f(ctl, CTL_DECAY);
-    const float step_size = ctl_f(ctl, CTL_STEP_SIZE);
     const float inv_sqrt_bias2 = ctl_f(ctl, CTL_INV_SQRT_BIAS2);
     const bool ema_ready = ctl[CTL_EMA_READY] != 0;
     const long long per_model = (long long)rows * P.m;
@@ -144,33 +147,43 @@ extern "C" __global__ void __launch_bounds__(256) update_params(UpdateParams P) 
          e += (long long)gridDim.x * 256) {
         const int z = (int)(e / per_model);
         const int i = (int)(e % P.m);
+        const double* h = P.hypers + (size_t)z * HYPER_WORDS;
+        const double* mc = P.model_ctl + (size_t)z * MCTL_WORDS;
         const float xe = x[e];
         float g = gx[e];
-        if (P.reg != 0) {
+        const double reg_lambda = h[HYPER_REG_LAMBDA];
+        if (P.reg != 0 && reg_lambda != 0.0) {
             const double n = P.norms[(size_t)z * P.m + i];
             const float coef =
-                P.reg == 1 ? (float)P.reg_lambda : (float)(3.0 * P.reg_lambda * sqrt(n));
+                P.reg == 1 ? (float)reg_lambda : (float)(3.0 * reg_lambda * sqrt(n));
             g += coef * xe;
             if (tied_u) g += P.dv[e] + coef * xe;
         } else if (tied_u) {
             g += P.dv[e];
         }
-        if (P.ga_lambda > 0.f) {
-            float mu = g;
-            if (ema_ready) mu = P.ga_alpha * P.ema[base + e] + P.one_minus_ga_alpha * g;
-            P.ema[base + e] = mu;
-            g += P.ga_lambda * mu;
+        if (P.grokfast) {
+            // As src/optim.rs: μ starts at the first gradient for every model; after that
+            // only the models that filter (λ > 0) update and use it.
+            const float lambda = (float)h[HYPER_GROKFAST_LAMBDA];
+            if (!ema_ready) {
+                P.ema[base + e] = g;
+                if (lambda > 0.f) g += lambda * g;
+            } else if (lambda > 0.f) {
+                const float mu = P.ga_alpha * P.ema[base + e] + P.one_minus_ga_alpha * g;
+                P.ema[base + e] = mu;
+                g += lambda * mu;
+            }
         }
         float nx;
         if (P.kind == 0) {
-            nx = xe - lr * g;
+            nx = xe - (float)mc[MCTL_LR] * g;
         } else {
             const float m1 = P.beta1 * P.adam_m[base + e] + P.one_minus_beta1 * g;
             const float m2 = P.beta2 * P.adam_v[base + e] + P.one_minus_beta2 * g * g;
             P.adam_m[base + e] = m1;
             P.adam_v[base + e] = m2;
-            nx = xe * decay;
-            nx -= step_size * m1 / (sqrtf(m2) * inv_sqrt_bias2 + P.eps);
+            nx = xe * (float)mc[MCTL_DECAY];
+            nx -= (float)mc[MCTL_STEP_SIZE] * m1 / (sqrtf(m2) * inv_sqrt_bias2 + P.eps);
         }
         x[e] = nx;
     }

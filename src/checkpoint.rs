@@ -16,7 +16,6 @@ use crate::error::{Error, Result};
 use crate::fsutil::write_atomic;
 use crate::model::Weights;
 use crate::real::Real;
-use crate::train::Trainer;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -142,16 +141,9 @@ fn write<F: Real>(
     write_atomic(path, &bytes)
 }
 
-/// Writes the trainer's full state (weights, parameters, optimizer) atomically, so a
-/// run can resume from it ([`load_state`]) or be analysed ([`Checkpoint::load`]). Creates
-/// the parent directory.
-pub fn save<F: Real>(path: &Path, trainer: &Trainer<F>) -> Result<()> {
-    save_state(path, trainer.config(), trainer.weights(), &trainer.state())
-}
-
 /// Writes a resumable checkpoint from its parts: what [`save`] does for a [`Trainer`],
 /// for trainers that hand their state over as values (the device-resident
-/// [`crate::engine::cuda::CudaTrainer`]). `weights` are the effective U, V, W of
+/// a device-resident stepper). `weights` are the effective U, V, W of
 /// `state.params`.
 pub fn save_state<F: Real>(
     path: &Path,

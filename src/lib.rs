@@ -25,11 +25,11 @@
 //!     let report = trainer.step()?; // loss measured before the update
 //!     assert!(report.train[0].loss.is_finite());
 //! }
-//! let eval = trainer.evaluate()?; // train/test loss, accuracy, normalized margin
+//! let eval = trainer.evaluate()?; // train/test loss, accuracy, normalized margin, γ*
 //! assert_eq!(eval.step, 5);
 //!
 //! // Effective weights of model 0 as ndarray, in the paper's orientation.
-//! let weights = trainer.weights();
+//! let weights = trainer.weights()?;
 //! let u = weights.u_array(0); // m × p: row i is neuron i's embedding of the first input
 //! let v = weights.v_array(0); // m × p
 //! let w = weights.w_array(0); // p × m: column i is neuron i's output weights

@@ -552,6 +552,42 @@ impl<F: Real> Weights<F> {
         })
     }
 
+    /// Copies the models `models` (in that order) into `out`, reshaped to hold just them:
+    /// how a pass over a subset of the batch (the models that share a split) gets its
+    /// weights. Panics if an index is out of range (callers pass indices they own).
+    pub fn gather_models_into(&self, models: &[usize], out: &mut Weights<F>) {
+        let (e, o) = (self.n_in * self.width, self.n_out * self.width);
+        out.batch = models.len();
+        out.n_in = self.n_in;
+        out.n_out = self.n_out;
+        out.width = self.width;
+        for (dst, src, len) in [
+            (&mut out.u, &self.u, e),
+            (&mut out.v, &self.v, e),
+            (&mut out.w, &self.w, o),
+        ] {
+            dst.clear();
+            for &k in models {
+                dst.extend_from_slice(&src[k * len..(k + 1) * len]);
+            }
+        }
+    }
+
+    /// The inverse of [`Weights::gather_models_into`]: writes model `j` of `from` back as
+    /// model `models[j]` of `self`.
+    pub fn scatter_models_from(&mut self, models: &[usize], from: &Weights<F>) {
+        let (e, o) = (self.n_in * self.width, self.n_out * self.width);
+        for (dst, src, len) in [
+            (&mut self.u, &from.u, e),
+            (&mut self.v, &from.v, e),
+            (&mut self.w, &from.w, o),
+        ] {
+            for (j, &k) in models.iter().enumerate() {
+                dst[k * len..(k + 1) * len].copy_from_slice(&src[j * len..(j + 1) * len]);
+            }
+        }
+    }
+
     /// Reshapes `self` to `like`'s shape and zeroes it, reusing the allocations.
     pub fn zero_like(&mut self, like: &Weights<F>) {
         self.batch = like.batch;

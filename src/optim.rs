@@ -1,7 +1,10 @@
 //! Optimizers over the flat parameter vector: full-batch GD with a step schedule and
-//! AdamW, with an optional Grokfast EMA filter on the gradient.
+//! AdamW, with an optional Grokfast EMA filter on the gradient. Each model of the batch
+//! has its own learning rate, weight decay and Grokfast λ ([`Recipe::models`]); the
+//! update of model `k` reads only model `k`'s slice, so it is the update that model
+//! would get alone.
 
-use crate::config::OptimizerConfig;
+use crate::engine::stepper::Recipe;
 use crate::kinds::OptimizerKind;
 use crate::real::Real;
 
@@ -12,60 +15,72 @@ use crate::real::Real;
 /// Adam moments at zero, the Grokfast EMA at that step's gradient.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Optimizer<F> {
-    /// Update rule, learning-rate schedule and filter settings.
-    pub config: OptimizerConfig,
     /// Adam first moment.
     pub m: Vec<F>,
     /// Adam second moment.
     pub v: Vec<F>,
-    /// Grokfast gradient EMA.
+    /// Grokfast gradient EMA (kept for the whole batch when any model filters; models
+    /// with λ = 0 never read it).
     pub ema: Vec<F>,
 }
 
+impl<F: Real> Default for Optimizer<F> {
+    fn default() -> Self {
+        Optimizer::new()
+    }
+}
+
 impl<F: Real> Optimizer<F> {
-    /// A fresh optimizer (no state yet) for `config`.
-    pub fn new(config: &OptimizerConfig) -> Optimizer<F> {
+    /// A fresh optimizer (no state yet).
+    pub fn new() -> Optimizer<F> {
         Optimizer {
-            config: config.clone(),
             m: Vec::new(),
             v: Vec::new(),
             ema: Vec::new(),
         }
     }
 
-    /// Learning rate in effect at `step` (0-based): `lr · factor^(milestones ≤ step)`.
-    pub fn lr_at(&self, step: u64) -> f64 {
-        let c = &self.config;
-        let passed = c.lr_milestones.iter().filter(|&&s| s <= step).count();
-        c.lr * c.lr_factor.powi(passed as i32)
-    }
-
     /// Applies update number `step` (0-based) to `params` given `grads` (which the
-    /// Grokfast filter may modify in place). `step` sets the learning rate and AdamW's
-    /// bias correction (`t = step + 1`), so a resumed run must pass the same count.
-    pub fn update(&mut self, step: u64, params: &mut [F], grads: &mut [F]) {
-        let lr = self.lr_at(step);
-        let c = &self.config;
-        if c.grokfast_lambda > 0.0 {
-            if self.ema.is_empty() {
+    /// Grokfast filter may modify in place); both hold `recipe.models.len()` equal
+    /// model-major slices. `step` sets the learning rate and AdamW's bias correction
+    /// (`t = step + 1`), so a resumed run must pass the same count.
+    pub fn update(&mut self, recipe: &Recipe, step: u64, params: &mut [F], grads: &mut [F]) {
+        let per_model = params.len() / recipe.models.len().max(1);
+        if recipe.uses_grokfast() {
+            let fresh = self.ema.is_empty();
+            if fresh {
                 // μ starts at the first gradient.
                 self.ema = grads.to_vec();
-            } else {
-                let (alpha, one_minus) = (F::of(c.grokfast_alpha), F::of(1.0 - c.grokfast_alpha));
-                for (mu, &g) in self.ema.iter_mut().zip(grads.iter()) {
-                    *mu = alpha * *mu + one_minus * g;
+            }
+            let (alpha, one_minus) = (
+                F::of(recipe.grokfast_alpha),
+                F::of(1.0 - recipe.grokfast_alpha),
+            );
+            for (k, hyper) in recipe.models.iter().enumerate() {
+                if hyper.grokfast_lambda <= 0.0 {
+                    continue;
+                }
+                let range = k * per_model..(k + 1) * per_model;
+                let lambda = F::of(hyper.grokfast_lambda);
+                for (mu, g) in self.ema[range.clone()].iter_mut().zip(&mut grads[range]) {
+                    if !fresh {
+                        *mu = alpha * *mu + one_minus * *g;
+                    }
+                    *g += lambda * *mu;
                 }
             }
-            let lambda = F::of(c.grokfast_lambda);
-            for (g, &mu) in grads.iter_mut().zip(&self.ema) {
-                *g += lambda * mu;
-            }
         }
-        match c.kind {
+        match recipe.optimizer {
             OptimizerKind::Gd => {
-                let lr = F::of(lr);
-                for (p, &g) in params.iter_mut().zip(grads.iter()) {
-                    *p -= lr * g;
+                for (k, (p, g)) in params
+                    .chunks_exact_mut(per_model)
+                    .zip(grads.chunks_exact(per_model))
+                    .enumerate()
+                {
+                    let lr = F::of(recipe.lr_at(k, step));
+                    for (p, &g) in p.iter_mut().zip(g) {
+                        *p -= lr * g;
+                    }
                 }
             }
             OptimizerKind::Adamw => {
@@ -74,24 +89,27 @@ impl<F: Real> Optimizer<F> {
                     self.v = vec![F::zero(); params.len()];
                 }
                 let t = (step + 1) as i32;
-                let bias1 = 1.0 - c.beta1.powi(t);
-                let bias2 = 1.0 - c.beta2.powi(t);
-                let (b1, b2) = (F::of(c.beta1), F::of(c.beta2));
-                let (nb1, nb2) = (F::of(1.0 - c.beta1), F::of(1.0 - c.beta2));
-                let decay = F::of(1.0 - lr * c.weight_decay);
-                let step_size = F::of(lr / bias1);
+                let bias1 = 1.0 - recipe.beta1.powi(t);
+                let bias2 = 1.0 - recipe.beta2.powi(t);
+                let (b1, b2) = (F::of(recipe.beta1), F::of(recipe.beta2));
+                let (nb1, nb2) = (F::of(1.0 - recipe.beta1), F::of(1.0 - recipe.beta2));
                 let inv_sqrt_bias2 = F::of(1.0 / bias2.sqrt());
-                let eps = F::of(c.eps);
-                for (((p, &g), m), v) in params
-                    .iter_mut()
-                    .zip(grads.iter())
-                    .zip(&mut self.m)
-                    .zip(&mut self.v)
-                {
-                    *p *= decay;
-                    *m = b1 * *m + nb1 * g;
-                    *v = b2 * *v + nb2 * g * g;
-                    *p -= step_size * *m / ((*v).sqrt() * inv_sqrt_bias2 + eps);
+                let eps = F::of(recipe.eps);
+                let models = params
+                    .chunks_exact_mut(per_model)
+                    .zip(grads.chunks_exact(per_model))
+                    .zip(self.m.chunks_exact_mut(per_model))
+                    .zip(self.v.chunks_exact_mut(per_model));
+                for (k, (((p, g), m), v)) in models.enumerate() {
+                    let lr = recipe.lr_at(k, step);
+                    let decay = F::of(1.0 - lr * recipe.models[k].weight_decay);
+                    let step_size = F::of(lr / bias1);
+                    for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m).zip(v) {
+                        *p *= decay;
+                        *m = b1 * *m + nb1 * g;
+                        *v = b2 * *v + nb2 * g * g;
+                        *p -= step_size * *m / ((*v).sqrt() * inv_sqrt_bias2 + eps);
+                    }
                 }
             }
         }
@@ -101,36 +119,81 @@ impl<F: Real> Optimizer<F> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::stepper::ModelHypers;
+    use crate::engine::CoreSpec;
+    use crate::kinds::{Loss, RegularizerKind};
+    use crate::model::Activation;
+
+    fn recipe(kind: OptimizerKind, models: Vec<ModelHypers>) -> Recipe {
+        Recipe {
+            core: CoreSpec {
+                activation: Activation::Square,
+                loss: Loss::CrossEntropy,
+            },
+            regularizer: RegularizerKind::None,
+            optimizer: kind,
+            lr_milestones: vec![1000, 2000],
+            lr_factor: 2.0,
+            beta1: 0.9,
+            beta2: 0.99,
+            eps: 1e-8,
+            grokfast_alpha: 0.5,
+            models,
+        }
+    }
+
+    fn hypers(lr: f64, weight_decay: f64, grokfast_lambda: f64) -> ModelHypers {
+        ModelHypers {
+            lr,
+            weight_decay,
+            reg_strength: 0.0,
+            grokfast_lambda,
+        }
+    }
 
     #[test]
     fn schedule_multiplies_at_milestones() {
-        let o = Optimizer::<f64>::new(&OptimizerConfig {
-            lr: 0.05,
-            lr_milestones: vec![1000, 2000],
-            lr_factor: 2.0,
-            ..Default::default()
-        });
-        assert_eq!(o.lr_at(0), 0.05);
-        assert_eq!(o.lr_at(999), 0.05);
-        assert_eq!(o.lr_at(1000), 0.1);
-        assert_eq!(o.lr_at(5000), 0.2);
+        let r = recipe(OptimizerKind::Gd, vec![hypers(0.05, 0.0, 0.0)]);
+        assert_eq!(r.lr_at(0, 0), 0.05);
+        assert_eq!(r.lr_at(0, 999), 0.05);
+        assert_eq!(r.lr_at(0, 1000), 0.1);
+        assert_eq!(r.lr_at(0, 5000), 0.2);
     }
 
     #[test]
     fn adamw_matches_a_hand_computed_step() {
-        let mut o = Optimizer::<f64>::new(&OptimizerConfig {
-            kind: OptimizerKind::Adamw,
-            lr: 0.1,
-            lr_milestones: vec![],
-            weight_decay: 0.5,
-            beta1: 0.9,
-            beta2: 0.99,
-            eps: 1e-8,
-            ..Default::default()
-        });
+        let mut r = recipe(OptimizerKind::Adamw, vec![hypers(0.1, 0.5, 0.0)]);
+        r.lr_milestones.clear();
+        let mut o = Optimizer::<f64>::new();
         let mut p = vec![1.0];
-        o.update(0, &mut p, &mut [2.0]);
+        o.update(&r, 0, &mut p, &mut [2.0]);
         // decay: 1·(1 − 0.05) = 0.95; m̂ = 2, v̂ = 4 → step 0.1·2/(2 + 1e-8)
         assert!((p[0] - (0.95 - 0.1 * 2.0 / (2.0 + 1e-8))).abs() < 1e-12);
+    }
+
+    /// Each model's slice is updated exactly as that model alone would be.
+    #[test]
+    fn per_model_settings_update_each_model_as_if_alone() {
+        let settings = [hypers(0.1, 0.5, 0.0), hypers(0.3, 0.0, 2.0)];
+        for kind in [OptimizerKind::Gd, OptimizerKind::Adamw] {
+            let together_recipe = recipe(kind, settings.to_vec());
+            let mut together = Optimizer::<f64>::new();
+            let mut params = vec![1.0, -2.0, 0.5, 3.0];
+            for step in 0..3 {
+                let mut grads = vec![0.2 * step as f64, -1.0, 0.7, 0.1];
+                together.update(&together_recipe, step, &mut params, &mut grads);
+            }
+            for (k, s) in settings.iter().enumerate() {
+                let alone_recipe = recipe(kind, vec![*s]);
+                let mut alone = Optimizer::<f64>::new();
+                let mut p = [[1.0, -2.0], [0.5, 3.0]][k].to_vec();
+                for step in 0..3 {
+                    let all = [0.2 * step as f64, -1.0, 0.7, 0.1];
+                    let mut g = all[2 * k..2 * k + 2].to_vec();
+                    alone.update(&alone_recipe, step, &mut p, &mut g);
+                }
+                assert_eq!(&params[2 * k..2 * k + 2], &p[..], "{kind:?} model {k}");
+            }
+        }
     }
 }

@@ -4,42 +4,59 @@ use crate::kinds::RegularizerKind;
 use crate::model::Weights;
 use crate::real::Real;
 
-/// A regularizer with its strength λ.
+/// A regularizer with one strength λ per model.
 ///
 /// It acts on the effective weights, so for a factored model it penalizes the products,
 /// not the factors, and for a tied model ‖u_i‖² counts twice (once as `v_i`).
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Regularizer {
     /// Which penalty; [`RegularizerKind::None`] makes [`Regularizer::apply`] a no-op.
     pub kind: RegularizerKind,
-    /// λ (≥ 0); 0 also makes it a no-op.
-    pub strength: f64,
+    /// λ (≥ 0) of each model of the batch; 0 makes it a no-op for that model.
+    pub strength: Vec<f64>,
 }
 
 impl Regularizer {
+    /// The regularizer's value per model, without a gradient (for evaluations).
+    pub fn value<F: Real>(&self, weights: &Weights<F>) -> Vec<f64> {
+        (0..weights.batch)
+            .map(|k| {
+                let strength = self.strength.get(k).copied().unwrap_or(0.0);
+                let norms = || weights.neuron_sq_norms(k).into_iter();
+                match self.kind {
+                    _ if strength == 0.0 => 0.0,
+                    RegularizerKind::None => 0.0,
+                    RegularizerKind::L2 => 0.5 * strength * norms().sum::<f64>(),
+                    RegularizerKind::L23 => strength * norms().map(|n| n * n.sqrt()).sum::<f64>(),
+                }
+            })
+            .collect()
+    }
+
     /// Adds the regularizer's gradient to `grads` (engine layout, same shape as
-    /// `weights`) and returns its value per model.
+    /// `weights`) and returns its value per model, model `k` with `strength[k]`.
     ///
     /// With `n_i = ‖u_i‖² + ‖v_i‖² + ‖w_i‖²`: L2 is `(λ/2) Σ n_i` (gradient `λ·x`),
     /// L_{2,3} is `λ Σ n_i^{3/2}` (gradient `3λ √n_i · x` on every entry of neuron i).
     pub fn apply<F: Real>(&self, weights: &Weights<F>, grads: &mut Weights<F>) -> Vec<f64> {
-        if self.kind == RegularizerKind::None || self.strength == 0.0 {
-            return vec![0.0; weights.batch];
-        }
         let m = weights.width;
         (0..weights.batch)
             .map(|k| {
+                let strength = self.strength.get(k).copied().unwrap_or(0.0);
+                if self.kind == RegularizerKind::None || strength == 0.0 {
+                    return 0.0;
+                }
                 let norms = weights.neuron_sq_norms(k);
                 let (value, coef): (f64, Vec<F>) = match self.kind {
                     RegularizerKind::L2 => (
-                        0.5 * self.strength * norms.iter().sum::<f64>(),
-                        vec![F::of(self.strength); m],
+                        0.5 * strength * norms.iter().sum::<f64>(),
+                        vec![F::of(strength); m],
                     ),
                     RegularizerKind::L23 => (
-                        self.strength * norms.iter().map(|n| n * n.sqrt()).sum::<f64>(),
+                        strength * norms.iter().map(|n| n * n.sqrt()).sum::<f64>(),
                         norms
                             .iter()
-                            .map(|n| F::of(3.0 * self.strength * n.sqrt()))
+                            .map(|n| F::of(3.0 * strength * n.sqrt()))
                             .collect(),
                     ),
                     RegularizerKind::None => unreachable!("handled above"),

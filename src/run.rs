@@ -40,12 +40,8 @@ use crate::config::RunConfig;
 use crate::error::{Error, Result};
 use crate::fsutil::write_atomic;
 use crate::kinds::Dtype;
-use crate::model::Weights;
-use crate::optim::Optimizer;
 use crate::real::Real;
-use crate::regularizer::Regularizer;
-use crate::train::{Evaluation, TrainerState};
-use driver::{driver_for, Driver};
+use crate::train::{Evaluation, Trainer, TrainerState};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::fs::{File, OpenOptions};
 use std::io::{IsTerminal, Write};
@@ -53,8 +49,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-mod driver;
 
 /// File name of the resolved config inside a run directory.
 pub const CONFIG_FILE: &str = "config.toml";
@@ -111,6 +105,8 @@ pub struct ModelSummary {
     pub margin: f64,
     /// Value of the regularizer.
     pub reg_loss: f64,
+    /// γ* of the model's setup where the theory gives it.
+    pub gamma_star: Option<f64>,
 }
 
 /// What a finished (or interrupted) run reports.
@@ -132,8 +128,6 @@ pub struct RunSummary {
     pub checkpoint: PathBuf,
     /// Final metrics per model.
     pub models: Vec<ModelSummary>,
-    /// γ* where the theory gives it.
-    pub gamma_star: Option<f64>,
 }
 
 impl RunSummary {
@@ -330,7 +324,7 @@ fn start_typed<F: Real>(
     out: &Path,
     options: &RunOptions,
 ) -> std::result::Result<RunSummary, RunError> {
-    let trainer = input(driver_for::<F>(config))?;
+    let trainer = input(Trainer::<F>::from_config(config))?;
     input(check_out_dir(out, options.force))?;
     input(create_run_dir(out, config))?;
     if options.progress != Progress::Off {
@@ -397,7 +391,7 @@ fn resume_typed<F: Real>(
             format!("the run is already at step {ckpt_step}; pass a larger --steps"),
         )));
     }
-    let mut trainer = input(driver_for::<F>(&config))?;
+    let mut trainer = input(Trainer::<F>::from_config(&config))?;
     input(trainer.restore(state))?;
     let metrics_path = dir.join(METRICS_FILE);
     let previous = std::fs::read_to_string(&metrics_path).unwrap_or_default();
@@ -603,8 +597,6 @@ struct MetricsLine {
 /// The metrics of one evaluation, per model.
 struct Measured {
     eval: Evaluation,
-    reg: Vec<f64>,
-    lr: f64,
 }
 
 impl Measured {
@@ -616,14 +608,14 @@ impl Measured {
             let line = MetricsLine {
                 step: e.step,
                 model: k,
-                lr: num(self.lr),
+                lr: num(e.lr[k]),
                 train_loss: num(train.loss),
                 train_acc: num(train.accuracy()),
                 test_loss: test.and_then(|t| num(t.loss)),
                 test_acc: test.and_then(|t| num(t.accuracy())),
                 margin: num(e.margin[k]),
-                gamma_star: e.gamma_star.and_then(num),
-                reg_loss: num(self.reg[k]),
+                gamma_star: e.gamma_star[k].and_then(num),
+                reg_loss: num(e.reg_loss[k]),
                 elapsed_s: num(elapsed_s),
             };
             out.push_str(&serde_json::to_string(&line).expect("plain numbers serialize"));
@@ -637,7 +629,7 @@ impl Measured {
         self.eval
             .train
             .iter()
-            .zip(&self.reg)
+            .zip(&self.eval.reg_loss)
             .map(|(s, r)| s.loss + r)
             .enumerate()
             .find(|(_, l)| !l.is_finite())
@@ -652,7 +644,8 @@ impl Measured {
                 test_loss: e.test.as_ref().map(|t| t[k].loss),
                 test_acc: e.test.as_ref().map(|t| t[k].accuracy()),
                 margin: e.margin[k],
-                reg_loss: self.reg[k],
+                reg_loss: e.reg_loss[k],
+                gamma_star: e.gamma_star[k],
             })
             .collect()
     }
@@ -703,7 +696,7 @@ impl Display {
 
 /// The state of one training call.
 struct Session<'a, F: Real> {
-    trainer: Box<dyn Driver<F>>,
+    trainer: Trainer<F>,
     dir: PathBuf,
     metrics: File,
     /// `spectra.jsonl`, when `train.spectra_every > 0`.
@@ -711,8 +704,6 @@ struct Session<'a, F: Real> {
     /// elapsed_s of earlier sessions (resume).
     elapsed_before: f64,
     options: &'a RunOptions,
-    regularizer: Regularizer,
-    schedule: Optimizer<F>,
     /// The newest state that evaluated finite (not yet necessarily on disk).
     last_good: Option<TrainerState<F>>,
     resumed_from: Option<PathBuf>,
@@ -723,20 +714,14 @@ struct Session<'a, F: Real> {
 
 impl<'a, F: Real> Session<'a, F> {
     fn new(
-        trainer: Box<dyn Driver<F>>,
+        trainer: Trainer<F>,
         dir: PathBuf,
         metrics: File,
         spectra: Option<SpectraRecorder>,
         elapsed_before: f64,
         options: &'a RunOptions,
     ) -> Self {
-        let c = trainer.config();
         Session {
-            regularizer: Regularizer {
-                kind: c.train.regularizer,
-                strength: c.train.reg_strength,
-            },
-            schedule: Optimizer::new(&c.optimizer),
             trainer,
             dir,
             metrics,
@@ -754,22 +739,17 @@ impl<'a, F: Real> Session<'a, F> {
     }
 
     fn measure(&mut self) -> Result<Measured> {
-        let eval = self.trainer.evaluate()?;
-        let weights = self.trainer.weights()?;
-        let mut scratch = Weights::<F>::zeros(&self.trainer.config().model_spec(), weights.batch);
-        let reg = self.regularizer.apply(&weights, &mut scratch);
         Ok(Measured {
-            lr: self.schedule.lr_at(eval.step),
-            eval,
-            reg,
+            eval: self.trainer.evaluate()?,
         })
     }
 
-    fn save(&self) -> Result<PathBuf> {
+    fn save(&mut self) -> Result<PathBuf> {
         let state = self.trainer.state()?;
         let path = checkpoint::path_for(&self.dir, state.step);
+        let config = self.trainer.config().clone();
         let weights = self.trainer.weights()?;
-        checkpoint::save_state(&path, self.trainer.config(), &weights, &state)?;
+        checkpoint::save_state(&path, &config, weights, &state)?;
         Ok(path)
     }
 
@@ -862,9 +842,10 @@ impl<'a, F: Real> Session<'a, F> {
                 .min(next_stop(record_every))
                 .min(next_stop(ckpt_every))
                 .min(total);
-            let n = (stop - done).clamp(1, self.trainer.batch());
-            let report = match self.trainer.advance(n) {
-                Ok(r) => r,
+            let n = (stop - done).clamp(1, self.trainer.preferred_batch());
+            let mut last = None;
+            let report = match self.trainer.advance(n, &mut |r| last = Some(r)) {
+                Ok(()) => last.expect("advance took n >= 1 steps"),
                 Err(e @ Error::Diverged { .. }) => {
                     finish_display(&mut display);
                     return Err(self.diverged(e));
@@ -978,7 +959,6 @@ impl<'a, F: Real> Session<'a, F> {
             session_s,
             checkpoint: path,
             models: m.summaries(),
-            gamma_star: m.eval.gamma_star,
         })
     }
 
@@ -1038,7 +1018,10 @@ fn show_eval(display: &mut Display, m: &Measured, done: u64, total: u64, rate: f
                 return;
             }
             *last = Some(Instant::now());
-            let margin = match e.gamma_star {
+            // γ* depends only on the task and shape, so it is one number when every model
+            // has one.
+            let common_gamma_star = e.gamma_star.iter().copied().collect::<Option<Vec<f64>>>();
+            let margin = match common_gamma_star.and_then(|g| g.first().copied()) {
                 Some(g) => format!("  γ/γ* {:.4}", mean(e.margin.iter().copied()) / g),
                 None => format!("  margin {:.3e}", mean(e.margin.iter().copied())),
             };

@@ -1,8 +1,27 @@
 //! Closed-form results from the margin theory (shared/theory.md §2) the engine checks
 //! itself against.
 
-use crate::model::{Activation, Weights};
+use crate::model::{Activation, ModelSpec, Weights};
 use crate::real::Real;
+use crate::task::Op;
+
+/// γ* of a setup when the theory gives one, else None: the one rule every caller uses
+/// (the trainer's evaluations, the run summary, the analysis).
+///
+/// Covered: x², addition mod p, untied and unfactored, and a margin taken over the whole
+/// table (`whole_table`). With a train split the margin is taken over the training
+/// pairs, which may exceed the all-pairs maximum, so no γ* is defined for it (compare
+/// the all-pairs margin with γ* instead). Tied or factored models are not covered by the
+/// construction, nor are other operations (a−b has the same γ* by relabelling, but is
+/// left out until the analysis covers it).
+pub fn gamma_star(op: Op, spec: &ModelSpec, whole_table: bool) -> Option<f64> {
+    (whole_table
+        && op == Op::Add
+        && spec.activation == Activation::Square
+        && !spec.tied
+        && spec.embed_dim.is_none())
+    .then(|| gamma_star_modular_addition(spec.n_in))
+}
 
 /// Maximum normalized margin of the x² network on addition mod p (width ≥ 4(p−1)),
 /// with the L_{2,3} normalization: `√(2/27) / (√p · (p − 1))`.
@@ -31,4 +50,55 @@ pub fn normalized_margin<F: Real>(
     activation: Activation,
 ) -> f64 {
     min_margin / margin_norm(weights, k, activation)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(p: usize) -> ModelSpec {
+        ModelSpec {
+            n_in: p,
+            n_out: p,
+            width: 4 * (p - 1),
+            activation: Activation::Square,
+            tied: false,
+            embed_dim: None,
+            init_scale: 0.5,
+        }
+    }
+
+    /// theory.md §2's values (p = 23, 71, 97, 113 as printed there; p = 5 from the
+    /// formula by hand: √(2/27) / (√5 · 4) = 0.030429).
+    #[test]
+    fn gamma_star_matches_theory_md() {
+        for (p, expected) in [
+            (5, 3.0429e-2),
+            (23, 2.5796e-3),
+            (71, 4.6143e-4),
+            (97, 2.8786e-4),
+            (113, 2.2860e-4),
+        ] {
+            let g = gamma_star(Op::Add, &spec(p), true).unwrap();
+            assert!(
+                (g / expected - 1.0).abs() < 5e-5,
+                "p = {p}: {g} vs {expected}"
+            );
+        }
+    }
+
+    #[test]
+    fn gamma_star_is_undefined_outside_the_theorem() {
+        assert_eq!(gamma_star(Op::Add, &spec(23), false), None, "split");
+        assert_eq!(gamma_star(Op::Mul, &spec(23), true), None, "mul");
+        let mut s = spec(23);
+        s.activation = Activation::Relu;
+        assert_eq!(gamma_star(Op::Add, &s, true), None, "relu");
+        let mut s = spec(23);
+        s.tied = true;
+        assert_eq!(gamma_star(Op::Add, &s, true), None, "tied");
+        let mut s = spec(23);
+        s.embed_dim = Some(8);
+        assert_eq!(gamma_star(Op::Add, &s, true), None, "factored");
+    }
 }

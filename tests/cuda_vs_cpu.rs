@@ -9,7 +9,7 @@
 //! On a GPU: `cargo test --release --test cuda_vs_cpu -- --nocapture` (or the prebuilt
 //! executable that scripts/gpu-check.sh runs).
 
-use clockwork::engine::cuda::{self, CudaBackend, CudaTrainer, Precision};
+use clockwork::engine::cuda::{self, CudaBackend, Precision};
 use clockwork::engine::{reference, Backend, CoreSpec, Loss, PassStats};
 use clockwork::kinds::{OptimizerKind, RegularizerKind};
 use clockwork::model::{Activation, ModelSpec, Params, Weights};
@@ -328,9 +328,31 @@ fn cpu_curve(config: &RunConfig, steps: u64) -> Vec<(f64, f64)> {
         .collect()
 }
 
+/// A trainer on cuda:0 with the whole step on the device (the resident stepper).
+fn gpu_trainer(config: &RunConfig, precision: Precision, read_every: usize) -> Trainer<f32> {
+    let backend = CudaBackend::new(0, precision)
+        .unwrap()
+        .with_read_every(read_every)
+        .unwrap();
+    let trainer = Trainer::<f32>::with_backend(config, Box::new(backend)).unwrap();
+    assert!(
+        trainer.describe().contains("whole step on the device"),
+        "{}",
+        trainer.describe()
+    );
+    trainer
+}
+
+/// `steps` steps, every report.
+fn run(t: &mut Trainer<f32>, steps: u64) -> Result<Vec<StepReport>> {
+    let mut reports = Vec::new();
+    t.advance(steps, &mut |r| reports.push(r))?;
+    Ok(reports)
+}
+
 fn gpu_curve(config: &RunConfig, steps: u64, precision: Precision) -> Vec<(f64, f64)> {
-    let mut t = CudaTrainer::new(config, 0, precision).unwrap();
-    t.run(steps)
+    let mut t = gpu_trainer(config, precision, 100);
+    run(&mut t, steps)
         .unwrap()
         .iter()
         .map(|r| (r.train[0].loss, r.reg_loss[0]))
@@ -445,12 +467,11 @@ fn trainer_reports_state_and_evaluation_like_the_cpu() {
     c.optimizer.weight_decay = 0.5;
     c.optimizer.lr_milestones.clear();
     let mut cpu = Trainer::<f32>::from_config(&c).unwrap();
-    let mut gpu = CudaTrainer::new(&c, 0, Precision::Fp32).unwrap();
-    gpu.set_read_every(7).unwrap();
+    let mut gpu = gpu_trainer(&c, Precision::Fp32, 7);
     for _ in 0..20 {
         cpu.step().unwrap();
     }
-    let reports = gpu.run(20).unwrap();
+    let reports = run(&mut gpu, 20).unwrap();
     assert_eq!(reports.len(), 20);
     assert_eq!(reports[19].step, 19);
     assert_eq!(gpu.steps_done(), 20);
@@ -468,16 +489,16 @@ fn trainer_reports_state_and_evaluation_like_the_cpu() {
     );
     assert!(close(ce.test.as_ref().unwrap(), ge.test.as_ref().unwrap()));
     // State: same layout as the CPU trainer's, and a round trip continues identically.
-    let cs = cpu.state();
+    let cs = cpu.state().unwrap();
     let gs = gpu.state().unwrap();
     assert_eq!(gs.step, cs.step);
     assert_eq!(gs.params.len(), cs.params.len());
     assert_eq!(gs.adam_m.len(), cs.adam_m.len());
     let rel = rel_err(&to64(&gs.params), &to64(&cs.params));
     assert!(rel < 1e-4, "params differ by {rel}");
-    let next = gpu.run(5).unwrap();
+    let next = run(&mut gpu, 5).unwrap();
     gpu.restore(gs).unwrap();
-    let again = gpu.run(5).unwrap();
+    let again = run(&mut gpu, 5).unwrap();
     assert_eq!(next, again, "restore continues bit-identically");
 }
 
@@ -491,8 +512,8 @@ fn divergence_stops_at_the_same_step_as_the_cpu() {
     c.optimizer.lr_milestones.clear();
     let mut cpu = Trainer::<f32>::from_config(&c).unwrap();
     let cpu_err = (0..200).find_map(|_| cpu.step().err());
-    let mut gpu = CudaTrainer::new(&c, 0, Precision::Fp32).unwrap();
-    let gpu_err = gpu.run(200).err();
+    let mut gpu = gpu_trainer(&c, Precision::Fp32, 100);
+    let gpu_err = run(&mut gpu, 200).err();
     match (cpu_err, gpu_err) {
         (
             Some(Error::Diverged {

@@ -20,7 +20,7 @@ fn run(threads: usize, models: usize, steps: usize) -> Vec<f32> {
     for _ in 0..steps {
         trainer.step().unwrap();
     }
-    trainer.params().data.clone()
+    trainer.state().unwrap().params
 }
 
 #[test]

@@ -34,7 +34,7 @@ fn check(
     let mut trainer = Trainer::<f64>::from_config(&config).unwrap();
     objective(&mut trainer);
     let analytic = trainer.param_grads().to_vec();
-    let base = trainer.state();
+    let base = trainer.state().unwrap();
     let h = 1e-6;
     let numeric: Vec<f64> = (0..analytic.len())
         .map(|i| {
@@ -90,7 +90,7 @@ fn a_wrong_gradient_would_be_caught() {
     let mut trainer = Trainer::<f64>::from_config(&config).unwrap();
     objective(&mut trainer);
     let g0 = trainer.param_grads()[0] * (1.0 + 1e-4);
-    let base = trainer.state();
+    let base = trainer.state().unwrap();
     let h = 1e-6;
     let mut at = |delta: f64| {
         let mut state = base.clone();

@@ -49,7 +49,7 @@ fn one_step_matches_pytorch_autograd() {
     let mut trainer = Trainer::<f64>::from_config(&config).unwrap();
 
     // Parameter storage is token-major: u[a·m + i], v[b·m + i], then w[c·m + i].
-    let mut state = trainer.state();
+    let mut state = trainer.state().unwrap();
     let (u, rest) = state.params.split_at_mut(P * M);
     let (v, w) = rest.split_at_mut(P * M);
     for i in 0..M {

@@ -322,7 +322,7 @@ fn print_summary(s: &RunSummary) {
             (Some(l), Some(a)) => format!("test loss {l:.4e}, test acc {}", fmt_acc(a)),
             _ => "no test split".to_string(),
         };
-        let margin = match s.gamma_star {
+        let margin = match m.gamma_star {
             Some(g) => format!(
                 "normalized margin {:.4e} = {:.4} γ* (γ* = {g:.4e})",
                 m.margin,

@@ -15,6 +15,7 @@ use crate::kinds::{Device, Precision};
 use crate::model::{Activation, Weights};
 use crate::real::Real;
 use crate::task::PairSet;
+use stepper::{Stepper, StepperSetup};
 
 /// What the fused core computes: the activation and the loss. Passed with every call,
 /// so one backend serves models of any activation and loss.
@@ -82,6 +83,15 @@ pub trait Backend<F: Real>: Send + Sync {
         weights: &Weights<F>,
         pairs: &PairSet,
     ) -> Result<Vec<PassStats>>;
+
+    /// A stepper that keeps the whole training step on this backend's device, when it
+    /// has one for `setup` (CUDA: f32, unfactored models, one split for the batch).
+    /// `None` (the default) means the trainer steps on the host over this backend's
+    /// passes, which every backend supports.
+    fn resident_stepper(&self, setup: &StepperSetup<F>) -> Result<Option<Box<dyn Stepper<F>>>> {
+        let _ = setup;
+        Ok(None)
+    }
 }
 
 /// Opens the backend for `device`: the CPU backend on `threads` worker threads (0 = all

@@ -137,7 +137,7 @@ pub struct TrainerState<F> {
 
 /// A training step that runs somewhere: on the host over a backend's passes, or
 /// resident on a device. See the module docs.
-pub trait Stepper<F: Real>: Send {
+pub trait Stepper<F: Real> {
     /// Where it runs, for logs (e.g. `"cpu (2 threads, avx512)"`).
     fn describe(&self) -> String;
 

@@ -4,10 +4,13 @@
 //! with a host copy of the last upload; pair sets are cached on the device, the last
 //! few by content), runs one pass and copies back the statistics and, for
 //! `loss_and_grad`, the gradients: one host synchronization per call. For training
-//! without any per-step host round trip use [`super::CudaTrainer`].
+//! without any per-step host round trip it offers the trainer a device-resident stepper
+//! ([`Backend::resident_stepper`], `stepper.rs`).
 
 use super::device::{enqueue_pass, DevPairs, DevWeights, Dims, Gpu, Plan, WeightPtrs, Workspace};
+use super::stepper::{CudaStepper, DEFAULT_READ_EVERY};
 use super::Precision;
+use crate::engine::stepper::{Stepper, StepperSetup};
 use crate::engine::{check_pairs, Backend, CoreSpec, PassStats};
 use crate::error::{Error, Result};
 use crate::model::Weights;
@@ -25,6 +28,10 @@ const PAIR_CACHE: usize = 4;
 pub struct CudaBackend {
     state: Mutex<State>,
     description: String,
+    device: usize,
+    precision: Precision,
+    /// Steps between metric read-backs of the resident stepper it offers.
+    read_every: usize,
 }
 
 struct State {
@@ -58,6 +65,9 @@ impl CudaBackend {
         let gpu = Gpu::new(device, precision)?;
         Ok(CudaBackend {
             description: gpu.describe(),
+            device,
+            precision,
+            read_every: DEFAULT_READ_EVERY,
             state: Mutex::new(State {
                 gpu,
                 dims: None,
@@ -68,6 +78,17 @@ impl CudaBackend {
                 workspaces: Vec::new(),
             }),
         })
+    }
+
+    /// Sets how many steps the device-resident stepper takes between two metric
+    /// read-backs (the size of its device metrics ring; [`DEFAULT_READ_EVERY`] unless
+    /// set). Fails for 0.
+    pub fn with_read_every(mut self, steps: usize) -> Result<CudaBackend> {
+        if steps == 0 {
+            return Err(Error::config("read_every", 0, "must be at least 1"));
+        }
+        self.read_every = steps;
+        Ok(self)
     }
 
     fn run<F: Real>(
@@ -226,5 +247,17 @@ impl<F: Real> Backend<F> for CudaBackend {
         pairs: &PairSet,
     ) -> Result<Vec<PassStats>> {
         self.run(core, weights, pairs, None)
+    }
+
+    fn resident_stepper(&self, setup: &StepperSetup<F>) -> Result<Option<Box<dyn Stepper<F>>>> {
+        if !CudaStepper::covers(setup) {
+            return Ok(None);
+        }
+        let gpu = Gpu::new(self.device, self.precision)?;
+        Ok(Some(Box::new(CudaStepper::new(
+            gpu,
+            setup,
+            self.read_every,
+        )?)))
     }
 }

@@ -6,9 +6,12 @@
 //! * [`CudaBackend`]: a [`Backend`](super::Backend) like the CPU one (loss, stats and the
 //!   gradient of the effective weights; the host trainer does the rest). Works for every
 //!   model the CPU trains (tied, factored, any activation/loss); runs in f32.
-//! * [`CudaTrainer`]: the whole training step on the device — pass, regularizer,
-//!   Grokfast, GD/AdamW — captured once as a CUDA graph and replayed, with the metrics
-//!   read back every N steps and never a host sync per step. Unfactored models.
+//! * the device-resident stepper (`stepper.rs`), which [`CudaBackend`] offers the trainer
+//!   through [`Backend::resident_stepper`](super::Backend::resident_stepper): the whole
+//!   training step on the device — pass, regularizer, Grokfast, GD/AdamW, each model with
+//!   its own hyperparameters — captured once as a CUDA graph and replayed, with the
+//!   metrics read back every N steps and never a host sync per step. f32, unfactored
+//!   models whose batch shares one split.
 //!
 //! # The step on the device (kernels/, one file per kernel family)
 //! Per chunk of pairs (the pairs are cut into chunks only when the per-chunk buffers would
@@ -31,10 +34,10 @@ mod backend;
 mod device;
 pub mod kernels;
 mod params;
-mod trainer;
+mod stepper;
 
 pub use backend::CudaBackend;
-pub use trainer::CudaTrainer;
+pub use stepper::DEFAULT_READ_EVERY;
 
 use crate::error::{Error, Result};
 pub use crate::kinds::Precision;
@@ -67,6 +70,17 @@ pub fn device_count() -> Result<usize> {
             "the driver reports no usable CUDA device ({e})"
         ))),
     }
+}
+
+/// (free, total) bytes of `cuda:device`'s memory as the driver reports them now (for
+/// memory figures in benchmarks).
+pub fn memory_info(device: usize) -> Result<(usize, usize)> {
+    probe(device)?;
+    let context = cudarc::driver::CudaContext::new(device)
+        .map_err(|e| Error::Backend(format!("cannot open cuda:{device}: {e}")))?;
+    context
+        .mem_get_info()
+        .map_err(|e| Error::Backend(format!("cuMemGetInfo on cuda:{device}: {e}")))
 }
 
 /// `Ok(())` when `cuda:N` can be used, else the one-line reason. Cheap: it does not

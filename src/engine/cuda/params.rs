@@ -66,7 +66,7 @@ pub(crate) struct FinalizeParams {
     pub ctl: u64,
     pub ring: u64,
     pub bad: u64,
-    pub reg_lambda: f64,
+    pub hypers: u64,
     pub batch: i32,
     pub m: i32,
     pub ring_len: i32,
@@ -80,11 +80,11 @@ pub(crate) struct ControlParams {
     pub bad: u64,
     pub milestones: u64,
     pub ring_lr: u64,
-    pub lr: f64,
+    pub hypers: u64,
+    pub model_ctl: u64,
     pub lr_factor: f64,
     pub beta1: f64,
     pub beta2: f64,
-    pub weight_decay: f64,
     pub batch: i32,
     pub n_milestones: i32,
     pub ring_len: i32,
@@ -105,9 +105,10 @@ pub(crate) struct UpdateParams {
     pub ema: u64,
     pub norms: u64,
     pub ctl: u64,
+    pub hypers: u64,
+    pub model_ctl: u64,
     pub emb_len: i64,
     pub w_len: i64,
-    pub reg_lambda: f64,
     pub n_in: i32,
     pub n_out: i32,
     pub m: i32,
@@ -121,7 +122,7 @@ pub(crate) struct UpdateParams {
     pub eps: f32,
     pub ga_alpha: f32,
     pub one_minus_ga_alpha: f32,
-    pub ga_lambda: f32,
+    pub grokfast: i32,
 }
 
 // SAFETY: plain #[repr(C)] structs of integers and floats, laid out like their CUDA twins
@@ -150,5 +151,10 @@ pub(crate) mod ctl {
     pub const DIVERGED_MODEL: usize = 2;
     pub const DIVERGED_STEP: usize = 3;
     pub const EMA_READY: usize = 4;
-    pub const WORDS: usize = 9;
+    pub const WORDS: usize = 6;
+    /// f64 words per model in the `hypers` buffer (kernels/common.cuh HYPER_*), in
+    /// this order: lr, weight decay, regularizer λ, Grokfast λ.
+    pub const HYPER_WORDS: usize = 4;
+    /// f64 words per model of per-step scalars (`model_ctl`, MCTL_*).
+    pub const MCTL_WORDS: usize = 3;
 }
