@@ -3,8 +3,9 @@
 //!
 //! `cargo run --release --example step_timing -- [p m B [f32|f64]]`
 //!
-//! Environment: `KERNEL=fused|matrixmultiply` picks another CPU kernel than the default
-//! (the gemm crate), `TILE_ROWS` and `TARGET_JOBS` override the tiling.
+//! Environment: `TILE_ROWS`, `CHUNKS_PER_MODEL` and `MIN_CHUNK_WORK` override the tiling
+//! ([`clockwork::engine::cpu::CpuOptions`]). Other kernels than the production one are
+//! timed by the kernel harness: `cargo bench --bench cpu_kernels --features dev-kernels`.
 
 use clockwork::prelude::*;
 use clockwork::real::Real;
@@ -22,16 +23,12 @@ fn time<F: Real>(p: usize, m: usize, b: usize) -> Result<()> {
     if let Ok(t) = std::env::var("TILE_ROWS") {
         options.tile_rows = t.parse().expect("TILE_ROWS is an integer");
     }
-    if let Ok(t) = std::env::var("TARGET_JOBS") {
-        options.target_jobs = t.parse().expect("TARGET_JOBS is an integer");
+    if let Ok(t) = std::env::var("CHUNKS_PER_MODEL") {
+        options.chunks_per_model = t.parse().expect("CHUNKS_PER_MODEL is an integer");
     }
-    options.kernel = match std::env::var("KERNEL").as_deref() {
-        Ok("fused") => clockwork::engine::cpu::CpuKernel::FusedAvx2,
-        Ok("matrixmultiply") => {
-            clockwork::engine::cpu::CpuKernel::Library(clockwork::real::GemmLib::MatrixMultiply)
-        }
-        _ => clockwork::engine::cpu::CpuKernel::Auto,
-    };
+    if let Ok(t) = std::env::var("MIN_CHUNK_WORK") {
+        options.min_chunk_work = t.parse().expect("MIN_CHUNK_WORK is an integer");
+    }
     let backend = clockwork::engine::cpu::CpuBackend::new(options)?;
     let mut trainer = Trainer::<F>::with_backend(&config, Box::new(backend))?;
     trainer.step()?;

@@ -45,5 +45,7 @@ export CLOCKWORK_PTXAS="$NV/cuda_nvcc/bin/ptxas"
 export CLOCKWORK_CUDA_INCLUDE="$NV/cuda_runtime/include"
 export CLOCKWORK_REQUIRE_NVRTC=1
 
+# --features dev-kernels builds the CPU kernel harness (benches/cpu_kernels/), whose
+# checks of every kernel version against the f64 reference then run with the tests.
 # shellcheck disable=SC2086
-cargo test --release --all-targets ${CARGO_TEST_ARGS:-}
+cargo test --release --all-targets --features dev-kernels ${CARGO_TEST_ARGS:-}

@@ -27,35 +27,13 @@ pub trait Real:
     /// The config's name for this type (`RunConfig::dtype` of a run in it).
     const ELEMENT: crate::kinds::Dtype;
 
-    /// `C = alpha·A·B + beta·C` with arbitrary row/column strides (matrixmultiply's
-    /// convention; `beta = 0` never reads `C`), computed by `lib`. `A` is `m×k`, `B` is
-    /// `k×n`, `C` is `m×n`.
+    /// `C = alpha·A·B + beta·C` with arbitrary row/column strides (`beta = 0` never
+    /// reads `C`), through the `gemm` crate (its AVX-512 / AVX2 kernels, picked at run
+    /// time). `A` is `m×k`, `B` is `k×n`, `C` is `m×n`. Single-threaded: the engine
+    /// parallelizes over jobs, not inside a product.
     ///
     /// # Safety
     /// The pointers and strides must describe valid, non-overlapping (for `C`) memory.
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn gemm_with(
-        lib: GemmLib,
-        m: usize,
-        k: usize,
-        n: usize,
-        alpha: Self,
-        a: *const Self,
-        rsa: isize,
-        csa: isize,
-        b: *const Self,
-        rsb: isize,
-        csb: isize,
-        beta: Self,
-        c: *mut Self,
-        rsc: isize,
-        csc: isize,
-    );
-
-    /// [`Real::gemm_with`] with the default library.
-    ///
-    /// # Safety
-    /// As for [`Real::gemm_with`].
     #[allow(clippy::too_many_arguments)]
     unsafe fn gemm(
         m: usize,
@@ -73,22 +51,27 @@ pub trait Real:
         rsc: isize,
         csc: isize,
     ) {
-        Self::gemm_with(
-            GemmLib::default(),
+        // gemm's convention is dst = alpha·dst + beta·lhs·rhs, with (column, row) strides.
+        gemm::gemm(
             m,
-            k,
             n,
-            alpha,
-            a,
-            rsa,
-            csa,
-            b,
-            rsb,
-            csb,
-            beta,
+            k,
             c,
-            rsc,
             csc,
+            rsc,
+            beta != Self::zero(),
+            a,
+            csa,
+            rsa,
+            b,
+            csb,
+            rsb,
+            beta,
+            alpha,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
         )
     }
 
@@ -108,65 +91,10 @@ pub trait Real:
     }
 }
 
-/// `Real::gemm_with` for one element type: the same dispatch for f32 and f64, with
-/// matrixmultiply's `sgemm` or `dgemm`.
-macro_rules! gemm_with_impl {
-    ($t:ty, $mm_gemm:path) => {
-        #[allow(clippy::too_many_arguments)]
-        unsafe fn gemm_with(
-            lib: GemmLib,
-            m: usize,
-            k: usize,
-            n: usize,
-            alpha: $t,
-            a: *const $t,
-            rsa: isize,
-            csa: isize,
-            b: *const $t,
-            rsb: isize,
-            csb: isize,
-            beta: $t,
-            c: *mut $t,
-            rsc: isize,
-            csc: isize,
-        ) {
-            match lib {
-                // gemm's convention is dst = alpha·dst + beta·lhs·rhs.
-                GemmLib::Gemm => gemm::gemm(
-                    m,
-                    n,
-                    k,
-                    c,
-                    csc,
-                    rsc,
-                    beta != 0.0,
-                    a,
-                    csa,
-                    rsa,
-                    b,
-                    csb,
-                    rsb,
-                    beta,
-                    alpha,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::None,
-                ),
-                GemmLib::MatrixMultiply => {
-                    $mm_gemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc)
-                }
-            }
-        }
-    };
-}
-
 impl Real for f32 {
     const NAME: &'static str = "f32";
     const DTYPE: safetensors::Dtype = safetensors::Dtype::F32;
     const ELEMENT: crate::kinds::Dtype = crate::kinds::Dtype::F32;
-
-    gemm_with_impl!(f32, matrixmultiply::sgemm);
 
     #[inline(always)]
     fn softmax_exp(x: f32) -> f32 {
@@ -178,8 +106,6 @@ impl Real for f64 {
     const NAME: &'static str = "f64";
     const DTYPE: safetensors::Dtype = safetensors::Dtype::F64;
     const ELEMENT: crate::kinds::Dtype = crate::kinds::Dtype::F64;
-
-    gemm_with_impl!(f64, matrixmultiply::dgemm);
 
     #[inline(always)]
     fn softmax_exp(x: f64) -> f64 {
@@ -226,15 +152,4 @@ mod tests {
         }
         assert!(worst < 5e-7, "worst relative error {worst}");
     }
-}
-
-/// The GEMM library behind the engine's products.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum GemmLib {
-    /// The `gemm` crate: measured ~20% faster than matrixmultiply on the p = 113,
-    /// m = 512 step on a 2-core Zen 4 with AVX2 (README, "Speed").
-    #[default]
-    Gemm,
-    /// bluss's matrixmultiply.
-    MatrixMultiply,
 }

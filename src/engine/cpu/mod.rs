@@ -10,43 +10,32 @@
 //! the `pairs × m` hidden matrix nor the `pairs × n_out` logits ever exist whole.
 //!
 //! # Parallelism and determinism
-//! Tiles are grouped into chunks; a chunk is one rayon job with its own gradient
+//! Each model's pairs are cut into chunks; a chunk is one rayon job with its own gradient
 //! accumulator, and the partial gradients are summed in chunk order. The chunking depends
-//! only on the problem (pairs, batch) and the options, never on the thread count, so the
-//! results are bit-identical for any number of threads.
+//! only on the model's problem (its pair count, width and classes) and the options, never
+//! on the batch size or the thread count, so a model's results are bit-identical for any
+//! number of threads and whether it is trained alone or in a batch of any size.
 //!
-//! The three products go through matrixmultiply (packed, AVX2/FMA microkernels, chosen
-//! at run time); the elementwise parts are compiled once per instruction set
-//! (the private `simd` module) and dispatched at run time.
+//! The three products go through the `gemm` crate ([`Real::gemm`]: packed AVX-512 / AVX2
+//! microkernels, chosen at run time); the elementwise parts are compiled once per
+//! instruction set (the private `simd` module) and dispatched at run time. Slower
+//! alternatives (matrixmultiply, a hand-written AVX2 microkernel) live in the kernel
+//! harness, benches/cpu_kernels/, not here.
 
-#[cfg(target_arch = "x86_64")]
-mod fused_avx2;
+#[cfg(feature = "dev-kernels")]
+#[doc(hidden)]
+pub mod dev;
 mod simd;
 mod tile;
 
 use super::{check_pairs, Backend, CoreSpec, PassStats};
 use crate::error::{Error, Result};
 use crate::model::Weights;
-use crate::real::{GemmLib, Real};
+use crate::real::Real;
 use crate::task::PairSet;
 use rayon::prelude::*;
 use std::any::Any;
 use std::sync::Mutex;
-
-/// How the three products of a tile are computed.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum CpuKernel {
-    /// Through a GEMM library, with the elementwise work fused around the calls.
-    Library(GemmLib),
-    /// The hand-written f32 AVX2+FMA microkernel with the σ'-scatter fused into the
-    /// `D = G·W` product (`fused_avx2.rs`). f64 passes still use the default library.
-    /// It measured ~5–10% slower than the `gemm` crate on the benchmark shapes, so it is
-    /// opt-in (README, "Speed").
-    FusedAvx2,
-    /// The default: `Library(GemmLib::Gemm)`.
-    #[default]
-    Auto,
-}
 
 /// Tuning knobs of the CPU backend. The defaults are what the `step` benchmark picked.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -54,33 +43,38 @@ pub struct CpuOptions {
     /// Most rows (pairs) per tile; a job cuts its rows into the fewest tiles of at most
     /// this many, all of about one height.
     pub tile_rows: usize,
-    /// Aim for at least this many jobs per pass across the batch, so every core stays busy
-    /// with little imbalance; small problems with many models get one job per model.
-    /// Each job carries its own gradient accumulator (zeroed, then summed in the
-    /// reduction: 0.7 MB at p = 113, m = 512), so more jobs than needed cost memory
+    /// Most chunks (parallel jobs) one model's pairs are cut into: never more than one
+    /// per tile's worth of rows, nor more than [`CpuOptions::min_chunk_work`] allows.
+    /// Each chunk carries its own gradient accumulator (zeroed, then summed in the
+    /// reduction: 0.7 MB at p = 113, m = 512), so more chunks than cores need cost memory
     /// traffic. The default is two per core of the machine and at least 8
-    /// ([`std::thread::available_parallelism`]): a run is bit-identical for any `threads`
-    /// on one machine; set it explicitly to pin results across machines.
-    pub target_jobs: usize,
+    /// ([`std::thread::available_parallelism`]), so one large model keeps both cores
+    /// evenly busy: a run is bit-identical for any `threads` on one machine; set it
+    /// explicitly to pin results across machines.
+    pub chunks_per_model: usize,
+    /// Least work per chunk, in multiply-adds of one product (rows × width × classes):
+    /// a model gets at most `rows·width·classes / min_chunk_work` chunks (at least one).
+    /// Below this a chunk spends about as long zeroing and summing its accumulator as on
+    /// its products (3 chunks per model instead of 1 measured ~10% slower at p = 23,
+    /// m = 96, B = 64); small models in a batch then run one job each. 0 or 1: no minimum.
+    pub min_chunk_work: usize,
     /// Worker threads (None: rayon's global pool, i.e. all cores or RAYON_NUM_THREADS).
     pub threads: Option<usize>,
-    /// Which implementation computes the products of a tile.
-    pub kernel: CpuKernel,
 }
 
 impl Default for CpuOptions {
     fn default() -> Self {
         CpuOptions {
             tile_rows: 256,
-            target_jobs: default_target_jobs(),
+            chunks_per_model: default_chunks_per_model(),
+            min_chunk_work: 1 << 20,
             threads: None,
-            kernel: CpuKernel::Auto,
         }
     }
 }
 
-/// Two jobs per core, at least 8 (see [`CpuOptions::target_jobs`]).
-fn default_target_jobs() -> usize {
+/// Two chunks per core, at least 8 (see [`CpuOptions::chunks_per_model`]).
+fn default_chunks_per_model() -> usize {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     (2 * cores).max(8)
 }
@@ -97,20 +91,17 @@ pub struct CpuBackend {
 
 impl CpuBackend {
     /// A backend with `options`. Fails with [`Error::InvalidConfig`] for a zero
-    /// `tile_rows`, `target_jobs` or `threads`, or [`CpuKernel::FusedAvx2`] on a CPU
-    /// without AVX2+FMA, and with [`Error::Backend`] if the thread pool cannot start.
+    /// `tile_rows`, `chunks_per_model` or `threads`, and with [`Error::Backend`] if the
+    /// thread pool cannot start.
     pub fn new(options: CpuOptions) -> Result<CpuBackend> {
         if options.tile_rows == 0 {
             return Err(Error::config("tile_rows", 0, "tiles need at least one row"));
         }
-        if options.target_jobs == 0 {
-            return Err(Error::config("target_jobs", 0, "need at least one job"));
-        }
-        if options.kernel == CpuKernel::FusedAvx2 && simd::level() < simd::Level::Avx2 {
+        if options.chunks_per_model == 0 {
             return Err(Error::config(
-                "kernel",
-                "fused-avx2",
-                "this CPU has no AVX2+FMA (or CLOCKWORK_SIMD capped it); use the default kernel",
+                "chunks_per_model",
+                0,
+                "need at least one chunk",
             ));
         }
         let pool = match options.threads {
@@ -137,28 +128,6 @@ impl CpuBackend {
         }
     }
 
-    /// Packs every model's W for the hand-written f32 kernels (empty if they don't run).
-    #[cfg(target_arch = "x86_64")]
-    fn pack_w<F: Real>(&self, weights: &Weights<F>) -> Vec<fused_avx2::PackedW> {
-        if std::any::TypeId::of::<F>() != std::any::TypeId::of::<f32>()
-            || self.options.kernel != CpuKernel::FusedAvx2
-        {
-            return Vec::new();
-        }
-        let w: &[f32] = bytemuck::cast_slice(&weights.w);
-        let len = weights.n_out * weights.width;
-        self.install(|| {
-            (0..weights.batch)
-                .into_par_iter()
-                .map(|k| {
-                    let mut packed = fused_avx2::PackedW::default();
-                    packed.pack(&w[k * len..(k + 1) * len], weights.n_out, weights.width);
-                    packed
-                })
-                .collect()
-        })
-    }
-
     fn take_scratch<F: Real>(&self) -> Vec<tile::JobResult<F>> {
         let mut pool = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
         match pool.iter().position(|b| b.is::<Vec<tile::JobResult<F>>>()) {
@@ -174,14 +143,23 @@ impl CpuBackend {
             .push(Box::new(results));
     }
 
-    /// Pair ranges of each model's chunks: `target_jobs / batch` of them (at least one, at
-    /// most one per tile's worth of rows), of equal size but for the last, so the jobs of
-    /// a pass weigh the same and spread evenly over the cores. (Whole tiles per chunk
-    /// left p = 71 with 5 chunks of 2 tiles for 2 cores.)
-    fn chunks(&self, n_pairs: usize, batch: usize) -> Vec<(usize, usize)> {
-        let n_tiles = n_pairs.div_ceil(self.options.tile_rows).max(1);
-        let chunks_per_model = self.options.target_jobs.div_ceil(batch).clamp(1, n_tiles);
-        let chunk = n_pairs.div_ceil(chunks_per_model).max(1);
+    /// Pair ranges of one model's chunks: the most of [`CpuOptions::chunks_per_model`],
+    /// one per tile's worth of rows and one per [`CpuOptions::min_chunk_work`] (at least
+    /// one), of equal size but for the last, so the jobs of a pass weigh the same and
+    /// spread evenly over the cores. (Whole tiles per chunk left p = 71 with 5 chunks of
+    /// 2 tiles for 2 cores.) Depends on the model's problem alone, not on the batch size:
+    /// a model trained alone sums its gradient in the same order as in a batch.
+    fn chunks(&self, n_pairs: usize, width: usize, n_out: usize) -> Vec<(usize, usize)> {
+        let by_tiles = n_pairs.div_ceil(self.options.tile_rows);
+        let by_work = n_pairs.saturating_mul(width).saturating_mul(n_out)
+            / self.options.min_chunk_work.max(1);
+        let per_model = self
+            .options
+            .chunks_per_model
+            .min(by_tiles)
+            .min(by_work)
+            .max(1);
+        let chunk = n_pairs.div_ceil(per_model).max(1);
         (0..n_pairs.div_ceil(chunk).max(1))
             .map(|c| (c * chunk, ((c + 1) * chunk).min(n_pairs)))
             .collect()
@@ -194,6 +172,20 @@ impl CpuBackend {
         pairs: &PairSet,
         grads: Option<&mut Weights<F>>,
     ) -> Result<Vec<PassStats>> {
+        self.run_jobs(core, weights, pairs, grads, simd::run_job::<F>)
+    }
+
+    /// One pass in which `job` computes every (model, pair range) job: the chunking, the
+    /// threads and the fixed-order reduction are the same whatever `job` is (the kernel
+    /// harness runs its alternative kernels through here too).
+    fn run_jobs<F: Real>(
+        &self,
+        core: CoreSpec,
+        weights: &Weights<F>,
+        pairs: &PairSet,
+        grads: Option<&mut Weights<F>>,
+        job: impl Fn(&tile::Context<F>, usize, (usize, usize), bool, &mut tile::JobResult<F>) + Sync,
+    ) -> Result<Vec<PassStats>> {
         check_pairs(weights, pairs)?;
         if pairs.is_empty() {
             return Err(Error::config(
@@ -202,7 +194,7 @@ impl CpuBackend {
                 "cannot run a pass over zero pairs",
             ));
         }
-        let chunks = self.chunks(pairs.len(), weights.batch);
+        let chunks = self.chunks(pairs.len(), weights.width, weights.n_out);
         let jobs: Vec<(usize, (usize, usize))> = (0..weights.batch)
             .flat_map(|k| chunks.iter().map(move |&c| (k, c)))
             .collect();
@@ -212,20 +204,14 @@ impl CpuBackend {
             weights,
             pairs,
             tile_rows: self.options.tile_rows,
-            gemm: match self.options.kernel {
-                CpuKernel::Library(lib) => lib,
-                CpuKernel::FusedAvx2 | CpuKernel::Auto => GemmLib::default(),
-            },
             inv_n: 1.0 / pairs.len() as f64,
-            #[cfg(target_arch = "x86_64")]
-            packed: self.pack_w(weights),
         };
         let mut results = self.take_scratch::<F>();
         results.resize_with(jobs.len(), Default::default);
         self.install(|| {
             jobs.par_iter()
                 .zip(results.par_iter_mut())
-                .for_each(|(&(k, range), out)| simd::run_job(&ctx, k, range, want_grads, out))
+                .for_each(|(&(k, range), out)| job(&ctx, k, range, want_grads, out))
         });
         let per_model = chunks.len();
         let stats: Vec<PassStats> = results
@@ -291,11 +277,7 @@ fn reduce<F: Real>(results: &[tile::JobResult<F>], per_model: usize, grads: &mut
 impl<F: Real> Backend<F> for CpuBackend {
     fn describe(&self) -> String {
         let threads = self.install(rayon::current_num_threads);
-        format!(
-            "cpu ({threads} threads, {}, {:?})",
-            simd::level_name(),
-            self.options.kernel
-        )
+        format!("cpu ({threads} threads, {})", simd::level_name())
     }
 
     fn loss_and_grad(

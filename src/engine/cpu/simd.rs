@@ -4,8 +4,6 @@
 //! baseline target. The best level the CPU supports is picked once; setting
 //! `CLOCKWORK_SIMD=avx2` or `=scalar` caps it (to compare paths or rule one out).
 
-#[cfg(target_arch = "x86_64")]
-use super::fused_avx2;
 use super::tile::{self, Act, Context, JobResult, Pow, Relu, Square};
 use crate::model::Activation;
 use crate::real::Real;
@@ -71,7 +69,7 @@ pub(crate) fn run_job<F: Real>(
     }
 }
 
-fn dispatch<F: Real, A: Act<F> + Act<f32>>(
+fn dispatch<F: Real, A: Act<F>>(
     ctx: &Context<F>,
     act: A,
     k: usize,
@@ -81,17 +79,6 @@ fn dispatch<F: Real, A: Act<F> + Act<f32>>(
 ) {
     #[cfg(target_arch = "x86_64")]
     {
-        if !ctx.packed.is_empty() {
-            // Packing only happens for f32 on AVX2 (see `CpuBackend::pack_w`).
-            assert_eq!(std::any::TypeId::of::<F>(), std::any::TypeId::of::<f32>());
-            // SAFETY: F is f32 (checked above), so the casts are between identical types,
-            // and AVX2+FMA were detected before anything was packed.
-            unsafe {
-                let ctx = &*(ctx as *const Context<F> as *const Context<f32>);
-                let out = &mut *(out as *mut JobResult<F> as *mut JobResult<f32>);
-                return fused_avx2::job(ctx, &ctx.packed[k], act, k, range, want, out);
-            }
-        }
         // SAFETY: the level was detected on this CPU.
         match level() {
             Level::Avx512 => return unsafe { job_avx512(ctx, act, k, range, want, out) },

@@ -10,41 +10,46 @@ use crate::model::Weights;
 use crate::real::Real;
 use crate::task::PairSet;
 
-pub(crate) struct Context<'a, F> {
+/// What every job of one pass shares: the problem, the weights and the tiling.
+pub struct Context<'a, F> {
+    /// The activation and loss of the pass.
     pub core: CoreSpec,
+    /// The effective weights of every model of the batch.
     pub weights: &'a Weights<F>,
+    /// The pairs of the pass; a job reads its range of them.
     pub pairs: &'a PairSet,
+    /// Most rows per tile (a job balances its tiles below this, see [`balanced_tile`]).
     pub tile_rows: usize,
-    /// Library for the three products (the generic path).
-    pub gemm: crate::real::GemmLib,
     /// 1 / (number of pairs): the loss is a mean over all pairs, not per chunk.
     pub inv_n: f64,
-    /// W of every model packed for the hand-written f32 AVX2 path; empty when that path
-    /// is not taken.
-    #[cfg(target_arch = "x86_64")]
-    pub packed: Vec<super::fused_avx2::PackedW>,
 }
 
 /// What one job produces: its share of the loss statistics and (when asked for) its
 /// partial gradients, plus its tile workspaces. The backend keeps these between calls
 /// so that a step allocates (and page-faults) nothing.
 #[derive(Default)]
-pub(crate) struct JobResult<F> {
+pub struct JobResult<F> {
+    /// The job's share of the mean loss (already divided by the pass's pair count).
     pub loss: f64,
+    /// Pairs of the job classified correctly.
     pub correct: usize,
+    /// Smallest margin over the job's pairs.
     pub min_margin: f64,
+    /// The job's partial dL/dU (p × m, zeroed by [`JobResult::reset`]; empty without
+    /// gradients).
     pub grad_u: Vec<F>,
+    /// The job's partial dL/dV, like `grad_u`.
     pub grad_v: Vec<F>,
+    /// The job's partial dL/dW (n_out × m).
     pub grad_w: Vec<F>,
     hidden: Vec<F>,
     logits: Vec<F>,
     delta: Vec<F>,
-    #[cfg(target_arch = "x86_64")]
-    pub avx2: super::fused_avx2::Workspace,
 }
 
 impl<F: Real> JobResult<F> {
-    /// Clears the statistics and sizes the gradients (zeroed) for a new job.
+    /// Clears the statistics and sizes the gradients (zeroed) for a new job: `embed_len`
+    /// elements for each embedding gradient, `w_len` for W's (none without `want_grads`).
     pub fn reset(&mut self, want_grads: bool, embed_len: usize, w_len: usize) {
         self.loss = 0.0;
         self.correct = 0;
@@ -56,6 +61,16 @@ impl<F: Real> JobResult<F> {
     }
 }
 
+#[cfg(feature = "dev-kernels")]
+impl<F> JobResult<F> {
+    /// The job's three tile workspaces (the production loop's hidden, logits and delta),
+    /// for a harness kernel to size and use as it likes; like the production ones they
+    /// are kept between passes, so a kernel's pass allocates nothing either.
+    pub fn workspaces(&mut self) -> [&mut Vec<F>; 3] {
+        [&mut self.hidden, &mut self.logits, &mut self.delta]
+    }
+}
+
 /// Clears `v` and sets it to `len` zeros without giving back its allocation.
 #[inline(always)]
 fn reset<F: Real>(v: &mut Vec<F>, len: usize) {
@@ -63,18 +78,24 @@ fn reset<F: Real>(v: &mut Vec<F>, len: usize) {
     v.resize(len, F::zero());
 }
 
-/// σ and σ' with the activation known at compile time.
-pub(crate) trait Act<F: Real>: Copy + Send + Sync {
+/// σ and σ' with the activation known at compile time, so the elementwise loops
+/// vectorize without a branch on the activation.
+pub trait Act<F: Real>: Copy + Send + Sync {
+    /// σ(x).
     fn act(self, x: F) -> F;
+    /// σ'(x) (ReLU's is 0 at 0, as in the reference).
     fn grad(self, x: F) -> F;
 }
 
+/// σ(x) = x².
 #[derive(Clone, Copy)]
-pub(crate) struct Square;
+pub struct Square;
+/// σ(x) = max(x, 0).
 #[derive(Clone, Copy)]
-pub(crate) struct Relu;
+pub struct Relu;
+/// σ(x) = xⁿ.
 #[derive(Clone, Copy)]
-pub(crate) struct Pow(pub u32);
+pub struct Pow(pub u32);
 
 impl<F: Real> Act<F> for Square {
     #[inline(always)]
@@ -170,7 +191,7 @@ fn exp_in_place<F: Real>(x: &mut [F], shift: F) -> F {
 /// Turns a row of logits into `dL/dlogits` in place (already divided by the number of
 /// pairs) and records the row's loss, correctness and margin.
 #[inline(always)]
-pub(crate) fn epilogue_row<F: Real>(
+pub fn epilogue_row<F: Real>(
     loss: Loss,
     row: &mut [F],
     y: usize,
@@ -224,7 +245,7 @@ pub(crate) fn epilogue_row<F: Real>(
 /// rows, all of (nearly) one height, so no job ends on a sliver of a tile that runs the
 /// products at a fraction of their speed.
 #[inline(always)]
-pub(crate) fn balanced_tile(rows: usize, max_tile: usize) -> usize {
+pub fn balanced_tile(rows: usize, max_tile: usize) -> usize {
     let tiles = rows.div_ceil(max_tile.max(1)).max(1);
     rows.div_ceil(tiles).max(1)
 }
@@ -273,8 +294,7 @@ pub(crate) fn job<F: Real, A: Act<F>>(
         }
         // logits (rows × n_out) = hidden (rows × m) · Wᵀ (m × n_out)
         unsafe {
-            F::gemm_with(
-                ctx.gemm,
+            F::gemm(
                 rows,
                 m,
                 n_out,
@@ -304,8 +324,7 @@ pub(crate) fn job<F: Real, A: Act<F>>(
             // logits now holds G. dW (n_out × m) += Gᵀ (n_out × rows) · hidden (rows × m)
             // D (rows × m) = G (rows × n_out) · W (n_out × m)
             unsafe {
-                F::gemm_with(
-                    ctx.gemm,
+                F::gemm(
                     n_out,
                     rows,
                     m,
@@ -321,8 +340,7 @@ pub(crate) fn job<F: Real, A: Act<F>>(
                     m as isize,
                     1,
                 );
-                F::gemm_with(
-                    ctx.gemm,
+                F::gemm(
                     rows,
                     n_out,
                     m,

@@ -1,5 +1,7 @@
-//! Hand-written f32 path for AVX2+FMA: one 6×16 microkernel serves all three products of
-//! a tile, and packing is reduced to `W`, once per pass.
+//! v2: a hand-written f32 path for AVX2+FMA: one 6×16 microkernel serves all three
+//! products of a tile, and packing is reduced to `W`, once per pass. (Formerly
+//! `CpuKernel::FusedAvx2` in the engine; it measured ~5–10% slower than the `gemm`
+//! crate's AVX-512 kernels (v3) on the benchmark shapes, so it lives here.) f32 only.
 //!
 //! # Strategy
 //! The microkernel keeps a 6×16 block of C in 12 ymm registers and, per step of k,
@@ -18,9 +20,14 @@
 //! padding in the packed W and the hidden rows), so the kernel has no edge cases; only
 //! the scatter masks the last neuron panel.
 
-#![cfg(target_arch = "x86_64")]
-
-use super::tile::{epilogue_row, Act, Context, JobResult};
+use clockwork::engine::cpu::dev::{
+    self, balanced_tile, epilogue_row, Act, Context, JobResult, Pow, Relu, Square,
+};
+use clockwork::engine::cpu::CpuBackend;
+use clockwork::engine::{CoreSpec, PassStats};
+use clockwork::error::Result;
+use clockwork::model::{Activation, Weights};
+use clockwork::task::PairSet;
 use std::arch::x86_64::*;
 
 const MR: usize = 6;
@@ -32,7 +39,7 @@ fn round_up(x: usize, to: usize) -> usize {
 
 /// W of one model in the two panel layouts the kernel reads.
 #[derive(Default)]
-pub(crate) struct PackedW {
+struct PackedW {
     /// Wᵀ (m × n_out) as panels of 16 classes: `[panel][neuron][16]`.
     by_class: Vec<f32>,
     /// W (n_out × m) as panels of 16 neurons: `[panel][class][16]`.
@@ -40,7 +47,7 @@ pub(crate) struct PackedW {
 }
 
 impl PackedW {
-    pub(crate) fn pack(&mut self, w: &[f32], n_out: usize, m: usize) {
+    fn pack(&mut self, w: &[f32], n_out: usize, m: usize) {
         let (n16, m16) = (round_up(n_out, NR), round_up(m, NR));
         self.by_class.clear();
         self.by_class.resize(n16 * m, 0.0);
@@ -68,12 +75,49 @@ impl PackedW {
     }
 }
 
-/// Tile workspaces of the AVX2 path (padded layouts), kept between passes.
-#[derive(Default)]
-pub(crate) struct Workspace {
-    hidden: Vec<f32>,
-    logits: Vec<f32>,
-    grad_w: Vec<f32>,
+/// One pass (with `grads`: loss and gradient; without: forward only) through
+/// `backend`'s chunking and reduction with the v2 job; `None` on a CPU without
+/// AVX2+FMA. Packs every model's W first, as the engine did once per pass.
+pub fn pass(
+    backend: &CpuBackend,
+    core: CoreSpec,
+    weights: &Weights<f32>,
+    pairs: &PairSet,
+    grads: Option<&mut Weights<f32>>,
+) -> Option<Result<Vec<PassStats>>> {
+    if !(is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")) {
+        return None;
+    }
+    let len = weights.n_out * weights.width;
+    let packed: Vec<PackedW> = (0..weights.batch)
+        .map(|k| {
+            let mut packed = PackedW::default();
+            packed.pack(
+                &weights.w[k * len..(k + 1) * len],
+                weights.n_out,
+                weights.width,
+            );
+            packed
+        })
+        .collect();
+    Some(dev::run_with_job(
+        backend,
+        core,
+        weights,
+        pairs,
+        grads,
+        |ctx, k, range, want, out| {
+            let packed = &packed[k];
+            // SAFETY: AVX2 and FMA were detected above.
+            unsafe {
+                match ctx.core.activation {
+                    Activation::Square => job(ctx, packed, Square, k, range, want, out),
+                    Activation::Relu => job(ctx, packed, Relu, k, range, want, out),
+                    Activation::Pow(n) => job(ctx, packed, Pow(n), k, range, want, out),
+                }
+            }
+        },
+    ))
 }
 
 /// 6×16 block of `Σ_k A[r][k] · B[k][c]`; A at `a + r·rs_a + k·cs_a`, B at `b + k·rs_b`.
@@ -124,9 +168,11 @@ unsafe fn microkernel(
     [c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51]
 }
 
-/// The fused job for f32 on AVX2+FMA; same contract as [`super::tile::job`].
+/// The fused job for f32 on AVX2+FMA: model `k`, pairs `start..end`, like the
+/// production tile loop. Its padded tile workspaces are the job's three
+/// ([`JobResult::workspaces`]: hidden, logits, dW).
 #[target_feature(enable = "avx2,fma")]
-pub(crate) unsafe fn job<A: Act<f32>>(
+unsafe fn job<A: Act<f32>>(
     ctx: &Context<f32>,
     packed: &PackedW,
     act: A,
@@ -135,12 +181,17 @@ pub(crate) unsafe fn job<A: Act<f32>>(
     want_grads: bool,
     out: &mut JobResult<f32>,
 ) {
-    let mut ws = std::mem::take(&mut out.avx2);
+    let [hidden, logits, grad_w] = out.workspaces();
+    let mut ws = Workspace {
+        hidden: std::mem::take(hidden),
+        logits: std::mem::take(logits),
+        grad_w: std::mem::take(grad_w),
+    };
     let weights = ctx.weights;
     let (u, v, _) = weights.model(k);
     let (p, m, n_out) = (weights.n_in, weights.width, weights.n_out);
     let (m16, n16, n6) = (round_up(m, NR), round_up(n_out, NR), round_up(n_out, MR));
-    let tile_rows = super::tile::balanced_tile(end - start, ctx.tile_rows);
+    let tile_rows = balanced_tile(end - start, ctx.tile_rows);
     let tile = round_up(tile_rows, MR);
     out.reset(want_grads, p * m, n_out * m);
     // Padding columns of hidden must be zero; they are never written below.
@@ -276,5 +327,13 @@ pub(crate) unsafe fn job<A: Act<f32>>(
             out.grad_w[c * m..(c + 1) * m].copy_from_slice(&ws.grad_w[c * m16..c * m16 + m]);
         }
     }
-    out.avx2 = ws;
+    let [hidden, logits, grad_w] = out.workspaces();
+    (*hidden, *logits, *grad_w) = (ws.hidden, ws.logits, ws.grad_w);
+}
+
+/// The padded tile workspaces of one job.
+struct Workspace {
+    hidden: Vec<f32>,
+    logits: Vec<f32>,
+    grad_w: Vec<f32>,
 }
