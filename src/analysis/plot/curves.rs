@@ -2,13 +2,12 @@
 //! the grokking stages of a split run as dashed vertical lines labelled above the panels.
 
 use super::frame::{
-    label_style, legend, model_style, series_steps, span, titled, whole_label, Axes, Draw, Figure,
-    Series, GREY, ORANGE,
+    label_style, legend, model_style, series_steps, span, whole_label, Area, Axes, Backend, Draw,
+    Figure, Series, GREY, ORANGE,
 };
-use super::{drawable, shown_models, Prepared, RunAnalysis};
+use super::{drawable, overlaid, Prepared, RunAnalysis};
 use crate::analysis::rundir::MetricsRow;
 use plotters::coord::types::RangedCoordf64;
-use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
@@ -30,11 +29,7 @@ struct Curves {
 }
 
 pub(super) fn prepare(a: &RunAnalysis) -> Prepared {
-    let (models, phrase) = shown_models(a);
-    let title = format!(
-        "Loss and accuracy over training — {}{phrase}",
-        a.summary.task
-    );
+    let (models, title) = overlaid(a, "Loss and accuracy over training");
     if a.dir.metrics.is_empty() {
         return (title, Err("no metrics.jsonl in this run".into()));
     }
@@ -126,11 +121,7 @@ impl Figure for Curves {
         (1400, 600)
     }
 
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>, title: &str) -> Draw
-    where
-        DB::ErrorType: 'static,
-    {
-        let area = titled(root, title)?;
+    fn draw<DB: Backend>(&self, root: &Area<DB>, area: &Area<DB>) -> Draw {
         let (left, right) = area.split_horizontally(area.dim_in_pixel().0 / 2);
         let (x0, x1) = self.steps;
         let top = 12 + STAGE_ROW * self.stages.len() as u32;
@@ -168,14 +159,13 @@ impl Curves {
     /// The lines of one panel and the stages across it.
     fn draw_panel<'a, DB, Y>(
         &self,
-        root: &DrawingArea<DB, Shift>,
+        root: &Area<DB>,
         chart: &mut ChartContext<'a, DB, Cartesian2d<RangedCoordf64, Y>>,
         lines: &[Series],
         (y_lo, y_hi): (f64, f64),
     ) -> Draw
     where
-        DB: DrawingBackend + 'a,
-        DB::ErrorType: 'static,
+        DB: Backend + 'a,
         Y: Ranged<ValueType = f64>,
     {
         for s in lines {
@@ -188,14 +178,13 @@ impl Curves {
     /// labels never overlap each other or the curves).
     fn draw_stages<DB, Y>(
         &self,
-        root: &DrawingArea<DB, Shift>,
+        root: &Area<DB>,
         chart: &ChartContext<'_, DB, Cartesian2d<RangedCoordf64, Y>>,
         y_lo: f64,
         y_hi: f64,
     ) -> Draw
     where
-        DB: DrawingBackend,
-        DB::ErrorType: 'static,
+        DB: Backend,
         Y: Ranged<ValueType = f64>,
     {
         let (x0, x1) = self.steps;
@@ -223,15 +212,12 @@ impl Curves {
 
 /// A dashed segment between two backend pixels (plotters dashes only series in chart
 /// coordinates).
-fn dashed_segment<DB: DrawingBackend>(
-    root: &DrawingArea<DB, Shift>,
+fn dashed_segment<DB: Backend>(
+    root: &Area<DB>,
     a: (i32, i32),
     b: (i32, i32),
     color: RGBColor,
-) -> Draw
-where
-    DB::ErrorType: 'static,
-{
+) -> Draw {
     let (dx, dy) = ((b.0 - a.0) as f64, (b.1 - a.1) as f64);
     let len = (dx * dx + dy * dy).sqrt();
     let (dash, gap) = (7.0, 5.0);

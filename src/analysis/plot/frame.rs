@@ -36,8 +36,20 @@ pub(super) fn ensure_font() -> Result<()> {
     }
 }
 
-/// What a drawing function returns: any plotters error, boxed.
-pub(super) type Draw = std::result::Result<(), Box<dyn std::error::Error + Send + Sync>>;
+/// What a drawing step returns: its value or any plotters error, boxed.
+pub(super) type Fallible<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+/// What a drawing function returns.
+pub(super) type Draw = Fallible<()>;
+
+/// A plotters backend whose errors can be boxed into [`Draw`] (both backends written
+/// here), so drawing functions need no `where` clause of their own.
+pub(super) trait Backend: DrawingBackend<ErrorType: 'static> {}
+
+impl<T: DrawingBackend<ErrorType: 'static>> Backend for T {}
+
+/// A whole picture or a part of it, in pixels.
+pub(super) type Area<DB> = DrawingArea<DB, Shift>;
 
 // ---------------------------------------------------------------------------------------
 // Figures and their files
@@ -49,10 +61,15 @@ pub(super) trait Figure {
         (1000, 600)
     }
 
-    /// Draws the figure on `root` (already white), under `title`.
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>, title: &str) -> Draw
-    where
-        DB::ErrorType: 'static;
+    /// Draws `title` on `root` and returns the area left for the figure: by default the
+    /// centred title every picture shares, shrunk to fit.
+    fn title<DB: Backend>(&self, root: &Area<DB>, title: &str) -> Fallible<Area<DB>> {
+        titled(root, title)
+    }
+
+    /// Draws the figure on `area`; `root`, the whole picture, takes what is placed by
+    /// pixel outside the charts (stage labels, tick labels, group labels).
+    fn draw<DB: Backend>(&self, root: &Area<DB>, area: &Area<DB>) -> Draw;
 }
 
 /// A [`Figure`] on the two backends [`render`] writes: object safe, so figures of
@@ -61,30 +78,28 @@ pub(super) trait Render: Send + Sync {
     /// Width and height in pixels.
     fn size(&self) -> (u32, u32);
     /// The vector version.
-    fn svg(&self, root: &DrawingArea<SVGBackend<'_>, Shift>, title: &str) -> Draw;
+    fn svg(&self, root: &Area<SVGBackend<'_>>, title: &str) -> Draw;
     /// The raster version.
-    fn png(&self, root: &DrawingArea<BitMapBackend<'_>, Shift>, title: &str) -> Draw;
+    fn png(&self, root: &Area<BitMapBackend<'_>>, title: &str) -> Draw;
 }
 
 impl<F: Figure + Send + Sync> Render for F {
     fn size(&self) -> (u32, u32) {
         Figure::size(self)
     }
-    fn svg(&self, root: &DrawingArea<SVGBackend<'_>, Shift>, title: &str) -> Draw {
+    fn svg(&self, root: &Area<SVGBackend<'_>>, title: &str) -> Draw {
         paint(self, root, title)
     }
-    fn png(&self, root: &DrawingArea<BitMapBackend<'_>, Shift>, title: &str) -> Draw {
+    fn png(&self, root: &Area<BitMapBackend<'_>>, title: &str) -> Draw {
         paint(self, root, title)
     }
 }
 
-/// White background, the figure, and the backend flushed.
-fn paint<F: Figure, DB: DrawingBackend>(fig: &F, root: &DrawingArea<DB, Shift>, title: &str) -> Draw
-where
-    DB::ErrorType: 'static,
-{
+/// White background, the title, the figure, and the backend flushed.
+fn paint<F: Figure, DB: Backend>(fig: &F, root: &Area<DB>, title: &str) -> Draw {
     root.fill(&WHITE)?;
-    fig.draw(root, title)?;
+    let area = fig.title(root, title)?;
+    fig.draw(root, &area)?;
     Ok(root.present()?)
 }
 
@@ -179,13 +194,7 @@ pub(super) fn label_style() -> TextStyle<'static> {
 
 /// `root` below a centred title, the font shrunk (down to [`MIN_TITLE_PX`]) until the
 /// title fits.
-pub(super) fn titled<DB: DrawingBackend>(
-    root: &DrawingArea<DB, Shift>,
-    title: &str,
-) -> std::result::Result<DrawingArea<DB, Shift>, Box<dyn std::error::Error + Send + Sync>>
-where
-    DB::ErrorType: 'static,
-{
+fn titled<DB: Backend>(root: &Area<DB>, title: &str) -> Fallible<Area<DB>> {
     let width = root.dim_in_pixel().0;
     let mut px = TITLE_PX;
     while px > MIN_TITLE_PX {
@@ -348,16 +357,12 @@ impl<'a> Axes<'a> {
     /// Builds the chart on `area` over `x` × `y` and draws its axes.
     pub(super) fn draw<'b, DB, X, Y>(
         &self,
-        area: &'b DrawingArea<DB, Shift>,
+        area: &'b Area<DB>,
         x: X,
         y: Y,
-    ) -> std::result::Result<
-        ChartContext<'b, DB, Cartesian2d<X::CoordDescType, Y::CoordDescType>>,
-        Box<dyn std::error::Error + Send + Sync>,
-    >
+    ) -> Fallible<ChartContext<'b, DB, Cartesian2d<X::CoordDescType, Y::CoordDescType>>>
     where
-        DB: DrawingBackend,
-        DB::ErrorType: 'static,
+        DB: Backend,
         X: AsRangedCoord<Value = f64>,
         Y: AsRangedCoord<Value = f64>,
         X::CoordDescType: ValueFormatter<f64>,
@@ -413,13 +418,12 @@ pub(super) fn tenth_label(v: &f64) -> String {
 /// Tick marks and labels below the x axis of `chart` at chosen values (plotters picks
 /// its own "nice" values otherwise).
 pub(super) fn x_ticks<DB, Y>(
-    root: &DrawingArea<DB, Shift>,
+    root: &Area<DB>,
     chart: &ChartContext<'_, DB, Cartesian2d<RangedCoordf64, Y>>,
     ticks: &[(f64, String)],
 ) -> Draw
 where
-    DB: DrawingBackend,
-    DB::ErrorType: 'static,
+    DB: Backend,
     Y: Ranged<ValueType = f64>,
 {
     let (_, ys) = chart.plotting_area().get_pixel_range();
@@ -447,8 +451,7 @@ pub(super) fn dashed_level<'a, DB, Y>(
     label: String,
 ) -> Draw
 where
-    DB: DrawingBackend + 'a,
-    DB::ErrorType: 'static,
+    DB: Backend + 'a,
     Y: Ranged<ValueType = f64>,
 {
     let x = chart.x_range();
@@ -474,8 +477,7 @@ pub(super) fn legend<'a, DB, CT>(
     position: SeriesLabelPosition,
 ) -> Draw
 where
-    DB: DrawingBackend + 'a,
-    DB::ErrorType: 'static,
+    DB: Backend + 'a,
     CT: plotters::coord::CoordTranslate,
 {
     chart
@@ -516,8 +518,7 @@ impl Series {
         chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
     ) -> Draw
     where
-        DB: DrawingBackend + 'a,
-        DB::ErrorType: 'static,
+        DB: Backend + 'a,
         X: Ranged<ValueType = f64>,
         Y: Ranged<ValueType = f64>,
     {

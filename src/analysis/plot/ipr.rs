@@ -3,12 +3,11 @@
 //! evenly.
 
 use super::frame::{
-    dashed_level, fmt_num, legend, line_legend, model_style, step_range, tenth_label, titled, Axes,
-    Draw, Figure, GREY,
+    dashed_level, fmt_num, legend, line_legend, model_style, step_range, tenth_label, Area, Axes,
+    Backend, Draw, Figure, GREY,
 };
-use super::{drawable, quantile, shown_models, timeline_reason, Prepared, RunAnalysis};
+use super::{drawable, overlaid, quantile, timeline_reason, Prepared, RunAnalysis};
 use crate::analysis::progress;
-use plotters::coord::Shift;
 use plotters::prelude::*;
 
 /// How to read the picture.
@@ -32,11 +31,7 @@ struct IprFig {
 }
 
 pub(super) fn prepare(a: &RunAnalysis) -> Prepared {
-    let (models, phrase) = shown_models(a);
-    let title = format!(
-        "Concentration of neuron spectra (IPR) over training — {}{phrase}",
-        a.summary.task
-    );
+    let (models, title) = overlaid(a, "Concentration of neuron spectra (IPR) over training");
     if let Some(reason) = timeline_reason(a) {
         return (title, Err(reason));
     }
@@ -85,15 +80,11 @@ pub(super) fn prepare(a: &RunAnalysis) -> Prepared {
 }
 
 impl Figure for IprFig {
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>, title: &str) -> Draw
-    where
-        DB::ErrorType: 'static,
-    {
-        let area = titled(root, title)?;
+    fn draw<DB: Backend>(&self, _root: &Area<DB>, area: &Area<DB>) -> Draw {
         let (x0, x1) = self.steps;
         let mut chart = Axes::over_steps("inverse participation ratio")
             .y_labels(tenth_label)
-            .draw(&area, x0..x1, 0.0..1.05)?;
+            .draw(area, x0..x1, 0.0..1.05)?;
         for l in &self.lines {
             let mut band: Vec<(f64, f64)> = l.points.iter().map(|p| (p.0, p.3)).collect();
             band.extend(l.points.iter().rev().map(|p| (p.0, p.2)));

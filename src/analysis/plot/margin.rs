@@ -3,11 +3,10 @@
 //! margins over all pairs as markers.
 
 use super::frame::{
-    dashed_level, fmt_num, label_style, legend, model_style, padded, series_steps, span, titled,
-    Axes, Draw, Figure, Series, RED,
+    dashed_level, fmt_num, label_style, legend, model_style, padded, series_steps, span, Area,
+    Axes, Backend, Draw, Figure, Series, RED,
 };
-use super::{drawable, plural, shown_models, Prepared, RunAnalysis};
-use plotters::coord::Shift;
+use super::{drawable, overlaid, plural, Prepared, RunAnalysis};
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
@@ -28,11 +27,7 @@ struct MarginFig {
 }
 
 pub(super) fn prepare(a: &RunAnalysis) -> Prepared {
-    let (models, phrase) = shown_models(a);
-    let title = format!(
-        "Normalized margin over training — {}{phrase}",
-        a.summary.task
-    );
+    let (models, title) = overlaid(a, "Normalized margin over training");
     let split = a.summary.train_fraction < 1.0;
     let mut lines = Vec::new();
     let mut marks = Vec::new();
@@ -125,11 +120,7 @@ pub(super) fn prepare(a: &RunAnalysis) -> Prepared {
 }
 
 impl Figure for MarginFig {
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>, title: &str) -> Draw
-    where
-        DB::ErrorType: 'static,
-    {
-        let area = titled(root, title)?;
+    fn draw<DB: Backend>(&self, root: &Area<DB>, area: &Area<DB>) -> Draw {
         let (x0, x1) = self.steps;
         let (lo, hi) = span(
             self.lines
@@ -142,7 +133,7 @@ impl Figure for MarginFig {
         let (lo, hi) = padded(lo, hi, 0.06);
         let mut chart = Axes::over_steps("normalized margin γ")
             .margins(12, 30, 90)
-            .draw(&area, x0..x1, lo..hi)?;
+            .draw(area, x0..x1, lo..hi)?;
         if lo < 0.0 && hi > 0.0 {
             chart.draw_series(LineSeries::new(
                 [(x0, 0.0), (x1, 0.0)],

@@ -183,16 +183,18 @@ fn plural(n: usize) -> &'static str {
     }
 }
 
-/// Models drawn in overlaid pictures, and a phrase for the title.
-fn shown_models(a: &RunAnalysis) -> (Vec<usize>, String) {
+/// The models a picture that overlays models draws, and its title: `what` for the
+/// run's task, saying which models are shown.
+fn overlaid(a: &RunAnalysis, what: &str) -> (Vec<usize>, String) {
     let b = a.summary.models.len();
-    if b <= 1 {
+    let (models, phrase) = if b <= 1 {
         (vec![0], String::new())
     } else if b <= MAX_OVERLAID {
         ((0..b).collect(), format!(" ({b} models overlaid)"))
     } else {
         (vec![0], format!(" (model 0 of {b})"))
-    }
+    };
+    (models, format!("{what} — {}{phrase}", a.summary.task))
 }
 
 /// Title suffix of pictures that always show model 0.

@@ -2,11 +2,10 @@
 //! are sinusoidal, the weight each frequency holds, and the theory's equal share.
 
 use super::frame::{
-    box_legend, dashed_level, legend, titled, whole_label, x_ticks, Axes, Draw, Figure, BLUE, GREY,
-    LIGHT_BLUE, ORANGE, RED,
+    box_legend, dashed_level, legend, whole_label, x_ticks, Area, Axes, Backend, Draw, Figure,
+    BLUE, GREY, LIGHT_BLUE, ORANGE, RED,
 };
 use super::{drawable, model0_phrase, Prepared, RunAnalysis};
-use plotters::coord::Shift;
 use plotters::prelude::*;
 
 /// How to read the picture.
@@ -53,11 +52,7 @@ pub(super) fn prepare(a: &RunAnalysis) -> Prepared {
 }
 
 impl Figure for PerFreq {
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>, title: &str) -> Draw
-    where
-        DB::ErrorType: 'static,
-    {
-        let area = titled(root, title)?;
+    fn draw<DB: Backend>(&self, root: &Area<DB>, area: &Area<DB>) -> Draw {
         let kmax = self.all.len().saturating_sub(1).max(1);
         let top = self.all.iter().copied().max().unwrap_or(1).max(1) as f64;
         let top = top.max(self.equal_share) * 1.4;
@@ -74,7 +69,7 @@ impl Figure for PerFreq {
             .collect();
         let mut chart = Axes::own_x_ticks("dominant frequency k", "neurons")
             .y_labels(whole_label)
-            .draw(&area, 0.4..kmax as f64 + 0.6, 0.0..top)?;
+            .draw(area, 0.4..kmax as f64 + 0.6, 0.0..top)?;
         let missing: Vec<usize> = (1..=kmax)
             .filter(|&k| self.sinusoidal.get(k).copied().unwrap_or(0) == 0)
             .collect();

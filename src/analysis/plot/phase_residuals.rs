@@ -2,9 +2,8 @@
 //! for the max-margin solution), with a zoomed panel when the residuals are
 //! concentrated.
 
-use super::frame::{fmt_num, titled, whole_label, x_ticks, Axes, Draw, Figure, BLUE, GREY};
+use super::frame::{fmt_num, whole_label, x_ticks, Area, Axes, Backend, Draw, Figure, BLUE, GREY};
 use super::{drawable, model0_phrase, quantile, Prepared, RunAnalysis};
-use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::f64::consts::PI;
 
@@ -94,11 +93,7 @@ impl Figure for Phases {
         }
     }
 
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>, title: &str) -> Draw
-    where
-        DB::ErrorType: 'static,
-    {
-        let area = titled(root, title)?;
+    fn draw<DB: Backend>(&self, root: &Area<DB>, area: &Area<DB>) -> Draw {
         let full_ticks: Vec<(f64, String)> = [
             (-PI, "−π"),
             (-PI / 2.0, "−π/2"),
@@ -111,7 +106,7 @@ impl Figure for Phases {
         .collect();
         let full = (-PI, PI);
         let Some(half) = self.zoom else {
-            return self.panel(root, &area, full, PHASE_BINS, &full_ticks, FULL_DESC);
+            return self.panel(root, area, full, PHASE_BINS, &full_ticks, FULL_DESC);
         };
         let (left, right) = area.split_horizontally(area.dim_in_pixel().0 * 11 / 20);
         self.panel(root, &left, full, PHASE_BINS, &full_ticks, FULL_DESC)?;
@@ -131,18 +126,15 @@ impl Figure for Phases {
 
 impl Phases {
     /// The histogram of the residuals over `lo..hi` on `area`.
-    fn panel<DB: DrawingBackend>(
+    fn panel<DB: Backend>(
         &self,
-        root: &DrawingArea<DB, Shift>,
-        area: &DrawingArea<DB, Shift>,
+        root: &Area<DB>,
+        area: &Area<DB>,
         (lo, hi): (f64, f64),
         bins: usize,
         ticks: &[(f64, String)],
         desc: &str,
-    ) -> Draw
-    where
-        DB::ErrorType: 'static,
-    {
+    ) -> Draw {
         let counts = histogram(&self.residuals, lo, hi, bins);
         let top = counts.iter().copied().max().unwrap_or(1).max(1) as f64 * 1.1;
         let mut chart = Axes::own_x_ticks(desc, "neurons")

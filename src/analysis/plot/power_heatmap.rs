@@ -1,10 +1,9 @@
 //! `power_heatmap`: every neuron's share of power at its final frequency over training
 //! (rows = neurons grouped by final frequency, columns = snapshots), with a colour bar.
 
-use super::frame::{desc_style, label_style, tenth_label, titled, Axes, Draw, Figure};
+use super::frame::{desc_style, label_style, tenth_label, Area, Axes, Backend, Draw, Figure};
 use super::{drawable, model0_phrase, ordered_neurons, timeline_reason, Prepared, RunAnalysis};
 use crate::analysis::record::SpectraRecord;
-use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
@@ -128,11 +127,7 @@ impl Figure for Heatmap {
         (1200, 860)
     }
 
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>, title: &str) -> Draw
-    where
-        DB::ErrorType: 'static,
-    {
-        let area = titled(root, title)?;
+    fn draw<DB: Backend>(&self, root: &Area<DB>, area: &Area<DB>) -> Draw {
         let (w, _) = area.dim_in_pixel();
         let (main, bar) = area.split_horizontally(w.saturating_sub(150));
         let rows = self.values.len().max(1) as f64;
@@ -212,10 +207,7 @@ impl Heatmap {
 }
 
 /// The colour scale, 0 to 1, on `bar`.
-fn colour_bar<DB: DrawingBackend>(bar: &DrawingArea<DB, Shift>) -> Draw
-where
-    DB::ErrorType: 'static,
-{
+fn colour_bar<DB: Backend>(bar: &Area<DB>) -> Draw {
     let mut cb = ChartBuilder::on(bar)
         .margin_top(12)
         .margin_bottom(62)

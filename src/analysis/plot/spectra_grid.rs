@@ -2,9 +2,10 @@
 //! each, in rows by dominant frequency (or in plain rows when there are too many
 //! frequencies for one row each).
 
-use super::frame::{desc_style, label_style, title_style, Draw, Figure, BLUE, GREY, ORANGE};
+use super::frame::{
+    desc_style, label_style, title_style, Area, Backend, Draw, Fallible, Figure, BLUE, GREY, ORANGE,
+};
 use super::{drawable, model0_phrase, ordered_neurons, Prepared, RunAnalysis, MAX_GRID_PANELS};
-use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
@@ -158,18 +159,20 @@ impl Figure for Grid {
         (w, h)
     }
 
-    /// The title in a fixed strip at the top (the panels fill the rest by pixel
-    /// arithmetic, not a plotters title area).
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>, title: &str) -> Draw
-    where
-        DB::ErrorType: 'static,
-    {
-        let (w, h) = root.dim_in_pixel();
+    /// The title in a fixed strip at the top, its size fixed: the panels below are laid
+    /// out by pixel on the whole picture.
+    fn title<DB: Backend>(&self, root: &Area<DB>, title: &str) -> Fallible<Area<DB>> {
+        let (w, _) = root.dim_in_pixel();
         root.draw(&Text::new(
             title.to_string(),
             (w as i32 / 2, 12),
             title_style().pos(Pos::new(HPos::Center, VPos::Top)),
         ))?;
+        Ok(root.clone())
+    }
+
+    fn draw<DB: Backend>(&self, root: &Area<DB>, _area: &Area<DB>) -> Draw {
+        let (w, h) = root.dim_in_pixel();
         let rh = self.row_height() as i32;
         let cols = self.cols.max(1) as i32;
         let cw = (w as i32 - GRID_LEFT as i32 - 20) / cols;
@@ -232,17 +235,14 @@ impl Grid {
 
     /// One neuron's spectrum on `cell`, with y labels in the first column and the
     /// frequency ticks `x_ticks` below it.
-    fn draw_panel<DB: DrawingBackend>(
+    fn draw_panel<DB: Backend>(
         &self,
-        root: &DrawingArea<DB, Shift>,
-        cell: &DrawingArea<DB, Shift>,
+        root: &Area<DB>,
+        cell: &Area<DB>,
         panel: &Panel,
         first_column: bool,
         x_ticks: &[usize],
-    ) -> Draw
-    where
-        DB::ErrorType: 'static,
-    {
+    ) -> Draw {
         let kmax = self.max_freq as f64;
         let rh = self.row_height();
         let mut chart = ChartBuilder::on(cell)
