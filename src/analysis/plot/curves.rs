@@ -2,8 +2,8 @@
 //! the grokking stages of a split run as dashed vertical lines labelled above the panels.
 
 use super::frame::{
-    label_style, legend, model_style, series_steps, span, whole_label, Area, Axes, Backend, Draw,
-    Figure, Series, GREY, ORANGE,
+    label_style, legend, model_style, series_steps, span, whole_label, Area, Axes, Backend, Chart,
+    Draw, Figure, Series, GREY, ORANGE,
 };
 use super::{drawable, overlaid, Prepared, RunAnalysis};
 use crate::analysis::rundir::MetricsRow;
@@ -160,7 +160,7 @@ impl Curves {
     fn draw_panel<'a, DB, Y>(
         &self,
         root: &Area<DB>,
-        chart: &mut ChartContext<'a, DB, Cartesian2d<RangedCoordf64, Y>>,
+        chart: &mut Chart<'a, DB, RangedCoordf64, Y>,
         lines: &[Series],
         (y_lo, y_hi): (f64, f64),
     ) -> Draw
@@ -179,7 +179,7 @@ impl Curves {
     fn draw_stages<DB, Y>(
         &self,
         root: &Area<DB>,
-        chart: &ChartContext<'_, DB, Cartesian2d<RangedCoordf64, Y>>,
+        chart: &Chart<'_, DB, RangedCoordf64, Y>,
         y_lo: f64,
         y_hi: f64,
     ) -> Draw

@@ -51,6 +51,9 @@ impl<T: DrawingBackend<ErrorType: 'static>> Backend for T {}
 /// A whole picture or a part of it, in pixels.
 pub(super) type Area<DB> = DrawingArea<DB, Shift>;
 
+/// A chart with an x and a y axis, on an [`Area`].
+pub(super) type Chart<'a, DB, X, Y> = ChartContext<'a, DB, Cartesian2d<X, Y>>;
+
 // ---------------------------------------------------------------------------------------
 // Figures and their files
 
@@ -360,7 +363,7 @@ impl<'a> Axes<'a> {
         area: &'b Area<DB>,
         x: X,
         y: Y,
-    ) -> Fallible<ChartContext<'b, DB, Cartesian2d<X::CoordDescType, Y::CoordDescType>>>
+    ) -> Fallible<Chart<'b, DB, X::CoordDescType, Y::CoordDescType>>
     where
         DB: Backend,
         X: AsRangedCoord<Value = f64>,
@@ -419,7 +422,7 @@ pub(super) fn tenth_label(v: &f64) -> String {
 /// its own "nice" values otherwise).
 pub(super) fn x_ticks<DB, Y>(
     root: &Area<DB>,
-    chart: &ChartContext<'_, DB, Cartesian2d<RangedCoordf64, Y>>,
+    chart: &Chart<'_, DB, RangedCoordf64, Y>,
     ticks: &[(f64, String)],
 ) -> Draw
 where
@@ -445,7 +448,7 @@ where
 
 /// A horizontal dashed line across the chart at `y`, with its legend entry.
 pub(super) fn dashed_level<'a, DB, Y>(
-    chart: &mut ChartContext<'a, DB, Cartesian2d<RangedCoordf64, Y>>,
+    chart: &mut Chart<'a, DB, RangedCoordf64, Y>,
     y: f64,
     color: RGBColor,
     label: String,
@@ -513,10 +516,7 @@ pub(super) struct Series {
 
 impl Series {
     /// Draws the line (a dot when it has one point) with its legend entry.
-    pub(super) fn draw<'a, DB, X, Y>(
-        &self,
-        chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
-    ) -> Draw
+    pub(super) fn draw<'a, DB, X, Y>(&self, chart: &mut Chart<'a, DB, X, Y>) -> Draw
     where
         DB: Backend + 'a,
         X: Ranged<ValueType = f64>,
