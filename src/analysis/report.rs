@@ -8,6 +8,8 @@ use super::pipeline::{ModelReport, RunAnalysis};
 use super::plot::{self, Picture};
 use crate::error::{Error, Result};
 use crate::fsutil::write_atomic;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -25,7 +27,7 @@ pub fn write_report(analysis: &RunAnalysis, out: &Path) -> Result<Vec<PathBuf>> 
         match &pic.outcome {
             Ok(files) => {
                 let png = std::fs::read(&files.png).map_err(|e| Error::io(&files.png, e))?;
-                embedded.push(Some(base64(&png)));
+                embedded.push(Some(STANDARD.encode(&png)));
                 written.push(files.png.clone());
                 written.push(files.svg.clone());
             }
@@ -37,26 +39,6 @@ pub fn write_report(analysis: &RunAnalysis, out: &Path) -> Result<Vec<PathBuf>> 
     write_atomic(&path, html.as_bytes())?;
     written.push(path);
     Ok(written)
-}
-
-/// Standard base64 (RFC 4648, with padding), for data URIs.
-fn base64(bytes: &[u8]) -> String {
-    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut s = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        let sextet = |i: u32| char::from(ABC[((n >> (18 - 6 * i)) & 63) as usize]);
-        s.push(sextet(0));
-        s.push(sextet(1));
-        s.push(if chunk.len() > 1 { sextet(2) } else { '=' });
-        s.push(if chunk.len() > 2 { sextet(3) } else { '=' });
-    }
-    s
 }
 
 /// Escapes text for HTML element content and attribute values.
