@@ -550,7 +550,10 @@ mod tests {
         let names: Vec<String> = data_ranges(&bytes).into_iter().map(|(n, _)| n).collect();
         assert_eq!(names, ["adam_m", "adam_v", "params", "u", "v", "w"]);
         for name in &names {
-            assert!(parse_crc(&meta[&format!("crc32.{name}")]).is_some(), "{name}");
+            assert!(
+                parse_crc(&meta[&format!("crc32.{name}")]).is_some(),
+                "{name}"
+            );
         }
         assert!(parse_crc(&meta[METADATA_CRC]).is_some());
     }
