@@ -6,9 +6,31 @@
 //! - `params`: `[B, n_params]` the trainable parameters (factors when factored),
 //! - `adam_m`, `adam_v`, `grokfast_ema`: `[B, n_params]`, present when in use.
 //!
-//! Metadata: `format` (= `clockwork-checkpoint-v1`), `step`, `seed`, `dtype`, and `config`
-//! (the run's TOML). There is no random state beyond the seed: initialization and split
-//! are the only random draws, so the seed reproduces them.
+//! Metadata: `format` (= `clockwork-checkpoint-v2`), `step`, `seed`, `dtype`, `config`
+//! (the run's TOML), and checksums: `crc32.NAME` for every tensor `NAME` (CRC32 of its
+//! little-endian data bytes, 8 hex digits) and `metadata_crc32` over all other metadata
+//! entries (so a damaged config or step is noticed too). There is no random state beyond
+//! the seed: initialization and split are the only random draws, so the seed reproduces
+//! them.
+//!
+//! # Integrity
+//!
+//! A truncated file or a broken header fails safetensors' own parsing, but a flipped byte
+//! inside tensor data does not: without checksums, `train --resume` would continue from
+//! damaged weights and `analyze` would report on them. So every load ([`Checkpoint::load`],
+//! [`load_state`]) verifies the checksum of *every* tensor in the file, not only the
+//! ones it reads, and of the metadata, before using anything; a mismatch, a missing or
+//! malformed checksum, or a checksum of a tensor the file lacks is [`Error::BadFile`]
+//! naming the file and the tensor. Writes are atomic (temporary file, then rename), so
+//! an interrupted write never leaves a half-written checkpoint under the final name.
+//!
+//! # Compatibility
+//!
+//! Files written before checksums existed say `format = clockwork-checkpoint-v1` and
+//! hold none. They still load, **unverified** (there is nothing to verify against), so
+//! existing run directories can be analysed and resumed; every checkpoint written from
+//! then on is v2. A v2 file without its checksums is refused, since only damage can
+//! remove them.
 
 use crate::config::RunConfig;
 use crate::engine::stepper::TrainerState;
@@ -20,7 +42,16 @@ use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-const FORMAT: &str = "clockwork-checkpoint-v1";
+/// Format of files written now: tensors and metadata carry CRC32 checksums.
+const FORMAT: &str = "clockwork-checkpoint-v2";
+/// Format of files written before checksums: loaded without verification.
+const FORMAT_V1: &str = "clockwork-checkpoint-v1";
+/// Prefix of a tensor's checksum key in the metadata (`crc32.u`).
+const TENSOR_CRC: &str = "crc32.";
+/// Key of the checksum over all other metadata entries.
+const METADATA_CRC: &str = "metadata_crc32";
+/// What a user can do about a damaged file, appended to every integrity error.
+const DAMAGED: &str = "the file is damaged; resume from an earlier checkpoint";
 
 /// A loaded checkpoint, weights converted to f64 for analysis.
 #[derive(Clone, Debug)]
@@ -74,6 +105,34 @@ fn to_bytes<F: Real>(x: &[F]) -> &[u8] {
     bytemuck::cast_slice(x)
 }
 
+fn crc_text(crc: u32) -> String {
+    format!("{crc:08x}")
+}
+
+/// The stored form of a checksum back to a number; `None` unless exactly 8 hex digits.
+fn parse_crc(text: &str) -> Option<u32> {
+    if text.len() != 8 {
+        return None;
+    }
+    u32::from_str_radix(text, 16).ok()
+}
+
+/// CRC32 of every metadata entry but [`METADATA_CRC`] itself, in key order (the JSON
+/// header's order is not fixed), each key and value length-prefixed so that no two
+/// different maps hash the same bytes.
+fn metadata_crc(meta: &HashMap<String, String>) -> u32 {
+    let mut keys: Vec<&String> = meta.keys().filter(|k| *k != METADATA_CRC).collect();
+    keys.sort();
+    let mut hasher = crc32fast::Hasher::new();
+    for key in keys {
+        for part in [key.as_bytes(), meta[key].as_bytes()] {
+            hasher.update(&(part.len() as u64).to_le_bytes());
+            hasher.update(part);
+        }
+    }
+    hasher.finalize()
+}
+
 /// Effective weights in paper orientation, as three flat buffers.
 fn paper_layout<F: Real>(weights: &Weights<F>) -> (Vec<F>, Vec<F>, Vec<F>) {
     let mut u = Vec::with_capacity(weights.u.len());
@@ -121,7 +180,7 @@ fn write<F: Real>(
             )
         })
         .collect();
-    let metadata: HashMap<String, String> = [
+    let mut metadata: HashMap<String, String> = [
         ("format", FORMAT.to_string()),
         ("step", step.to_string()),
         ("seed", config.seed.to_string()),
@@ -131,6 +190,14 @@ fn write<F: Real>(
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
+    for (name, _, data) in &tensors {
+        metadata.insert(
+            format!("{TENSOR_CRC}{name}"),
+            crc_text(crc32fast::hash(data)),
+        );
+    }
+    // Last, so that it covers the tensor checksums too.
+    metadata.insert(METADATA_CRC.into(), crc_text(metadata_crc(&metadata)));
     let bytes = safetensors::serialize(views, &Some(metadata)).map_err(|e| Error::BadFile {
         path: path.into(),
         reason: format!("cannot serialize checkpoint: {e}"),
@@ -141,10 +208,12 @@ fn write<F: Real>(
     write_atomic(path, &bytes)
 }
 
-/// Writes a resumable checkpoint from its parts: what [`save`] does for a [`Trainer`],
-/// for trainers that hand their state over as values (the device-resident
-/// a device-resident stepper). `weights` are the effective U, V, W of
-/// `state.params`.
+/// Writes a resumable checkpoint from its parts — the run's config, the effective U, V,
+/// W of `state.params`, and the trainer state (parameters, optimizer moments, step) any
+/// [`crate::engine::stepper::Stepper`] hands over — atomically, with a checksum of every
+/// tensor, so a run can resume from it ([`load_state`]) or be analysed
+/// ([`Checkpoint::load`]). Taking parts rather than a trainer keeps this module below
+/// the training loop. Creates the parent directory.
 pub fn save_state<F: Real>(
     path: &Path,
     config: &RunConfig,
@@ -154,8 +223,9 @@ pub fn save_state<F: Real>(
     write(path, config, state.step, weights, Some(state))
 }
 
-/// Writes a weights-only checkpoint (e.g. a constructed solution) that `analyze` and
-/// [`Checkpoint::load`] read; it cannot be resumed from.
+/// Writes a weights-only checkpoint (e.g. a constructed solution), checksummed like
+/// [`save_state`]'s, that `analyze` and [`Checkpoint::load`] read; it cannot be resumed
+/// from.
 pub fn save_weights<F: Real>(
     path: &Path,
     config: &RunConfig,
@@ -186,18 +256,82 @@ impl Raw {
         }
     }
 
+    /// Parses the file and, for a v2 file, verifies every checksum before anything in it
+    /// is used.
     fn parse(&self) -> Result<(SafeTensors<'_>, HashMap<String, String>)> {
         let (_, meta) = SafeTensors::read_metadata(&self.bytes)
             .map_err(|e| self.bad(format!("not a safetensors checkpoint ({e})")))?;
         let meta = meta.metadata().clone().unwrap_or_default();
-        if meta.get("format").map(String::as_str) != Some(FORMAT) {
+        let format = meta.get("format").map(String::as_str);
+        if format != Some(FORMAT) && format != Some(FORMAT_V1) {
             return Err(self.bad(format!(
-                "not a clockwork checkpoint (metadata 'format' is not {FORMAT})"
+                "not a clockwork checkpoint (metadata 'format' is {}, expected {FORMAT}, \
+                 or {FORMAT_V1} for files written before checksums)",
+                format.map_or("missing".into(), |f| format!("'{f}'"))
             )));
         }
         let st = SafeTensors::deserialize(&self.bytes)
             .map_err(|e| self.bad(format!("corrupt safetensors data ({e})")))?;
+        if format == Some(FORMAT) {
+            self.verify(&st, &meta)?;
+        }
         Ok((st, meta))
+    }
+
+    /// The checksum stored under metadata `key`, for `what` (a tensor or the metadata).
+    fn stored_crc(&self, meta: &HashMap<String, String>, key: &str, what: &str) -> Result<u32> {
+        let text = meta.get(key).ok_or_else(|| {
+            self.bad(format!(
+                "{what} has no checksum (metadata '{key}' is missing): {DAMAGED}"
+            ))
+        })?;
+        parse_crc(text).ok_or_else(|| {
+            self.bad(format!(
+                "metadata '{key}' = {text:?} is not a crc32 (8 hex digits): {DAMAGED}"
+            ))
+        })
+    }
+
+    /// Checks the metadata checksum, then every tensor's, then that no checksum names a
+    /// tensor the file lacks (a lost optimizer tensor would otherwise read as "not in
+    /// use").
+    fn verify(&self, st: &SafeTensors, meta: &HashMap<String, String>) -> Result<()> {
+        let stored = self.stored_crc(meta, METADATA_CRC, "the metadata")?;
+        let computed = metadata_crc(meta);
+        if stored != computed {
+            return Err(self.bad(format!(
+                "the metadata fails its checksum (stored crc32 {}, computed {}): {DAMAGED}",
+                crc_text(stored),
+                crc_text(computed)
+            )));
+        }
+        let mut tensors = st.tensors();
+        tensors.sort_by(|a, b| a.0.cmp(&b.0));
+        for (name, view) in &tensors {
+            let what = format!("tensor '{name}'");
+            let stored = self.stored_crc(meta, &format!("{TENSOR_CRC}{name}"), &what)?;
+            let computed = crc32fast::hash(view.data());
+            if stored != computed {
+                return Err(self.bad(format!(
+                    "{what} fails its checksum (stored crc32 {}, computed {}): {DAMAGED}",
+                    crc_text(stored),
+                    crc_text(computed)
+                )));
+            }
+        }
+        let mut keys: Vec<&String> = meta.keys().collect();
+        keys.sort();
+        for key in keys {
+            if let Some(name) = key.strip_prefix(TENSOR_CRC) {
+                if !tensors.iter().any(|(n, _)| n == name) {
+                    return Err(self.bad(format!(
+                        "metadata '{key}' is the checksum of tensor '{name}', which the file \
+                         does not hold: {DAMAGED}"
+                    )));
+                }
+            }
+        }
+        Ok(())
     }
 
     fn meta<'a>(&self, meta: &'a HashMap<String, String>, key: &str) -> Result<&'a str> {
@@ -277,8 +411,9 @@ fn weights_from_paper<G: Real>(
 }
 
 impl Checkpoint {
-    /// Reads a checkpoint written by [`save`] or [`save_weights`], checking that its
-    /// tensors have the shapes its config implies.
+    /// Reads a checkpoint written by [`save_state`] or [`save_weights`], verifying the
+    /// checksums of all its tensors (v2 files; v1 files load unverified, see the module
+    /// docs) and checking that the tensors have the shapes its config implies.
     pub fn load(path: &Path) -> Result<Checkpoint> {
         let raw = Raw::read(path)?;
         let (st, meta) = raw.parse()?;
@@ -309,8 +444,10 @@ impl Checkpoint {
 }
 
 /// Reads the resumable state of a checkpoint for a trainer of `config` in precision F,
-/// for [`Trainer::restore`]. Fails with [`Error::BadFile`] if the file's dtype is not
-/// F, its tensors do not fit `config`'s shapes, or it holds weights only.
+/// for [`crate::engine::stepper::Stepper::restore`]. Fails with [`Error::BadFile`] if a
+/// checksum does not match (v2 files; v1 files load unverified, see the module docs),
+/// the file's dtype is not F, its tensors do not fit `config`'s shapes, or it holds
+/// weights only.
 pub fn load_state<F: Real>(path: &Path, config: &RunConfig) -> Result<TrainerState<F>> {
     let raw = Raw::read(path)?;
     let (st, meta) = raw.parse()?;
@@ -337,4 +474,208 @@ pub fn load_state<F: Real>(path: &Path, config: &RunConfig) -> Result<TrainerSta
         adam_v: opt("adam_v")?,
         grokfast_ema: opt("grokfast_ema")?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A two-model run with AdamW moments in use and no Grokfast EMA (an empty buffer,
+    /// which the file leaves out).
+    fn fixture() -> (RunConfig, Weights<f32>, TrainerState<f32>) {
+        let mut config = RunConfig {
+            models: 2,
+            ..RunConfig::default()
+        };
+        config.task.p = 5;
+        config.model.width = 8;
+        let params = config.init_params::<f32>().unwrap();
+        let weights = params.effective();
+        let n = params.data.len();
+        let state = TrainerState {
+            step: 7,
+            params: params.data.clone(),
+            adam_m: (0..n).map(|i| i as f32 * 1e-3).collect(),
+            adam_v: (0..n).map(|i| i as f32 * 1e-6).collect(),
+            grokfast_ema: Vec::new(),
+        };
+        (config, weights, state)
+    }
+
+    /// Every tensor's data range in the file, from its safetensors header.
+    fn data_ranges(bytes: &[u8]) -> Vec<(String, std::ops::Range<usize>)> {
+        let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+        let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+        let mut out: Vec<_> = header
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(k, _)| *k != "__metadata__")
+            .map(|(k, v)| {
+                let o = &v["data_offsets"];
+                let (a, b) = (o[0].as_u64().unwrap(), o[1].as_u64().unwrap());
+                (k.clone(), 8 + n + a as usize..8 + n + b as usize)
+            })
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// The file re-serialized with its metadata changed by `edit` (tensors unchanged).
+    fn rewrite(path: &Path, edit: impl FnOnce(&mut HashMap<String, String>)) {
+        let bytes = std::fs::read(path).unwrap();
+        let (_, header) = SafeTensors::read_metadata(&bytes).unwrap();
+        let mut meta = header.metadata().clone().unwrap();
+        edit(&mut meta);
+        let st = SafeTensors::deserialize(&bytes).unwrap();
+        let out = safetensors::serialize(st.tensors(), &Some(meta)).unwrap();
+        std::fs::write(path, out).unwrap();
+    }
+
+    #[test]
+    fn a_checkpoint_round_trips_with_a_checksum_per_tensor() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ck.safetensors");
+        let (config, weights, state) = fixture();
+        save_state(&path, &config, &weights, &state).unwrap();
+        assert_eq!(load_state::<f32>(&path, &config).unwrap(), state);
+        let ck = Checkpoint::load(&path).unwrap();
+        assert_eq!(ck.step, 7);
+        assert_eq!(ck.weights, weights.cast::<f64>());
+
+        let bytes = std::fs::read(&path).unwrap();
+        let (_, header) = SafeTensors::read_metadata(&bytes).unwrap();
+        let meta = header.metadata().clone().unwrap();
+        assert_eq!(meta["format"], FORMAT);
+        let names: Vec<String> = data_ranges(&bytes).into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, ["adam_m", "adam_v", "params", "u", "v", "w"]);
+        for name in &names {
+            assert!(
+                parse_crc(&meta[&format!("crc32.{name}")]).is_some(),
+                "{name}"
+            );
+        }
+        assert!(parse_crc(&meta[METADATA_CRC]).is_some());
+    }
+
+    #[test]
+    fn a_flipped_byte_in_any_tensor_is_refused_naming_tensor_and_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ck.safetensors");
+        let (config, weights, state) = fixture();
+        save_state(&path, &config, &weights, &state).unwrap();
+        let good = std::fs::read(&path).unwrap();
+        for (name, range) in data_ranges(&good) {
+            let mut bytes = good.clone();
+            // A byte in the middle of the tensor, flipped so the value stays finite-looking.
+            bytes[(range.start + range.end) / 2] ^= 0x01;
+            std::fs::write(&path, &bytes).unwrap();
+            let errors = [
+                Checkpoint::load(&path).unwrap_err(),
+                load_state::<f32>(&path, &config).unwrap_err(),
+            ];
+            for e in errors {
+                let msg = e.to_string();
+                assert!(matches!(e, Error::BadFile { .. }), "{msg}");
+                assert!(
+                    msg.contains(&format!("tensor '{name}' fails its checksum")),
+                    "{msg}"
+                );
+                assert!(msg.contains("ck.safetensors"), "{msg}");
+                assert!(msg.contains("stored crc32 "), "{msg}");
+                assert!(msg.contains("the file is damaged"), "{msg}");
+            }
+        }
+        std::fs::write(&path, &good).unwrap();
+        assert_eq!(load_state::<f32>(&path, &config).unwrap(), state);
+    }
+
+    #[test]
+    fn damaged_metadata_or_missing_checksums_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ck.safetensors");
+        let (config, weights, state) = fixture();
+        let write = || save_state(&path, &config, &weights, &state).unwrap();
+        let refused = |what: &str| {
+            let msg = Checkpoint::load(&path).unwrap_err().to_string();
+            assert!(msg.contains(what), "{msg}");
+            assert!(msg.contains("the file is damaged"), "{msg}");
+            let msg = load_state::<f32>(&path, &config).unwrap_err().to_string();
+            assert!(msg.contains(what), "{msg}");
+        };
+
+        write();
+        rewrite(&path, |m| {
+            m.insert("step".into(), "8".into());
+        });
+        refused("the metadata fails its checksum");
+
+        write();
+        rewrite(&path, |m| {
+            m.remove("crc32.u");
+        });
+        // The metadata checksum covers the tensor checksums, so it notices first.
+        refused("the metadata fails its checksum");
+
+        write();
+        rewrite(&path, |m| {
+            m.remove("crc32.u");
+            let crc = metadata_crc(m);
+            m.insert(METADATA_CRC.into(), crc_text(crc));
+        });
+        refused("tensor 'u' has no checksum (metadata 'crc32.u' is missing)");
+
+        write();
+        rewrite(&path, |m| {
+            m.insert("crc32.grokfast_ema".into(), "00000000".into());
+            let crc = metadata_crc(m);
+            m.insert(METADATA_CRC.into(), crc_text(crc));
+        });
+        refused("tensor 'grokfast_ema', which the file does not hold");
+
+        write();
+        rewrite(&path, |m| {
+            m.insert("crc32.v".into(), "xyz".into());
+            let crc = metadata_crc(m);
+            m.insert(METADATA_CRC.into(), crc_text(crc));
+        });
+        refused("metadata 'crc32.v' = \"xyz\" is not a crc32");
+
+        write();
+        rewrite(&path, |m| {
+            m.remove(METADATA_CRC);
+        });
+        refused("the metadata has no checksum");
+    }
+
+    /// Files written before checksums (v1) still load, unverified; an unknown format is
+    /// refused.
+    #[test]
+    fn v1_files_load_without_verification() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ck.safetensors");
+        let (config, weights, state) = fixture();
+        save_state(&path, &config, &weights, &state).unwrap();
+        rewrite(&path, |m| {
+            m.retain(|k, _| !k.starts_with(TENSOR_CRC) && k != METADATA_CRC);
+            m.insert("format".into(), FORMAT_V1.into());
+        });
+        assert_eq!(load_state::<f32>(&path, &config).unwrap(), state);
+        assert_eq!(Checkpoint::load(&path).unwrap().weights, weights.cast());
+        // Nothing to verify against: a damaged v1 file is read as it is.
+        let mut bytes = std::fs::read(&path).unwrap();
+        let (_, range) = data_ranges(&bytes).pop().unwrap();
+        bytes[range.start] ^= 0x01;
+        std::fs::write(&path, &bytes).unwrap();
+        assert!(Checkpoint::load(&path).is_ok());
+
+        rewrite(&path, |m| {
+            m.insert("format".into(), "clockwork-checkpoint-v9".into());
+        });
+        let msg = Checkpoint::load(&path).unwrap_err().to_string();
+        assert!(
+            msg.contains("metadata 'format' is 'clockwork-checkpoint-v9'"),
+            "{msg}"
+        );
+    }
 }
