@@ -7,7 +7,7 @@
 #       Builds the GPU test executables (cuda_vs_cpu, cuda_compile), the cuda_step bench
 #       and the train binary, strips them into target/gpu-bundle/ with the commit id,
 #       and checks that every binary needs glibc <= 2.34 and the bundle is small enough
-#       to carry (~25 MB; the device tool carries at most 64 MiB with the working tree).
+#       to carry (~12 MB; the device tool carries at most 64 MiB with the working tree).
 #
 #   scripts/gpu-check.sh [run [PART...]]  THERE, in the repository root, with
 #                                         target/gpu-bundle carried over
@@ -75,15 +75,21 @@ for line in sys.stdin:
     }
     # The same profile and flags as scripts/test.sh (cargo test --release), so a tree
     # that has been tested rebuilds nothing; the bench is built as a test target too
-    # (harness = false: it is the same main(), run with --bench).
-    {
-        cargo test --release --no-run --test cuda_vs_cpu --test cuda_compile \
-            --bench cuda_step --message-format=json
-        cargo build --release --bin train --message-format=json
-    } | exe_of | while read -r name exe; do
+    # (harness = false: it is the same main(), run with --bench), and the train binary
+    # is the one cargo builds for the integration tests (a separate `cargo build` would
+    # build it a second time, with other dependency features).
+    cargo test --release --no-run --test cuda_vs_cpu --test cuda_compile \
+        --bench cuda_step --message-format=json |
+        exe_of | while read -r name exe; do
+        case " ${BINARIES[*]} " in *" $name "*) ;; *) continue ;; esac
         cp "$exe" "$BUNDLE/$name"
         strip --strip-debug "$BUNDLE/$name"
     done
+    if [ ! -x "$BUNDLE/train" ]; then
+        cargo build --release --bin train --message-format=json | exe_of | while read -r name exe; do
+            [ "$name" = train ] && cp "$exe" "$BUNDLE/train" && strip --strip-debug "$BUNDLE/train"
+        done
+    fi
     for b in "${BINARIES[@]}"; do
         [ -x "$BUNDLE/$b" ] || {
             echo "prepare: $BUNDLE/$b was not built" >&2
