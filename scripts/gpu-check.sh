@@ -253,7 +253,7 @@ export CLOCKWORK_REQUIRE_NVRTC=1 PYTHONUNBUFFERED=1 RUST_BACKTRACE=1
 {
     echo "--- environment"
     echo "gpu: ${gpu_name:-NONE}"
-    nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm,power.limit --format=csv 2>&1 | head -3
+    command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm,power.limit --format=csv 2>&1 | head -3
     echo "cuda toolkit: ${cuda_home:-none}"
     [ -n "$cuda_home" ] && "$cuda_home/bin/nvcc" --version 2>&1 | tail -2
     echo "nvrtc: ${nvrtc_dir:-none} ($(ls "${nvrtc_dir:-/nonexistent}"/libnvrtc.so* 2>/dev/null | xargs -r -n1 basename | tr '\n' ' '))"
@@ -294,9 +294,8 @@ part() {
     echo
     echo "=== $name (time limit ${limit} s)"
     local t0=$SECONDS
-    timeout --kill-after=10 "$limit" "$@" > >(tee "$dir/$name.txt") 2>&1
-    local rc=$?
-    wait # let tee finish writing
+    timeout --kill-after=10 "$limit" "$@" 2>&1 | tee "$dir/$name.txt"
+    local rc=${PIPESTATUS[0]}
     local took=$((SECONDS - t0)) verdict
     case $rc in
     0) verdict=ok ;;
