@@ -4,8 +4,10 @@
 # Installs the pinned NVRTC / ptxas / CUDA-header PyPI packages into a cache directory
 # (once; ~320 MB, seconds), points the tests at them, and runs cargo test. The kernel
 # compile test is *required* here (CLOCKWORK_REQUIRE_NVRTC=1): it fails rather than skips
-# if the tools are missing. GPU tests (tests/cuda_vs_cpu.rs) skip with a message when
-# there is no GPU; set CLOCKWORK_REQUIRE_GPU=1 to make them fail instead.
+# if the tools are missing. The kernel emulator test (tests/cuda_emulation.rs) needs a
+# C++20 compiler ($CXX, else c++) and fails without one; this script checks for it first.
+# Tests that need a GPU are #[ignore = "needs a GPU"] and listed as ignored here;
+# scripts/gpu-check.sh runs them on a GPU machine.
 #
 # Environment:
 #   CLOCKWORK_CACHE   cache root (default ~/.cache/clockwork); the tools go to
@@ -13,6 +15,14 @@
 #   CARGO_TEST_ARGS   extra arguments for cargo test (default: none)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+CXX_BIN="${CXX:-c++}"
+if ! "$CXX_BIN" --version >/dev/null 2>&1; then
+    echo "scripts/test.sh: no C++ compiler ('$CXX_BIN --version' failed): tests/cuda_emulation.rs" >&2
+    echo "  compiles the CUDA kernels' CPU emulator with one. Install g++ (e.g. apt-get install g++)" >&2
+    echo "  or set CXX to a C++20 compiler, then run this again." >&2
+    exit 1
+fi
 
 NVRTC_VERSION=12.9.86
 RUNTIME_VERSION=12.9.79

@@ -8,8 +8,9 @@
 use clockwork::analysis::pipeline::{self, Options};
 use clockwork::analysis::{construct, plot, report};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Instant;
+
+mod common;
 
 /// Trains a small run (p = 23, width 176) with the `train` binary into `out`, saving a
 /// checkpoint and a spectra record every `steps / 3` and `steps / 30` steps.
@@ -36,17 +37,7 @@ fn train(out: &Path, steps: u64, extra: &[&str]) {
         "--quiet",
     ];
     args.extend_from_slice(extra);
-    let o = Command::new(env!("CARGO_BIN_EXE_train"))
-        .args(&args)
-        .output()
-        .expect("the train binary runs");
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
+    common::assert_success(&common::train(&args));
 }
 
 fn be32(b: &[u8]) -> u32 {

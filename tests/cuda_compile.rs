@@ -9,8 +9,11 @@
 
 use clockwork::engine::cuda::kernels::{compile, KernelFile, FILES, STEP_KERNELS};
 use clockwork::engine::cuda::Precision;
+use common::say;
 use std::path::PathBuf;
 use std::process::Command;
+
+mod common;
 
 const ARCHS: [&str; 2] = ["compute_80", "compute_90"];
 
@@ -22,14 +25,11 @@ fn skip(why: &str) {
     if required() {
         panic!("CLOCKWORK_REQUIRE_NVRTC=1 but {why}");
     }
-    // Straight to the stderr handle: the test harness captures eprintln!, and a skip
-    // must be visible in a plain `cargo test`.
-    use std::io::Write;
-    let _ = writeln!(
-        std::io::stderr(),
+    // Past the harness's capture: a skip must be visible in a plain `cargo test`.
+    say(&format!(
         "\n*** SKIPPED cuda_compile: {why} ***\n\
          *** (run scripts/test.sh, which installs NVRTC and ptxas; or put libnvrtc's directory in LD_LIBRARY_PATH and set CLOCKWORK_PTXAS) ***\n"
-    );
+    ));
 }
 
 fn ptxas() -> Option<PathBuf> {
@@ -200,14 +200,7 @@ fn every_kernel_compiles_and_assembles_without_spills() {
             ));
         }
     }
-    {
-        use std::io::Write;
-        let _ = writeln!(
-            std::io::stderr(),
-            "ptxas -arch=sm_90 -v:\n{}",
-            table.join("\n")
-        );
-    }
+    say(&format!("ptxas -arch=sm_90 -v:\n{}", table.join("\n")));
     assert!(failures.is_empty(), "\n{}", failures.join("\n\n"));
 }
 

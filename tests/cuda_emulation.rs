@@ -5,22 +5,27 @@
 //! mistakes without a GPU (tensor-core paths and the host's cudarc calls are left to
 //! tests/cuda_vs_cpu.rs on a GPU).
 //!
-//! Needs a C++20 compiler (`$CXX`, else `c++`); without one it prints SKIPPED and passes.
+//! Needs a C++20 compiler (`$CXX`, else `c++`): without one the test FAILS (it would
+//! otherwise pass having checked nothing). scripts/test.sh checks for one up front.
 
-use std::io::Write;
+use common::say;
 use std::path::Path;
 use std::process::Command;
+
+mod common;
 
 #[test]
 fn kernels_match_double_loops_on_the_cpu_emulator() {
     let cxx = std::env::var("CXX").unwrap_or_else(|_| "c++".into());
-    if Command::new(&cxx).arg("--version").output().is_err() {
-        let _ = writeln!(
-            std::io::stderr(),
-            "*** SKIPPED cuda_emulation: no C++ compiler ({cxx}); install g++ or set CXX ***"
-        );
-        return;
-    }
+    let found = Command::new(&cxx)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        found,
+        "no C++ compiler: `{cxx} --version` did not run; the kernel emulator needs a C++20 \
+         compiler: install g++ (apt-get install g++) or set CXX to one"
+    );
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let dir = tempfile::tempdir().expect("temp dir");
     let exe = dir.path().join("emulate_pass");
@@ -43,6 +48,6 @@ fn kernels_match_double_loops_on_the_cpu_emulator() {
     );
     let run = Command::new(&exe).output().expect("run the emulator");
     let text = String::from_utf8_lossy(&run.stdout);
-    let _ = writeln!(std::io::stderr(), "{text}");
+    say(&text);
     assert!(run.status.success(), "emulated kernels disagree:\n{text}");
 }

@@ -4,10 +4,11 @@
 //! multi-chunk passes; and a 2,000-step training run whose loss curve matches the CPU
 //! trainer's to 1e-3 relative, for every regularizer and optimizer.
 //!
-//! Without a usable GPU every test prints SKIPPED with the reason and passes, unless
-//! CLOCKWORK_REQUIRE_GPU=1 (scripts/gpu-check.sh sets it), which makes them fail.
-//! On a GPU: `cargo test --release --test cuda_vs_cpu -- --nocapture` (or the prebuilt
-//! executable that scripts/gpu-check.sh runs).
+//! Every test that needs a GPU is `#[ignore = "needs a GPU"]`: a plain `cargo test` lists
+//! it as ignored (not as passed). On a GPU: `cargo test --release --test cuda_vs_cpu --
+//! --include-ignored --test-threads=1 --nocapture`, or the prebuilt executable that
+//! scripts/gpu-check.sh runs the same way; asked for without a usable GPU they fail with
+//! "needs a GPU" and the reason. Only the check of the missing-CUDA error runs everywhere.
 
 use clockwork::engine::cuda::{self, CudaBackend, Precision};
 use clockwork::engine::{reference, Backend, CoreSpec, Loss, PassStats};
@@ -15,26 +16,9 @@ use clockwork::kinds::{OptimizerKind, RegularizerKind};
 use clockwork::model::{Activation, ModelSpec, Params, Weights};
 use clockwork::prelude::*;
 use clockwork::task::PairSet;
-use std::io::Write;
+use common::{config, rel_err, require_gpu, say, to64};
 
-fn say(msg: &str) {
-    // Past the harness's capture, so a skip is visible in a plain `cargo test`.
-    let _ = writeln!(std::io::stderr(), "{msg}");
-}
-
-/// True when cuda:0 is usable; otherwise prints why (or fails under REQUIRE_GPU).
-fn gpu(test: &str) -> bool {
-    match cuda::probe(0) {
-        Ok(()) => true,
-        Err(e) => {
-            if std::env::var("CLOCKWORK_REQUIRE_GPU").is_ok_and(|v| v == "1") {
-                panic!("CLOCKWORK_REQUIRE_GPU=1 but CUDA is not usable: {e}");
-            }
-            say(&format!("*** SKIPPED {test}: no usable GPU ({e}) ***"));
-            false
-        }
-    }
-}
+mod common;
 
 #[test]
 fn asking_for_cuda_without_it_is_one_clear_line() {
@@ -79,24 +63,9 @@ fn asking_for_cuda_without_it_is_one_clear_line() {
 
 fn spec(p: usize, m: usize, activation: Activation, tied: bool) -> ModelSpec {
     ModelSpec {
-        n_in: p,
-        n_out: p,
-        width: m,
-        activation,
         tied,
-        embed_dim: None,
-        init_scale: 0.5,
+        ..common::spec(p, m, activation)
     }
-}
-
-fn rel_err(a: &[f64], b: &[f64]) -> f64 {
-    let num: f64 = a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum::<f64>();
-    let den: f64 = b.iter().map(|y| y * y).sum::<f64>();
-    (num / den.max(1e-60)).sqrt()
-}
-
-fn to64(v: &[f32]) -> Vec<f64> {
-    v.iter().map(|&x| x as f64).collect()
 }
 
 struct Case {
@@ -237,31 +206,30 @@ fn check_precision(precision: Precision, tol: f64) {
 }
 
 #[test]
+#[ignore = "needs a GPU"]
 fn fp32_matches_the_f64_reference() {
-    if gpu("fp32_matches_the_f64_reference") {
-        check_precision(Precision::Fp32, 1e-4);
-    }
+    require_gpu();
+    check_precision(Precision::Fp32, 1e-4);
 }
 
 #[test]
+#[ignore = "needs a GPU"]
 fn tf32_matches_the_f64_reference() {
-    if gpu("tf32_matches_the_f64_reference") {
-        check_precision(Precision::Tf32, 1e-2);
-    }
+    require_gpu();
+    check_precision(Precision::Tf32, 1e-2);
 }
 
 #[test]
+#[ignore = "needs a GPU"]
 fn bf16_matches_the_f64_reference() {
-    if gpu("bf16_matches_the_f64_reference") {
-        check_precision(Precision::Bf16, 5e-2);
-    }
+    require_gpu();
+    check_precision(Precision::Bf16, 5e-2);
 }
 
 #[test]
+#[ignore = "needs a GPU"]
 fn chunked_passes_match_single_pass() {
-    if !gpu("chunked_passes_match_single_pass") {
-        return;
-    }
+    require_gpu();
     let backend = CudaBackend::new(0, Precision::Fp32).unwrap();
     let c = Case {
         p: 113,
@@ -282,10 +250,9 @@ fn chunked_passes_match_single_pass() {
 }
 
 #[test]
+#[ignore = "needs a GPU"]
 fn passes_are_bit_reproducible() {
-    if !gpu("passes_are_bit_reproducible") {
-        return;
-    }
+    require_gpu();
     let backend = CudaBackend::new(0, Precision::Fp32).unwrap();
     let spec = spec(61, 200, Activation::Square, false);
     let weights = Params::<f32>::init(&spec, 2, 3).unwrap().effective();
@@ -309,14 +276,6 @@ fn passes_are_bit_reproducible() {
 
 // ---------------------------------------------------------------------------------------
 // The device-resident trainer against the CPU trainer.
-
-fn config(p: usize, m: usize, models: usize) -> RunConfig {
-    let mut c = RunConfig::default();
-    c.task.p = p;
-    c.model.width = m;
-    c.models = models;
-    c
-}
 
 fn cpu_curve(config: &RunConfig, steps: u64) -> Vec<(f64, f64)> {
     let mut t = Trainer::<f32>::from_config(config).unwrap();
@@ -381,10 +340,9 @@ fn compare_curves(what: &str, cpu: &[(f64, f64)], gpu: &[(f64, f64)], tol: f64) 
 }
 
 #[test]
+#[ignore = "needs a GPU"]
 fn trainer_matches_the_cpu_loss_curve_over_2000_steps() {
-    if !gpu("trainer_matches_the_cpu_loss_curve_over_2000_steps") {
-        return;
-    }
+    require_gpu();
     // The default recipe (GD, lr doubling at 1k, L_{2,3}) at a small size.
     let mut c = config(31, 64, 1);
     c.optimizer.lr_milestones = vec![500, 1000, 1500];
@@ -398,10 +356,9 @@ fn trainer_matches_the_cpu_loss_curve_over_2000_steps() {
 }
 
 #[test]
+#[ignore = "needs a GPU"]
 fn trainer_matches_cpu_for_every_optimizer_and_regularizer() {
-    if !gpu("trainer_matches_cpu_for_every_optimizer_and_regularizer") {
-        return;
-    }
+    require_gpu();
     let steps = 300;
     let mut variants: Vec<(String, RunConfig)> = Vec::new();
     for reg in [
@@ -456,10 +413,9 @@ fn trainer_matches_cpu_for_every_optimizer_and_regularizer() {
 }
 
 #[test]
+#[ignore = "needs a GPU"]
 fn trainer_reports_state_and_evaluation_like_the_cpu() {
-    if !gpu("trainer_reports_state_and_evaluation_like_the_cpu") {
-        return;
-    }
+    require_gpu();
     let mut c = config(23, 48, 2);
     c.task.train_fraction = 0.6;
     c.optimizer.kind = OptimizerKind::Adamw;
@@ -503,10 +459,9 @@ fn trainer_reports_state_and_evaluation_like_the_cpu() {
 }
 
 #[test]
+#[ignore = "needs a GPU"]
 fn divergence_stops_at_the_same_step_as_the_cpu() {
-    if !gpu("divergence_stops_at_the_same_step_as_the_cpu") {
-        return;
-    }
+    require_gpu();
     let mut c = config(11, 16, 1);
     c.optimizer.lr = 1e4;
     c.optimizer.lr_milestones.clear();

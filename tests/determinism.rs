@@ -12,7 +12,7 @@ fn run_with<F: Real>(options: CpuOptions, models: usize, steps: usize) -> Vec<F>
     config.task.p = 13;
     config.model.width = 24;
     config.models = models;
-    config.dtype = F::NAME.into();
+    config.dtype = F::ELEMENT;
     config.task.train_fraction = 0.7;
     let backend = CpuBackend::new(options).unwrap();
     let mut trainer = Trainer::<F>::with_backend(&config, Box::new(backend)).unwrap();

@@ -1,66 +1,124 @@
-//! The fused CPU engine against the plain-loop f64 reference on random problems: f32
-//! relative error < 1e-5. (The slower kernels kept for comparison — matrixmultiply, the
-//! hand-written AVX2 microkernel — are checked against the same reference by the kernel
-//! harness, benches/cpu_kernels/, which `cargo test --features dev-kernels` runs.)
+//! The fused CPU engine against the plain-loop f64
+//! reference on random problems: f32 relative error < 1e-5 on the loss and gradients,
+//! and per model the same count of correctly classified pairs, up to the pairs whose
+//! f64 margin is within f32 rounding of zero. One production-size case (p = 113,
+//! m = 512) checks the same at the README's benchmark shape.
 
 use clockwork::engine::cpu::{CpuBackend, CpuOptions};
 use clockwork::engine::{reference, Backend, CoreSpec, Loss, PassStats};
-use clockwork::model::{Activation, ModelSpec, Params, Weights};
-use clockwork::task::{Op, Split, Task};
+use clockwork::model::{Activation, Params, Weights};
+use clockwork::task::{Op, PairSet, Split, Task};
+use common::{rel_err, say, spec};
 use proptest::prelude::*;
 
-fn spec(p: usize, m: usize, activation: Activation) -> ModelSpec {
-    ModelSpec {
-        n_in: p,
-        n_out: p,
-        width: m,
-        activation,
-        tied: false,
-        embed_dim: None,
-        init_scale: 0.5,
-    }
+mod common;
+
+/// Per model, how many pairs have a margin `f_y − max_{c≠y} f_c` (in f64, from the same
+/// f32 weights) too close to zero for f32 to be sure of its sign: |margin| ≤ 2·(m + 8)·ε₃₂
+/// · (A_y + A_c), where A_c = Σ_i |w_ci h_i| and c is the runner-up. That is twice the
+/// worst-case rounding bound of an f32 dot product of length m in any summation order,
+/// with a few ε more for h = σ(u + v); only these pairs may be classified differently.
+fn ambiguous_pairs(act: Activation, weights: &Weights<f32>, pairs: &PairSet) -> Vec<usize> {
+    let (m, n_out) = (weights.width, weights.n_out);
+    let eps = f32::EPSILON as f64;
+    (0..weights.batch)
+        .map(|k| {
+            let (u, v, w) = weights.model(k);
+            (0..pairs.len())
+                .filter(|&t| {
+                    let (a, b, y) = (
+                        pairs.a[t] as usize,
+                        pairs.b[t] as usize,
+                        pairs.label[t] as usize,
+                    );
+                    let h: Vec<f64> = (0..m)
+                        .map(|i| {
+                            reference::activate(act, u[a * m + i] as f64 + v[b * m + i] as f64)
+                        })
+                        .collect();
+                    let (mut f, mut abs) = (vec![0.0f64; n_out], vec![0.0f64; n_out]);
+                    for c in 0..n_out {
+                        for i in 0..m {
+                            let x = w[c * m + i] as f64 * h[i];
+                            f[c] += x;
+                            abs[c] += x.abs();
+                        }
+                    }
+                    let runner_up = (0..n_out)
+                        .filter(|&c| c != y)
+                        .max_by(|&c, &d| f[c].total_cmp(&f[d]))
+                        .expect("n_out >= 2");
+                    let bound = 2.0 * (m + 8) as f64 * eps * (abs[y] + abs[runner_up]);
+                    (f[y] - f[runner_up]).abs() <= bound
+                })
+                .count()
+        })
+        .collect()
 }
 
-fn rel_err(a: &[f64], b: &[f64]) -> f64 {
-    let num: f64 = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).powi(2))
-        .sum::<f64>()
-        .sqrt();
-    let den: f64 = b.iter().map(|y| y * y).sum::<f64>().sqrt();
-    num / den.max(1e-30)
+/// Tolerances of one comparison (relative, against the f64 reference).
+#[derive(Clone, Copy, Debug)]
+struct Tol {
+    loss: f64,
+    grad: f64,
+    margin: f64,
 }
 
+const TOL: Tol = Tol {
+    loss: 1e-5,
+    grad: 1e-5,
+    margin: 1e-4,
+};
+
+/// The engine's pass against the reference's; returns the worst relative gradient error.
 fn compare(
-    stats: &[PassStats],
-    ref_stats: &[PassStats],
-    grads: &Weights<f32>,
-    ref_grads: &Weights<f64>,
+    (stats, grads): (&[PassStats], &Weights<f32>),
+    (ref_stats, ref_grads): (&[PassStats], &Weights<f64>),
+    ambiguous: &[usize],
+    tol: Tol,
     what: &str,
-) {
-    for (s, r) in stats.iter().zip(ref_stats) {
+) -> f64 {
+    assert_eq!(
+        stats.len(),
+        ref_stats.len(),
+        "one PassStats per model ({what})"
+    );
+    for (k, (s, r)) in stats.iter().zip(ref_stats).enumerate() {
         assert!(
-            (s.loss - r.loss).abs() <= 1e-5 * r.loss.abs().max(1e-3),
-            "loss {} vs {} ({what})",
+            (s.loss - r.loss).abs() <= tol.loss * r.loss.abs().max(1e-3),
+            "model {k}: loss {} vs {} ({what})",
             s.loss,
             r.loss
         );
         assert!(
-            (s.min_margin - r.min_margin).abs() <= 1e-4 * r.min_margin.abs().max(1.0),
-            "{what}"
+            (s.min_margin - r.min_margin).abs() <= tol.margin * r.min_margin.abs().max(1.0),
+            "model {k}: min margin {} vs {} ({what})",
+            s.min_margin,
+            r.min_margin
         );
-        assert_eq!(s.count, r.count, "{what}");
+        assert_eq!(s.count, r.count, "model {k} ({what})");
+        let flips = s.correct.abs_diff(r.correct);
+        assert!(
+            flips <= ambiguous[k],
+            "model {k}: {} correct vs {} in the f64 reference, but only {} pairs have a \
+             margin within f32 rounding of 0 ({what})",
+            s.correct,
+            r.correct,
+            ambiguous[k]
+        );
     }
     let g = grads.cast::<f64>();
+    let mut worst = 0.0f64;
     for (name, got, want) in [
         ("u", &g.u, &ref_grads.u),
         ("v", &g.v, &ref_grads.v),
         ("w", &g.w, &ref_grads.w),
     ] {
         let e = rel_err(got, want);
-        assert!(e < 1e-5, "grad_{name}: relative error {e} ({what})");
+        assert!(e < tol.grad, "grad_{name}: relative error {e} ({what})");
+        worst = worst.max(e);
     }
+    worst
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -82,27 +140,34 @@ fn check(
     let core = CoreSpec { activation, loss };
     let mut ref_grads = Weights::<f64>::zeros(&params.spec, batch);
     let ref_stats = reference::loss_and_grad(core, &weights, &pairs, Some(&mut ref_grads));
-    // No minimum work per chunk, so these small problems still split into several
-    // chunks and the reduction is exercised.
-    let options = CpuOptions {
-        tile_rows,
-        chunks_per_model: 5,
-        min_chunk_work: 0,
-        threads: None,
-    };
-    let backend = CpuBackend::new(options).unwrap();
-    let mut grads = Weights::zeros(&params.spec, batch);
-    let stats = backend
-        .loss_and_grad(core, &weights, &pairs, &mut grads)
-        .unwrap();
-    let what = format!("p={p} m={m} B={batch} tile={tile_rows} {activation} {loss:?}");
-    compare(&stats, &ref_stats, &grads, &ref_grads, &what);
-    // A forward-only pass reports the same statistics.
-    assert_eq!(
-        backend.evaluate(core, &weights, &pairs).unwrap(),
-        stats,
-        "{what}"
-    );
+    let ambiguous = ambiguous_pairs(activation, &weights, &pairs);
+    {
+        let options = CpuOptions {
+            tile_rows,
+            chunks_per_model: 5,
+            ..CpuOptions::default()
+        };
+        let backend = CpuBackend::new(options).unwrap();
+        let mut grads = Weights::zeros(&params.spec, batch);
+        let stats = backend
+            .loss_and_grad(core, &weights, &pairs, &mut grads)
+            .unwrap();
+        let what =
+            format!("p={p} m={m} B={batch} tile={tile_rows} {activation} {loss:?}");
+        compare(
+            (&stats, &grads),
+            (&ref_stats, &ref_grads),
+            &ambiguous,
+            TOL,
+            &what,
+        );
+        // A forward-only pass reports the same statistics.
+        assert_eq!(
+            backend.evaluate(core, &weights, &pairs).unwrap(),
+            stats,
+            "{what}"
+        );
+    }
 }
 
 #[test]
@@ -113,6 +178,75 @@ fn fused_matches_reference_on_fixed_cases() {
             check(11, 9, 1, 7, act, loss, 0.6, 2);
             check(17, 33, 1, 20, act, loss, 1.0, 3);
         }
+    }
+}
+
+/// The README's benchmark shape: a + b mod 113, width 512, x², cross-entropy, every pair,
+/// one model (the f64 reference costs about 2·p²·m·p multiply-adds, ~2 s in --release).
+///
+/// Tolerances (PROD_TOL below): each logit is an f32 dot product of length 512 and each
+/// entry of dW a sum over 12 769 pairs, so f32 rounding grows (~√m, ~√p² in the tiled
+/// fixed-order sums) beyond the small cases'. Measured on this project's 2-vCPU EPYC
+/// (2026-12-01, seed 11, every kernel then in production): loss 4.7e-9 relative, gradients 6.9e-7, min margin
+/// 2.0e-7, correct 121 = 121 with 1 ambiguous pair. The limits leave 14× (gradients) to
+/// 200× (loss) of headroom for other CPUs' kernels and summation orders, and stay orders
+/// of magnitude below what a wrong index or a dropped tile gives (errors of order 1e-2
+/// and up).
+#[test]
+fn fused_matches_reference_at_production_size() {
+    const PROD_TOL: Tol = Tol {
+        loss: 1e-6,
+        grad: 1e-5,
+        margin: 1e-5,
+    };
+    let (p, m, seed) = (113, 512, 11);
+    let activation = Activation::Square;
+    let task = Task::modular(Op::Add, p).unwrap();
+    let params = Params::<f32>::init(&spec(p, m, activation), 1, seed).unwrap();
+    let weights = params.effective();
+    let core = CoreSpec {
+        activation,
+        loss: Loss::CrossEntropy,
+    };
+    let mut ref_grads = Weights::<f64>::zeros(&params.spec, 1);
+    let ref_stats = reference::loss_and_grad(core, &weights, &task.pairs, Some(&mut ref_grads));
+    let ambiguous = ambiguous_pairs(activation, &weights, &task.pairs);
+    // The correct-count check must have teeth: few pairs may be ambiguous.
+    assert!(
+        ambiguous[0] <= task.pairs.len() / 100,
+        "{} of {} pairs ambiguous",
+        ambiguous[0],
+        task.pairs.len()
+    );
+    {
+        let backend = CpuBackend::new(CpuOptions::default()).unwrap();
+        let mut grads = Weights::zeros(&params.spec, 1);
+        let stats = backend
+            .loss_and_grad(core, &weights, &task.pairs, &mut grads)
+            .unwrap();
+        let what = format!("p={p} m={m} {activation} CE");
+        let worst = compare(
+            (&stats, &grads),
+            (&ref_stats, &ref_grads),
+            &ambiguous,
+            PROD_TOL,
+            &what,
+        );
+        say(&format!(
+            "{what}: loss {:.3e} rel, grad {worst:.2e} rel, min margin {:.2e} rel, correct {} \
+             vs {} (f64), {} ambiguous",
+            (stats[0].loss - ref_stats[0].loss).abs() / ref_stats[0].loss.abs(),
+            (stats[0].min_margin - ref_stats[0].min_margin).abs()
+                / ref_stats[0].min_margin.abs().max(1.0),
+            stats[0].correct,
+            ref_stats[0].correct,
+            ambiguous[0]
+        ));
+        assert_eq!(
+            backend.evaluate(core, &weights, &task.pairs).unwrap(),
+            stats,
+            "{what}"
+        );
     }
 }
 

@@ -4,6 +4,8 @@
 use clockwork::kinds::RegularizerKind;
 use clockwork::prelude::*;
 
+mod common;
+
 fn objective(trainer: &mut Trainer<f64>) -> f64 {
     let (train, reg) = trainer.compute_gradients().unwrap();
     train[0].loss + reg[0]
@@ -16,13 +18,8 @@ fn check(
     tied: bool,
     embed_dim: usize,
 ) {
-    let mut config = RunConfig {
-        dtype: clockwork::kinds::Dtype::F64,
-        ..RunConfig::default()
-    };
-    config.task.p = 5;
+    let mut config = common::f64_config(5, 4);
     config.task.train_fraction = 0.8;
-    config.model.width = 4;
     config.model.activation = activation;
     config.model.tied = tied;
     config.model.embed_dim = embed_dim;
@@ -81,12 +78,7 @@ fn gradients_match_finite_differences() {
 #[test]
 fn a_wrong_gradient_would_be_caught() {
     // The check must be able to fail: scaling the analytic gradient by 1 + 1e-4 breaks it.
-    let mut config = RunConfig {
-        dtype: clockwork::kinds::Dtype::F64,
-        ..RunConfig::default()
-    };
-    config.task.p = 5;
-    config.model.width = 4;
+    let config = common::f64_config(5, 4);
     let mut trainer = Trainer::<f64>::from_config(&config).unwrap();
     objective(&mut trainer);
     let g0 = trainer.param_grads()[0] * (1.0 + 1e-4);

@@ -7,9 +7,10 @@
 //! one gradient-descent step end to end. Regenerate with
 //! `benches/reference/.venv/bin/python benches/reference/torch_cpu_step.py --check`.
 
-use clockwork::config::RunConfig;
 use clockwork::kinds::RegularizerKind;
 use clockwork::train::Trainer;
+
+mod common;
 
 const P: usize = 23;
 const M: usize = 96;
@@ -36,12 +37,7 @@ fn close(what: &str, got: f64, want: f64) {
 
 #[test]
 fn one_step_matches_pytorch_autograd() {
-    let mut config = RunConfig {
-        dtype: clockwork::kinds::Dtype::F64,
-        ..RunConfig::default()
-    };
-    config.task.p = P;
-    config.model.width = M;
+    let mut config = common::f64_config(P, M);
     config.train.regularizer = RegularizerKind::L23;
     config.train.reg_strength = 1e-4;
     config.optimizer.lr = 0.05;
