@@ -2,7 +2,8 @@
 //! a known answer for the engine (logits), the margin code (γ = γ*) and the Fourier
 //! analysis (every frequency used, every neuron a pure sinusoid, θu + θv = θw).
 
-use super::pipeline::RunAnalysis;
+use super::outdir;
+use super::pipeline::{self, Options, RunAnalysis};
 use super::record::SpectraRecorder;
 use super::text::pct;
 use crate::checkpoint;
@@ -13,7 +14,7 @@ use crate::fsutil::write_atomic;
 use crate::model::{Activation, Weights};
 use crate::task::Op;
 use std::f64::consts::{FRAC_PI_2, PI};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Width of the construction: 16 neurons per frequency 1..=(p−1)/2.
 pub fn width(p: usize) -> usize {
@@ -121,6 +122,29 @@ pub fn write_run(backend: &dyn Backend<f64>, p: usize, dir: &Path) -> Result<()>
     let mut recorder = SpectraRecorder::create(dir, p)?;
     recorder.append(0, &weights, 0)?;
     Ok(())
+}
+
+/// What `analyze construct` does: writes the construction of addition mod `p` as a run
+/// directory at `out` (replacing what is there: check it with
+/// [`outdir::check_new_run_dir`] first), analyzes it, writes the analysis into
+/// `out/analysis` (with `pictures`, also the pictures and `index.html`) and measures
+/// the known answers. Returns the analysis, the files written into `out/analysis` and
+/// the known answers, which the caller checks with [`KnownAnswers::miss`].
+pub fn write_and_analyze(
+    backend: &dyn Backend<f64>,
+    p: usize,
+    out: &Path,
+    options: &Options,
+    pictures: bool,
+) -> Result<(RunAnalysis, Vec<PathBuf>, KnownAnswers)> {
+    outdir::replace_dir(out, |tmp| write_run(backend, p, tmp))?;
+    let analysis = pipeline::analyze(backend, out, options)?;
+    let files = outdir::write_analysis(&analysis, &out.join("analysis"), pictures)?;
+    let known = KnownAnswers::of(&analysis).ok_or_else(|| Error::BadFile {
+        path: out.into(),
+        reason: "the constructed run has no model".into(),
+    })?;
+    Ok((analysis, files, known))
 }
 
 /// How far the analysis of a constructed run (model 0) is from the construction's

@@ -16,9 +16,9 @@
 //! nothing written); 1 any other failure.
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
-use clockwork::analysis::construct::{self, KnownAnswers};
+use clockwork::analysis::construct;
 use clockwork::analysis::pipeline::{self, Options, RunAnalysis};
-use clockwork::analysis::{outdir, summary, text};
+use clockwork::analysis::{outdir, summary, tables, text};
 use clockwork::engine::{self, Backend};
 use clockwork::kinds::{Device, Precision};
 use clockwork::Error;
@@ -108,25 +108,24 @@ fn parse_threshold(s: &str) -> Result<f64, String> {
     }
 }
 
-/// Why the command failed, and so its exit code.
-enum Failure {
-    /// Bad input: exit code 2, nothing written.
-    Input(String),
-    /// Anything else: exit code 1.
-    Other(String),
-}
+/// Why the command failed: the message of its one `error:` line and its exit code (2
+/// bad input, nothing written; 1 anything else).
+struct Failure(u8, String);
 
 impl Failure {
-    /// Errors of reading and analyzing a run: bad input unless the compute backend or
-    /// the machine failed.
+    fn input(m: impl std::fmt::Display) -> Failure {
+        Failure(2, m.to_string())
+    }
+    fn other(m: impl std::fmt::Display) -> Failure {
+        Failure(1, m.to_string())
+    }
+    /// Errors of checking, reading and analyzing the input: bad input unless the
+    /// compute backend or the machine failed.
     fn reading(e: Error) -> Failure {
         match e {
-            Error::Backend(_) => Failure::Other(e.to_string()),
-            _ => Failure::Input(e.to_string()),
+            Error::Backend(_) => Failure::other(e),
+            _ => Failure::input(e),
         }
-    }
-    fn other(e: impl std::fmt::Display) -> Failure {
-        Failure::Other(e.to_string())
     }
 }
 
@@ -141,7 +140,7 @@ fn main() -> ExitCode {
     let cli = match command.try_get_matches() {
         Ok(matches) => match Cli::from_arg_matches(&matches) {
             Ok(cli) => cli,
-            Err(e) => return fail(&Failure::Input(clap_message(&e.to_string()))),
+            Err(e) => return fail(Failure::input(clap_message(&e.to_string()))),
         },
         Err(e) => match e.kind() {
             clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
@@ -149,10 +148,8 @@ fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             _ => {
-                return fail(&Failure::Input(format!(
-                    "{} (see analyze --help)",
-                    clap_message(&e.to_string())
-                )))
+                let m = clap_message(&e.to_string());
+                return fail(Failure::input(format!("{m} (see analyze --help)")));
             }
         },
     };
@@ -169,23 +166,12 @@ fn main() -> ExitCode {
             run_analyze(&run, &out, &cli.common)
         }
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(f) => fail(&f),
-    }
+    result.map_or_else(fail, |()| ExitCode::SUCCESS)
 }
 
-fn fail(f: &Failure) -> ExitCode {
-    match f {
-        Failure::Input(m) => {
-            eprintln!("error: {m}");
-            ExitCode::from(2)
-        }
-        Failure::Other(m) => {
-            eprintln!("error: {m}");
-            ExitCode::from(1)
-        }
-    }
+fn fail(Failure(code, message): Failure) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::from(code)
 }
 
 /// Opens the f64 CPU backend the margins are evaluated with.
@@ -198,10 +184,8 @@ fn run_analyze(run: &Path, out: &Path, common: &Common) -> Result<(), Failure> {
     outdir::check_analysis_dir(run, out).map_err(Failure::reading)?;
     let backend = open_backend(common)?;
     let t0 = Instant::now();
-    let options = Options {
-        threshold: common.threshold,
-    };
-    let analysis = pipeline::analyze(backend.as_ref(), run, &options).map_err(Failure::reading)?;
+    let analysis =
+        pipeline::analyze(backend.as_ref(), run, &options(common)).map_err(Failure::reading)?;
     let elapsed_s = t0.elapsed().as_secs_f64();
     let files = outdir::write_analysis(&analysis, out, !common.no_plots).map_err(Failure::other)?;
     report_done(&analysis, &files, out, common, elapsed_s)
@@ -213,41 +197,39 @@ fn run_construct(p: i64, out: &Path, force: bool, common: &Common) -> Result<(),
         .ok()
         .filter(|&p| p >= 3 && p % 2 == 1)
         .ok_or_else(|| {
-            Failure::Input(format!(
+            Failure::input(format!(
                 "invalid --p {p}: the max-margin construction needs an odd p >= 3"
             ))
         })?;
     outdir::check_new_run_dir(out, force).map_err(Failure::reading)?;
     let backend = open_backend(common)?;
     let t0 = Instant::now();
-    outdir::replace_dir(out, |tmp| construct::write_run(backend.as_ref(), p, tmp))
-        .map_err(Failure::other)?;
-    // From here on the run directory is in place; a failure is a bug, not bad input.
-    let options = Options {
-        threshold: common.threshold,
-    };
-    let analysis = pipeline::analyze(backend.as_ref(), out, &options).map_err(Failure::other)?;
+    // Past the checks a failure is a bug, not bad input.
+    let (analysis, files, known) =
+        construct::write_and_analyze(backend.as_ref(), p, out, &options(common), !common.no_plots)
+            .map_err(Failure::other)?;
     let elapsed_s = t0.elapsed().as_secs_f64();
-    let dir = out.join("analysis");
-    let files =
-        outdir::write_analysis(&analysis, &dir, !common.no_plots).map_err(Failure::other)?;
-    let known = KnownAnswers::of(&analysis)
-        .ok_or_else(|| Failure::Other("the constructed run has no model".into()))?;
     if let Some(miss) = known.miss() {
-        return Err(Failure::Other(miss));
+        return Err(Failure::other(miss));
     }
     if !common.json {
+        let width = construct::width(p);
         println!(
-            "wrote the max-margin construction of addition mod {p} (x², width {}) to {}",
-            construct::width(p),
+            "wrote the max-margin construction of addition mod {p} (x², width {width}) to {}",
             out.display()
         );
     }
-    report_done(&analysis, &files, &dir, common, elapsed_s)?;
+    report_done(&analysis, &files, &out.join("analysis"), common, elapsed_s)?;
     if !common.json {
         print!("{}", known.text());
     }
     Ok(())
+}
+
+fn options(common: &Common) -> Options {
+    Options {
+        threshold: common.threshold,
+    }
 }
 
 /// Prints the summary (human or JSON) of a finished analysis.
@@ -259,8 +241,7 @@ fn report_done(
     elapsed_s: f64,
 ) -> Result<(), Failure> {
     if common.json {
-        let json = serde_json::to_string_pretty(&a.summary).map_err(Failure::other)?;
-        println!("{json}");
+        print!("{}", tables::summary_json(a).map_err(Failure::other)?);
         eprintln!(
             "analysis written to {} ({} files)",
             out.display(),
