@@ -194,7 +194,7 @@ impl KnownAnswers {
         })
     }
 
-    /// Whether every known answer is met to [`TOLERANCE`].
+    /// Whether every known answer is met to within 1e-9.
     pub fn hold(&self) -> bool {
         (self.ratio - 1.0).abs() <= TOLERANCE
             && self.freqs_missing.is_empty()
