@@ -19,7 +19,6 @@ use clockwork::analysis::pipeline::{self, Options};
 use clockwork::analysis::record::SpectraRecorder;
 use clockwork::analysis::summary;
 use clockwork::checkpoint;
-use clockwork::engine::cpu::{CpuBackend, CpuOptions};
 use clockwork::prelude::*;
 use criterion::{criterion_group, criterion_main, Criterion};
 use std::path::Path;
@@ -64,7 +63,7 @@ fn run_dir(dir: &Path, config: &RunConfig, snapshots: &[Weights<f64>]) {
 /// Everything the analysis computes for one checkpoint held in memory.
 fn analyze_one(
     plan: &FourierPlan,
-    backend: &CpuBackend,
+    backend: &dyn Backend<f64>,
     task: &Task,
     config: &RunConfig,
     w: &Weights<f64>,
@@ -87,7 +86,7 @@ fn analyze_one(
 fn benches(c: &mut Criterion) {
     let config = config(P, M);
     let plan = FourierPlan::new(P).unwrap();
-    let backend = CpuBackend::new(CpuOptions::default()).unwrap();
+    let backend = clockwork::engine::open::<f64>(Device::Cpu, Precision::Fp32, 0).unwrap();
     let task = config.build_task().unwrap();
     // `cargo test --all-targets` runs each benchmark once without `--bench`: a couple of
     // snapshots are enough to check it works, and spare the test run writing 100.
@@ -106,10 +105,10 @@ fn benches(c: &mut Criterion) {
     let mut g = c.benchmark_group("checkpoint_p113_m512");
     g.sample_size(10).warm_up_time(Duration::from_secs(1));
     g.bench_function("in_memory", |b| {
-        b.iter(|| analyze_one(&plan, &backend, &task, &config, &snapshots[0]))
+        b.iter(|| analyze_one(&plan, backend.as_ref(), &task, &config, &snapshots[0]))
     });
     g.bench_function("run_dir", |b| {
-        b.iter(|| pipeline::analyze(&one, &Options::default()).unwrap())
+        b.iter(|| pipeline::analyze(backend.as_ref(), &one, &Options::default()).unwrap())
     });
     g.finish();
 
@@ -127,7 +126,7 @@ fn benches(c: &mut Criterion) {
     });
     g.measurement_time(Duration::from_secs(30));
     g.bench_function("run_dir", |b| {
-        b.iter(|| pipeline::analyze(&hundred, &Options::default()).unwrap())
+        b.iter(|| pipeline::analyze(backend.as_ref(), &hundred, &Options::default()).unwrap())
     });
     g.finish();
 

@@ -8,14 +8,19 @@ use clockwork::analysis::construct;
 use clockwork::analysis::fourier::{self, FourierPlan, Part};
 use clockwork::analysis::margin;
 use clockwork::analysis::summary;
-use clockwork::engine::cpu::{CpuBackend, CpuOptions};
-use clockwork::engine::reference;
+use clockwork::engine::{reference, Backend};
+use clockwork::kinds::{Device, Precision};
 use clockwork::model::{Activation, ModelSpec, Params, Weights};
 use clockwork::task::{Op, Task};
 use clockwork::theory::gamma_star_modular_addition;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::f64::consts::PI;
+
+/// The f64 CPU backend the analysis evaluates margins with.
+fn cpu() -> Box<dyn Backend<f64>> {
+    clockwork::engine::open::<f64>(Device::Cpu, Precision::Fp32, 0).unwrap()
+}
 
 /// Weights whose neuron i has u, v, w = A·cos(2πka/p + θ) (+ noise) with the given
 /// per-neuron (k, θu, θv, θw, A).
@@ -187,10 +192,17 @@ fn construction_logits_are_exact() {
         }
         assert_eq!(correct, p * p, "p={p}: reference accuracy");
         // The engine agrees: every pair right, smallest margin exactly 4p.
-        let backend = CpuBackend::new(CpuOptions::default()).unwrap();
-        let m = margin::margins_with(&backend, &w, Activation::Square, &task.pairs, "all", None)
-            .unwrap()
-            .remove(0);
+        let backend = cpu();
+        let m = margin::margins_with(
+            backend.as_ref(),
+            &w,
+            Activation::Square,
+            &task.pairs,
+            "all",
+            None,
+        )
+        .unwrap()
+        .remove(0);
         assert_eq!(m.accuracy, 1.0, "p={p}: engine accuracy");
         assert!(
             (m.min_margin - 4.0 * p as f64).abs() < 1e-9,
@@ -201,9 +213,17 @@ fn construction_logits_are_exact() {
 }
 
 fn gamma(w: &Weights<f64>, p: usize) -> f64 {
-    let backend = CpuBackend::new(CpuOptions::default()).unwrap();
+    let backend = cpu();
     let task = Task::modular(Op::Add, p).unwrap();
-    margin::margins_with(&backend, w, Activation::Square, &task.pairs, "all", None).unwrap()[0]
+    margin::margins_with(
+        backend.as_ref(),
+        w,
+        Activation::Square,
+        &task.pairs,
+        "all",
+        None,
+    )
+    .unwrap()[0]
         .gamma
 }
 
@@ -272,4 +292,123 @@ fn construction_fourier_features_are_ideal() {
         (lo - 1.0).abs() < 1e-9 && (hi - 1.0).abs() < 1e-9,
         "{lo} {hi}"
     );
+}
+
+/// A two-model batch whose models train on different fractions with different seeds:
+/// the analysis measures each model on its own split (train and test margins equal a
+/// direct evaluation of that model alone on that split, and differ from the other
+/// model's split) and re-draws each model's own initial weights.
+#[test]
+fn per_model_splits_and_inits_are_each_models_own() {
+    use clockwork::analysis::margin::SplitPart;
+    use clockwork::analysis::pipeline::{self, Options};
+    use clockwork::analysis::progress;
+    use clockwork::checkpoint;
+    use clockwork::config::RunConfig;
+    use clockwork::task::Split;
+
+    let mut config = RunConfig::default();
+    config.task.p = 23;
+    config.model.width = 32;
+    config.models = 2;
+    config.per_model.train_fraction = vec![0.3, 0.8];
+    config.per_model.seed = vec![3, 4];
+    config.validate().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let run = tmp.path().join("run");
+    std::fs::create_dir_all(run.join("checkpoints")).unwrap();
+    std::fs::write(run.join("config.toml"), config.to_toml()).unwrap();
+    // The "trained" weights are a fixed draw unrelated to the init, so a margin measured
+    // on the wrong split would differ.
+    let spec = config.model_spec();
+    let last = Params::<f64>::init(&spec, 2, 99).unwrap().effective();
+    checkpoint::save_weights(&checkpoint::path_for(&run, 100), &config, 100, &last).unwrap();
+
+    let backend = cpu();
+    let a = pipeline::analyze(backend.as_ref(), &run, &Options::default()).unwrap();
+    let task = config.build_task().unwrap();
+    let settings = config.model_settings();
+    let alone = |k: usize| {
+        let (u, v, w) = last.model(k);
+        Weights {
+            batch: 1,
+            n_in: last.n_in,
+            n_out: last.n_out,
+            width: last.width,
+            u: u.to_vec(),
+            v: v.to_vec(),
+            w: w.to_vec(),
+        }
+    };
+    let on = |k: usize, fraction: f64, seed: u64, part: SplitPart| {
+        let split = Split::new(task.len(), fraction, seed).unwrap();
+        let idx = match part {
+            SplitPart::Train => &split.train,
+            SplitPart::Test => &split.test,
+        };
+        let pairs = task.pairs.select(idx);
+        margin::margins_with(
+            backend.as_ref(),
+            &alone(k),
+            config.model.activation,
+            &pairs,
+            part.label(),
+            None,
+        )
+        .unwrap()
+        .remove(0)
+    };
+    for (k, m) in a.summary.models.iter().enumerate() {
+        let s = &settings[k];
+        assert_eq!((m.train_fraction, m.seed), (s.train_fraction, s.seed));
+        let train = m
+            .margin_train
+            .as_ref()
+            .expect("a split model has a train margin");
+        let test = m
+            .margin_test
+            .as_ref()
+            .expect("a split model has a test margin");
+        assert_eq!(train, &on(k, s.train_fraction, s.seed, SplitPart::Train));
+        assert_eq!(test, &on(k, s.train_fraction, s.seed, SplitPart::Test));
+        let other = &settings[1 - k];
+        let wrong = on(k, other.train_fraction, other.seed, SplitPart::Train);
+        // The smallest margin can sit on a pair both splits hold; the mean loss cannot
+        // coincide on sets this different.
+        assert_ne!(train.loss, wrong.loss, "model {k}");
+    }
+    // The library function agrees with the pipeline.
+    let direct =
+        margin::margins_on_split(backend.as_ref(), &config, &last, SplitPart::Train).unwrap();
+    assert_eq!(direct[1], a.summary.models[1].margin_train);
+
+    // Initial frequencies come from each model's own seed (no step-0 checkpoint here).
+    let init = config.init_params::<f64>().unwrap().effective();
+    let plan = FourierPlan::new(23).unwrap();
+    for k in 0..2 {
+        let want = progress::init_freqs(&fourier::spectra(&plan, &init, k).unwrap());
+        assert_eq!(a.init[k], want, "model {k}");
+    }
+    assert_eq!(
+        a.summary.init_source,
+        "re-initialized from per_model.seed [3, 4]"
+    );
+
+    // Without [per_model], every model uses the [task] fraction and the config seed
+    // (the whole batch in one pass).
+    let mut plain = config.clone();
+    plain.per_model.train_fraction.clear();
+    plain.per_model.seed.clear();
+    plain.task.train_fraction = 0.5;
+    let shared =
+        margin::margins_on_split(backend.as_ref(), &plain, &last, SplitPart::Test).unwrap();
+    for (k, m) in shared.iter().enumerate() {
+        let m = m.as_ref().expect("a test side at fraction 0.5");
+        let want = on(k, 0.5, plain.seed, SplitPart::Test);
+        assert_eq!(m.accuracy, want.accuracy, "model {k}");
+        assert!((m.min_margin - want.min_margin).abs() <= 1e-12 * want.min_margin.abs());
+    }
+    plain.task.train_fraction = 1.0;
+    let none = margin::margins_on_split(backend.as_ref(), &plain, &last, SplitPart::Train).unwrap();
+    assert_eq!(none, vec![None, None]);
 }

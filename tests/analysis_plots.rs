@@ -6,11 +6,18 @@
 //! picture.
 
 use clockwork::analysis::pipeline::{self, Options};
-use clockwork::analysis::{construct, plot, report};
+use clockwork::analysis::{construct, plot, report, tables};
+use clockwork::engine::Backend;
+use clockwork::kinds::{Device, Precision};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 mod common;
+
+/// The f64 CPU backend the analysis evaluates margins with.
+fn cpu() -> Box<dyn Backend<f64>> {
+    clockwork::engine::open::<f64>(Device::Cpu, Precision::Fp32, 0).unwrap()
+}
 
 /// Trains a small run (p = 23, width 176) with the `train` binary into `out`, saving a
 /// checkpoint and a spectra record every `steps / 3` and `steps / 30` steps.
@@ -60,9 +67,9 @@ fn png_size(path: &Path) -> (u32, u32) {
 /// Writes the report of the run at `run` into `run/report`; returns the pictures drawn
 /// and skipped (by name) after checking every file.
 fn check_report(run: &Path) -> (Vec<&'static str>, Vec<&'static str>) {
-    let analysis = pipeline::analyze(run, &Options::default()).unwrap();
+    let analysis = pipeline::analyze(cpu().as_ref(), run, &Options::default()).unwrap();
     let out = run.join("report");
-    pipeline::write_tables(&analysis, &out).unwrap();
+    tables::write_tables(&analysis, &out).unwrap();
     let t = Instant::now();
     let written = report::write_report(&analysis, &out).unwrap();
     eprintln!("{}: report in {:.2?}", run.display(), t.elapsed());
@@ -147,7 +154,7 @@ fn reports_of_trained_split_and_constructed_runs() {
     assert!(html.contains("<th class=\"model\">model 1</th>") && html.contains("grokking"));
 
     let exact = tmp.path().join("construct");
-    construct::write_run(7, &exact).unwrap();
+    construct::write_run(cpu().as_ref(), 7, &exact).unwrap();
     let (drawn, skipped) = check_report(&exact);
     assert_eq!(
         drawn,
@@ -175,9 +182,9 @@ fn render_run_from_env() {
         .map(PathBuf::from)
         .unwrap_or_else(|_| run.join("report"));
     let t = Instant::now();
-    let analysis = pipeline::analyze(&run, &Options::default()).unwrap();
+    let analysis = pipeline::analyze(cpu().as_ref(), &run, &Options::default()).unwrap();
     let analyzed = t.elapsed();
-    pipeline::write_tables(&analysis, &out).unwrap();
+    tables::write_tables(&analysis, &out).unwrap();
     let t = Instant::now();
     let written = report::write_report(&analysis, &out).unwrap();
     eprintln!(

@@ -162,7 +162,8 @@ fn check_outputs(dir: &Path, listed: &[PathBuf], with_report: bool) {
         assert!(html.contains("<html") || html.contains("<!DOCTYPE") || html.contains("<!doctype"));
         assert!(!pngs.is_empty() && !svgs.is_empty(), "{listed:?}");
     } else {
-        assert!(!dir.join("index.html").exists());
+        // Not written by this call (an earlier analysis's page and pictures may stay).
+        assert!(!listed.contains(&dir.join("index.html")), "{listed:?}");
         assert!(pngs.is_empty() && svgs.is_empty(), "{listed:?}");
     }
     for f in pngs {
@@ -200,11 +201,84 @@ fn analyze_writes_every_table_and_picture() {
     ] {
         assert!(stdout.contains(needle), "{needle:?} missing from\n{stdout}");
     }
-    // Running it again replaces the earlier analysis.
+    // Running it again rewrites the tables it writes.
     let o = analyze(&[s(&run), "--no-plots"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     let listed = printed_files(&text(&o.stdout), &dir);
     check_outputs(&dir, &listed, false);
+}
+
+/// Every file of `dir` with its bytes and modification time.
+fn snapshot(dir: &Path) -> Vec<(PathBuf, Vec<u8>, std::time::SystemTime)> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let path = e.unwrap().path();
+            let modified = std::fs::metadata(&path).unwrap().modified().unwrap();
+            (path.clone(), std::fs::read(&path).unwrap(), modified)
+        })
+        .collect();
+    files.sort_by(|a, b| a.0.cmp(&b.0));
+    files
+}
+
+#[test]
+fn json_no_plots_keeps_the_pictures_of_an_earlier_analysis() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = run_copy(tmp.path());
+    let dir = run.join("analysis");
+    let o = analyze(&[s(&run)]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let before = snapshot(&dir);
+    let is_picture = |f: &Path| f.extension().is_some_and(|x| x == "png" || x == "svg");
+    let pictures: Vec<_> = before.iter().filter(|(f, ..)| is_picture(f)).collect();
+    assert!(pictures.len() >= 2, "{before:?}");
+    // Mark the JSON so a rewrite is visible whatever its content.
+    let json = dir.join("summary.json");
+    std::fs::write(&json, "stale").unwrap();
+
+    let o = analyze(&[s(&run), "--json", "--no-plots"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let after = snapshot(&dir);
+    let names = |v: &[(PathBuf, Vec<u8>, std::time::SystemTime)]| {
+        v.iter().map(|(f, ..)| f.clone()).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        names(&after),
+        names(&before),
+        "the same files, no leftovers"
+    );
+    for (f, bytes, modified) in &pictures {
+        let (_, now, now_modified) = after.iter().find(|(g, ..)| g == f).unwrap();
+        assert!(
+            now == bytes && now_modified == modified,
+            "{} changed",
+            f.display()
+        );
+    }
+    let (_, index, _) = after
+        .iter()
+        .find(|(f, ..)| f.ends_with("index.html"))
+        .unwrap();
+    let (_, index_before, _) = before
+        .iter()
+        .find(|(f, ..)| f.ends_with("index.html"))
+        .unwrap();
+    assert_eq!(
+        index, index_before,
+        "index.html is not this call's to rewrite"
+    );
+    let rewritten: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json).unwrap()).expect("summary.json rewritten");
+    let printed: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(rewritten, printed);
+    // No staging directory left next to the analysis.
+    let hidden: Vec<String> = std::fs::read_dir(&run)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(hidden.is_empty(), "{hidden:?}");
 }
 
 #[test]
@@ -286,7 +360,15 @@ fn construct_writes_a_loadable_run_with_the_known_answers() {
     assert_eq!(list.len(), 1);
     let ck = clockwork::checkpoint::Checkpoint::load(&list[0].1).unwrap();
     assert_eq!((ck.step, ck.weights.width, ck.weights.n_in), (0, 176, 23));
-    let m = clockwork::analysis::margin::margins_all_pairs(&ck.config, &ck.weights).unwrap();
+    let backend = clockwork::engine::open::<f64>(
+        clockwork::kinds::Device::Cpu,
+        clockwork::kinds::Precision::Fp32,
+        0,
+    )
+    .unwrap();
+    let m =
+        clockwork::analysis::margin::margins_all_pairs(backend.as_ref(), &ck.config, &ck.weights)
+            .unwrap();
     assert_eq!(m[0].accuracy, 1.0);
     assert!((m[0].ratio.unwrap() - 1.0).abs() < 1e-9);
 

@@ -2,15 +2,19 @@
 //! a known answer for the engine (logits), the margin code (γ = γ*) and the Fourier
 //! analysis (every frequency used, every neuron a pure sinusoid, θu + θv = θw).
 
+use super::outdir;
+use super::pipeline::{self, Options, RunAnalysis};
 use super::record::SpectraRecorder;
+use super::text::pct;
 use crate::checkpoint;
 use crate::config::{RunConfig, TaskConfig};
+use crate::engine::Backend;
 use crate::error::{Error, Result};
 use crate::fsutil::write_atomic;
 use crate::model::{Activation, Weights};
 use crate::task::Op;
 use std::f64::consts::{FRAC_PI_2, PI};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Width of the construction: 16 neurons per frequency 1..=(p−1)/2.
 pub fn width(p: usize) -> usize {
@@ -92,13 +96,14 @@ pub fn config(p: usize) -> Result<RunConfig> {
 /// Writes a run directory holding the construction: `config.toml`, the checkpoint at
 /// step 0, one `metrics.jsonl` line (accuracy and normalized margin over all pairs) and
 /// one `spectra.jsonl` record, so `analyze` and the engine load it like a trained run.
-pub fn write_run(p: usize, dir: &Path) -> Result<()> {
+/// `backend` evaluates the margin that goes into `metrics.jsonl`.
+pub fn write_run(backend: &dyn Backend<f64>, p: usize, dir: &Path) -> Result<()> {
     let config = config(p)?;
     let weights = max_margin(p)?;
     std::fs::create_dir_all(dir.join("checkpoints")).map_err(|e| Error::io(dir, e))?;
     write_atomic(&dir.join("config.toml"), config.to_toml().as_bytes())?;
     checkpoint::save_weights(&checkpoint::path_for(dir, 0), &config, 0, &weights)?;
-    let margin = super::margin::margins_all_pairs(&config, &weights)?.remove(0);
+    let margin = super::margin::margins_all_pairs(backend, &config, &weights)?.remove(0);
     let line = serde_json::json!({
         "step": 0,
         "model": 0,
@@ -117,6 +122,117 @@ pub fn write_run(p: usize, dir: &Path) -> Result<()> {
     let mut recorder = SpectraRecorder::create(dir, p)?;
     recorder.append(0, &weights, 0)?;
     Ok(())
+}
+
+/// What `analyze construct` does: writes the construction of addition mod `p` as a run
+/// directory at `out` (replacing what is there: check it with
+/// [`outdir::check_new_run_dir`] first), analyzes it, writes the analysis into
+/// `out/analysis` (with `pictures`, also the pictures and `index.html`) and measures
+/// the known answers. Returns the analysis, the files written into `out/analysis` and
+/// the known answers, which the caller checks with [`KnownAnswers::miss`].
+pub fn write_and_analyze(
+    backend: &dyn Backend<f64>,
+    p: usize,
+    out: &Path,
+    options: &Options,
+    pictures: bool,
+) -> Result<(RunAnalysis, Vec<PathBuf>, KnownAnswers)> {
+    outdir::replace_dir(out, |tmp| write_run(backend, p, tmp))?;
+    let analysis = pipeline::analyze(backend, out, options)?;
+    let files = outdir::write_analysis(&analysis, &out.join("analysis"), pictures)?;
+    let known = KnownAnswers::of(&analysis).ok_or_else(|| Error::BadFile {
+        path: out.into(),
+        reason: "the constructed run has no model".into(),
+    })?;
+    Ok((analysis, files, known))
+}
+
+/// How far the analysis of a constructed run (model 0) is from the construction's
+/// known answers: γ/γ* = 1, every frequency used, every neuron a pure sinusoid with
+/// θu + θv = θw, every pair right.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KnownAnswers {
+    /// γ/γ* (NaN when the analysis has no γ*).
+    pub ratio: f64,
+    /// Frequencies without a sinusoidal neuron.
+    pub freqs_missing: Vec<usize>,
+    /// Frequencies 1..=max_freq in use, and how many.
+    pub freqs_used: usize,
+    /// ⌊p/2⌋.
+    pub max_freq: usize,
+    /// Neurons at frequency 1.
+    pub neurons_per_freq: usize,
+    /// Smallest power fraction at the neuron's frequency, over u, v, w and neurons.
+    pub min_fraction: f64,
+    /// Largest |θu + θv − θw| over neurons.
+    pub max_residual: f64,
+    /// Accuracy over all pairs.
+    pub accuracy: f64,
+}
+
+/// Tolerance of [`KnownAnswers::hold`]: f64 round-off over sums of p² terms.
+const TOLERANCE: f64 = 1e-9;
+
+impl KnownAnswers {
+    /// Reads model 0 of an analysis; `None` when it has no model.
+    pub fn of(a: &RunAnalysis) -> Option<KnownAnswers> {
+        let m = a.summary.models.first()?;
+        let neurons = a.neurons.first()?;
+        let f = &m.frequencies;
+        Some(KnownAnswers {
+            ratio: m.margin.ratio.unwrap_or(f64::NAN),
+            freqs_missing: f.freqs_missing.clone(),
+            freqs_used: f.freqs_used.len(),
+            max_freq: f.max_freq,
+            neurons_per_freq: f.neurons_per_freq.get(1).copied().unwrap_or(0),
+            min_fraction: neurons
+                .iter()
+                .map(|f| f.min_fraction)
+                .fold(f64::INFINITY, f64::min),
+            max_residual: neurons.iter().map(|f| f.residual.abs()).fold(0.0, f64::max),
+            accuracy: m.margin.accuracy,
+        })
+    }
+
+    /// Whether every known answer is met to within 1e-9.
+    pub fn hold(&self) -> bool {
+        (self.ratio - 1.0).abs() <= TOLERANCE
+            && self.freqs_missing.is_empty()
+            && (self.min_fraction - 1.0).abs() <= TOLERANCE
+            && self.max_residual <= TOLERANCE
+            && self.accuracy == 1.0
+    }
+
+    /// `None` when they [`hold`](Self::hold), else a line listing every measured value
+    /// (a miss is a bug in the construction or the analysis, not bad input).
+    pub fn miss(&self) -> Option<String> {
+        if self.hold() {
+            return None;
+        }
+        Some(format!(
+            "the construction misses its known answer: γ/γ* = {}, missing frequencies {:?}, \
+             smallest power fraction {}, largest |residual| {}, accuracy {}",
+            self.ratio, self.freqs_missing, self.min_fraction, self.max_residual, self.accuracy
+        ))
+    }
+
+    /// The lines `analyze construct` prints under "known answers:".
+    pub fn text(&self) -> String {
+        format!(
+            "known answers:\n  γ/γ* = {:.9} (|γ/γ* − 1| = {:.1e}); accuracy {}\n  \
+             all {} frequencies 1..={} present, {} neurons each\n  every neuron: power \
+             fraction {:.9} (smallest over u, v, w and neurons), residual θu+θv−θw = 0 \
+             (largest |residual| {:.1e})\n",
+            self.ratio,
+            (self.ratio - 1.0).abs(),
+            pct(self.accuracy),
+            self.freqs_used,
+            self.max_freq,
+            self.neurons_per_freq,
+            self.min_fraction,
+            self.max_residual
+        )
+    }
 }
 
 #[cfg(test)]

@@ -316,8 +316,27 @@ pub fn dominant(power: &[f64]) -> (usize, f64) {
     (best, frac)
 }
 
+/// Inverse participation ratio `Σ P_k² / (Σ P_k)²` of a power vector: 1 when all power is
+/// at one frequency, `1/n` when spread evenly over n. A zero vector gives 0.
+pub fn ipr(power: &[f64]) -> f64 {
+    let total: f64 = power.iter().sum();
+    if total > 0.0 {
+        power.iter().map(|x| x * x).sum::<f64>() / (total * total)
+    } else {
+        0.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn ipr_limits() {
+        assert_eq!(ipr(&[0.0, 2.0, 0.0]), 1.0);
+        assert!((ipr(&[1.0; 4]) - 0.25).abs() < 1e-15);
+        assert_eq!(ipr(&[0.0, 0.0]), 0.0);
+    }
+
     use super::*;
 
     fn naive_dft(x: &[f64]) -> Vec<Complex64> {

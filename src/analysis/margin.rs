@@ -1,16 +1,16 @@
-//! Normalized margins of checkpoints, computed with the engine's own forward pass (the
-//! CPU backend in f64), so the analysis and training agree on what a margin is.
+//! Normalized margins of checkpoints, computed with the engine's own forward pass (any
+//! [`Backend`] in f64, handed in by the caller), so the analysis and training agree on
+//! what a margin is.
 //!
 //! `γ = min over pairs of (f_y − max_{c≠y} f_c) / Σ_i (‖u_i‖² + ‖v_i‖² + ‖w_i‖²)^{h/2}`
 //! with h the network's homogeneity ([`Activation::homogeneity`]; 3 for x²), which makes
 //! γ invariant under rescaling the weights (theory.md §2).
 
 use crate::config::RunConfig;
-use crate::engine::cpu::{CpuBackend, CpuOptions};
 use crate::engine::{Backend, CoreSpec, Loss};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::{Activation, Weights};
-use crate::task::{Op, PairSet};
+use crate::task::{Op, PairSet, Split};
 use crate::theory;
 use serde::{Deserialize, Serialize};
 
@@ -79,17 +79,111 @@ pub fn margins_with(
         .collect())
 }
 
-/// Margins of every model over all pairs of the config's task (CPU backend, f64).
-/// γ/γ* is filled in when [`gamma_star`] applies.
-pub fn margins_all_pairs(config: &RunConfig, weights: &Weights<f64>) -> Result<Vec<MarginReport>> {
-    let backend = CpuBackend::new(CpuOptions::default())?;
+/// Margins of every model over all pairs of the config's task. γ/γ* is filled in when
+/// [`gamma_star`] applies.
+pub fn margins_all_pairs(
+    backend: &dyn Backend<f64>,
+    config: &RunConfig,
+    weights: &Weights<f64>,
+) -> Result<Vec<MarginReport>> {
     let task = config.build_task()?;
     margins_with(
-        &backend,
+        backend,
         weights,
         config.model.activation,
         &task.pairs,
         "all",
         gamma_star(config),
     )
+}
+
+/// One side of a model's train/test split.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SplitPart {
+    /// The pairs the model trains on.
+    Train,
+    /// The held-out pairs.
+    Test,
+}
+
+impl SplitPart {
+    /// The label of its [`MarginReport::pairs`]: `"train"` or `"test"`.
+    pub fn label(self) -> &'static str {
+        match self {
+            SplitPart::Train => "train",
+            SplitPart::Test => "test",
+        }
+    }
+}
+
+/// Margins of every model on one side of its own split: model k's split is
+/// `Split::new(task.len(), s.train_fraction, s.seed)` with
+/// `s = config.model_settings()[k]`, so a batch whose models train on different
+/// fractions or seeds is measured on the pairs each model actually saw (or did not).
+/// `None` for a model that trains on every pair (no test side, and its train side is
+/// [`margins_all_pairs`]). No γ* here: the bound holds over all pairs only.
+pub fn margins_on_split(
+    backend: &dyn Backend<f64>,
+    config: &RunConfig,
+    weights: &Weights<f64>,
+    part: SplitPart,
+) -> Result<Vec<Option<MarginReport>>> {
+    let settings = config.model_settings();
+    if weights.batch != settings.len() {
+        return Err(Error::Shape {
+            what: "weights".into(),
+            expected: format!("{} models (the config's `models`)", settings.len()),
+            got: format!("{} models", weights.batch),
+        });
+    }
+    let task = config.build_task()?;
+    let activation = config.model.activation;
+    let pairs_of = |fraction: f64, seed: u64| -> Result<PairSet> {
+        let split = Split::new(task.len(), fraction, seed)?;
+        Ok(task.pairs.select(match part {
+            SplitPart::Train => &split.train,
+            SplitPart::Test => &split.test,
+        }))
+    };
+    let same_split = settings
+        .windows(2)
+        .all(|w| w[0].seed == w[1].seed && w[0].train_fraction == w[1].train_fraction);
+    match settings.first() {
+        None => Ok(Vec::new()),
+        Some(s) if s.train_fraction >= 1.0 && same_split => Ok(vec![None; settings.len()]),
+        // One split for the whole batch: one pass over it (the common case, and the
+        // engine is fastest on whole batches).
+        Some(s) if same_split => {
+            let pairs = pairs_of(s.train_fraction, s.seed)?;
+            let reports = margins_with(backend, weights, activation, &pairs, part.label(), None)?;
+            Ok(reports.into_iter().map(Some).collect())
+        }
+        _ => settings
+            .iter()
+            .enumerate()
+            .map(|(k, s)| {
+                if s.train_fraction >= 1.0 {
+                    return Ok(None);
+                }
+                let pairs = pairs_of(s.train_fraction, s.seed)?;
+                let one = single_model(weights, k);
+                let mut r = margins_with(backend, &one, activation, &pairs, part.label(), None)?;
+                Ok(r.pop())
+            })
+            .collect(),
+    }
+}
+
+/// Model `k` of a batch as a batch of one.
+fn single_model(weights: &Weights<f64>, k: usize) -> Weights<f64> {
+    let (u, v, w) = weights.model(k);
+    Weights {
+        batch: 1,
+        n_in: weights.n_in,
+        n_out: weights.n_out,
+        width: weights.width,
+        u: u.to_vec(),
+        v: v.to_vec(),
+        w: w.to_vec(),
+    }
 }

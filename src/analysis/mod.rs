@@ -10,13 +10,22 @@
 //! - [`progress`]: participation ratios, the init "lottery" check, grokking stages,
 //! - [`record`]: the `spectra.jsonl` recorder the training loop calls,
 //! - [`rundir`]: loading a run directory,
-//! - [`pipeline`]: the whole analysis of one run and its machine-readable outputs,
-//! - [`plot`] and [`report`]: PNG/SVG pictures and `index.html`.
+//! - [`pipeline`]: the whole analysis of one run ([`pipeline::analyze`], handed the
+//!   engine backend that evaluates margins),
+//! - [`tables`]: its machine-readable outputs (`summary.json` and the CSV tables),
+//! - [`plot`] and [`report`]: PNG/SVG pictures and `index.html`,
+//! - [`text`]: the human-readable report `analyze` prints,
+//! - [`outdir`]: checking and writing an analysis directory the way `analyze` does
+//!   (only the files written are replaced, each atomically).
+//!
+//! Dependencies go one way: `fourier` ← `summary` ← `progress` ← `pipeline` ←
+//! `tables`/`report`/`text` ← `outdir`; nothing here constructs an engine backend.
 
 pub mod construct;
 pub mod fourier;
 mod jsonl;
 pub mod margin;
+pub mod outdir;
 pub mod pipeline;
 pub mod plot;
 pub mod progress;
@@ -24,3 +33,5 @@ pub mod record;
 pub mod report;
 pub mod rundir;
 pub mod summary;
+pub mod tables;
+pub mod text;

@@ -1,6 +1,6 @@
-//! The whole analysis of one run directory, and its machine-readable outputs
-//! (`summary.json`, `neurons.csv`, `frequencies.csv`, `checkpoints.csv`,
-//! `timeline.csv`).
+//! The whole analysis of one run directory: [`analyze`] gives a [`RunAnalysis`], which
+//! [`super::tables`] writes as `summary.json` and CSV tables and [`super::outdir`] as a
+//! whole analysis directory.
 //!
 //! Every checkpoint is analyzed (spectra of all neurons of all models, margin over all
 //! pairs); the last one gives the final per-neuron table. Checkpoints are processed in
@@ -8,22 +8,19 @@
 //! neurons of all checkpoints go through one parallel Fourier pass.
 
 use super::fourier::{spectra_many, FourierPlan, ModelSpectra};
-use super::margin::{self, MarginReport};
+use super::margin::{self, MarginReport, SplitPart};
 use super::progress::{self, InitFreqs, Lottery, Stages};
 use super::record::SpectraRecord;
 use super::rundir::{MetricsRow, RunDir};
 use super::summary::{self, FrequencySummary, NeuronFeatures};
 use crate::checkpoint::Checkpoint;
-use crate::engine::cpu::{CpuBackend, CpuOptions};
+use crate::engine::Backend;
 use crate::error::{Error, Result};
-use crate::fsutil::write_atomic;
 use crate::kinds::Dtype;
 use crate::model::Weights;
-use crate::task::Split;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Checkpoints loaded and transformed together.
 const GROUP: usize = 16;
@@ -60,7 +57,8 @@ pub struct RunSummary {
     pub tied: bool,
     /// Factored embedding dimension (0 = unfactored).
     pub embed_dim: usize,
-    /// Share of the pairs trained on (1 = all).
+    /// Share of the pairs trained on (1 = all): `task.train_fraction` of the config; a
+    /// `[per_model]` list overrides it per model ([`ModelReport::train_fraction`]).
     pub train_fraction: f64,
     /// Checkpoints analyzed.
     pub checkpoints: usize,
@@ -79,18 +77,32 @@ pub struct RunSummary {
 pub struct ModelReport {
     /// Index of the model in the batch.
     pub model: usize,
+    /// Seed of this model's initialization and split.
+    #[serde(default)]
+    pub seed: u64,
+    /// Share of the pairs this model trains on (1 = all).
+    #[serde(default = "all_pairs")]
+    pub train_fraction: f64,
     /// Frequency statistics of the final checkpoint.
     pub frequencies: FrequencySummary,
     /// Normalized margin over all pairs (with γ/γ* where the theory applies).
     pub margin: MarginReport,
-    /// Normalized margin over the training pairs, for split runs.
+    /// Normalized margin over this model's training pairs, when it holds some out.
     pub margin_train: Option<MarginReport>,
+    /// Margin and accuracy over this model's held-out pairs, when it has any.
+    #[serde(default)]
+    pub margin_test: Option<MarginReport>,
     /// Whether final frequencies were already favoured at initialization.
     pub lottery: Lottery,
     /// Memorization and generalization steps (from metrics.jsonl).
     pub stages: Stages,
     /// The last line of metrics.jsonl for this model.
     pub last_metrics: Option<MetricsRow>,
+}
+
+/// What a summary without a train fraction meant: every pair.
+fn all_pairs() -> f64 {
+    1.0
 }
 
 /// One (checkpoint, model): the measures that are cheap to keep for every checkpoint.
@@ -135,8 +147,9 @@ pub struct RunAnalysis {
     pub gamma_star: Option<f64>,
 }
 
-/// Initial weights: the step-0 checkpoint when saved, else re-drawn from the seed
-/// (initialization is the run's only random draw besides the split).
+/// Initial weights: the step-0 checkpoint when saved, else re-drawn from each model's
+/// seed and init scale (initialization is the run's only random draw besides the
+/// split).
 fn initial_weights(dir: &RunDir, first: Option<&Checkpoint>) -> Result<(Weights<f64>, String)> {
     if let Some(c) = first.filter(|c| c.step == 0) {
         return Ok((c.weights.clone(), "checkpoint at step 0".into()));
@@ -146,11 +159,17 @@ fn initial_weights(dir: &RunDir, first: Option<&Checkpoint>) -> Result<(Weights<
         Dtype::F32 => c.init_params::<f32>()?.effective().cast::<f64>(),
         Dtype::F64 => c.init_params::<f64>()?.effective(),
     };
-    Ok((w, format!("re-initialized from seed {}", c.seed)))
+    let source = if c.per_model.seed.is_empty() {
+        format!("re-initialized from seed {}", c.seed)
+    } else {
+        format!("re-initialized from per_model.seed {:?}", c.per_model.seed)
+    };
+    Ok((w, source))
 }
 
-/// Analyzes every checkpoint of the run at `path`.
-pub fn analyze(path: &Path, options: &Options) -> Result<RunAnalysis> {
+/// Analyzes every checkpoint of the run at `path`, evaluating margins with `backend`
+/// (e.g. `engine::open::<f64>(Device::Cpu, Precision::Fp32, 0)`).
+pub fn analyze(backend: &dyn Backend<f64>, path: &Path, options: &Options) -> Result<RunAnalysis> {
     if !(options.threshold > 0.0 && options.threshold <= 1.0) {
         return Err(Error::config(
             "threshold",
@@ -163,7 +182,6 @@ pub fn analyze(path: &Path, options: &Options) -> Result<RunAnalysis> {
     let p = config.task.p;
     let b = config.models;
     let plan = FourierPlan::new(p)?;
-    let backend = CpuBackend::new(CpuOptions::default())?;
     let task = config.build_task()?;
     let gamma_star = margin::gamma_star(config);
     let activation = config.model.activation;
@@ -184,7 +202,7 @@ pub fn analyze(path: &Path, options: &Options) -> Result<RunAnalysis> {
         let mut spectra = spectra_many(&plan, &jobs)?;
         for (j, ckpt) in loaded.into_iter().enumerate() {
             let margins = margin::margins_with(
-                &backend,
+                backend,
                 &ckpt.weights,
                 activation,
                 &task.pairs,
@@ -225,20 +243,9 @@ pub fn analyze(path: &Path, options: &Options) -> Result<RunAnalysis> {
         .map(progress::init_freqs)
         .collect();
 
-    let train_margins = if config.task.train_fraction < 1.0 {
-        let split = Split::new(task.len(), config.task.train_fraction, config.seed)?;
-        let train = task.pairs.select(&split.train);
-        Some(margin::margins_with(
-            &backend,
-            &last.weights,
-            activation,
-            &train,
-            "train",
-            None,
-        )?)
-    } else {
-        None
-    };
+    let train_margins = margin::margins_on_split(backend, config, &last.weights, SplitPart::Train)?;
+    let test_margins = margin::margins_on_split(backend, config, &last.weights, SplitPart::Test)?;
+    let settings = config.model_settings();
 
     let mut neurons = Vec::with_capacity(b);
     let mut models = Vec::with_capacity(b);
@@ -247,9 +254,12 @@ pub fn analyze(path: &Path, options: &Options) -> Result<RunAnalysis> {
         let metrics = dir.metrics_of(k);
         models.push(ModelReport {
             model: k,
+            seed: settings[k].seed,
+            train_fraction: settings[k].train_fraction,
             frequencies: summary::summarize(&f, p / 2, options.threshold),
             margin: last_margins[k].clone(),
-            margin_train: train_margins.as_ref().map(|m| m[k].clone()),
+            margin_train: train_margins[k].clone(),
+            margin_test: test_margins[k].clone(),
             lottery: progress::lottery(&init[k], &f, p / 2),
             stages: progress::stages(metrics.iter().map(|r| (r.step, r.train_acc, r.test_acc))),
             last_metrics: metrics.last().map(|r| (*r).clone()),
@@ -293,137 +303,4 @@ pub fn analyze(path: &Path, options: &Options) -> Result<RunAnalysis> {
         timeline,
         gamma_star,
     })
-}
-
-/// A CSV cell: empty for a missing or non-finite number.
-fn cell(x: Option<f64>) -> String {
-    match x {
-        Some(v) if v.is_finite() => format!("{v}"),
-        _ => String::new(),
-    }
-}
-
-/// `neurons.csv`: the final per-neuron table of every model.
-pub fn neurons_csv(a: &RunAnalysis) -> String {
-    let mut s = String::from(
-        "model,neuron,freq,fraction,min_fraction,freq_u,freq_v,freq_w,fraction_u,fraction_v,fraction_w,\
-         shared_freq,theta_u,theta_v,theta_w,residual,sq_norm,ipr,sinusoidal,init_strongest_freq,init_aligned_freq\n",
-    );
-    for (k, features) in a.neurons.iter().enumerate() {
-        for f in features {
-            let _ = writeln!(
-                s,
-                "{k},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
-                f.neuron,
-                f.freq,
-                f.fraction,
-                f.min_fraction,
-                f.freq_u,
-                f.freq_v,
-                f.freq_w,
-                f.fraction_u,
-                f.fraction_v,
-                f.fraction_w,
-                f.shared_freq,
-                f.theta_u,
-                f.theta_v,
-                f.theta_w,
-                f.residual,
-                f.sq_norm,
-                f.ipr,
-                f.sinusoidal,
-                a.init[k].strongest[f.neuron],
-                a.init[k].aligned[f.neuron],
-            );
-        }
-    }
-    s
-}
-
-/// `frequencies.csv`: neurons per dominant frequency and the share of the weight norm²
-/// they hold, final checkpoint.
-pub fn frequencies_csv(a: &RunAnalysis) -> String {
-    let mut s = String::from("model,freq,neurons,sinusoidal,norm_share\n");
-    for m in &a.summary.models {
-        let f = &m.frequencies;
-        for k in 1..=f.max_freq {
-            let _ = writeln!(
-                s,
-                "{},{k},{},{},{}",
-                m.model,
-                f.neurons_per_freq[k],
-                f.sinusoidal_per_freq[k],
-                f.norm_share_per_freq.get(k).copied().unwrap_or(0.0)
-            );
-        }
-    }
-    s
-}
-
-/// `checkpoints.csv`: margin and Fourier measures of every checkpoint.
-pub fn checkpoints_csv(a: &RunAnalysis) -> String {
-    let mut s = String::from(
-        "step,model,gamma,gamma_ratio,accuracy_all_pairs,sinusoidal_share,shared_freq_share,mean_ipr,freqs_used\n",
-    );
-    for r in &a.checkpoints {
-        let _ = writeln!(
-            s,
-            "{},{},{},{},{},{},{},{},{}",
-            r.step,
-            r.model,
-            cell(Some(r.gamma)),
-            cell(r.gamma_ratio),
-            cell(Some(r.accuracy)),
-            r.sinusoidal_share,
-            r.shared_freq_share,
-            r.mean_ipr,
-            r.freqs_used
-        );
-    }
-    s
-}
-
-/// Mean IPR and share of neurons above `threshold` of one spectra record.
-pub fn record_measures(r: &SpectraRecord, threshold: f64) -> (f64, f64) {
-    let n = r.width().max(1) as f64;
-    let mean_ipr = r.power.iter().map(|p| progress::ipr(p)).sum::<f64>() / n;
-    let share = r.frac.iter().filter(|&&f| f >= threshold).count() as f64 / n;
-    (mean_ipr, share)
-}
-
-/// `timeline.csv`: per spectra record, mean IPR and share of neurons whose combined
-/// power is concentrated above the threshold.
-pub fn timeline_csv(a: &RunAnalysis) -> String {
-    let mut s = String::from("step,model,mean_ipr,concentrated_share,margin\n");
-    for records in &a.timeline {
-        for r in records {
-            let (ipr, share) = record_measures(r, a.summary.threshold);
-            let _ = writeln!(s, "{},{},{ipr},{share},{}", r.step, r.model, cell(r.margin));
-        }
-    }
-    s
-}
-
-/// Writes summary.json and the CSV tables into `out` (created if needed); returns the
-/// paths written.
-pub fn write_tables(a: &RunAnalysis, out: &Path) -> Result<Vec<PathBuf>> {
-    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
-    let json = serde_json::to_string_pretty(&a.summary).map_err(|e| Error::BadFile {
-        path: out.join("summary.json"),
-        reason: format!("cannot serialize the summary: {e}"),
-    })?;
-    let files = [
-        ("summary.json", json + "\n"),
-        ("neurons.csv", neurons_csv(a)),
-        ("frequencies.csv", frequencies_csv(a)),
-        ("checkpoints.csv", checkpoints_csv(a)),
-        ("timeline.csv", timeline_csv(a)),
-    ];
-    let mut written = Vec::new();
-    for (name, text) in files {
-        let path = out.join(name);
-        write_atomic(&path, text.as_bytes())?;
-        written.push(path);
-    }
-    Ok(written)
 }

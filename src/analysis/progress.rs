@@ -3,18 +3,22 @@
 //! view), and when a split run memorizes and then generalizes.
 
 use super::fourier::{dominant, ModelSpectra, Part};
+use super::record::SpectraRecord;
 use super::summary::NeuronFeatures;
 use serde::{Deserialize, Serialize};
 
-/// Inverse participation ratio `Σ P_k² / (Σ P_k)²` of a power vector: 1 when all power is
-/// at one frequency, `1/n` when spread evenly over n. A zero vector gives 0.
-pub fn ipr(power: &[f64]) -> f64 {
-    let total: f64 = power.iter().sum();
-    if total > 0.0 {
-        power.iter().map(|x| x * x).sum::<f64>() / (total * total)
-    } else {
-        0.0
-    }
+/// Kept under this path for callers that read IPR over training as a progress measure;
+/// it lives in [`super::fourier`] because per-neuron features need it too.
+pub use super::fourier::ipr;
+
+/// Mean IPR and share of neurons whose combined power holds at least `threshold` at
+/// one frequency, of one spectra record (how far the neurons have concentrated at
+/// that step).
+pub fn record_measures(r: &SpectraRecord, threshold: f64) -> (f64, f64) {
+    let n = r.width().max(1) as f64;
+    let mean_ipr = r.power.iter().map(|p| ipr(p)).sum::<f64>() / n;
+    let share = r.frac.iter().filter(|&&f| f >= threshold).count() as f64 / n;
+    (mean_ipr, share)
 }
 
 /// Alignment of neuron `i` at frequency `k`: `|Re(û_k · v̂_k · conj(ŵ_k))|`
@@ -136,13 +140,6 @@ pub fn stages(rows: impl IntoIterator<Item = (u64, Option<f64>, Option<f64>)>) -
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ipr_limits() {
-        assert_eq!(ipr(&[0.0, 2.0, 0.0]), 1.0);
-        assert!((ipr(&[1.0; 4]) - 0.25).abs() < 1e-15);
-        assert_eq!(ipr(&[0.0, 0.0]), 0.0);
-    }
 
     #[test]
     fn stages_take_first_crossing() {

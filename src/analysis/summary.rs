@@ -6,8 +6,7 @@
 //! one frequency — the shape the max-margin theory predicts (theory.md §3), where u, v
 //! and w share one frequency.
 
-use super::fourier::{dominant, wrap_angle, ModelSpectra, Part};
-use super::progress::ipr;
+use super::fourier::{dominant, ipr, wrap_angle, ModelSpectra, Part};
 use serde::{Deserialize, Serialize};
 
 /// Default power fraction above which a neuron counts as sinusoidal.
