@@ -10,7 +10,7 @@ use crate::config::RunConfig;
 use crate::engine::{Backend, CoreSpec, Loss};
 use crate::error::{Error, Result};
 use crate::model::{Activation, Weights};
-use crate::task::{Op, PairSet, Split};
+use crate::task::{PairSet, Split};
 use crate::theory;
 use serde::{Deserialize, Serialize};
 
@@ -35,13 +35,10 @@ pub struct MarginReport {
     pub loss: f64,
 }
 
-/// γ* = √(2/27)/(√p·(p−1)) where it is proven: x² activation, addition mod p, n_out = p,
-/// untied and unfactored embeddings, and the margin taken over all p² pairs (on a subset
-/// a larger margin is possible, so the bound does not apply to train-only margins).
+/// γ* of the all-pairs margin of `config`'s models: [`theory::gamma_star`] (the one rule
+/// the trainer uses too) with the margin taken over the whole table.
 pub fn gamma_star(config: &RunConfig) -> Option<f64> {
-    let m = &config.model;
-    (m.activation == Activation::Square && config.task.op == Op::Add && !m.tied && m.embed_dim == 0)
-        .then(|| theory::gamma_star_modular_addition(config.task.p))
+    theory::gamma_star(config.task.op, &config.model_spec(), true)
 }
 
 /// Computes margins of every model of `weights` on `pairs` with a given backend.
