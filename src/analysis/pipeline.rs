@@ -409,11 +409,11 @@ pub fn timeline_csv(a: &RunAnalysis) -> String {
 pub fn write_tables(a: &RunAnalysis, out: &Path) -> Result<Vec<PathBuf>> {
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     let json = serde_json::to_string_pretty(&a.summary).map_err(|e| Error::BadFile {
-        path: out.join("summary.json"),
+        path: out.join(crate::layout::SUMMARY_FILE),
         reason: format!("cannot serialize the summary: {e}"),
     })?;
     let files = [
-        ("summary.json", json + "\n"),
+        (crate::layout::SUMMARY_FILE, json + "\n"),
         ("neurons.csv", neurons_csv(a)),
         ("frequencies.csv", frequencies_csv(a)),
         ("checkpoints.csv", checkpoints_csv(a)),

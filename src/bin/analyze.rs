@@ -156,7 +156,9 @@ fn main() -> ExitCode {
         }) => run_construct(p, &out, force, &common),
         None => {
             let run = cli.run.expect("clap requires RUN without a subcommand");
-            let out = cli.out.unwrap_or_else(|| run.join("analysis"));
+            let out = cli
+                .out
+                .unwrap_or_else(|| run.join(clockwork::layout::ANALYSIS_DIR));
             run_analyze(&run, &out, &cli.common)
         }
     };
@@ -219,7 +221,7 @@ fn run_construct(p: i64, out: &Path, force: bool, common: &Common) -> Result<(),
     )
     .map_err(Failure::other)?;
     let analyzed_s = t0.elapsed().as_secs_f64();
-    let dir = out.join("analysis");
+    let dir = out.join(clockwork::layout::ANALYSIS_DIR);
     let files = write_outputs(&analysis, &dir, common.no_plots)?;
     check_construction(&analysis)?;
     if !common.json {
@@ -318,7 +320,7 @@ fn check_analysis_out(run: &Path, out: &Path) -> Result<(), Failure> {
             out.display()
         )));
     }
-    if is_empty_dir(out)? || out.join("summary.json").is_file() {
+    if is_empty_dir(out)? || out.join(clockwork::layout::SUMMARY_FILE).is_file() {
         return Ok(());
     }
     Err(Failure::Input(format!(
@@ -350,7 +352,7 @@ fn check_run_out(out: &Path, force: bool) -> Result<(), Failure> {
             out.display()
         )));
     }
-    if !out.join("config.toml").is_file() {
+    if !out.join(clockwork::layout::CONFIG_FILE).is_file() {
         return Err(Failure::Input(format!(
             "{}: refusing to replace it: not a run directory (no config.toml), and --force \
              only replaces run directories",
