@@ -183,7 +183,7 @@ fn of_two_simultaneous_starts_of_one_new_directory_exactly_one_succeeds() {
             .map(|l| l["step"].as_u64().unwrap())
             .collect();
         let mut expected: Vec<u64> = (0..=n / 500).map(|k| k * 500).collect();
-        if n % 500 != 0 {
+        if !n.is_multiple_of(500) {
             expected.push(n);
         }
         assert_eq!(logged, expected, "round {round}");

@@ -121,7 +121,7 @@ fn after_help() -> String {
          convenience flags (--p, --width, ...).\n\
          \n\
          RUN DIRECTORY: {CONFIG_FILE} (resolved), {METRICS_FILE} (one JSON line per \
-         evaluation and model),\n  {CHECKPOINTS_DIR}/{checkpoint} (every \
+         evaluation and model),\n  {CHECKPOINTS_DIR}/{CHECKPOINT_PREFIX}XXXXXXXX{CHECKPOINT_SUFFIX} (every \
          train.checkpoint_every steps and at the end),\n  {SPECTRA_FILE} (every \
          train.spectra_every steps), {LOCK_FILE} (held while a process trains it:\n  a \
          second train --resume or --out on it is refused with exit code 2).\n\
@@ -135,7 +135,6 @@ fn after_help() -> String {
          train --preset blog-relu --steps 10000\n  \
          train --config run.toml --set optimizer.lr=0.1 --out runs/mine\n  \
          train --resume runs/mine --steps 80000\n",
-        checkpoint = format!("{CHECKPOINT_PREFIX}XXXXXXXX{CHECKPOINT_SUFFIX}"),
     ));
     s
 }
