@@ -3,13 +3,12 @@
 //! directory (and the holder's pid), the first run finishes intact, and a `kill -9`
 //! leaves no stale lock behind.
 
+mod common;
+
+use common::{bin, metrics_without_time as metrics, text, train};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_train"))
-}
 
 fn spawn(args: &[&str]) -> Child {
     bin()
@@ -18,27 +17,6 @@ fn spawn(args: &[&str]) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .expect("the train binary starts")
-}
-
-fn train(args: &[&str]) -> Output {
-    bin().args(args).output().expect("the train binary runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// Metrics lines without the wall-clock field.
-fn metrics(dir: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(dir.join("metrics.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .map(|l| {
-            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
-            v.as_object_mut().unwrap().remove("elapsed_s");
-            v
-        })
-        .collect()
 }
 
 /// Waits until `dir`'s metrics.jsonl has at least `lines` lines.
