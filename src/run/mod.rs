@@ -17,7 +17,7 @@
 //!   which readers skip and [`resume`] drops.
 //! - `train.lock`: the file the training process holds an exclusive OS lock on.
 //!
-//! The loop does not compute spectra itself (that is [`crate::analysis`], which sits
+//! The loop does not compute spectra itself (that is the analysis, which sits
 //! above it): its caller passes the writer in as [`RunOptions::spectra`]
 //! (`clockwork::analysis::record::open_sink` is the one the `train` binary passes). A run
 //! whose config asks for spectra (`train.spectra_every > 0`) without one is refused with
@@ -423,4 +423,25 @@ fn resume_typed<F: Real>(
     Session::new(trainer, files, metrics::max_elapsed(&kept), options)
         .resumed(path, step0_written)
         .run()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A library caller that asks for spectra but gives no writer is told so, by the key,
+    /// before anything is created.
+    #[test]
+    fn spectra_without_a_writer_are_refused_naming_the_key() {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("run");
+        let config = RunConfig::default();
+        assert!(config.train.spectra_every > 0);
+        let err = start(&config, &out, &RunOptions::default()).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        let message = err.to_string();
+        assert!(message.contains("train.spectra_every"), "{message}");
+        assert!(message.contains("open_sink"), "{message}");
+        assert!(!out.exists());
+    }
 }
