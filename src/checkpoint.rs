@@ -75,25 +75,21 @@ pub struct Checkpoint {
 /// by step up to 10⁸).
 pub fn path_for(run_dir: &Path, step: u64) -> PathBuf {
     run_dir
-        .join("checkpoints")
-        .join(format!("step-{step:08}.safetensors"))
+        .join(crate::layout::CHECKPOINTS_DIR)
+        .join(crate::layout::checkpoint_file_name(step))
 }
 
 /// The checkpoints of a run directory as `(step, path)`, sorted by step. Files in
 /// `RUN/checkpoints` not named like [`path_for`]'s are ignored; a missing directory is
 /// [`Error::Io`].
 pub fn list(run_dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
-    let dir = run_dir.join("checkpoints");
+    let dir = run_dir.join(crate::layout::CHECKPOINTS_DIR);
     let entries = std::fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))?;
     let mut found = Vec::new();
     for entry in entries {
         let path = entry.map_err(|e| Error::io(&dir, e))?.path();
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        if let Some(step) = name
-            .strip_prefix("step-")
-            .and_then(|s| s.strip_suffix(".safetensors"))
-            .and_then(|s| s.parse().ok())
-        {
+        if let Some(step) = crate::layout::checkpoint_step(name) {
             found.push((step, path));
         }
     }

@@ -48,7 +48,8 @@
 //!   of models over a pair set) with the CPU and CUDA implementations and a plain-loop
 //!   reference; [`regularizer`] and [`optim`]: what the trainer adds on top.
 //! - [`train`]: the host training loop; [`engine::cuda::CudaTrainer`] runs the whole step
-//!   on a GPU. [`checkpoint`] saves and resumes; [`run`] manages run directories.
+//!   on a GPU. [`checkpoint`] saves and resumes; [`run`] manages run directories, whose
+//!   format (file names, record types) is [`layout`].
 //! - [`theory`]: closed-form margins (γ*); [`analysis`]: Fourier and margin analysis of
 //!   trained weights.
 //!
@@ -65,6 +66,7 @@ pub mod engine;
 pub mod error;
 pub mod fsutil;
 pub mod kinds;
+pub mod layout;
 pub mod model;
 pub mod optim;
 pub mod presets;

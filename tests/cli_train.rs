@@ -2,27 +2,9 @@
 //! every kind of bad input (exit code 2, one error line, nothing written), divergence
 //! (exit code 1, last good checkpoint kept).
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod common;
 
-fn train(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_train"))
-        .args(args)
-        .output()
-        .expect("the train binary runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn metrics(dir: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(dir.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
+use common::{metrics, text, train};
 
 #[test]
 fn p23_square_trains_to_full_accuracy() {

@@ -152,8 +152,7 @@ fn check(
         let stats = backend
             .loss_and_grad(core, &weights, &pairs, &mut grads)
             .unwrap();
-        let what =
-            format!("p={p} m={m} B={batch} tile={tile_rows} {activation} {loss:?}");
+        let what = format!("p={p} m={m} B={batch} tile={tile_rows} {activation} {loss:?}");
         compare(
             (&stats, &grads),
             (&ref_stats, &ref_grads),

@@ -1,34 +1,12 @@
 //! `train --resume`: a run cut in two is bit-identical to an uninterrupted one; Ctrl-C
 //! writes a resumable checkpoint and exits 130; a corrupt checkpoint is refused.
 
+mod common;
+
+use common::{bin, metrics_without_time as metrics, text, train};
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_train"))
-}
-
-fn train(args: &[&str]) -> Output {
-    bin().args(args).output().expect("the train binary runs")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// Metrics lines without the wall-clock field.
-fn metrics(dir: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(dir.join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
-            v.as_object_mut().unwrap().remove("elapsed_s");
-            v
-        })
-        .collect()
-}
 
 /// Every tensor of a checkpoint, by name, as raw bytes.
 fn tensors(path: &Path) -> Vec<(String, Vec<u8>)> {

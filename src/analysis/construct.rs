@@ -100,8 +100,12 @@ pub fn config(p: usize) -> Result<RunConfig> {
 pub fn write_run(backend: &dyn Backend<f64>, p: usize, dir: &Path) -> Result<()> {
     let config = config(p)?;
     let weights = max_margin(p)?;
-    std::fs::create_dir_all(dir.join("checkpoints")).map_err(|e| Error::io(dir, e))?;
-    write_atomic(&dir.join("config.toml"), config.to_toml().as_bytes())?;
+    std::fs::create_dir_all(dir.join(crate::layout::CHECKPOINTS_DIR))
+        .map_err(|e| Error::io(dir, e))?;
+    write_atomic(
+        &dir.join(crate::layout::CONFIG_FILE),
+        config.to_toml().as_bytes(),
+    )?;
     checkpoint::save_weights(&checkpoint::path_for(dir, 0), &config, 0, &weights)?;
     let margin = super::margin::margins_all_pairs(backend, &config, &weights)?.remove(0);
     let line = serde_json::json!({
@@ -116,7 +120,10 @@ pub fn write_run(backend: &dyn Backend<f64>, p: usize, dir: &Path) -> Result<()>
         "gamma_star": margin.gamma_star,
         "elapsed_s": 0.0,
     });
-    write_atomic(&dir.join("metrics.jsonl"), format!("{line}\n").as_bytes())?;
+    write_atomic(
+        &dir.join(crate::layout::METRICS_FILE),
+        format!("{line}\n").as_bytes(),
+    )?;
     let spectra = dir.join(super::record::SPECTRA_FILE);
     let _ = std::fs::remove_file(&spectra);
     let mut recorder = SpectraRecorder::create(dir, p)?;

@@ -1,6 +1,8 @@
 //! `RUN/spectra.jsonl`: a compact per-neuron spectrum summary written during training,
 //! so the evolution of the Fourier features can be plotted without keeping every
-//! checkpoint.
+//! checkpoint. The record type lives in [`crate::layout`] (the run-directory format);
+//! this module computes records and implements the run loop's
+//! [`crate::layout::SpectraSink`] ([`open_sink`]).
 //!
 //! One line per (step, model), arrays indexed by neuron (struct of arrays, so key names
 //! are not repeated per neuron):
@@ -23,53 +25,13 @@
 use super::fourier::{dominant, spectra, spectra_many, FourierPlan, ModelSpectra};
 use super::jsonl;
 use crate::error::{Error, Result};
+use crate::layout::{records_through, SpectraSink};
 use crate::model::Weights;
-use serde::{Deserialize, Serialize};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-/// File name inside a run directory.
-pub const SPECTRA_FILE: &str = "spectra.jsonl";
-
-/// One snapshot of one model's per-neuron spectra.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct SpectraRecord {
-    /// Training step of the snapshot.
-    pub step: u64,
-    /// Index of the model in the batch.
-    pub model: usize,
-    /// The modulus (power rows have `p/2 + 1` entries).
-    pub p: usize,
-    /// Normalized margin, when the caller knows it.
-    #[serde(default)]
-    pub margin: Option<f64>,
-    #[serde(default)]
-    /// Accuracy on the training pairs, when known.
-    pub train_acc: Option<f64>,
-    #[serde(default)]
-    /// Accuracy on the held-out pairs (None without a split).
-    pub test_acc: Option<f64>,
-    /// Dominant frequency (k ≥ 1) of each neuron's combined power.
-    pub freq: Vec<usize>,
-    /// Share of each neuron's power at `freq` (rounded to 1e-4).
-    pub frac: Vec<f64>,
-    /// ‖u_i‖² + ‖v_i‖² + ‖w_i‖² (4 significant digits).
-    pub sq_norm: Vec<f64>,
-    /// Per neuron, the combined power per frequency as shares of its total.
-    pub power: Vec<Vec<f64>>,
-}
-
-/// Optional scalars stored with a record.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct RecordMetrics {
-    /// Normalized margin.
-    pub margin: Option<f64>,
-    /// Accuracy on the training pairs, when known.
-    pub train_acc: Option<f64>,
-    /// Accuracy on the held-out pairs (None without a split).
-    pub test_acc: Option<f64>,
-}
+pub use crate::layout::{RecordMetrics, SpectraRecord, SPECTRA_FILE};
 
 fn round_share(x: f64) -> f64 {
     (x * 1e4).round() / 1e4
@@ -142,39 +104,6 @@ impl SpectraRecord {
         self.test_acc = metrics.test_acc.filter(|x| x.is_finite());
         self
     }
-
-    /// Number of neurons.
-    pub fn width(&self) -> usize {
-        self.freq.len()
-    }
-
-    /// Checks the arrays agree with each other and with p (a hand-edited or foreign
-    /// file would otherwise panic the plotting code).
-    pub fn validate(&self, path: &Path) -> Result<()> {
-        let m = self.freq.len();
-        let nf = self.p / 2 + 1;
-        let bad = |reason: String| Error::BadFile {
-            path: path.into(),
-            reason: format!(
-                "record of step {} model {}: {reason}",
-                self.step, self.model
-            ),
-        };
-        if self.frac.len() != m || self.sq_norm.len() != m || self.power.len() != m {
-            return Err(bad("freq, frac, sq_norm and power differ in length".into()));
-        }
-        if let Some(row) = self.power.iter().find(|r| r.len() != nf) {
-            return Err(bad(format!(
-                "a power row has {} entries, p = {} needs {nf}",
-                row.len(),
-                self.p
-            )));
-        }
-        if let Some(k) = self.freq.iter().find(|&&k| k >= nf) {
-            return Err(bad(format!("frequency {k} is above p/2 = {}", self.p / 2)));
-        }
-        Ok(())
-    }
 }
 
 /// Appends [`SpectraRecord`]s to `RUN/spectra.jsonl`, one whole line per write.
@@ -206,12 +135,7 @@ impl SpectraRecorder {
     pub fn resume(run_dir: &Path, p: usize, step: u64) -> Result<SpectraRecorder> {
         let path = run_dir.join(SPECTRA_FILE);
         if let Ok(text) = std::fs::read_to_string(&path) {
-            let kept: String = text
-                .lines()
-                .filter(|line| serde_json::from_str::<StepOnly>(line).is_ok_and(|r| r.step <= step))
-                .flat_map(|line| [line, "\n"])
-                .collect();
-            crate::fsutil::write_atomic(&path, kept.as_bytes())?;
+            crate::fsutil::write_atomic(&path, records_through(&text, step).as_bytes())?;
         }
         SpectraRecorder::create(run_dir, p)
     }
@@ -297,9 +221,22 @@ impl SpectraRecorder {
     }
 }
 
-#[derive(Deserialize)]
-struct StepOnly {
-    step: u64,
+impl SpectraSink for SpectraRecorder {
+    fn append_all(
+        &mut self,
+        step: u64,
+        weights: &Weights<f64>,
+        metrics: &[RecordMetrics],
+    ) -> Result<()> {
+        SpectraRecorder::append_all(self, step, weights, metrics)
+    }
+}
+
+/// The spectra writer a front end hands the run loop
+/// ([`crate::run::RunOptions::spectra`]): a [`SpectraRecorder`] appending to
+/// `run_dir/spectra.jsonl`. Its type is [`crate::layout::OpenSpectraSink`].
+pub fn open_sink(run_dir: &Path, p: usize) -> Result<Box<dyn SpectraSink>> {
+    Ok(Box::new(SpectraRecorder::create(run_dir, p)?))
 }
 
 /// Reads and checks every record of a spectra file.

@@ -271,7 +271,7 @@ const MODEL_COLUMNS: usize = 6;
 
 /// Tables `pipeline::write_tables` puts next to the report.
 const TABLES: [&str; 5] = [
-    "summary.json",
+    crate::layout::SUMMARY_FILE,
     "neurons.csv",
     "frequencies.csv",
     "checkpoints.csv",

@@ -1,4 +1,5 @@
-//! Loading a run directory:
+//! Loading a run directory (its format: [`crate::layout`]). It reads without taking the
+//! run's lock, so a run can be analyzed while it trains:
 //!
 //! ```text
 //! RUN/config.toml                  the resolved RunConfig
@@ -12,46 +13,19 @@
 //! the plots that need them are then left out.
 
 use super::jsonl;
-use super::record::{self, SpectraRecord, SPECTRA_FILE};
+use super::record;
 use crate::checkpoint::{self, Checkpoint};
 use crate::config::RunConfig;
 use crate::error::{Error, Result};
-use serde::{Deserialize, Serialize};
+use crate::layout::{
+    MetricsRecord, SpectraRecord, CHECKPOINTS_DIR, CHECKPOINT_PREFIX, CHECKPOINT_SUFFIX,
+    CONFIG_FILE, METRICS_FILE, SPECTRA_FILE,
+};
 use std::path::{Path, PathBuf};
 
-/// File name of the metrics log.
-pub const METRICS_FILE: &str = "metrics.jsonl";
-
-/// One line of `metrics.jsonl` (fields the analysis does not use are ignored).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct MetricsRow {
-    /// Steps taken when evaluated.
-    pub step: u64,
-    #[serde(default)]
-    /// Index of the model in the batch.
-    pub model: usize,
-    #[serde(default)]
-    /// Learning rate in effect.
-    pub lr: Option<f64>,
-    #[serde(default)]
-    /// Data loss on the training pairs.
-    pub train_loss: Option<f64>,
-    #[serde(default)]
-    /// Accuracy on the training pairs.
-    pub train_acc: Option<f64>,
-    #[serde(default)]
-    /// Loss on the held-out pairs (None without a split).
-    pub test_loss: Option<f64>,
-    #[serde(default)]
-    /// Accuracy on the held-out pairs (None without a split).
-    pub test_acc: Option<f64>,
-    /// Normalized margin over the training pairs.
-    #[serde(default)]
-    pub margin: Option<f64>,
-    #[serde(default)]
-    /// Training wall time so far.
-    pub elapsed_s: Option<f64>,
-}
+/// One line of `metrics.jsonl`: the run loop's [`MetricsRecord`] under the name the
+/// analysis has always used.
+pub type MetricsRow = MetricsRecord;
 
 /// What a run directory holds, checkpoints not yet loaded.
 #[derive(Clone, Debug)]
@@ -82,13 +56,16 @@ impl RunDir {
             return Err(bad(
                 path,
                 if path.exists() {
-                    "not a directory; expected a run directory (config.toml, checkpoints/)"
+                    format!(
+                        "not a directory; expected a run directory ({CONFIG_FILE}, \
+                         {CHECKPOINTS_DIR}/)"
+                    )
                 } else {
-                    "no such run directory"
+                    "no such run directory".into()
                 },
             ));
         }
-        let config_path = path.join("config.toml");
+        let config_path = path.join(CONFIG_FILE);
         let text = std::fs::read_to_string(&config_path).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 bad(
@@ -104,8 +81,10 @@ impl RunDir {
         let checkpoints = checkpoint::list(path).unwrap_or_default();
         if checkpoints.is_empty() {
             return Err(bad(
-                &path.join("checkpoints"),
-                "no checkpoints (expected files named step-NNNNNNNN.safetensors)",
+                &path.join(CHECKPOINTS_DIR),
+                format!(
+                    "no checkpoints (expected files named {CHECKPOINT_PREFIX}NNNNNNNN{CHECKPOINT_SUFFIX})"
+                ),
             ));
         }
         let metrics_path = path.join(METRICS_FILE);
@@ -124,7 +103,7 @@ impl RunDir {
             return Err(bad(
                 &spectra_path,
                 format!(
-                    "record of step {} is for p = {}, but config.toml says p = {}",
+                    "record of step {} is for p = {}, but {CONFIG_FILE} says p = {}",
                     r.step, r.p, config.task.p
                 ),
             ));
@@ -154,7 +133,7 @@ impl RunDir {
             return Err(bad(
                 path,
                 format!(
-                    "checkpoint has {}, but config.toml says {}",
+                    "checkpoint has {}, but {CONFIG_FILE} says {}",
                     shape(&ckpt.config, &got),
                     shape(&self.config, &want)
                 ),

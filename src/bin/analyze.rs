@@ -162,7 +162,9 @@ fn main() -> ExitCode {
         }) => run_construct(p, &out, force, &common),
         None => {
             let run = cli.run.expect("clap requires RUN without a subcommand");
-            let out = cli.out.unwrap_or_else(|| run.join("analysis"));
+            let out = cli
+                .out
+                .unwrap_or_else(|| run.join(clockwork::layout::ANALYSIS_DIR));
             run_analyze(&run, &out, &cli.common)
         }
     };

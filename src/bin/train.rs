@@ -8,6 +8,10 @@
 #![allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)]
 
 use clap::{CommandFactory, FromArgMatches, Parser};
+use clockwork::layout::{
+    CHECKPOINTS_DIR, CHECKPOINT_PREFIX, CHECKPOINT_SUFFIX, CONFIG_FILE, LOCK_FILE, METRICS_FILE,
+    SPECTRA_FILE,
+};
 use clockwork::presets;
 use clockwork::run::{self, Progress, RunError, RunFailure, RunOptions, RunStatus, RunSummary};
 use std::path::PathBuf;
@@ -112,23 +116,26 @@ fn after_help() -> String {
         "\nCONFIG KEYS (--set KEY=VALUE, or in a --config file under [section]; default shown):\n",
     );
     s.push_str(&presets::key_reference());
-    s.push_str(
+    s.push_str(&format!(
         "\nResolution order: preset → --config file → --set overrides in order → the \
          convenience flags (--p, --width, ...).\n\
          \n\
-         RUN DIRECTORY: config.toml (resolved), metrics.jsonl (one JSON line per evaluation \
-         and model),\n  checkpoints/step-XXXXXXXX.safetensors (every train.checkpoint_every \
-         steps and at the end).\n\
+         RUN DIRECTORY: {CONFIG_FILE} (resolved), {METRICS_FILE} (one JSON line per \
+         evaluation and model),\n  {CHECKPOINTS_DIR}/{CHECKPOINT_PREFIX}XXXXXXXX{CHECKPOINT_SUFFIX} (every \
+         train.checkpoint_every steps and at the end),\n  {SPECTRA_FILE} (every \
+         train.spectra_every steps), {LOCK_FILE} (held while a process trains it:\n  a \
+         second train --resume or --out on it is refused with exit code 2).\n\
          \n\
          EXIT CODES: 0 done; 1 the run failed (e.g. NaN/inf loss: the last good checkpoint \
-         is kept);\n  2 bad input (one `error:` line; nothing written); 130 interrupted by \
+         is kept);\n  2 bad input or a run directory another process is training (one \
+         `error:` line; nothing written); 130 interrupted by \
          Ctrl-C (checkpoint written; --resume continues).\n\
          \n\
          EXAMPLES:\n  train                                   # the default run, about a minute\n  \
          train --preset blog-relu --steps 10000\n  \
          train --config run.toml --set optimizer.lr=0.1 --out runs/mine\n  \
          train --resume runs/mine --steps 80000\n",
-    );
+    ));
     s
 }
 
@@ -182,6 +189,8 @@ fn main() -> ExitCode {
         },
         force: cli.force,
         interrupt: Some(interrupt),
+        // The loop records spectra through the analysis (it cannot import it itself).
+        spectra: Some(clockwork::analysis::record::open_sink),
     };
 
     let result = if let Some(dir) = &cli.resume {

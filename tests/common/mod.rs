@@ -67,12 +67,14 @@ pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-/// Runs the `train` binary with `args`.
-pub fn train(args: &[&str]) -> Output {
+/// The `train` binary of this build.
+pub fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_train"))
-        .args(args)
-        .output()
-        .expect("the train binary runs")
+}
+
+/// Runs the `train` binary with `args` to the end.
+pub fn train(args: &[&str]) -> Output {
+    bin().args(args).output().expect("the train binary runs")
 }
 
 /// Asserts that a binary exited with status 0, showing its stdout and stderr if not.
@@ -86,13 +88,22 @@ pub fn assert_success(o: &Output) {
     );
 }
 
-/// Every line of RUN/metrics.jsonl, parsed.
+/// Every line of RUN/metrics.jsonl, parsed (none when it is missing).
 pub fn metrics(dir: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(dir.join("metrics.jsonl"))
-        .unwrap()
+    std::fs::read_to_string(dir.join(clockwork::layout::METRICS_FILE))
+        .unwrap_or_default()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
+}
+
+/// Metrics lines without the wall-clock field (what two runs of the same steps share).
+pub fn metrics_without_time(dir: &Path) -> Vec<serde_json::Value> {
+    let mut lines = metrics(dir);
+    for v in &mut lines {
+        v.as_object_mut().unwrap().remove("elapsed_s");
+    }
+    lines
 }
 
 /// Panics with "needs a GPU" and the reason unless cuda:0 is usable. For the tests
