@@ -260,15 +260,27 @@ static void optimizer_case(int kind, int reg, double lambda, double grokfast, bo
     std::vector<float> u = P.u, v = tied ? std::vector<float>() : P.v, w = P.w;
     const size_t n_params = (tied ? 1 : 2) * e + o;
     std::vector<float> am(n_params, 0), av(n_params, 0), ema(n_params, 0);
-    std::vector<double> norms(B * m), ring(4 * B * 4), ring_lr(4);
+    std::vector<double> norms(B * m), ring(4 * B * 4), ring_lr(4 * B), model_ctl(B * MCTL_WORDS);
     std::vector<u64> ctl(CTL_WORDS, 0), milestones = {1};
     std::vector<int> bad(B);
     std::vector<double> stats(B * 3, 0.5);
     // host mirror
     std::vector<float> hu = u, hv = tied ? u : v, hw = w;
     std::vector<float> hm(n_params, 0), hvv(n_params, 0), hema;
-    const double lr0 = kind == 0 ? 0.05 : 1e-2, factor = 2.0, b1 = 0.9, b2 = 0.98, eps = 1e-8,
-                 wd = kind == 1 ? 0.5 : 0.0, alpha = 0.98;
+    const double factor = 2.0, b1 = 0.9, b2 = 0.98, eps = 1e-8, alpha = 0.98;
+    // Per-model settings: model 1 differs from model 0 in every one (and does not filter),
+    // as a [per_model] batch does.
+    const double lr0s[2] = {kind == 0 ? 0.05 : 1e-2, kind == 0 ? 0.02 : 3e-3};
+    const double wds[2] = {kind == 1 ? 0.5 : 0.0, kind == 1 ? 1.5 : 0.0};
+    const double lambdas[2] = {lambda, 3.0 * lambda};
+    const double grokfasts[2] = {grokfast, 0.0};
+    std::vector<double> hypers(B * HYPER_WORDS);
+    for (int z = 0; z < B; ++z) {
+        hypers[z * HYPER_WORDS + HYPER_LR] = lr0s[z];
+        hypers[z * HYPER_WORDS + HYPER_WEIGHT_DECAY] = wds[z];
+        hypers[z * HYPER_WORDS + HYPER_REG_LAMBDA] = lambdas[z];
+        hypers[z * HYPER_WORDS + HYPER_GROKFAST_LAMBDA] = grokfasts[z];
+    }
     double worst = 0;
     for (int step = 0; step < steps; ++step) {
         // gradients: any numbers will do
@@ -282,26 +294,27 @@ static void optimizer_case(int kind, int reg, double lambda, double grokfast, bo
             neuron_norms(pu, pv, pw, (long long)n_in * m, (long long)C * m, n_in, C, m, norms.data());
         });
         FinalizeParams fp{stats.data(), norms.data(), ctl.data(), ring.data(), bad.data(),
-                          lambda, B, m, 4, reg};
+                          hypers.data(), B, m, 4, reg};
         emu::launch({(unsigned)B}, {256}, [&] { finalize_models(fp); });
-        ControlParams cp{ctl.data(), bad.data(), milestones.data(), ring_lr.data(), lr0, factor,
-                         b1, b2, wd, B, 1, 4, 0};
+        ControlParams cp{ctl.data(), bad.data(), milestones.data(), ring_lr.data(), hypers.data(),
+                         model_ctl.data(), factor, b1, b2, B, 1, 4, 0};
         emu::launch({1}, {32}, [&] { step_control(cp); });
         UpdateParams up{};
         up.u = pu, up.v = tied ? nullptr : v.data(), up.w = pw;
         up.du = du.data(), up.dv = dv.data(), up.dw = dw.data();
         up.adam_m = am.data(), up.adam_v = av.data(), up.ema = ema.data();
         up.norms = norms.data(), up.ctl = ctl.data();
-        up.emb_len = (long long)e, up.w_len = (long long)o, up.reg_lambda = lambda;
+        up.hypers = hypers.data(), up.model_ctl = model_ctl.data();
+        up.emb_len = (long long)e, up.w_len = (long long)o;
         up.n_in = n_in, up.n_out = C, up.m = m, up.tied = tied, up.kind = kind, up.reg = reg;
         up.beta1 = (float)b1, up.beta2 = (float)b2, up.one_minus_beta1 = (float)(1 - b1);
         up.one_minus_beta2 = (float)(1 - b2), up.eps = (float)eps, up.ga_alpha = (float)alpha;
-        up.one_minus_ga_alpha = (float)(1 - alpha), up.ga_lambda = (float)grokfast;
+        up.one_minus_ga_alpha = (float)(1 - alpha), up.grokfast = grokfast > 0;
         emu::launch({4, 3}, {256}, [&] { update_params(up); });
         emu::launch({1}, {1}, [&] { advance_step(ctl.data()); });
 
         // ---- host semantics: regularizer on effective weights, chain (tied), optimizer
-        const double lr = lr0 * (step >= 1 ? factor : 1.0);
+        const double mult = step >= 1 ? factor : 1.0;
         std::vector<double> hn(B * m, 0);
         for (int z = 0; z < B; ++z)
             for (int i = 0; i < m; ++i) {
@@ -313,13 +326,21 @@ static void optimizer_case(int kind, int reg, double lambda, double grokfast, bo
                 for (int r = 0; r < C; ++r) s += (double)hw[z * C * m + r * m + i] * hw[z * C * m + r * m + i];
                 hn[z * m + i] = s;
             }
-        double reg_value0 = 0;
-        for (int i = 0; i < m; ++i)
-            reg_value0 += reg == 1 ? 0.5 * lambda * hn[i] : reg == 2 ? lambda * hn[i] * std::sqrt(hn[i]) : 0;
-        worst = std::max(worst, std::fabs(ring[(step % 4) * B * 4 + 1] - reg_value0) / std::max(reg_value0, 1e-12));
-        worst = std::max(worst, std::fabs(ring_lr[step % 4] - lr) / lr);
+        for (int z = 0; z < B; ++z) {
+            const double lz = lambdas[z];
+            double reg_value = 0;
+            for (int i = 0; i < m; ++i)
+                reg_value += reg == 1   ? 0.5 * lz * hn[z * m + i]
+                             : reg == 2 ? lz * hn[z * m + i] * std::sqrt(hn[z * m + i])
+                                        : 0;
+            worst = std::max(worst, std::fabs(ring[((step % 4) * B + z) * 4 + 1] - reg_value) /
+                                        std::max(reg_value, 1e-12));
+            const double lr = lr0s[z] * mult;
+            worst = std::max(worst, std::fabs(ring_lr[(step % 4) * B + z] - lr) / lr);
+        }
         auto coef = [&](int z, int i) -> float {
-            return reg == 1 ? (float)lambda : reg == 2 ? (float)(3.0 * lambda * std::sqrt(hn[z * m + i])) : 0.f;
+            const double lz = lambdas[z];
+            return reg == 1 ? (float)lz : reg == 2 ? (float)(3.0 * lz * std::sqrt(hn[z * m + i])) : 0.f;
         };
         std::vector<float> gu(e), gv(e), gw(o);
         for (size_t q = 0; q < e; ++q) {
@@ -335,23 +356,34 @@ static void optimizer_case(int kind, int reg, double lambda, double grokfast, bo
         params = hu;
         if (!tied) params.insert(params.end(), hv.begin(), hv.end());
         params.insert(params.end(), hw.begin(), hw.end());
+        // Model of element q in the [u | v | w] layout (each block model-major).
+        const size_t emb_block = e, per_emb = (size_t)n_in * m, per_w = (size_t)C * m;
+        auto model_of = [&](size_t q) -> int {
+            const size_t blocks = tied ? 1 : 2;
+            if (q < blocks * emb_block) return (int)((q % emb_block) / per_emb);
+            return (int)((q - blocks * emb_block) / per_w);
+        };
         if (grokfast > 0) {
-            if (hema.empty()) {
-                hema = grads;
-            } else {
-                for (size_t q = 0; q < grads.size(); ++q)
-                    hema[q] = (float)alpha * hema[q] + (float)(1 - alpha) * grads[q];
+            const bool fresh = hema.empty();
+            if (fresh) hema = grads;
+            for (size_t q = 0; q < grads.size(); ++q) {
+                const float gl = (float)grokfasts[model_of(q)];
+                if (gl <= 0.f) continue;
+                if (!fresh) hema[q] = (float)alpha * hema[q] + (float)(1 - alpha) * grads[q];
+                grads[q] += gl * hema[q];
             }
-            for (size_t q = 0; q < grads.size(); ++q) grads[q] += (float)grokfast * hema[q];
         }
         if (kind == 0) {
-            for (size_t q = 0; q < params.size(); ++q) params[q] -= (float)lr * grads[q];
+            for (size_t q = 0; q < params.size(); ++q)
+                params[q] -= (float)(lr0s[model_of(q)] * mult) * grads[q];
         } else {
             const int t = step + 1;
             const double bias1 = 1 - std::pow(b1, t), bias2 = 1 - std::pow(b2, t);
-            const float decay = (float)(1 - lr * wd), ss = (float)(lr / bias1),
-                        isb = (float)(1 / std::sqrt(bias2));
+            const float isb = (float)(1 / std::sqrt(bias2));
             for (size_t q = 0; q < params.size(); ++q) {
+                const int z = model_of(q);
+                const double lr = lr0s[z] * mult;
+                const float decay = (float)(1 - lr * wds[z]), ss = (float)(lr / bias1);
                 params[q] *= decay;
                 hm[q] = (float)b1 * hm[q] + (float)(1 - b1) * grads[q];
                 hvv[q] = (float)b2 * hvv[q] + (float)(1 - b2) * grads[q] * grads[q];

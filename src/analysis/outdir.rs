@@ -89,7 +89,7 @@ pub fn check_new_run_dir(out: &Path, replace: bool) -> Result<()> {
             "already exists and is not empty (pass --force, or replace = true, to replace it)",
         ));
     }
-    if !out.join("config.toml").is_file() {
+    if !out.join(crate::layout::CONFIG_FILE).is_file() {
         return Err(refuse(
             out,
             "refusing to replace it: not a run directory (no config.toml), and --force only \

@@ -13,8 +13,7 @@ use crate::fsutil::write_atomic;
 use serde::{Serialize, Serializer};
 use std::path::{Path, PathBuf};
 
-/// File name of the JSON summary.
-pub const SUMMARY_FILE: &str = "summary.json";
+pub use crate::layout::SUMMARY_FILE;
 
 /// Every file [`write_tables`] writes, in the order it writes them.
 pub const FILES: [&str; 5] = [
