@@ -27,8 +27,8 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-/// Every file under `dir` with its bytes, so "nothing changed" compares contents, not
-/// only names.
+/// Every file under `dir` with its bytes, except the one-writer lock file (which holds
+/// the pid of whichever process last took the lock, refused resumes included).
 fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     let mut out = BTreeMap::new();
     let mut todo = vec![dir.to_path_buf()];
@@ -37,7 +37,7 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
             let path = entry.unwrap().path();
             if path.is_dir() {
                 todo.push(path);
-            } else {
+            } else if path.file_name() != Some(clockwork::layout::LOCK_FILE.as_ref()) {
                 out.insert(path.clone(), std::fs::read(&path).unwrap());
             }
         }
