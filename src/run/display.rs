@@ -92,7 +92,8 @@ impl Display {
         self.test_acc = e
             .test
             .as_ref()
-            .map(|t| mean(t.iter().map(|s| s.accuracy())));
+            // Models that train on the whole table have no test pairs (count 0).
+            .map(|t| mean(t.iter().filter(|s| s.count > 0).map(|s| s.accuracy())));
         let test = self.test_acc;
         match &mut self.mode {
             Mode::Off => {}
