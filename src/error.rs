@@ -3,8 +3,10 @@
 
 use std::path::PathBuf;
 
-/// Everything the library can refuse or fail at.
+/// Everything the library can refuse or fail at. New kinds of failure may be added, so
+/// a `match` on it needs a wildcard arm.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// A configuration value is out of range or inconsistent with another.
     #[error("invalid {key} = {value}: {reason}")]

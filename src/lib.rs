@@ -40,16 +40,20 @@
 //! ```
 //!
 //! Where things are:
-//! - [`config`]: the run description; [`presets`]: named recipes from the seed material
-//!   and the merging of TOML files and overrides over them.
+//! - [`config`]: the run description (with `[per_model]` settings); [`kinds`]: its typed
+//!   choices; [`presets`]: named recipes from the seed material and the merging of TOML
+//!   files and overrides over them.
 //! - [`task`]: operation tables and train/test splits; [`model`]: shapes, parameters,
 //!   effective weights and their layouts.
 //! - [`engine`]: the [`engine::Backend`] trait (loss, statistics and gradients of a batch
 //!   of models over a pair set) with the CPU and CUDA implementations and a plain-loop
-//!   reference; [`regularizer`] and [`optim`]: what the trainer adds on top.
-//! - [`train`]: the host training loop; [`engine::cuda::CudaTrainer`] runs the whole step
-//!   on a GPU. [`checkpoint`] saves and resumes; [`run`] manages run directories, whose
-//!   format (file names, record types) is [`layout`].
+//!   reference, [`engine::open`] to get one for a device, and [`engine::stepper`] (the
+//!   step as a device runs it); [`regularizer`] and [`optim`]: what a host step adds on
+//!   top of a pass.
+//! - [`train`]: one [`train::Trainer`] for every device (it drives the backend's own
+//!   device-resident stepper where there is one, else steps on the host).
+//!   [`checkpoint`] saves and resumes; [`run`] manages run directories, whose format
+//!   (file names, record types) is [`layout`].
 //! - [`theory`]: closed-form margins (γ*); [`analysis`]: Fourier and margin analysis of
 //!   trained weights.
 //!

@@ -2,9 +2,9 @@
 //!
 //! It owns what must exist once — the config, the task, each model's split, the recipe,
 //! γ*, the checks on a state handed back to it — and drives one
-//! [`Stepper`](crate::engine::stepper::Stepper): the device-resident one a backend offers
+//! [`Stepper`]: the device-resident one a backend offers
 //! ([`Backend::resident_stepper`]: the whole step as a CUDA graph), or else the host
-//! stepper ([`host`]) over that backend's passes. Nothing here names a device; the
+//! stepper (`host.rs`) over that backend's passes. Nothing here names a device; the
 //! backend comes from [`crate::engine::open`].
 
 mod host;

@@ -18,7 +18,7 @@
 //! temporary name and renamed into place.
 //!
 //! Each picture has its own file (the data it takes from the analysis, its caption and
-//! how it is drawn); [`frame`] holds what they all share.
+//! how it is drawn); `frame.rs` holds what they all share.
 
 mod curves;
 mod frame;
