@@ -117,14 +117,7 @@ fn is_empty_dir(dir: &Path) -> Result<bool> {
 /// Hidden names next to `out` for a directory being built and one being replaced; the
 /// process id keeps two processes writing next to each other apart.
 fn side_names(out: &Path) -> (PathBuf, PathBuf, PathBuf) {
-    let parent = out
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = out
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let (parent, name) = crate::fsutil::dir_and_name(out);
     let pid = std::process::id();
     (
         parent.to_path_buf(),
