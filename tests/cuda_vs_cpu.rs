@@ -412,6 +412,61 @@ fn trainer_matches_cpu_for_every_optimizer_and_regularizer() {
     }
 }
 
+/// Per-model hyperparameters on the device: eight models with eight different learning
+/// rates, weight decays, regularizer strengths, Grokfast λs, init scales and seeds (one
+/// shared split, so the whole step stays resident), trained together on the GPU in f32,
+/// follow each model's f64 CPU loss curve.
+#[test]
+#[ignore = "needs a GPU"]
+fn per_model_settings_match_the_f64_cpu_on_the_device() {
+    require_gpu();
+    let steps = 200;
+    for kind in [OptimizerKind::Gd, OptimizerKind::Adamw] {
+        let adamw = kind == OptimizerKind::Adamw;
+        let mut c = config(23, 48, 8);
+        c.optimizer.kind = kind;
+        c.optimizer.lr_milestones = vec![100];
+        let lr = if adamw { 1e-3 } else { 0.05 };
+        c.per_model = clockwork::config::PerModelConfig {
+            seed: (0..8).collect(),
+            lr: [1.0, 0.5, 2.0, 1.0, 1.5, 0.8, 1.2, 0.3]
+                .iter()
+                .map(|x| x * lr)
+                .collect(),
+            weight_decay: if adamw {
+                vec![0.0, 0.1, 1.0, 0.5, 0.0, 2.0, 0.3, 0.05]
+            } else {
+                Vec::new()
+            },
+            reg_strength: vec![1e-4, 0.0, 1e-3, 1e-4, 5e-4, 0.0, 2e-4, 1e-2],
+            grokfast_lambda: vec![0.0, 0.0, 2.0, 0.5, 0.0, 1.0, 0.0, 3.0],
+            init_scale: vec![0.5, 0.3, 0.7, 0.5, 1.0, 0.4, 0.6, 0.5],
+            train_fraction: Vec::new(),
+        };
+        let mut gpu = gpu_trainer(&c, Precision::Fp32, 50);
+        let gpu_reports = run(&mut gpu, steps).unwrap();
+        let mut c64 = c.clone();
+        c64.dtype = clockwork::kinds::Dtype::F64;
+        let mut cpu = Trainer::<f64>::from_config(&c64).unwrap();
+        let mut cpu_reports = Vec::new();
+        cpu.advance(steps, &mut |r| cpu_reports.push(r)).unwrap();
+        for k in 0..8 {
+            let curve = |rs: &[StepReport]| -> Vec<(f64, f64)> {
+                rs.iter()
+                    .map(|r| (r.train[k].loss, r.reg_loss[k]))
+                    .collect()
+            };
+            compare_curves(
+                &format!("{kind:?} model {k}"),
+                &curve(&cpu_reports),
+                &curve(&gpu_reports),
+                1e-3,
+            );
+            assert_eq!(gpu_reports[150].lr[k], cpu_reports[150].lr[k], "model {k}");
+        }
+    }
+}
+
 #[test]
 #[ignore = "needs a GPU"]
 fn trainer_reports_state_and_evaluation_like_the_cpu() {
