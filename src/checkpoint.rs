@@ -1,5 +1,8 @@
 //! Checkpoints: safetensors files holding a run's weights, optimizer state and config.
 //!
+//! (Over 600 lines: about 200 of them are the unit tests of the format and its
+//! corruption checks.)
+//!
 //! Tensors (dtype of the run, f32 or f64):
 //! - `u`, `v`: `[B, m, n_in]` effective input embeddings (paper orientation),
 //! - `w`: `[B, n_out, m]` effective output weights,

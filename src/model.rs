@@ -1,5 +1,8 @@
 //! The two-layer MLP: its shape, activation, parameters and their initialization.
 //!
+//! (Over 600 lines: spec, parameters, effective weights and the chain rule back from them
+//! are one data layout; split apart, each half would restate the other's layout rules.)
+//!
 //! Neuron `i` owns `u_i, v_i ∈ R^n_in` and `w_i ∈ R^n_out`;
 //! `h_i(a,b) = σ(u_i[a] + v_i[b])` and `f_c(a,b) = Σ_i w_i[c] h_i(a,b)`.
 //!

@@ -1,6 +1,10 @@
 //! Where a [`RunConfig`] comes from: named presets for the setups of the seed material,
 //! TOML files merged over them, and `section.key=value` overrides.
 //!
+//! (Over 600 lines: the six presets with their sources, `KEY_DOCS` (the reference of every
+//! config key that `train --help` prints), the merging of files and overrides, and their
+//! tests — all of it the one job of saying where a config comes from.)
+//!
 //! Resolution order (what the `train` binary does, and what any other front end should
 //! do through [`resolve`]): a preset (default: `default`) → a TOML file, merged key by key
 //! over the preset so it can set just a few keys → overrides, in order. Every step checks

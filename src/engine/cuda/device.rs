@@ -1,6 +1,9 @@
 //! Host side of the kernels: context, modules, buffers, and the launch sequence of one
 //! pass (forward + loss, optionally backward) over a pair set. Shared by
-//! [`super::CudaBackend`] and [`super::CudaTrainer`].
+//! [`super::CudaBackend`] and the device-resident stepper.
+//!
+//! (Over 600 lines: context, module cache, buffers and the pass's launch sequence share
+//! the `Gpu` handle's invariants.)
 //!
 //! Everything here only *enqueues* work on one stream (no host synchronization), so the
 //! same sequence can be captured into a CUDA graph. cudarc's per-buffer event tracking
