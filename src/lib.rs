@@ -48,8 +48,8 @@
 //! - [`engine`]: the [`engine::Backend`] trait (loss, statistics and gradients of a batch
 //!   of models over a pair set) with the CPU and CUDA implementations and a plain-loop
 //!   reference, [`engine::open`] to get one for a device, and [`engine::stepper`] (the
-//!   step as a device runs it); [`regularizer`] and [`optim`]: what a host step adds on
-//!   top of a pass.
+//!   step as a device runs it); the regularizer and the optimizer (internal) are what a
+//!   host step adds on top of a pass.
 //! - [`train`]: one [`train::Trainer`] for every device (it drives the backend's own
 //!   device-resident stepper where there is one, else steps on the host).
 //!   [`checkpoint`] saves and resumes; [`run`] manages run directories, whose format
@@ -68,14 +68,14 @@ pub mod checkpoint;
 pub mod config;
 pub mod engine;
 pub mod error;
-pub mod fsutil;
+pub(crate) mod fsutil;
 pub mod kinds;
 pub mod layout;
 pub mod model;
-pub mod optim;
+pub(crate) mod optim;
 pub mod presets;
 pub mod real;
-pub mod regularizer;
+pub(crate) mod regularizer;
 pub mod run;
 pub mod task;
 pub mod theory;
@@ -83,13 +83,16 @@ pub mod train;
 
 pub use error::{Error, Result};
 
-/// The names most programs need.
+/// The names most programs need: a config (or a preset), a trainer on any device, its
+/// weights and metrics, and the analysis of a run.
 pub mod prelude {
-    pub use crate::config::RunConfig;
-    pub use crate::engine::{Backend, CoreSpec, PassStats};
+    pub use crate::analysis::pipeline::{analyze, Options as AnalysisOptions, RunAnalysis};
+    pub use crate::config::{PerModelConfig, RunConfig};
+    pub use crate::engine::{open as open_backend, Backend, CoreSpec, PassStats};
     pub use crate::kinds::{Device, Dtype, Loss, OptimizerKind, Precision, RegularizerKind};
     pub use crate::model::{Activation, ModelSpec, Params, Weights};
+    pub use crate::presets::preset;
     pub use crate::task::{Op, PairSet, Split, Task};
-    pub use crate::train::{Evaluation, StepReport, Trainer};
+    pub use crate::train::{Evaluation, StepReport, Trainer, TrainerState};
     pub use crate::{Error, Result};
 }
