@@ -359,10 +359,15 @@ fn resume_typed<F: Real>(
         })
     })?;
     let corrupt = |e: Error| {
+        // A BadFile about this very checkpoint already names it: say it once.
+        let why = match e {
+            Error::BadFile { path: p, reason } if p == path => reason,
+            other => other.to_string(),
+        };
         RunError::Input(Error::BadFile {
             path: path.clone(),
             reason: format!(
-                "cannot resume from it: {e} (delete it to resume from the previous checkpoint)"
+                "cannot resume from it: {why} (delete it to resume from the previous checkpoint)"
             ),
         })
     };
