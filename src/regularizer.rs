@@ -1,5 +1,6 @@
 //! Weight-norm regularizers on the effective U, V, W (per neuron).
 
+use crate::engine::stepper::Recipe;
 use crate::kinds::RegularizerKind;
 use crate::model::Weights;
 use crate::real::Real;
@@ -17,19 +18,33 @@ pub struct Regularizer {
 }
 
 impl Regularizer {
+    /// The regularizer a recipe trains with: its kind, each model's λ.
+    pub fn for_recipe(recipe: &Recipe) -> Regularizer {
+        Regularizer {
+            kind: recipe.regularizer,
+            strength: recipe.models.iter().map(|m| m.reg_strength).collect(),
+        }
+    }
+
+    /// λ of model `k` (0, a no-op, for a model past the end of `strength`).
+    fn strength_of(&self, k: usize) -> f64 {
+        self.strength.get(k).copied().unwrap_or(0.0)
+    }
+
+    /// The penalty of one model from its neurons' squared norms `n_i`.
+    fn penalty(&self, strength: f64, norms: &[f64]) -> f64 {
+        match self.kind {
+            _ if strength == 0.0 => 0.0,
+            RegularizerKind::None => 0.0,
+            RegularizerKind::L2 => 0.5 * strength * norms.iter().sum::<f64>(),
+            RegularizerKind::L23 => strength * norms.iter().map(|n| n * n.sqrt()).sum::<f64>(),
+        }
+    }
+
     /// The regularizer's value per model, without a gradient (for evaluations).
     pub fn value<F: Real>(&self, weights: &Weights<F>) -> Vec<f64> {
         (0..weights.batch)
-            .map(|k| {
-                let strength = self.strength.get(k).copied().unwrap_or(0.0);
-                let norms = || weights.neuron_sq_norms(k).into_iter();
-                match self.kind {
-                    _ if strength == 0.0 => 0.0,
-                    RegularizerKind::None => 0.0,
-                    RegularizerKind::L2 => 0.5 * strength * norms().sum::<f64>(),
-                    RegularizerKind::L23 => strength * norms().map(|n| n * n.sqrt()).sum::<f64>(),
-                }
-            })
+            .map(|k| self.penalty(self.strength_of(k), &weights.neuron_sq_norms(k)))
             .collect()
     }
 
@@ -42,23 +57,17 @@ impl Regularizer {
         let m = weights.width;
         (0..weights.batch)
             .map(|k| {
-                let strength = self.strength.get(k).copied().unwrap_or(0.0);
+                let strength = self.strength_of(k);
                 if self.kind == RegularizerKind::None || strength == 0.0 {
                     return 0.0;
                 }
                 let norms = weights.neuron_sq_norms(k);
-                let (value, coef): (f64, Vec<F>) = match self.kind {
-                    RegularizerKind::L2 => (
-                        0.5 * strength * norms.iter().sum::<f64>(),
-                        vec![F::of(strength); m],
-                    ),
-                    RegularizerKind::L23 => (
-                        strength * norms.iter().map(|n| n * n.sqrt()).sum::<f64>(),
-                        norms
-                            .iter()
-                            .map(|n| F::of(3.0 * strength * n.sqrt()))
-                            .collect(),
-                    ),
+                let coef: Vec<F> = match self.kind {
+                    RegularizerKind::L2 => vec![F::of(strength); m],
+                    RegularizerKind::L23 => norms
+                        .iter()
+                        .map(|n| F::of(3.0 * strength * n.sqrt()))
+                        .collect(),
                     RegularizerKind::None => unreachable!("handled above"),
                 };
                 let (u, v, w) = weights.model(k);
@@ -70,7 +79,7 @@ impl Regularizer {
                         }
                     }
                 }
-                value
+                self.penalty(strength, &norms)
             })
             .collect()
     }

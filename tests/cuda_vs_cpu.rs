@@ -429,19 +429,7 @@ fn per_model_settings_match_the_f64_cpu_on_the_device() {
         let lr = if adamw { 1e-3 } else { 0.05 };
         c.per_model = clockwork::config::PerModelConfig {
             seed: (0..8).collect(),
-            lr: [1.0, 0.5, 2.0, 1.0, 1.5, 0.8, 1.2, 0.3]
-                .iter()
-                .map(|x| x * lr)
-                .collect(),
-            weight_decay: if adamw {
-                vec![0.0, 0.1, 1.0, 0.5, 0.0, 2.0, 0.3, 0.05]
-            } else {
-                Vec::new()
-            },
-            reg_strength: vec![1e-4, 0.0, 1e-3, 1e-4, 5e-4, 0.0, 2e-4, 1e-2],
-            grokfast_lambda: vec![0.0, 0.0, 2.0, 0.5, 0.0, 1.0, 0.0, 3.0],
-            init_scale: vec![0.5, 0.3, 0.7, 0.5, 1.0, 0.4, 0.6, 0.5],
-            train_fraction: Vec::new(),
+            ..common::eight_settings(kind, lr)
         };
         let mut gpu = gpu_trainer(&c, Precision::Fp32, 50);
         let gpu_reports = run(&mut gpu, steps).unwrap();

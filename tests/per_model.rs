@@ -7,6 +7,8 @@ use clockwork::kinds::{Dtype, OptimizerKind, RegularizerKind};
 use clockwork::prelude::*;
 use clockwork::real::Real;
 
+mod common;
+
 const MODELS: usize = 8;
 const STEPS: usize = 25;
 
@@ -30,23 +32,15 @@ fn base(kind: OptimizerKind, dtype: Dtype) -> RunConfig {
 /// Eight different settings: every per-model key differs between models, and the train
 /// fractions make four different splits (three models share the seed-2, 0.7 split).
 fn per_model(kind: OptimizerKind) -> PerModelConfig {
-    let adamw = kind == OptimizerKind::Adamw;
-    let lr_scale = if adamw { 3e-3 } else { 0.05 };
+    let lr_scale = if kind == OptimizerKind::Adamw {
+        3e-3
+    } else {
+        0.05
+    };
     PerModelConfig {
         seed: vec![0, 1, 2, 2, 4, 2, 6, 7],
-        lr: [1.0, 0.5, 2.0, 1.0, 1.5, 0.8, 1.2, 0.3]
-            .iter()
-            .map(|x| x * lr_scale)
-            .collect(),
-        weight_decay: if adamw {
-            vec![0.0, 0.1, 1.0, 0.5, 0.0, 2.0, 0.3, 0.05]
-        } else {
-            Vec::new()
-        },
-        reg_strength: vec![1e-4, 0.0, 1e-3, 1e-4, 5e-4, 0.0, 2e-4, 1e-2],
-        grokfast_lambda: vec![0.0, 0.0, 2.0, 0.5, 0.0, 1.0, 0.0, 3.0],
-        init_scale: vec![0.5, 0.3, 0.7, 0.5, 1.0, 0.4, 0.6, 0.5],
         train_fraction: vec![1.0, 0.5, 0.7, 0.7, 1.0, 0.7, 0.9, 0.6],
+        ..common::eight_settings(kind, lr_scale)
     }
 }
 

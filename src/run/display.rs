@@ -92,8 +92,7 @@ impl Display {
         self.test_acc = e
             .test
             .as_ref()
-            // Models that train on the whole table have no test pairs (count 0).
-            .map(|t| mean(t.iter().filter(|s| s.count > 0).map(|s| s.accuracy())));
+            .map(|_| mean((0..e.train.len()).filter_map(|k| e.test_of(k).map(|s| s.accuracy()))));
         let test = self.test_acc;
         match &mut self.mode {
             Mode::Off => {}

@@ -16,12 +16,6 @@ pub(super) struct Measured {
     pub eval: Evaluation,
 }
 
-/// Model `k`'s pass over its held-out pairs; None when it has none (it trains on the
-/// whole table, possibly in a batch where others do not).
-fn held_out(e: &Evaluation, k: usize) -> Option<&crate::engine::PassStats> {
-    e.test.as_ref().map(|t| &t[k]).filter(|s| s.count > 0)
-}
-
 /// A number for JSON: non-finite becomes null.
 fn num(x: f64) -> Option<f64> {
     x.is_finite().then_some(x)
@@ -67,8 +61,8 @@ impl Measured {
             .map(|k| ModelSummary {
                 train_loss: e.train[k].loss,
                 train_acc: e.train[k].accuracy(),
-                test_loss: held_out(e, k).map(|t| t.loss),
-                test_acc: held_out(e, k).map(|t| t.accuracy()),
+                test_loss: e.test_of(k).map(|t| t.loss),
+                test_acc: e.test_of(k).map(|t| t.accuracy()),
                 margin: e.margin[k],
                 reg_loss: e.reg_loss[k],
                 gamma_star: e.gamma_star[k],

@@ -295,12 +295,7 @@ fn record_metrics(eval: &Evaluation) -> Vec<RecordMetrics> {
         .map(|k| RecordMetrics {
             margin: Some(eval.margin[k]),
             train_acc: Some(eval.train[k].accuracy()),
-            test_acc: eval
-                .test
-                .as_ref()
-                .map(|t| &t[k])
-                .filter(|s| s.count > 0)
-                .map(|s| s.accuracy()),
+            test_acc: eval.test_of(k).map(|s| s.accuracy()),
         })
         .collect()
 }

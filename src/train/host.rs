@@ -46,10 +46,7 @@ impl<F: Real> HostStepper<F> {
         let grads = Weights::zeros(&params.spec, params.batch);
         HostStepper {
             backend,
-            regularizer: Regularizer {
-                kind: recipe.regularizer,
-                strength: recipe.models.iter().map(|m| m.reg_strength).collect(),
-            },
+            regularizer: Regularizer::for_recipe(&recipe),
             recipe,
             groups,
             param_grads: vec![F::zero(); params.data.len()],

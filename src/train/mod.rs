@@ -45,6 +45,14 @@ pub struct Evaluation {
     pub lr: Vec<f64>,
 }
 
+impl Evaluation {
+    /// Model `k`'s pass over its held-out pairs; None when it has none (it trains on the
+    /// whole table, possibly in a batch where others hold pairs out).
+    pub fn test_of(&self, k: usize) -> Option<&PassStats> {
+        self.test.as_ref().map(|t| &t[k]).filter(|s| s.count > 0)
+    }
+}
+
 /// Trains a batch of models of one shape on one task, on whatever device the backend
 /// runs on (module docs).
 ///
@@ -261,11 +269,7 @@ impl<F: Real> Trainer<F> {
             .enumerate()
             .map(|(k, s)| theory::normalized_margin(s.min_margin, weights, k, activation))
             .collect();
-        let regularizer = Regularizer {
-            kind: self.recipe.regularizer,
-            strength: self.recipe.models.iter().map(|m| m.reg_strength).collect(),
-        };
-        let reg_loss = regularizer.value(weights);
+        let reg_loss = Regularizer::for_recipe(&self.recipe).value(weights);
         let lr = (0..self.recipe.models.len())
             .map(|k| self.recipe.lr_at(k, step))
             .collect();

@@ -114,3 +114,28 @@ pub fn require_gpu() {
         panic!("needs a GPU: cuda:0 is not usable here ({e})");
     }
 }
+
+/// Eight different per-model settings (learning rates `lr_scale` × eight factors, weight
+/// decays under AdamW, regularizer strengths, Grokfast λs, init scales); seeds and train
+/// fractions are left to the caller.
+pub fn eight_settings(
+    kind: clockwork::kinds::OptimizerKind,
+    lr_scale: f64,
+) -> clockwork::config::PerModelConfig {
+    let adamw = kind == clockwork::kinds::OptimizerKind::Adamw;
+    clockwork::config::PerModelConfig {
+        lr: [1.0, 0.5, 2.0, 1.0, 1.5, 0.8, 1.2, 0.3]
+            .iter()
+            .map(|x| x * lr_scale)
+            .collect(),
+        weight_decay: if adamw {
+            vec![0.0, 0.1, 1.0, 0.5, 0.0, 2.0, 0.3, 0.05]
+        } else {
+            Vec::new()
+        },
+        reg_strength: vec![1e-4, 0.0, 1e-3, 1e-4, 5e-4, 0.0, 2e-4, 1e-2],
+        grokfast_lambda: vec![0.0, 0.0, 2.0, 0.5, 0.0, 1.0, 0.0, 3.0],
+        init_scale: vec![0.5, 0.3, 0.7, 0.5, 1.0, 0.4, 0.6, 0.5],
+        ..Default::default()
+    }
+}
