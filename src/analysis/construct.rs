@@ -196,7 +196,10 @@ impl KnownAnswers {
                 .iter()
                 .map(|f| f.min_fraction)
                 .fold(f64::INFINITY, f64::min),
-            max_residual: neurons.iter().map(|f| f.residual.abs()).fold(0.0, f64::max),
+            max_residual: neurons
+                .iter()
+                .map(|f| f.residual.map_or(f64::INFINITY, f64::abs))
+                .fold(0.0, f64::max),
             accuracy: m.margin.accuracy,
         })
     }

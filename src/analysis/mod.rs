@@ -21,6 +21,7 @@
 //! Dependencies go one way: `fourier` ← `summary` ← `progress` ← `pipeline` ←
 //! `tables`/`report`/`text` ← `outdir`; nothing here constructs an engine backend.
 
+pub mod basis;
 pub mod construct;
 pub mod fourier;
 mod jsonl;
