@@ -306,14 +306,19 @@ impl Basis {
                 None,
                 Vec::new(),
                 match self.invariant {
-                    Some(_) => format!(
-                        "{} is addition in Z_{}: one DFT over Z_{} of every u_i, v_i, w_i",
+                    Some(inv) => format!(
+                        "{} is {} in Z_{}: one DFT over Z_{} of every u_i, v_i, w_i",
                         formula(self.op),
+                        if inv == Invariant::Sum {
+                            "addition"
+                        } else {
+                            "subtraction"
+                        },
                         self.p,
                         self.p
                     ),
                     None => format!(
-                        "{} is not a group operation of Z_{}: the additive DFT is reported \
+                        "{} is not a group operation on Z_{}: the additive DFT is reported \
                          for reference and no phase invariant is claimed (no residual)",
                         formula(self.op),
                         self.p

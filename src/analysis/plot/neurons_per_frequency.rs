@@ -117,7 +117,12 @@ impl Figure for PerFreq {
             .legend(box_legend(BLUE.to_rgba()));
         x_ticks(root, &chart, &keys)?;
         let e = self.equal_share;
-        dashed_level(&mut chart, e, GREY, format!("equal share m/⌊p/2⌋ = {e:.1}"))?;
+        dashed_level(
+            &mut chart,
+            e,
+            GREY,
+            format!("equal share m/{kmax} = {e:.1}"),
+        )?;
         // The weight each frequency holds, on the neuron axis (share × m), so the same
         // equal-share line reads for all: the max-margin solution equalizes Σ n^{3/2},
         // not necessarily the neuron counts or Σ n.
