@@ -3,7 +3,9 @@
 //! pictures and a per-run HTML report.
 //!
 //! The pieces, each with one job:
-//! - [`fourier`]: batched DFT over Z_p of every u_i, v_i, w_i (powers, phases),
+//! - [`fourier`]: batched DFT over Z_n of every u_i, v_i, w_i (powers, phases),
+//! - [`basis`]: which basis (additive, or discrete log for a·b and a/b) and which phase
+//!   invariant the task calls for,
 //! - [`summary`]: per-neuron features and per-model frequency statistics,
 //! - [`margin`]: normalized margin of a checkpoint with the engine, and γ*,
 //! - [`construct`]: the exact max-margin solution (a known answer for all of the above),
@@ -18,7 +20,7 @@
 //! - [`outdir`]: checking and writing an analysis directory the way `analyze` does
 //!   (only the files written are replaced, each atomically).
 //!
-//! Dependencies go one way: `fourier` ← `summary` ← `progress` ← `pipeline` ←
+//! Dependencies go one way: `fourier` ← `basis` ← `summary` ← `progress` ← `pipeline` ←
 //! `tables`/`report`/`text` ← `outdir`; nothing here constructs an engine backend.
 
 pub mod basis;
