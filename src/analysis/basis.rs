@@ -27,7 +27,7 @@
 use super::fourier::{spectra_relabelled, wrap_angle, FourierPlan, ModelSpectra};
 use crate::error::{Error, Result};
 use crate::model::Weights;
-use crate::task::{is_prime, Op};
+use crate::task::{is_prime, pow_mod, Op};
 use serde::{Deserialize, Serialize};
 
 /// The phase relation of a neuron that computes the task with one frequency.
@@ -107,20 +107,6 @@ pub struct BasisReport {
     pub note: String,
 }
 
-/// `base^exp mod p` (p ≤ 65 521, so products fit in u64).
-fn pow_mod(mut base: u64, mut exp: u64, p: u64) -> u64 {
-    let mut acc = 1 % p;
-    base %= p;
-    while exp > 0 {
-        if exp & 1 == 1 {
-            acc = acc * base % p;
-        }
-        base = base * base % p;
-        exp >>= 1;
-    }
-    acc
-}
-
 /// The smallest primitive root of a prime p (a generator of the cyclic group Z_p^*):
 /// the smallest g whose power `g^((p−1)/q)` is not 1 for every prime q dividing p − 1.
 pub fn primitive_root(p: usize) -> Result<usize> {
@@ -139,9 +125,9 @@ pub fn primitive_root(p: usize) -> Result<usize> {
     let mut rest = order;
     let mut q = 2;
     while q * q <= rest {
-        if rest % q == 0 {
+        if rest.is_multiple_of(q) {
             factors.push(q);
-            while rest % q == 0 {
+            while rest.is_multiple_of(q) {
                 rest /= q;
             }
         }
@@ -403,7 +389,7 @@ mod tests {
     fn log_basis_turns_products_into_sums() {
         let b = Basis::for_task(Op::Mul, 23).unwrap();
         assert_eq!((b.size(), b.max_freq()), (22, 11));
-        let mut seen = vec![false; 23];
+        let mut seen = [false; 23];
         for j in 0..22 {
             seen[b.token(j)] = true;
             for i in 0..22 {
