@@ -475,6 +475,45 @@ mod tests {
     }
 
     #[test]
+    fn relabelled_spectra_read_the_permuted_vector_and_keep_the_rest() {
+        let (p, m) = (7, 40);
+        let u: Vec<f64> = (0..p * m).map(|j| ((j * 31) % 17) as f64 - 8.0).collect();
+        let weights = Weights {
+            batch: 1,
+            n_in: p,
+            n_out: p,
+            width: m,
+            u: u.clone(),
+            v: u.iter().map(|x| 0.5 * x).collect(),
+            w: u.iter().map(|x| x + 1.0).collect(),
+        };
+        // 3 generates Z_7^*: positions 0..6 read tokens 1, 3, 2, 6, 4, 5; token 0 is left out.
+        let relabel = [1, 3, 2, 6, 4, 5];
+        let plan = FourierPlan::new(6).unwrap();
+        let s = spectra_relabelled(&plan, &relabel, &[(&weights, 0)])
+            .unwrap()
+            .remove(0);
+        assert_eq!((s.n, s.n_freq), (6, 4));
+        for i in [0, 33, 39] {
+            let col: Vec<f64> = relabel.iter().map(|&a| u[a * m + i]).collect();
+            let (c, pw) = plan.transform(&col).unwrap();
+            assert_eq!(s.coef(i, Part::U), &c[..]);
+            assert_eq!(s.power(i, Part::U), &pw[..]);
+            assert_eq!(s.excluded(i, Part::U), u[i] * u[i]);
+            let norm: f64 = (0..p)
+                .map(|a| {
+                    let x = u[a * m + i];
+                    x * x + (0.5 * x).powi(2) + (x + 1.0).powi(2)
+                })
+                .sum();
+            assert!((s.sq_norm(i) - norm).abs() < 1e-9 * norm);
+        }
+        assert!(spectra_relabelled(&plan, &[1, 3, 2, 6, 4, 1], &[(&weights, 0)]).is_err());
+        assert!(spectra_relabelled(&plan, &[1, 3, 2, 6, 4, 7], &[(&weights, 0)]).is_err());
+        assert!(spectra_relabelled(&plan, &[1, 3, 2], &[(&weights, 0)]).is_err());
+    }
+
+    #[test]
     fn batched_equals_single_and_reads_token_major() {
         let (p, m) = (11, 70); // more than two chunks
         let u: Vec<f64> = (0..p * m)
