@@ -621,11 +621,17 @@ mod tests {
             let e = with(&format!("[train]\nregularizer = \"l2k\"\nreg_q = {bad}\n"))
                 .unwrap_err()
                 .to_string();
-            assert!(e.contains("train.reg_q") && e.contains(">= 1"), "{bad}: {e}");
+            assert!(
+                e.contains("train.reg_q") && e.contains(">= 1"),
+                "{bad}: {e}"
+            );
         }
         let e = with("[train]\nregularizer = \"l23\"\nreg_q = 3.0\n")
             .unwrap_err()
             .to_string();
-        assert!(e.contains("train.reg_q = 3") && e.contains("\"l23\""), "{e}");
+        assert!(
+            e.contains("train.reg_q = 3") && e.contains("\"l23\""),
+            "{e}"
+        );
     }
 }

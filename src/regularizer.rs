@@ -221,7 +221,10 @@ mod tests {
                 }
             }
         };
-        compare(&reg(RegularizerKind::L2k, 3.0), &reg(RegularizerKind::L23, 0.0));
+        compare(
+            &reg(RegularizerKind::L2k, 3.0),
+            &reg(RegularizerKind::L23, 0.0),
+        );
         let mut l2 = reg(RegularizerKind::L2, 0.0);
         l2.strength.iter_mut().for_each(|s| *s *= 2.0);
         compare(&reg(RegularizerKind::L2k, 2.0), &l2);

@@ -99,9 +99,16 @@ mod tests {
             (97, "2.8786e-4"),
             (113, "2.2860e-4"),
         ] {
-            assert_eq!(format!("{:.4e}", gamma_star_modular_addition(p)), printed, "p = {p}");
+            assert_eq!(
+                format!("{:.4e}", gamma_star_modular_addition(p)),
+                printed,
+                "p = {p}"
+            );
         }
-        assert_eq!(format!("{:.2e}", gamma_star_modular_addition(23)), "2.58e-3");
+        assert_eq!(
+            format!("{:.2e}", gamma_star_modular_addition(23)),
+            "2.58e-3"
+        );
         // And by hand, independently of the code's arithmetic: p = 5 is
         // √(2/27)/(√5·4) = 0.0304290…, p = 3 is √(2/27)/(√3·2) = 0.0785674…
         assert_eq!(format!("{:.6}", gamma_star_modular_addition(5)), "0.030429");

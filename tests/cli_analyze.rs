@@ -411,7 +411,16 @@ fn construct_gromov_prints_the_draws_and_writes_one_model_per_draw() {
     let tmp = tempfile::tempdir().unwrap();
     // Without --out: the accuracy over the draws, nothing written.
     let o = analyze(&[
-        "construct", "--kind", "gromov", "--p", "31", "--width", "12", "--draws", "3", "--json",
+        "construct",
+        "--kind",
+        "gromov",
+        "--p",
+        "31",
+        "--width",
+        "12",
+        "--draws",
+        "3",
+        "--json",
     ]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
@@ -426,15 +435,33 @@ fn construct_gromov_prints_the_draws_and_writes_one_model_per_draw() {
     // With --out: a run directory of 3 models that the loader and `analyze` read.
     let out = tmp.path().join("gromov");
     let o = analyze(&[
-        "construct", "--kind", "gromov", "--p", "31", "--width", "64", "--draws", "3",
-        "--seed", "5", "--out", s(&out), "--no-plots",
+        "construct",
+        "--kind",
+        "gromov",
+        "--p",
+        "31",
+        "--width",
+        "64",
+        "--draws",
+        "3",
+        "--seed",
+        "5",
+        "--out",
+        s(&out),
+        "--no-plots",
     ]);
     let stdout = text(&o.stdout);
     assert_eq!(o.status.code(), Some(0), "{stdout}\n{}", text(&o.stderr));
-    assert!(stdout.contains("3 draws of the random phases (seed 5)"), "{stdout}");
+    assert!(
+        stdout.contains("3 draws of the random phases (seed 5)"),
+        "{stdout}"
+    );
     let list = clockwork::checkpoint::list(&out).unwrap();
     let ck = clockwork::checkpoint::Checkpoint::load(&list[0].1).unwrap();
-    assert_eq!((ck.weights.batch, ck.weights.width, ck.config.models), (3, 64, 3));
+    assert_eq!(
+        (ck.weights.batch, ck.weights.width, ck.config.models),
+        (3, 64, 3)
+    );
     assert_eq!(ck.config.train.loss, clockwork::kinds::Loss::Mse);
     let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
     assert_eq!(metrics.lines().count(), 3, "{metrics}");
@@ -444,16 +471,40 @@ fn construct_gromov_prints_the_draws_and_writes_one_model_per_draw() {
     let bad = tmp.path().join("bad");
     for (args, needle) in [
         (vec!["construct", "--kind", "gromov"], "--width"),
-        (vec!["construct", "--kind", "gromov", "--width", "0"], "--width"),
-        (vec!["construct", "--kind", "gromov", "--width", "8", "--draws", "0"], "--draws"),
-        (vec!["construct", "--kind", "gromov", "--width", "8", "--p", "2"], "--p"),
+        (
+            vec!["construct", "--kind", "gromov", "--width", "0"],
+            "--width",
+        ),
+        (
+            vec![
+                "construct",
+                "--kind",
+                "gromov",
+                "--width",
+                "8",
+                "--draws",
+                "0",
+            ],
+            "--draws",
+        ),
+        (
+            vec!["construct", "--kind", "gromov", "--width", "8", "--p", "2"],
+            "--p",
+        ),
         (vec!["construct", "--kind", "gromov", "--width", "-4"], "-4"),
-        (vec!["construct", "--p", "7", "--width", "8"], "--kind gromov"),
+        (
+            vec!["construct", "--p", "7", "--width", "8"],
+            "--kind gromov",
+        ),
         (vec!["construct", "--p", "7"], "--out"),
         (vec!["construct", "--kind", "square"], "square"),
     ] {
         let args = [args, vec!["--out", s(&bad)]].concat();
-        let args = if needle == "--out" { args[..3].to_vec() } else { args };
+        let args = if needle == "--out" {
+            args[..3].to_vec()
+        } else {
+            args
+        };
         refused(&args, &[needle]);
         assert!(!bad.exists(), "{args:?}");
     }

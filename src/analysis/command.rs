@@ -128,7 +128,10 @@ pub fn construct(
         ));
     }
     let p = f.p.ok_or_else(|| Failure::input("construct needs --p P"))?;
-    let out = f.out.as_deref().ok_or_else(|| Failure::input("construct needs --out DIR"))?;
+    let out = f
+        .out
+        .as_deref()
+        .ok_or_else(|| Failure::input("construct needs --out DIR"))?;
     construct_max_margin(backend, p, out, f.force, s)
 }
 

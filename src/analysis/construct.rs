@@ -157,7 +157,10 @@ pub(crate) fn write_constructed_run(
     write_atomic(&dir.join(layout::CONFIG_FILE), config.to_toml().as_bytes())?;
     checkpoint::save_weights(&checkpoint::path_for(dir, 0), config, 0, weights)?;
     let mut lines = String::new();
-    for (k, score) in evaluate_all_pairs(backend, config, weights)?.iter().enumerate() {
+    for (k, score) in evaluate_all_pairs(backend, config, weights)?
+        .iter()
+        .enumerate()
+    {
         let record = MetricsRecord {
             step: 0,
             model: k,

@@ -150,7 +150,10 @@ pub struct GromovDraws {
     pub accuracy: Vec<f64>,
     /// MSE against one-hot targets of each draw, at his output scale 1/(2p·N).
     pub mse: Vec<f64>,
-    /// Normalized margin γ (x², L_{2,3} norm) of each draw; negative when a pair is wrong.
+    /// Normalized margin γ (x², L_{2,3} norm) of each draw as constructed; negative when a
+    /// pair is wrong. His W is ~1/(2pN) of U and V, so this unbalanced γ is far below
+    /// what the same logits reach with balanced layers (rescaling u, v by α and w by
+    /// α⁻² keeps f): do not read it against γ*.
     pub margin: Vec<f64>,
 }
 
@@ -190,7 +193,11 @@ impl GromovDraws {
     /// Lowest and highest accuracy over the draws.
     pub fn range(&self) -> (f64, f64) {
         let lo = self.accuracy.iter().copied().fold(f64::INFINITY, f64::min);
-        let hi = self.accuracy.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let hi = self
+            .accuracy
+            .iter()
+            .copied()
+            .fold(f64::NEG_INFINITY, f64::max);
         (lo, hi)
     }
 
@@ -205,8 +212,8 @@ impl GromovDraws {
             "Gromov's analytic solution of addition mod {p} (x², width N = {n}, output scale \
              1/(2p·N)), {d} draws of the random phases (seed {seed})\n  \
              accuracy over all {pairs} pairs: mean {mean}, range {lo} .. {hi}; {perfect} of {d} \
-             draws at 100%\n  per draw: {list}\n  MSE (his scale): mean {mse:.4e}; normalized \
-             margin γ: best {best:.4e}\n",
+             draws at 100%\n  per draw: {list}\n  MSE against one-hot at this output scale: mean \
+             {mse:.4e} (the logits are O(1/p); the accuracy does not depend on the scale)\n",
             p = s.p,
             n = s.width,
             d = s.draws,
@@ -217,7 +224,6 @@ impl GromovDraws {
             hi = pct(hi),
             list = per_draw.join(" "),
             mse = self.mse.iter().sum::<f64>() / self.mse.len() as f64,
-            best = self.margin.iter().copied().fold(f64::NEG_INFINITY, f64::max),
         )
     }
 

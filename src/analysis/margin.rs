@@ -227,7 +227,10 @@ mod tests {
                     // The unnormalized margin does move, by c^h: the invariance is the
                     // norm's doing, not a margin that ignores the scale.
                     let moved = a.min_margin / b.min_margin;
-                    assert!((moved / c.powf(h) - 1.0).abs() < 1e-12, "{activation}: {moved}");
+                    assert!(
+                        (moved / c.powf(h) - 1.0).abs() < 1e-12,
+                        "{activation}: {moved}"
+                    );
                 }
             }
         }
