@@ -409,19 +409,13 @@ fn construct_writes_a_loadable_run_with_the_known_answers() {
 #[test]
 fn construct_gromov_prints_the_draws_and_writes_one_model_per_draw() {
     let tmp = tempfile::tempdir().unwrap();
+    // `analyze construct --kind gromov --p 31 ARGS…`.
+    let gromov = |args: &[&str]| {
+        let head = ["construct", "--kind", "gromov", "--p", "31"];
+        analyze(&[&head[..], args].concat())
+    };
     // Without --out: the accuracy over the draws, nothing written.
-    let o = analyze(&[
-        "construct",
-        "--kind",
-        "gromov",
-        "--p",
-        "31",
-        "--width",
-        "12",
-        "--draws",
-        "3",
-        "--json",
-    ]);
+    let o = gromov(&["--width", "12", "--draws", "3", "--json"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["spec"]["width"], 12);
@@ -434,22 +428,8 @@ fn construct_gromov_prints_the_draws_and_writes_one_model_per_draw() {
 
     // With --out: a run directory of 3 models that the loader and `analyze` read.
     let out = tmp.path().join("gromov");
-    let o = analyze(&[
-        "construct",
-        "--kind",
-        "gromov",
-        "--p",
-        "31",
-        "--width",
-        "64",
-        "--draws",
-        "3",
-        "--seed",
-        "5",
-        "--out",
-        s(&out),
-        "--no-plots",
-    ]);
+    let args = ["--width", "64", "--draws", "3", "--seed", "5", "--no-plots"];
+    let o = gromov(&[&args[..], &["--out", s(&out)]].concat());
     let stdout = text(&o.stdout);
     assert_eq!(o.status.code(), Some(0), "{stdout}\n{}", text(&o.stderr));
     assert!(
@@ -467,47 +447,25 @@ fn construct_gromov_prints_the_draws_and_writes_one_model_per_draw() {
     assert_eq!(metrics.lines().count(), 3, "{metrics}");
     assert!(out.join("analysis/summary.json").exists());
 
-    // Bad input: exit 2, one line, nothing written.
+    // Bad input: exit 2, one line naming the flag, nothing written.
     let bad = tmp.path().join("bad");
     for (args, needle) in [
-        (vec!["construct", "--kind", "gromov"], "--width"),
-        (
-            vec!["construct", "--kind", "gromov", "--width", "0"],
-            "--width",
-        ),
-        (
-            vec![
-                "construct",
-                "--kind",
-                "gromov",
-                "--width",
-                "8",
-                "--draws",
-                "0",
-            ],
-            "--draws",
-        ),
-        (
-            vec!["construct", "--kind", "gromov", "--width", "8", "--p", "2"],
-            "--p",
-        ),
-        (vec!["construct", "--kind", "gromov", "--width", "-4"], "-4"),
-        (
-            vec!["construct", "--p", "7", "--width", "8"],
-            "--kind gromov",
-        ),
-        (vec!["construct", "--p", "7"], "--out"),
-        (vec!["construct", "--kind", "square"], "square"),
+        ("--kind gromov", "--width"),
+        ("--kind gromov --width 0", "--width"),
+        ("--kind gromov --width 8 --draws 0", "--draws"),
+        ("--kind gromov --width 8 --p 2", "--p"),
+        ("--kind gromov --width -4", "-4"),
+        ("--kind square", "square"),
+        ("--p 7 --width 8", "--kind gromov"),
     ] {
-        let args = [args, vec!["--out", s(&bad)]].concat();
-        let args = if needle == "--out" {
-            args[..3].to_vec()
-        } else {
-            args
-        };
+        let args: Vec<&str> = ["construct", "--out", s(&bad)]
+            .into_iter()
+            .chain(args.split(' '))
+            .collect();
         refused(&args, &[needle]);
         assert!(!bad.exists(), "{args:?}");
     }
+    refused(&["construct", "--p", "7"], &["--out"]);
 }
 
 fn check_construct_outputs(dir: &Path, listed: &[PathBuf]) {

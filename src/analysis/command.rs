@@ -249,17 +249,3 @@ fn report(
         }
     })
 }
-
-/// A command-line parser's multi-line report (clap's) as one line: the message and its
-/// indented details, without the usage and the "for more information" tail.
-pub fn one_line(report: &str) -> String {
-    report
-        .lines()
-        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with("tip:"))
-        .collect::<Vec<_>>()
-        .join(" ")
-        .trim_start_matches("error: ")
-        .to_string()
-}

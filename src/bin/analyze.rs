@@ -154,7 +154,7 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(e) => {
-            let m = command::one_line(&e.to_string());
+            let m = clockwork::cli::one_line(&e.to_string());
             return fail(Failure::input(format!("{m} (see analyze --help)")));
         }
     };
