@@ -452,6 +452,7 @@ fn construct_gromov_prints_the_draws_and_writes_one_model_per_draw() {
     for (args, needle) in [
         ("--kind gromov", "--width"),
         ("--kind gromov --width 0", "--width"),
+        ("--kind gromov --width 100000000", "smaller --width"),
         ("--kind gromov --width 8 --draws 0", "--draws"),
         ("--kind gromov --width 8 --p 2", "--p"),
         ("--kind gromov --width -4", "-4"),

@@ -51,9 +51,13 @@ pub struct GromovSpec {
 /// Most draws one call makes (each is a full model; 10 is the comparison's count).
 pub const MAX_DRAWS: usize = 10_000;
 
+/// Most f64 weights (u, v, w over all draws) one call builds: 2 GiB.
+pub const MAX_WEIGHTS: usize = 1 << 28;
+
 impl GromovSpec {
-    /// Checks the numbers (p ≥ 3 within the task limit, N ≥ 1, 1 ≤ draws ≤ MAX_DRAWS),
-    /// naming the bad one as its `analyze construct` flag.
+    /// Checks the numbers (p ≥ 3 within the task limit, N ≥ 1, 1 ≤ draws ≤ MAX_DRAWS,
+    /// at most [`MAX_WEIGHTS`] weights), naming the bad one as its `analyze construct`
+    /// flag.
     pub fn validate(&self) -> Result<()> {
         if self.p < 3 || self.p > crate::task::MAX_P {
             return Err(Error::config(
@@ -73,6 +77,21 @@ impl GromovSpec {
                 "--draws",
                 self.draws,
                 format!("must be in 1..={MAX_DRAWS}"),
+            ));
+        }
+        let numbers = self
+            .width
+            .checked_mul(3 * self.p)
+            .and_then(|n| n.checked_mul(self.draws));
+        if numbers.is_none_or(|n| n > MAX_WEIGHTS) {
+            return Err(Error::config(
+                "--width",
+                self.width,
+                format!(
+                    "{} draws of 3·{}·{} weights exceed the {MAX_WEIGHTS} numbers (2 GiB) this \
+                     construction holds in memory; use fewer --draws or a smaller --width",
+                    self.draws, self.p, self.width
+                ),
             ));
         }
         Ok(())
@@ -333,7 +352,13 @@ mod tests {
             assert!((sq(v, 1.0) - 6.5).abs() < 1e-12);
             assert!((sq(wo, 1.0 / (2.0 * 13.0 * 9.0)) - 6.5).abs() < 1e-12);
         }
-        for bad in [spec(2, 9, 1), spec(13, 0, 1), spec(13, 9, 0)] {
+        for bad in [
+            spec(2, 9, 1),
+            spec(13, 0, 1),
+            spec(13, 9, 0),
+            spec(13, 1 << 30, 1),
+            spec(13, usize::MAX, 1),
+        ] {
             assert!(bad.weights().is_err(), "{bad:?}");
         }
     }

@@ -106,11 +106,11 @@ enum Command {
         #[arg(long, value_name = "N")]
         width: Option<usize>,
 
-        /// gromov: independent draws of the random phases (one model each)
+        /// gromov: independent draws of the random phases, one model each [default: 10]
         #[arg(long, value_name = "D")]
         draws: Option<usize>,
 
-        /// gromov: seed of the draws
+        /// gromov: seed of the draws [default: 0]
         #[arg(long, value_name = "S")]
         seed: Option<u64>,
 
