@@ -6,15 +6,17 @@
 
 pub mod cpu;
 pub mod cuda;
+mod pairs;
 pub mod reference;
 pub mod stepper;
 
 use crate::error::{Error, Result};
 pub use crate::kinds::Loss;
 use crate::kinds::{Device, Precision};
-use crate::model::{Activation, Weights};
+use crate::model::{Activation, AsWeightsView, GradsBuffer, WeightsView};
 use crate::real::Real;
 use crate::task::PairSet;
+pub use pairs::{AsPairSet, FrozenPairs, PairsStamp};
 use stepper::{Stepper, StepperSetup};
 
 /// What the fused core computes: the activation and the loss. Passed with every call,
@@ -58,30 +60,37 @@ impl PassStats {
 /// A compute backend. It never sees optimizers, regularizers or factorizations: only
 /// the effective `U, V, W` of B models and a list of pairs.
 ///
+/// The weights are borrowed: pass `&Weights` or a [`WeightsView`] of slices the caller
+/// owns ([`crate::model::AsWeightsView`]); nothing is copied on the host. The pairs are a
+/// `&PairSet` or a [`FrozenPairs`], which a device backend keeps resident between calls
+/// ([`AsPairSet`]).
+///
 /// Both calls return one [`PassStats`] per model and fail with [`Error::Shape`] when a
-/// pair indexes outside the weights, or an error for an empty pair set.
+/// weight slice does not match its shape or a pair indexes outside the weights, or an
+/// error for an empty pair set.
 pub trait Backend<F: Real>: Send + Sync {
     /// Short description for logs, e.g. `"cpu (2 threads, avx2)"`.
     fn describe(&self) -> String;
 
     /// Loss, accuracy and margins of every model on `pairs`, and the gradient of the mean
-    /// data loss with respect to the weights, written into `grads` (overwritten and
-    /// reshaped to `weights`' shape; engine layout, see [`Weights`]). For a tied model
-    /// the `u` and `v` gradients come back separately; the caller sums them.
+    /// data loss with respect to the weights, written into `grads` (engine layout, see
+    /// [`crate::model::Weights`]): an owned `Weights` is reshaped to the weights' shape, a
+    /// [`crate::model::WeightsViewMut`] must have it already ([`GradsBuffer`]). For a tied
+    /// model the `u` and `v` gradients come back separately; the caller sums them.
     fn loss_and_grad(
         &self,
         core: CoreSpec,
-        weights: &Weights<F>,
-        pairs: &PairSet,
-        grads: &mut Weights<F>,
+        weights: &dyn AsWeightsView<F>,
+        pairs: &dyn AsPairSet,
+        grads: &mut dyn GradsBuffer<F>,
     ) -> Result<Vec<PassStats>>;
 
     /// Forward only: loss, accuracy and margins of every model on `pairs`.
     fn evaluate(
         &self,
         core: CoreSpec,
-        weights: &Weights<F>,
-        pairs: &PairSet,
+        weights: &dyn AsWeightsView<F>,
+        pairs: &dyn AsPairSet,
     ) -> Result<Vec<PassStats>>;
 
     /// A stepper that keeps the whole training step on this backend's device, when it
@@ -115,8 +124,11 @@ pub fn open<F: Real>(
     }
 }
 
-/// Checks that `pairs` index inside `weights` (a library caller can hand us anything).
-pub(crate) fn check_pairs<F: Real>(weights: &Weights<F>, pairs: &PairSet) -> Result<()> {
+/// Checks a pass's inputs (a library caller can hand us anything): the weight slices
+/// against their shape, the pair lists against each other and their indices against
+/// the weights, and that there is at least one pair.
+pub(crate) fn check_pass<F>(weights: &WeightsView<'_, F>, pairs: &PairSet) -> Result<()> {
+    weights.check()?;
     if pairs.a.len() != pairs.label.len() || pairs.b.len() != pairs.label.len() {
         return Err(Error::Shape {
             what: "pairs".into(),
@@ -131,12 +143,23 @@ pub(crate) fn check_pairs<F: Real>(weights: &Weights<F>, pairs: &PairSet) -> Res
     }
     let max_in = pairs.a.iter().chain(&pairs.b).copied().max().unwrap_or(0) as usize;
     let max_label = pairs.label.iter().copied().max().unwrap_or(0) as usize;
-    if max_in >= weights.n_in || max_label >= weights.n_out {
+    if max_in >= weights.n_in() || max_label >= weights.n_out() {
         return Err(Error::Shape {
             what: "pairs".into(),
-            expected: format!("inputs < {} and labels < {}", weights.n_in, weights.n_out),
+            expected: format!(
+                "inputs < {} and labels < {}",
+                weights.n_in(),
+                weights.n_out()
+            ),
             got: format!("max input {max_in}, max label {max_label}"),
         });
+    }
+    if pairs.is_empty() {
+        return Err(Error::config(
+            "pairs",
+            0,
+            "cannot run a pass over zero pairs",
+        ));
     }
     Ok(())
 }
