@@ -7,23 +7,19 @@
 //!
 //! `cargo run --release --example borrowed_weights`
 
+use clockwork::config::RunConfig;
 use clockwork::engine::{self, CoreSpec, FrozenPairs, Loss};
 use clockwork::kinds::{Device, Precision};
-use clockwork::model::{Activation, ModelSpec, Params, Weights};
+use clockwork::model::{Params, Weights};
 use clockwork::model::{WeightsShape, WeightsView, WeightsViewMut};
 use clockwork::task::{Op, Task};
 
 fn main() -> clockwork::Result<()> {
     let p = 23;
-    let spec = ModelSpec {
-        n_in: p,
-        n_out: p,
-        width: 4 * (p - 1),
-        activation: Activation::Square,
-        tied: false,
-        embed_dim: None,
-        init_scale: 0.5,
-    };
+    let mut config = RunConfig::default();
+    config.task.p = p;
+    config.model.width = 4 * (p - 1);
+    let spec = config.model_spec();
     // The caller's buffers, in the engine's layout (token-major u and v: n_in × m rows;
     // w: n_out × m), filled once by the library's seeded initializer and owned from
     // then on by the caller.

@@ -141,41 +141,21 @@ impl CudaBackend {
         let one_off = match pairs.stamp() {
             Some(stamp) => {
                 let key = (stamp, plan.chunk_rows);
-                match st.pairs.iter().position(|(k, _)| *k == key) {
-                    Some(i) => {
-                        let entry = st.pairs.remove(i);
-                        st.pairs.push(entry);
-                    }
-                    None => {
-                        if st.pairs.len() >= PAIR_CACHE {
-                            st.pairs.remove(0);
-                        }
-                        let dev = DevPairs::new(&st.gpu, set, dims.n_in, &plan)?;
-                        st.pairs.push((key, dev));
-                    }
-                }
+                touch(
+                    &mut st.pairs,
+                    |(k, _)| *k == key,
+                    || Ok((key, DevPairs::new(&st.gpu, set, dims.n_in, &plan)?)),
+                )?;
                 None
             }
             None => Some(DevPairs::new(&st.gpu, set, dims.n_in, &plan)?),
         };
         // Workspace for this plan (a grads-capable one serves evaluation too).
-        match st
-            .workspaces
-            .iter()
-            .position(|(g, ws)| ws.plan == plan && (*g || !want_grads))
-        {
-            Some(i) => {
-                let entry = st.workspaces.remove(i);
-                st.workspaces.push(entry);
-            }
-            None => {
-                if st.workspaces.len() >= PAIR_CACHE {
-                    st.workspaces.remove(0);
-                }
-                let ws = Workspace::new(&st.gpu, dims, plan, want_grads)?;
-                st.workspaces.push((want_grads, ws));
-            }
-        }
+        touch(
+            &mut st.workspaces,
+            |(g, ws)| ws.plan == plan && (*g || !want_grads),
+            || Ok((want_grads, Workspace::new(&st.gpu, dims, plan, want_grads)?)),
+        )?;
         if want_grads && st.grads.is_none() {
             st.grads = Some(DevWeights::zeros(&st.gpu, dims)?);
         }
@@ -222,6 +202,28 @@ impl CudaBackend {
         }
         Ok(stats)
     }
+}
+
+/// Makes the entry `find` picks the most recently used (last) of `cache`, or appends
+/// `make()`'s, dropping the least recently used beyond [`PAIR_CACHE`] entries.
+fn touch<T>(
+    cache: &mut Vec<T>,
+    find: impl Fn(&T) -> bool,
+    make: impl FnOnce() -> Result<T>,
+) -> Result<()> {
+    match cache.iter().position(find) {
+        Some(i) => {
+            let entry = cache.remove(i);
+            cache.push(entry);
+        }
+        None => {
+            if cache.len() >= PAIR_CACHE {
+                cache.remove(0);
+            }
+            cache.push(make()?);
+        }
+    }
+    Ok(())
 }
 
 impl<F: Real> Backend<F> for CudaBackend {
