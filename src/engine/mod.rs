@@ -163,3 +163,93 @@ pub(crate) fn check_pass<F>(weights: &WeightsView<'_, F>, pairs: &PairSet) -> Re
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ModelSpec, Params, Weights, WeightsViewMut};
+    use crate::task::Task;
+
+    fn setup() -> (CoreSpec, Weights<f64>, Task, cpu::CpuBackend) {
+        let spec = ModelSpec {
+            n_in: 7,
+            n_out: 7,
+            width: 5,
+            activation: Activation::Relu,
+            tied: false,
+            embed_dim: None,
+            init_scale: 0.7,
+        };
+        let weights = Params::<f64>::init(&spec, 2, 3).unwrap().effective();
+        let core = CoreSpec {
+            activation: spec.activation,
+            loss: Loss::CrossEntropy,
+        };
+        let task = Task::modular(crate::task::Op::Sub, 7).unwrap();
+        let backend = cpu::CpuBackend::new(cpu::CpuOptions::default()).unwrap();
+        (core, weights, task, backend)
+    }
+
+    #[test]
+    fn caller_owned_slices_give_the_bits_of_owned_weights() {
+        let (core, weights, task, backend) = setup();
+        let mut owned_grads = weights.clone(); // reshaped and overwritten
+        let owned = backend
+            .loss_and_grad(core, &weights, &task.pairs, &mut owned_grads)
+            .unwrap();
+        // The caller's own buffers, and frozen pairs.
+        let (u, v, w) = (weights.u.clone(), weights.v.clone(), weights.w.clone());
+        let (mut gu, mut gv, mut gw) = (vec![7.0; u.len()], vec![7.0; v.len()], vec![7.0; w.len()]);
+        let view = WeightsView::new(weights.shape(), &u, &v, &w).unwrap();
+        let mut grads = WeightsViewMut::new(weights.shape(), &mut gu, &mut gv, &mut gw).unwrap();
+        let pairs = FrozenPairs::new(task.pairs.clone());
+        let borrowed = backend
+            .loss_and_grad(core, &view, &pairs, &mut grads)
+            .unwrap();
+        assert_eq!(owned, borrowed);
+        assert_eq!((gu, gv, gw), (owned_grads.u, owned_grads.v, owned_grads.w));
+        assert_eq!(
+            backend.evaluate(core, &view, &pairs).unwrap(),
+            backend.evaluate(core, &weights, &task.pairs).unwrap()
+        );
+    }
+
+    #[test]
+    fn bad_lengths_and_shapes_are_errors_not_panics() {
+        let (core, weights, task, backend) = setup();
+        let shape = weights.shape();
+        let short = &weights.v[1..];
+        let e = WeightsView::new(shape, &weights.u, short, &weights.w).unwrap_err();
+        assert!(
+            matches!(&e, Error::Shape { what, .. } if what == "v"),
+            "{e}"
+        );
+        assert!(
+            e.to_string()
+                .contains(&format!("got {} values", short.len())),
+            "{e}"
+        );
+        // A gradient buffer of another shape.
+        let (mut gu, mut gv, mut gw) = (vec![0.0; 35], vec![0.0; 35], vec![0.0; 35]);
+        let one = crate::model::WeightsShape { batch: 1, ..shape };
+        let mut grads = WeightsViewMut::new(one, &mut gu, &mut gv, &mut gw).unwrap();
+        let e = backend
+            .loss_and_grad(core, &weights, &task.pairs, &mut grads)
+            .unwrap_err();
+        assert!(e.to_string().contains("gradient buffer"), "{e}");
+        // Owned weights whose public fields were edited out of shape.
+        let mut broken = weights.clone();
+        broken.w.pop();
+        let e = backend.evaluate(core, &broken, &task.pairs).unwrap_err();
+        assert!(
+            matches!(&e, Error::Shape { what, .. } if what == "w"),
+            "{e}"
+        );
+        // A shape too large to exist.
+        let huge = crate::model::WeightsShape {
+            batch: usize::MAX,
+            ..shape
+        };
+        assert!(WeightsView::new(huge, &weights.u, &weights.v, &weights.w).is_err());
+    }
+}
