@@ -83,42 +83,24 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// A compute backend could not be used or failed: CUDA driver or NVRTC missing, no
-    /// such device, a kernel that does not compile, a driver error, or a CPU thread pool
-    /// that cannot start. The message is one line saying what to do, except NVRTC
-    /// compile errors, which append the compiler log. The driver's, NVRTC's or the
-    /// thread pool's own error, where there is one, is the `source()`.
-    #[error(transparent)]
-    Backend(BackendError),
-}
-
-/// What [`Error::Backend`] holds: the one-line message and, where a lower error caused
-/// it, that error (returned by `source()`, with the message already quoting it).
-#[derive(Debug)]
-pub struct BackendError {
-    message: String,
-    source: Option<Source>,
-}
-
-impl BackendError {
-    /// The message (what [`std::fmt::Display`] prints).
-    pub fn message(&self) -> &str {
-        &self.message
-    }
-}
-
-impl std::fmt::Display for BackendError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for BackendError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source
-            .as_deref()
-            .map(|e| e as &(dyn std::error::Error + 'static))
-    }
+    /// A compute backend could not be used or failed, by our own checks: CUDA driver or
+    /// NVRTC missing, no such device, a kernel that does not compile, a device too old.
+    /// The message is one line saying what to do, except NVRTC compile errors, which
+    /// append the compiler log. (Failures reported by the driver, NVRTC or the thread
+    /// pool are [`Error::Driver`].)
+    #[error("{0}")]
+    Backend(String),
+    /// Like [`Error::Backend`], caused inside a library the backend drives (the CUDA
+    /// driver, NVRTC, the OS thread pool), whose error is the `source()`; the message
+    /// quotes it.
+    #[error("{message}")]
+    Driver {
+        /// One line saying what failed and what to do, quoting the library's error.
+        message: String,
+        /// The library's error.
+        #[source]
+        source: Source,
+    },
 }
 
 /// `std::result::Result` with this crate's [`Error`] as the default error type.
@@ -169,18 +151,15 @@ impl Error {
     }
     /// [`Error::Backend`] with a message and no lower error.
     pub(crate) fn backend(message: impl Into<String>) -> Self {
-        Error::Backend(BackendError {
-            message: message.into(),
-            source: None,
-        })
+        Error::Backend(message.into())
     }
-    /// [`Error::Backend`] caused by `source` (the driver's, NVRTC's, the thread pool's
-    /// error), which the message should quote.
+    /// [`Error::Driver`]: a backend failure caused by `source` (the driver's, NVRTC's,
+    /// the thread pool's error), which the message should quote.
     pub(crate) fn backend_from(message: impl Into<String>, source: impl Into<Source>) -> Self {
-        Error::Backend(BackendError {
+        Error::Driver {
             message: message.into(),
-            source: Some(source.into()),
-        })
+            source: source.into(),
+        }
     }
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
