@@ -54,7 +54,7 @@ const TENSOR_CRC: &str = "crc32.";
 /// Key of the checksum over all other metadata entries.
 const METADATA_CRC: &str = "metadata_crc32";
 /// What a user can do about a damaged file, appended to every integrity error.
-const DAMAGED: &str = "the file is damaged; resume from an earlier checkpoint";
+const DAMAGED: &str = "the file is damaged";
 
 /// A loaded checkpoint, weights converted to f64 for analysis.
 #[derive(Clone, Debug)]
@@ -197,10 +197,8 @@ fn write<F: Real>(
     }
     // Last, so that it covers the tensor checksums too.
     metadata.insert(METADATA_CRC.into(), crc_text(metadata_crc(&metadata)));
-    let bytes = safetensors::serialize(views, &Some(metadata)).map_err(|e| Error::BadFile {
-        path: path.into(),
-        reason: format!("cannot serialize checkpoint: {e}"),
-    })?;
+    let bytes = safetensors::serialize(views, &Some(metadata))
+        .map_err(|e| Error::format(path, "cannot serialize checkpoint", e))?;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
@@ -248,6 +246,11 @@ impl Raw {
         })
     }
 
+    /// The file, refused by a library (or our own config parser) whose error is `e`.
+    fn refused(&self, reason: &str, e: impl Into<crate::error::Source>) -> Error {
+        Error::format(&self.path, reason, e)
+    }
+
     fn bad(&self, reason: impl Into<String>) -> Error {
         Error::BadFile {
             path: self.path.clone(),
@@ -259,7 +262,7 @@ impl Raw {
     /// is used.
     fn parse(&self) -> Result<(SafeTensors<'_>, HashMap<String, String>)> {
         let (_, meta) = SafeTensors::read_metadata(&self.bytes)
-            .map_err(|e| self.bad(format!("not a safetensors checkpoint ({e})")))?;
+            .map_err(|e| self.refused("not a safetensors checkpoint", e))?;
         let meta = meta.metadata().clone().unwrap_or_default();
         let format = meta.get("format").map(String::as_str);
         if format != Some(FORMAT) && format != Some(FORMAT_V1) {
@@ -270,7 +273,7 @@ impl Raw {
             )));
         }
         let st = SafeTensors::deserialize(&self.bytes)
-            .map_err(|e| self.bad(format!("corrupt safetensors data ({e})")))?;
+            .map_err(|e| self.refused("corrupt safetensors data", e))?;
         if format == Some(FORMAT) {
             self.verify(&st, &meta)?;
         }
@@ -417,11 +420,11 @@ impl Checkpoint {
         let raw = Raw::read(path)?;
         let (st, meta) = raw.parse()?;
         let config = RunConfig::from_toml(raw.meta(&meta, "config")?)
-            .map_err(|e| raw.bad(format!("embedded config is invalid: {e}")))?;
+            .map_err(|e| raw.refused("embedded config is invalid", e))?;
         let step = raw
             .meta(&meta, "step")?
             .parse()
-            .map_err(|_| raw.bad("metadata 'step' is not a number"))?;
+            .map_err(|e| raw.refused("metadata 'step' is not a number", e))?;
         let dtype = raw.meta(&meta, "dtype")?.to_string();
         let spec = config.model_spec();
         let (b, m, p, c) = (config.models, spec.width, spec.n_in, spec.n_out);
@@ -467,7 +470,7 @@ pub fn load_state<F: Real>(path: &Path, config: &RunConfig) -> Result<TrainerSta
         step: raw
             .meta(&meta, "step")?
             .parse()
-            .map_err(|_| raw.bad("metadata 'step' is not a number"))?,
+            .map_err(|e| raw.refused("metadata 'step' is not a number", e))?,
         params,
         adam_m: opt("adam_m")?,
         adam_v: opt("adam_v")?,

@@ -89,9 +89,11 @@ pub use error::{Error, Result};
 pub mod prelude {
     pub use crate::analysis::pipeline::{analyze, Options as AnalysisOptions, RunAnalysis};
     pub use crate::config::{PerModelConfig, RunConfig};
-    pub use crate::engine::{open as open_backend, Backend, CoreSpec, PassStats};
+    pub use crate::engine::{open as open_backend, Backend, CoreSpec, FrozenPairs, PassStats};
     pub use crate::kinds::{Device, Dtype, Loss, OptimizerKind, Precision, RegularizerKind};
-    pub use crate::model::{Activation, ModelSpec, Params, Weights};
+    pub use crate::model::{
+        Activation, ModelSpec, Params, Weights, WeightsShape, WeightsView, WeightsViewMut,
+    };
     pub use crate::presets::preset;
     pub use crate::task::{Op, PairSet, Split, Task};
     pub use crate::train::{Evaluation, StepReport, Trainer, TrainerState};

@@ -173,7 +173,8 @@ fn a_corrupt_checkpoint_or_missing_run_is_refused_with_exit_code_2() {
     ]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     let ck = out.join("checkpoints/step-00000020.safetensors");
-    let mut bytes = std::fs::read(&ck).unwrap();
+    let good = std::fs::read(&ck).unwrap();
+    let mut bytes = good.clone();
     bytes.truncate(bytes.len() / 2);
     std::fs::write(&ck, &bytes).unwrap();
     let before = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
@@ -185,11 +186,22 @@ fn a_corrupt_checkpoint_or_missing_run_is_refused_with_exit_code_2() {
         "{stderr}"
     );
     assert!(stderr.contains("step-00000020.safetensors"), "{stderr}");
+    advice_once(&stderr);
     assert_eq!(
         std::fs::read_to_string(out.join("metrics.jsonl")).unwrap(),
         before,
         "a refused resume changes nothing"
     );
+    // A flipped byte in the last tensor's data: refused by its checksum, with the
+    // advice said once (the checkpoint's own message used to add a second one).
+    bytes = good.clone();
+    *bytes.last_mut().unwrap() ^= 0x10;
+    std::fs::write(&ck, &bytes).unwrap();
+    let o = train(&["--resume", out.to_str().unwrap(), "--steps", "40"]);
+    let stderr = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("fails its checksum"), "{stderr}");
+    advice_once(&stderr);
     assert!(std::fs::read_to_string(out.join("config.toml"))
         .unwrap()
         .contains("steps = 20"));
@@ -203,6 +215,18 @@ fn a_corrupt_checkpoint_or_missing_run_is_refused_with_exit_code_2() {
         text(&o.stderr)
     );
     assert!(!missing.exists());
+}
+
+/// What to do about a refused checkpoint is said exactly once.
+fn advice_once(stderr: &str) {
+    assert_eq!(
+        stderr
+            .matches("delete it to resume from the previous checkpoint")
+            .count(),
+        1,
+        "{stderr}"
+    );
+    assert!(!stderr.contains("earlier checkpoint"), "{stderr}");
 }
 
 /// A run resumed from its step-0 checkpoint (`--steps 0`, or Ctrl-C before the first

@@ -160,7 +160,7 @@ fn job<F: MmGemm, A: Act<F>>(
 ) {
     let weights = ctx.weights;
     let (u, v, w) = weights.model(k);
-    let (p, m, n_out) = (weights.n_in, weights.width, weights.n_out);
+    let (p, m, n_out) = (weights.n_in(), weights.width(), weights.n_out());
     let tile_rows = balanced_tile(end - start, ctx.tile_rows);
     out.reset(want_grads, p * m, n_out * m);
     let [hidden, logits, delta] = out.workspaces();

@@ -189,7 +189,7 @@ unsafe fn job<A: Act<f32>>(
     };
     let weights = ctx.weights;
     let (u, v, _) = weights.model(k);
-    let (p, m, n_out) = (weights.n_in, weights.width, weights.n_out);
+    let (p, m, n_out) = (weights.n_in(), weights.width(), weights.n_out());
     let (m16, n16, n6) = (round_up(m, NR), round_up(n_out, NR), round_up(n_out, MR));
     let tile_rows = balanced_tile(end - start, ctx.tile_rows);
     let tile = round_up(tile_rows, MR);

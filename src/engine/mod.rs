@@ -6,15 +6,17 @@
 
 pub mod cpu;
 pub mod cuda;
+mod pairs;
 pub mod reference;
 pub mod stepper;
 
 use crate::error::{Error, Result};
 pub use crate::kinds::Loss;
 use crate::kinds::{Device, Precision};
-use crate::model::{Activation, Weights};
+use crate::model::{Activation, AsWeightsView, GradsBuffer, WeightsView};
 use crate::real::Real;
 use crate::task::PairSet;
+pub use pairs::{AsPairSet, FrozenPairs, PairsStamp};
 use stepper::{Stepper, StepperSetup};
 
 /// What the fused core computes: the activation and the loss. Passed with every call,
@@ -58,30 +60,37 @@ impl PassStats {
 /// A compute backend. It never sees optimizers, regularizers or factorizations: only
 /// the effective `U, V, W` of B models and a list of pairs.
 ///
+/// The weights are borrowed: pass `&Weights` or a [`WeightsView`] of slices the caller
+/// owns ([`crate::model::AsWeightsView`]); nothing is copied on the host. The pairs are a
+/// `&PairSet` or a [`FrozenPairs`], which a device backend keeps resident between calls
+/// ([`AsPairSet`]).
+///
 /// Both calls return one [`PassStats`] per model and fail with [`Error::Shape`] when a
-/// pair indexes outside the weights, or an error for an empty pair set.
+/// weight slice does not match its shape or a pair indexes outside the weights, or an
+/// error for an empty pair set.
 pub trait Backend<F: Real>: Send + Sync {
     /// Short description for logs, e.g. `"cpu (2 threads, avx2)"`.
     fn describe(&self) -> String;
 
     /// Loss, accuracy and margins of every model on `pairs`, and the gradient of the mean
-    /// data loss with respect to the weights, written into `grads` (overwritten and
-    /// reshaped to `weights`' shape; engine layout, see [`Weights`]). For a tied model
-    /// the `u` and `v` gradients come back separately; the caller sums them.
+    /// data loss with respect to the weights, written into `grads` (engine layout, see
+    /// [`crate::model::Weights`]): an owned `Weights` is reshaped to the weights' shape, a
+    /// [`crate::model::WeightsViewMut`] must have it already ([`GradsBuffer`]). For a tied
+    /// model the `u` and `v` gradients come back separately; the caller sums them.
     fn loss_and_grad(
         &self,
         core: CoreSpec,
-        weights: &Weights<F>,
-        pairs: &PairSet,
-        grads: &mut Weights<F>,
+        weights: &dyn AsWeightsView<F>,
+        pairs: &dyn AsPairSet,
+        grads: &mut dyn GradsBuffer<F>,
     ) -> Result<Vec<PassStats>>;
 
     /// Forward only: loss, accuracy and margins of every model on `pairs`.
     fn evaluate(
         &self,
         core: CoreSpec,
-        weights: &Weights<F>,
-        pairs: &PairSet,
+        weights: &dyn AsWeightsView<F>,
+        pairs: &dyn AsPairSet,
     ) -> Result<Vec<PassStats>>;
 
     /// A stepper that keeps the whole training step on this backend's device, when it
@@ -115,8 +124,11 @@ pub fn open<F: Real>(
     }
 }
 
-/// Checks that `pairs` index inside `weights` (a library caller can hand us anything).
-pub(crate) fn check_pairs<F: Real>(weights: &Weights<F>, pairs: &PairSet) -> Result<()> {
+/// Checks a pass's inputs (a library caller can hand us anything): the weight slices
+/// against their shape, the pair lists against each other and their indices against
+/// the weights, and that there is at least one pair.
+pub(crate) fn check_pass<F>(weights: &WeightsView<'_, F>, pairs: &PairSet) -> Result<()> {
+    weights.check()?;
     if pairs.a.len() != pairs.label.len() || pairs.b.len() != pairs.label.len() {
         return Err(Error::Shape {
             what: "pairs".into(),
@@ -131,12 +143,113 @@ pub(crate) fn check_pairs<F: Real>(weights: &Weights<F>, pairs: &PairSet) -> Res
     }
     let max_in = pairs.a.iter().chain(&pairs.b).copied().max().unwrap_or(0) as usize;
     let max_label = pairs.label.iter().copied().max().unwrap_or(0) as usize;
-    if max_in >= weights.n_in || max_label >= weights.n_out {
+    if max_in >= weights.n_in() || max_label >= weights.n_out() {
         return Err(Error::Shape {
             what: "pairs".into(),
-            expected: format!("inputs < {} and labels < {}", weights.n_in, weights.n_out),
+            expected: format!(
+                "inputs < {} and labels < {}",
+                weights.n_in(),
+                weights.n_out()
+            ),
             got: format!("max input {max_in}, max label {max_label}"),
         });
     }
+    if pairs.is_empty() {
+        return Err(Error::config(
+            "pairs",
+            0,
+            "cannot run a pass over zero pairs",
+        ));
+    }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ModelSpec, Params, Weights, WeightsViewMut};
+    use crate::task::Task;
+
+    fn setup() -> (CoreSpec, Weights<f64>, Task, cpu::CpuBackend) {
+        let spec = ModelSpec {
+            n_in: 7,
+            n_out: 7,
+            width: 5,
+            activation: Activation::Relu,
+            tied: false,
+            embed_dim: None,
+            init_scale: 0.7,
+        };
+        let weights = Params::<f64>::init(&spec, 2, 3).unwrap().effective();
+        let core = CoreSpec {
+            activation: spec.activation,
+            loss: Loss::CrossEntropy,
+        };
+        let task = Task::modular(crate::task::Op::Sub, 7).unwrap();
+        let backend = cpu::CpuBackend::new(cpu::CpuOptions::default()).unwrap();
+        (core, weights, task, backend)
+    }
+
+    #[test]
+    fn caller_owned_slices_give_the_bits_of_owned_weights() {
+        let (core, weights, task, backend) = setup();
+        let mut owned_grads = weights.clone(); // reshaped and overwritten
+        let owned = backend
+            .loss_and_grad(core, &weights, &task.pairs, &mut owned_grads)
+            .unwrap();
+        // The caller's own buffers, and frozen pairs.
+        let (u, v, w) = (weights.u.clone(), weights.v.clone(), weights.w.clone());
+        let (mut gu, mut gv, mut gw) = (vec![7.0; u.len()], vec![7.0; v.len()], vec![7.0; w.len()]);
+        let view = WeightsView::new(weights.shape(), &u, &v, &w).unwrap();
+        let mut grads = WeightsViewMut::new(weights.shape(), &mut gu, &mut gv, &mut gw).unwrap();
+        let pairs = FrozenPairs::new(task.pairs.clone());
+        let borrowed = backend
+            .loss_and_grad(core, &view, &pairs, &mut grads)
+            .unwrap();
+        assert_eq!(owned, borrowed);
+        assert_eq!((gu, gv, gw), (owned_grads.u, owned_grads.v, owned_grads.w));
+        assert_eq!(
+            backend.evaluate(core, &view, &pairs).unwrap(),
+            backend.evaluate(core, &weights, &task.pairs).unwrap()
+        );
+    }
+
+    #[test]
+    fn bad_lengths_and_shapes_are_errors_not_panics() {
+        let (core, weights, task, backend) = setup();
+        let shape = weights.shape();
+        let short = &weights.v[1..];
+        let e = WeightsView::new(shape, &weights.u, short, &weights.w).unwrap_err();
+        assert!(
+            matches!(&e, Error::Shape { what, .. } if what == "v"),
+            "{e}"
+        );
+        assert!(
+            e.to_string()
+                .contains(&format!("got {} values", short.len())),
+            "{e}"
+        );
+        // A gradient buffer of another shape.
+        let (mut gu, mut gv, mut gw) = (vec![0.0; 35], vec![0.0; 35], vec![0.0; 35]);
+        let one = crate::model::WeightsShape { batch: 1, ..shape };
+        let mut grads = WeightsViewMut::new(one, &mut gu, &mut gv, &mut gw).unwrap();
+        let e = backend
+            .loss_and_grad(core, &weights, &task.pairs, &mut grads)
+            .unwrap_err();
+        assert!(e.to_string().contains("gradient buffer"), "{e}");
+        // Owned weights whose public fields were edited out of shape.
+        let mut broken = weights.clone();
+        broken.w.pop();
+        let e = backend.evaluate(core, &broken, &task.pairs).unwrap_err();
+        assert!(
+            matches!(&e, Error::Shape { what, .. } if what == "w"),
+            "{e}"
+        );
+        // A shape too large to exist.
+        let huge = crate::model::WeightsShape {
+            batch: usize::MAX,
+            ..shape
+        };
+        assert!(WeightsView::new(huge, &weights.u, &weights.v, &weights.w).is_err());
+    }
 }

@@ -2,7 +2,7 @@
 //! time, in whatever precision it is called with (tests call it in f64). Slow on purpose.
 
 use super::{CoreSpec, Loss, PassStats};
-use crate::model::{Activation, Weights};
+use crate::model::{Activation, AsWeightsView, Weights};
 use crate::real::Real;
 use crate::task::PairSet;
 
@@ -31,48 +31,52 @@ pub fn activate_grad(act: Activation, x: f64) -> f64 {
 }
 
 /// Logits `f_c(a, b)`, `c = 0..n_out`, of model `k` for pair `(a, b)`, in f64.
+/// `weights` is a `&Weights` or a [`crate::model::WeightsView`].
 pub fn logits<F: Real>(
     act: Activation,
-    weights: &Weights<F>,
+    weights: &(impl AsWeightsView<F> + ?Sized),
     k: usize,
     a: usize,
     b: usize,
 ) -> Vec<f64> {
+    let weights = weights.weights_view();
     let (u, v, w) = weights.model(k);
-    let m = weights.width;
+    let m = weights.width();
     let hidden: Vec<f64> = (0..m)
         .map(|i| activate(act, u[a * m + i].f64() + v[b * m + i].f64()))
         .collect();
-    (0..weights.n_out)
+    (0..weights.n_out())
         .map(|c| (0..m).map(|i| w[c * m + i].f64() * hidden[i]).sum())
         .collect()
 }
 
 /// Loss, stats and (if `grads` is given) gradients, straight from the definitions, one
 /// [`PassStats`] per model. `grads` is replaced by f64 gradients of the mean data loss in
-/// the engine layout (`u`, `v` separate even when tied). Pairs are not range-checked:
-/// an out-of-range index panics.
+/// the engine layout (`u`, `v` separate even when tied). `weights` is a `&Weights` or
+/// a [`crate::model::WeightsView`]. Pairs and lengths are not checked: an out-of-range
+/// index panics.
 pub fn loss_and_grad<F: Real>(
     core: CoreSpec,
-    weights: &Weights<F>,
+    weights: &(impl AsWeightsView<F> + ?Sized),
     pairs: &PairSet,
     mut grads: Option<&mut Weights<f64>>,
 ) -> Vec<PassStats> {
-    let (p, m, c_out) = (weights.n_in, weights.width, weights.n_out);
+    let weights = weights.weights_view();
+    let (p, m, c_out) = (weights.n_in(), weights.width(), weights.n_out());
     let n = pairs.len() as f64;
     if let Some(g) = grads.as_deref_mut() {
         *g = Weights {
-            batch: weights.batch,
+            batch: weights.batch(),
             n_in: p,
             n_out: c_out,
             width: m,
-            u: vec![0.0; weights.u.len()],
-            v: vec![0.0; weights.v.len()],
-            w: vec![0.0; weights.w.len()],
+            u: vec![0.0; weights.u().len()],
+            v: vec![0.0; weights.v().len()],
+            w: vec![0.0; weights.w().len()],
         };
     }
     let mut all = Vec::new();
-    for k in 0..weights.batch {
+    for k in 0..weights.batch() {
         let mut stats = PassStats {
             min_margin: f64::INFINITY,
             count: pairs.len(),
@@ -85,7 +89,7 @@ pub fn loss_and_grad<F: Real>(
                 pairs.b[t] as usize,
                 pairs.label[t] as usize,
             );
-            let f = logits(core.activation, weights, k, a, b);
+            let f = logits(core.activation, &weights, k, a, b);
             let other = (0..c_out)
                 .filter(|&c| c != y)
                 .map(|c| f[c])

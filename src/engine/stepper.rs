@@ -9,12 +9,11 @@
 //! [`StepReport`]s and read and write the same [`TrainerState`], so the one
 //! `train::Trainer` above never knows which one it drives.
 
-use super::{CoreSpec, PassStats};
+use super::{CoreSpec, FrozenPairs, PassStats};
 use crate::error::Result;
 use crate::kinds::{OptimizerKind, RegularizerKind};
 use crate::model::{Params, Weights};
 use crate::real::Real;
-use crate::task::PairSet;
 
 /// The hyperparameters that may differ between the models of one batch.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -72,15 +71,16 @@ impl Recipe {
 }
 
 /// Which models train on which pairs. Models that share a split share one group, so a
-/// batch with one split (the usual case) makes one pass per step.
+/// batch with one split (the usual case) makes one pass per step. The pairs are frozen
+/// so a device backend keeps them resident for the whole run ([`FrozenPairs`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct SplitGroup {
     /// The models of the batch in this group, ascending.
     pub models: Vec<usize>,
     /// The pairs they train on (ascending table order).
-    pub train: PairSet,
+    pub train: FrozenPairs,
     /// Their held-out pairs; empty when they train on the whole table.
-    pub test: PairSet,
+    pub test: FrozenPairs,
 }
 
 /// What a stepper starts from: the recipe, the initial parameters and the data.

@@ -251,10 +251,11 @@ pub fn resume(
         }));
     }
     let text = std::fs::read_to_string(&config_path).map_err(|e| {
-        RunError::Input(Error::BadFile {
-            path: dir.into(),
-            reason: format!("not a run directory: cannot read {CONFIG_FILE} ({e})"),
-        })
+        RunError::Input(Error::format(
+            dir,
+            format!("not a run directory: cannot read {CONFIG_FILE}"),
+            e,
+        ))
     })?;
     // A run directory for sure: from here on nobody else may write it.
     let lock = input(RunLock::acquire(dir))?;
@@ -359,9 +360,14 @@ fn resume_typed<F: Real>(
         })
     })?;
     let corrupt = |e: Error| {
-        // A BadFile about this very checkpoint already names it: say it once.
+        // An error about this very checkpoint already names it: say it once.
         let why = match e {
             Error::BadFile { path: p, reason } if p == path => reason,
+            Error::Format {
+                path: p,
+                reason,
+                source,
+            } if p == path => format!("{reason} ({source})"),
             other => other.to_string(),
         };
         RunError::Input(Error::BadFile {

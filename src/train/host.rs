@@ -9,13 +9,12 @@
 
 use crate::engine::stepper::{PassesReport, Recipe, SplitGroup, StepReport, Stepper};
 use crate::engine::stepper::{StepperSetup, TrainerState};
-use crate::engine::{Backend, PassStats};
+use crate::engine::{Backend, FrozenPairs, PassStats};
 use crate::error::{Error, Result};
 use crate::model::{Params, Weights};
 use crate::optim::Optimizer;
 use crate::real::Real;
 use crate::regularizer::Regularizer;
-use crate::task::PairSet;
 
 /// See the module docs.
 pub(crate) struct HostStepper<F: Real> {
@@ -66,7 +65,7 @@ impl<F: Real> HostStepper<F> {
     /// gradients, with `with_grads`) travel through the sub-batch buffers.
     fn per_group(
         &mut self,
-        pick: fn(&SplitGroup) -> &PairSet,
+        pick: fn(&SplitGroup) -> &FrozenPairs,
         with_grads: bool,
     ) -> Result<Vec<PassStats>> {
         let core = self.recipe.core;

@@ -127,8 +127,8 @@ pub fn split_groups(config: &RunConfig, task: &Task) -> Result<(Vec<SplitGroup>,
         .into_iter()
         .map(|(split, models)| SplitGroup {
             models,
-            train: task.pairs.select(&split.train),
-            test: task.pairs.select(&split.test),
+            train: task.pairs.select(&split.train).into(),
+            test: task.pairs.select(&split.test).into(),
         })
         .collect();
     Ok((groups, group_of))
@@ -225,7 +225,7 @@ impl<F: Real> Trainer<F> {
     pub fn step(&mut self) -> Result<StepReport> {
         let mut last = None;
         self.stepper.advance(1, &mut |r| last = Some(r))?;
-        last.ok_or_else(|| Error::Backend("the stepper took no step".into()))
+        last.ok_or_else(|| Error::backend("the stepper took no step"))
     }
 
     /// Takes `n` steps, handing each step's report to `sink` in order; stops at the

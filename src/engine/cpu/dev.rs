@@ -9,7 +9,7 @@
 use super::CpuBackend;
 use crate::engine::{CoreSpec, PassStats};
 use crate::error::Result;
-use crate::model::Weights;
+use crate::model::{GradsBuffer, Weights};
 use crate::real::Real;
 use crate::task::PairSet;
 
@@ -28,7 +28,8 @@ pub fn run_with_job<F: Real>(
     grads: Option<&mut Weights<F>>,
     job: impl Fn(&Context<F>, usize, (usize, usize), bool, &mut JobResult<F>) + Sync,
 ) -> Result<Vec<PassStats>> {
-    backend.run_jobs(core, weights, pairs, grads, job)
+    let grads = grads.map(|g| g as &mut dyn GradsBuffer<F>);
+    backend.run_jobs(core, weights.view(), pairs, grads, job)
 }
 
 /// The instruction set the production path dispatched to ("avx512", "avx2+fma" or

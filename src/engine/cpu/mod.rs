@@ -28,9 +28,9 @@ pub mod dev;
 mod simd;
 mod tile;
 
-use super::{check_pairs, Backend, CoreSpec, PassStats};
+use super::{check_pass, AsPairSet, Backend, CoreSpec, PassStats};
 use crate::error::{Error, Result};
-use crate::model::Weights;
+use crate::model::{AsWeightsView, GradsBuffer, WeightsView, WeightsViewMut};
 use crate::real::Real;
 use crate::task::PairSet;
 use rayon::prelude::*;
@@ -111,7 +111,9 @@ impl CpuBackend {
                 rayon::ThreadPoolBuilder::new()
                     .num_threads(n)
                     .build()
-                    .map_err(|e| Error::Backend(format!("cannot start {n} CPU threads: {e}")))?,
+                    .map_err(|e| {
+                        Error::backend_from(format!("cannot start {n} CPU threads: {e}"), e)
+                    })?,
             ),
         };
         Ok(CpuBackend {
@@ -168,9 +170,9 @@ impl CpuBackend {
     fn run<F: Real>(
         &self,
         core: CoreSpec,
-        weights: &Weights<F>,
+        weights: WeightsView<'_, F>,
         pairs: &PairSet,
-        grads: Option<&mut Weights<F>>,
+        grads: Option<&mut dyn GradsBuffer<F>>,
     ) -> Result<Vec<PassStats>> {
         self.run_jobs(core, weights, pairs, grads, simd::run_job::<F>)
     }
@@ -181,21 +183,19 @@ impl CpuBackend {
     fn run_jobs<F: Real>(
         &self,
         core: CoreSpec,
-        weights: &Weights<F>,
+        weights: WeightsView<'_, F>,
         pairs: &PairSet,
-        grads: Option<&mut Weights<F>>,
+        grads: Option<&mut dyn GradsBuffer<F>>,
         job: impl Fn(&tile::Context<F>, usize, (usize, usize), bool, &mut tile::JobResult<F>) + Sync,
     ) -> Result<Vec<PassStats>> {
-        check_pairs(weights, pairs)?;
-        if pairs.is_empty() {
-            return Err(Error::config(
-                "pairs",
-                0,
-                "cannot run a pass over zero pairs",
-            ));
-        }
-        let chunks = self.chunks(pairs.len(), weights.width, weights.n_out);
-        let jobs: Vec<(usize, (usize, usize))> = (0..weights.batch)
+        check_pass(&weights, pairs)?;
+        // Sized (or its shape checked) before any work, so a bad buffer costs nothing.
+        let grads = match grads {
+            Some(g) => Some(g.fit(weights.shape())?),
+            None => None,
+        };
+        let chunks = self.chunks(pairs.len(), weights.width(), weights.n_out());
+        let jobs: Vec<(usize, (usize, usize))> = (0..weights.batch())
             .flat_map(|k| chunks.iter().map(move |&c| (k, c)))
             .collect();
         let want_grads = grads.is_some();
@@ -230,9 +230,8 @@ impl CpuBackend {
                 s
             })
             .collect();
-        if let Some(grads) = grads {
-            grads.zero_like(weights);
-            self.install(|| reduce(&results, per_model, grads));
+        if let Some(mut grads) = grads {
+            self.install(|| reduce(&results, per_model, &mut grads));
         }
         self.keep_scratch(results);
         Ok(stats)
@@ -242,15 +241,20 @@ impl CpuBackend {
 /// Sums the chunk gradients of each model in chunk order. Parallel over models and
 /// over slices of each gradient; every element's sum keeps the same order, so the
 /// result does not depend on the thread count.
-fn reduce<F: Real>(results: &[tile::JobResult<F>], per_model: usize, grads: &mut Weights<F>) {
+fn reduce<F: Real>(
+    results: &[tile::JobResult<F>],
+    per_model: usize,
+    grads: &mut WeightsViewMut<'_, F>,
+) {
     const SLICE: usize = 4096;
     /// Which gradient of a job's result a destination sums.
     type Part<F> = fn(&tile::JobResult<F>) -> &[F];
-    let batch = grads.batch;
-    let fields: [(&mut Vec<F>, Part<F>); 3] = [
-        (&mut grads.u, |r| &r.grad_u),
-        (&mut grads.v, |r| &r.grad_v),
-        (&mut grads.w, |r| &r.grad_w),
+    let batch = grads.shape().batch;
+    let (gu, gv, gw) = grads.parts_mut();
+    let fields: [(&mut [F], Part<F>); 3] = [
+        (gu, |r| &r.grad_u),
+        (gv, |r| &r.grad_v),
+        (gw, |r| &r.grad_w),
     ];
     for (dst, part) in fields {
         let model_len = dst.len() / batch;
@@ -283,19 +287,19 @@ impl<F: Real> Backend<F> for CpuBackend {
     fn loss_and_grad(
         &self,
         core: CoreSpec,
-        weights: &Weights<F>,
-        pairs: &PairSet,
-        grads: &mut Weights<F>,
+        weights: &dyn AsWeightsView<F>,
+        pairs: &dyn AsPairSet,
+        grads: &mut dyn GradsBuffer<F>,
     ) -> Result<Vec<PassStats>> {
-        self.run(core, weights, pairs, Some(grads))
+        self.run(core, weights.weights_view(), pairs.pair_set(), Some(grads))
     }
 
     fn evaluate(
         &self,
         core: CoreSpec,
-        weights: &Weights<F>,
-        pairs: &PairSet,
+        weights: &dyn AsWeightsView<F>,
+        pairs: &dyn AsPairSet,
     ) -> Result<Vec<PassStats>> {
-        self.run(core, weights, pairs, None)
+        self.run(core, weights.weights_view(), pairs.pair_set(), None)
     }
 }

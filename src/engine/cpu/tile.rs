@@ -6,7 +6,7 @@
 //! accumulators) so the compiler vectorizes them without reassociating floating point.
 
 use crate::engine::{CoreSpec, Loss};
-use crate::model::Weights;
+use crate::model::WeightsView;
 use crate::real::Real;
 use crate::task::PairSet;
 
@@ -15,7 +15,7 @@ pub struct Context<'a, F> {
     /// The activation and loss of the pass.
     pub core: CoreSpec,
     /// The effective weights of every model of the batch.
-    pub weights: &'a Weights<F>,
+    pub weights: WeightsView<'a, F>,
     /// The pairs of the pass; a job reads its range of them.
     pub pairs: &'a PairSet,
     /// Most rows per tile (a job balances its tiles below this, see [`balanced_tile`]).
@@ -262,7 +262,7 @@ pub(crate) fn job<F: Real, A: Act<F>>(
 ) {
     let weights = ctx.weights;
     let (u, v, w) = weights.model(k);
-    let (p, m, n_out) = (weights.n_in, weights.width, weights.n_out);
+    let (p, m, n_out) = (weights.n_in(), weights.width(), weights.n_out());
     // Never more than the job's rows, so it also sizes the workspaces.
     let tile_rows = balanced_tile(end - start, ctx.tile_rows);
     let grad_len = |n: usize| if want_grads { n } else { 0 };

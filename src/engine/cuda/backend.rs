@@ -1,26 +1,35 @@
 //! [`CudaBackend`]: the [`Backend`] trait on a CUDA device.
 //!
-//! Each call uploads only what changed since the previous call (weights are compared
-//! with a host copy of the last upload; pair sets are cached on the device, the last
-//! few by content), runs one pass and copies back the statistics and, for
-//! `loss_and_grad`, the gradients: one host synchronization per call. For training
-//! without any per-step host round trip it offers the trainer a device-resident stepper
-//! ([`Backend::resident_stepper`], `stepper.rs`).
+//! Each call runs one pass and copies back the statistics and, for `loss_and_grad`, the
+//! gradients: one host synchronization per call. What stays on the device between
+//! calls is decided in O(1), never by looking at the data:
+//!
+//! - Weights are uploaded on every call. A cache would have to know whether the
+//!   caller's buffers changed since the last upload, which a borrowed slice cannot say
+//!   (comparing or hashing them costs as much as the upload); the upload moves the same
+//!   bytes as the gradient download every `loss_and_grad` makes anyway, and is small
+//!   beside the pass (O(B·p·m) against O(B·p²·m·n_out)).
+//! - Pair sets passed as [`crate::engine::FrozenPairs`] (the trainer's train and test
+//!   sets) stay resident, looked up by their stamp: a frozen set's contents cannot
+//!   change and its stamp is never reused, so a device copy found by stamp is that set's
+//!   current contents (the argument is in `engine/pairs.rs`). A plain `&PairSet` may
+//!   change between calls, so it is uploaded for its call only.
+//!
+//! For training without any per-step host round trip the backend offers the trainer a
+//! device-resident stepper ([`Backend::resident_stepper`], `stepper.rs`).
 
 use super::device::{enqueue_pass, DevPairs, DevWeights, Dims, Gpu, Plan, WeightPtrs, Workspace};
 use super::stepper::{CudaStepper, DEFAULT_READ_EVERY};
 use super::Precision;
 use crate::engine::stepper::{Stepper, StepperSetup};
-use crate::engine::{check_pairs, Backend, CoreSpec, PassStats};
+use crate::engine::{check_pass, AsPairSet, Backend, CoreSpec, PairsStamp, PassStats};
 use crate::error::{Error, Result};
-use crate::model::Weights;
+use crate::model::{AsWeightsView, GradsBuffer, WeightsView};
 use crate::real::Real;
-use crate::task::PairSet;
 use std::any::TypeId;
-use std::hash::{Hash, Hasher};
 use std::sync::Mutex;
 
-/// How many distinct pair sets stay on the device (train and test, and a spare).
+/// How many frozen pair sets stay on the device (train and test, and a spare).
 const PAIR_CACHE: usize = 4;
 
 /// The CUDA implementation of [`Backend`]. Computes in f32 (a `Backend<f64>` call gets
@@ -37,23 +46,14 @@ pub struct CudaBackend {
 struct State {
     gpu: Gpu,
     dims: Option<Dims>,
+    /// Device buffers the weights of each call are uploaded into.
     weights: Option<DevWeights>,
-    /// Host copies of what `weights` holds, to upload only what changed.
-    uploaded: [Vec<f32>; 3],
     grads: Option<DevWeights>,
-    /// (content key, pairs), most recently used last.
-    pairs: Vec<(u64, DevPairs)>,
+    /// Resident frozen pair sets by (stamp, chunk rows of their plan), most recently
+    /// used last. Cleared with the dims, so one n_in holds for all of them.
+    pairs: Vec<((PairsStamp, usize), DevPairs)>,
     /// (grads-capable, workspace) per pair-set size, most recently used last.
     workspaces: Vec<(bool, Workspace)>,
-}
-
-fn pair_key(pairs: &PairSet, n_in: usize, chunk_rows: usize) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    (pairs.len(), n_in, chunk_rows).hash(&mut h);
-    pairs.a.hash(&mut h);
-    pairs.b.hash(&mut h);
-    pairs.label.hash(&mut h);
-    h.finish()
 }
 
 impl CudaBackend {
@@ -72,7 +72,6 @@ impl CudaBackend {
                 gpu,
                 dims: None,
                 weights: None,
-                uploaded: Default::default(),
                 grads: None,
                 pairs: Vec::new(),
                 workspaces: Vec::new(),
@@ -94,92 +93,69 @@ impl CudaBackend {
     fn run<F: Real>(
         &self,
         core: CoreSpec,
-        weights: &Weights<F>,
-        pairs: &PairSet,
-        grads: Option<&mut Weights<F>>,
+        weights: WeightsView<'_, F>,
+        pairs: &dyn AsPairSet,
+        grads: Option<&mut dyn GradsBuffer<F>>,
     ) -> Result<Vec<PassStats>> {
         if TypeId::of::<F>() != TypeId::of::<f32>() {
-            return Err(Error::Backend(format!(
+            return Err(Error::backend(format!(
                 "the CUDA backend computes in f32, not {}: set dtype = \"f32\" (or use the CPU for f64)",
                 F::NAME
             )));
         }
-        check_pairs(weights, pairs)?;
-        if pairs.is_empty() {
-            return Err(Error::config(
-                "pairs",
-                0,
-                "cannot run a pass over zero pairs",
-            ));
-        }
+        let set = pairs.pair_set();
+        check_pass(&weights, set)?;
+        let mut grads = match grads {
+            Some(g) => Some(g.fit(weights.shape())?),
+            None => None,
+        };
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let st = &mut *st;
         let dims = Dims {
-            batch: weights.batch,
-            n_in: weights.n_in,
-            n_out: weights.n_out,
-            m: weights.width,
+            batch: weights.batch(),
+            n_in: weights.n_in(),
+            n_out: weights.n_out(),
+            m: weights.width(),
         };
         if st.dims != Some(dims) {
             st.weights = Some(DevWeights::zeros(&st.gpu, dims)?);
             st.grads = None;
-            st.uploaded = Default::default();
             st.workspaces.clear();
             st.pairs.clear();
             st.dims = Some(dims);
         }
-        // Weights: upload the fields that differ from the last upload.
-        let host: [&[f32]; 3] = [
-            bytemuck::cast_slice(&weights.u),
-            bytemuck::cast_slice(&weights.v),
-            bytemuck::cast_slice(&weights.w),
-        ];
+        // Weights: this call's, always (see the module docs).
         {
             let dev = st.weights.as_mut().expect("allocated above");
-            let dst = [&mut dev.u, &mut dev.v, &mut dev.w];
-            for ((h, d), last) in host.into_iter().zip(dst).zip(st.uploaded.iter_mut()) {
-                if last.as_slice() != h {
-                    st.gpu.upload(h, d)?;
-                    last.clear();
-                    last.extend_from_slice(h);
-                }
-            }
+            st.gpu
+                .upload(bytemuck::cast_slice(weights.u()), &mut dev.u)?;
+            st.gpu
+                .upload(bytemuck::cast_slice(weights.v()), &mut dev.v)?;
+            st.gpu
+                .upload(bytemuck::cast_slice(weights.w()), &mut dev.w)?;
         }
         let want_grads = grads.is_some();
-        let plan = Plan::new(&st.gpu, dims, pairs.len());
-        // Pair set: cached by content.
-        let key = pair_key(pairs, dims.n_in, plan.chunk_rows);
-        match st.pairs.iter().position(|(k, _)| *k == key) {
-            Some(i) => {
-                let entry = st.pairs.remove(i);
-                st.pairs.push(entry);
+        let plan = Plan::new(&st.gpu, dims, set.len());
+        // Pairs: a frozen set is found by its stamp or uploaded once; a plain one is
+        // uploaded for this call.
+        let one_off = match pairs.stamp() {
+            Some(stamp) => {
+                let key = (stamp, plan.chunk_rows);
+                touch(
+                    &mut st.pairs,
+                    |(k, _)| *k == key,
+                    || Ok((key, DevPairs::new(&st.gpu, set, dims.n_in, &plan)?)),
+                )?;
+                None
             }
-            None => {
-                if st.pairs.len() >= PAIR_CACHE {
-                    st.pairs.remove(0);
-                }
-                let dev = DevPairs::new(&st.gpu, pairs, dims.n_in, &plan)?;
-                st.pairs.push((key, dev));
-            }
-        }
+            None => Some(DevPairs::new(&st.gpu, set, dims.n_in, &plan)?),
+        };
         // Workspace for this plan (a grads-capable one serves evaluation too).
-        match st
-            .workspaces
-            .iter()
-            .position(|(g, ws)| ws.plan == plan && (*g || !want_grads))
-        {
-            Some(i) => {
-                let entry = st.workspaces.remove(i);
-                st.workspaces.push(entry);
-            }
-            None => {
-                if st.workspaces.len() >= PAIR_CACHE {
-                    st.workspaces.remove(0);
-                }
-                let ws = Workspace::new(&st.gpu, dims, plan, want_grads)?;
-                st.workspaces.push((want_grads, ws));
-            }
-        }
+        touch(
+            &mut st.workspaces,
+            |(g, ws)| ws.plan == plan && (*g || !want_grads),
+            || Ok((want_grads, Workspace::new(&st.gpu, dims, plan, want_grads)?)),
+        )?;
         if want_grads && st.grads.is_none() {
             st.grads = Some(DevWeights::zeros(&st.gpu, dims)?);
         }
@@ -195,7 +171,10 @@ impl CudaBackend {
             v: gpu.ptr(&g.v),
             w: gpu.ptr(&g.w),
         });
-        let (_, dev_pairs) = st.pairs.last().expect("inserted above");
+        let dev_pairs = match &one_off {
+            Some(p) => p,
+            None => &st.pairs.last().expect("inserted above").1,
+        };
         let (_, ws) = st.workspaces.last().expect("inserted above");
         enqueue_pass(
             gpu,
@@ -210,19 +189,41 @@ impl CudaBackend {
             .map(|k| PassStats {
                 loss: raw[3 * k],
                 correct: raw[3 * k + 1] as usize,
-                count: pairs.len(),
+                count: set.len(),
                 min_margin: raw[3 * k + 2],
             })
             .collect();
-        if let Some(out) = grads {
-            out.zero_like(weights);
+        if let Some(out) = grads.as_mut() {
             let g = st.grads.as_ref().expect("allocated above");
-            gpu.download_into(&g.u, bytemuck::cast_slice_mut(&mut out.u))?;
-            gpu.download_into(&g.v, bytemuck::cast_slice_mut(&mut out.v))?;
-            gpu.download_into(&g.w, bytemuck::cast_slice_mut(&mut out.w))?;
+            let (gu, gv, gw) = out.parts_mut();
+            gpu.download_into(&g.u, bytemuck::cast_slice_mut(gu))?;
+            gpu.download_into(&g.v, bytemuck::cast_slice_mut(gv))?;
+            gpu.download_into(&g.w, bytemuck::cast_slice_mut(gw))?;
         }
         Ok(stats)
     }
+}
+
+/// Makes the entry `find` picks the most recently used (last) of `cache`, or appends
+/// `make()`'s, dropping the least recently used beyond [`PAIR_CACHE`] entries.
+fn touch<T>(
+    cache: &mut Vec<T>,
+    find: impl Fn(&T) -> bool,
+    make: impl FnOnce() -> Result<T>,
+) -> Result<()> {
+    match cache.iter().position(find) {
+        Some(i) => {
+            let entry = cache.remove(i);
+            cache.push(entry);
+        }
+        None => {
+            if cache.len() >= PAIR_CACHE {
+                cache.remove(0);
+            }
+            cache.push(make()?);
+        }
+    }
+    Ok(())
 }
 
 impl<F: Real> Backend<F> for CudaBackend {
@@ -233,20 +234,20 @@ impl<F: Real> Backend<F> for CudaBackend {
     fn loss_and_grad(
         &self,
         core: CoreSpec,
-        weights: &Weights<F>,
-        pairs: &PairSet,
-        grads: &mut Weights<F>,
+        weights: &dyn AsWeightsView<F>,
+        pairs: &dyn AsPairSet,
+        grads: &mut dyn GradsBuffer<F>,
     ) -> Result<Vec<PassStats>> {
-        self.run(core, weights, pairs, Some(grads))
+        self.run(core, weights.weights_view(), pairs, Some(grads))
     }
 
     fn evaluate(
         &self,
         core: CoreSpec,
-        weights: &Weights<F>,
-        pairs: &PairSet,
+        weights: &dyn AsWeightsView<F>,
+        pairs: &dyn AsPairSet,
     ) -> Result<Vec<PassStats>> {
-        self.run(core, weights, pairs, None)
+        self.run(core, weights.weights_view(), pairs, None)
     }
 
     fn resident_stepper(&self, setup: &StepperSetup<F>) -> Result<Option<Box<dyn Stepper<F>>>> {

@@ -38,7 +38,7 @@ const MIN_SPLIT_ROWS: usize = 256;
 const DEFAULT_CHUNK_MIB: usize = 768;
 
 pub(crate) fn driver_err(what: &str) -> impl Fn(cudarc::driver::DriverError) -> Error + '_ {
-    move |e| Error::Backend(format!("CUDA error in {what}: {e}"))
+    move |e| Error::backend_from(format!("CUDA error in {what}: {e}"), e)
 }
 
 /// One CUDA device with the kernels loaded.
@@ -58,8 +58,9 @@ impl Gpu {
     /// Opens `cuda:ordinal`, compiles (once per process) and loads every kernel file.
     pub fn new(ordinal: usize, precision: Precision) -> Result<Gpu> {
         super::probe(ordinal)?;
-        let ctx = CudaContext::new(ordinal)
-            .map_err(|e| Error::Backend(format!("cannot open CUDA device cuda:{ordinal}: {e}")))?;
+        let ctx = CudaContext::new(ordinal).map_err(|e| {
+            Error::backend_from(format!("cannot open CUDA device cuda:{ordinal}: {e}"), e)
+        })?;
         // One stream, launches ordered on it: no per-buffer events (they would also get in
         // the way of graph capture).
         // SAFETY: called before any buffer exists.
@@ -69,7 +70,7 @@ impl Gpu {
             .compute_capability()
             .map_err(driver_err("compute capability"))?;
         if major < 8 {
-            return Err(Error::Backend(format!(
+            return Err(Error::backend(format!(
                 "cuda:{ordinal} has compute capability {major}.{minor}; the kernels need 8.0 or newer (Ampere+)"
             )));
         }
@@ -86,16 +87,19 @@ impl Gpu {
             let module = ctx
                 .load_module(cudarc::nvrtc::Ptx::from_src(ptx.as_str()))
                 .map_err(|e| {
-                    Error::Backend(format!(
-                        "cannot load the PTX of {} on cuda:{ordinal} ({arch}): {e} \
+                    Error::backend_from(
+                        format!(
+                            "cannot load the PTX of {} on cuda:{ordinal} ({arch}): {e} \
                          (PTX from an NVRTC newer than the driver does not load: use the \
                          NVRTC that comes with the driver's CUDA version)",
-                        file.path
-                    ))
+                            file.path
+                        ),
+                        e,
+                    )
                 })?;
             for &k in file.kernels {
                 let f = module.load_function(k).map_err(|e| {
-                    Error::Backend(format!("kernel {k} missing from {}: {e}", file.path))
+                    Error::backend_from(format!("kernel {k} missing from {}: {e}", file.path), e)
                 })?;
                 funcs.insert(k, f);
             }
@@ -140,7 +144,7 @@ impl Gpu {
         let host = host_sizes();
         for (i, &h) in host.iter().enumerate() {
             if dev[i] as usize != h {
-                return Err(Error::Backend(format!(
+                return Err(Error::backend(format!(
                     "kernel parameter struct #{i} is {} bytes on the device but {h} on the host: \
                      kernels/common.cuh and src/engine/cuda/params.rs disagree",
                     dev[i]
@@ -153,11 +157,14 @@ impl Gpu {
     /// A zeroed device buffer of `n` elements (at least one, so every pointer is valid).
     pub fn alloc<T: DeviceRepr + ValidAsZeroBits>(&self, n: usize) -> Result<CudaSlice<T>> {
         self.stream.alloc_zeros::<T>(n.max(1)).map_err(|e| {
-            Error::Backend(format!(
-                "cannot allocate {} MiB on cuda:{}: {e}",
-                (n * std::mem::size_of::<T>()) >> 20,
-                self.ordinal
-            ))
+            Error::backend_from(
+                format!(
+                    "cannot allocate {} MiB on cuda:{}: {e}",
+                    (n * std::mem::size_of::<T>()) >> 20,
+                    self.ordinal
+                ),
+                e,
+            )
         })
     }
 
@@ -230,9 +237,9 @@ impl Gpu {
 
     fn after_launch(&self, kernel: &str) -> Result<()> {
         if self.sync_each {
-            self.stream
-                .synchronize()
-                .map_err(|e| Error::Backend(format!("CUDA error in kernel {kernel}: {e}")))?;
+            self.stream.synchronize().map_err(|e| {
+                Error::backend_from(format!("CUDA error in kernel {kernel}: {e}"), e)
+            })?;
         }
         Ok(())
     }

@@ -125,7 +125,7 @@ pub fn nvrtc_status() -> std::result::Result<(), String> {
 
 /// Compiles one kernel file to PTX. Errors carry NVRTC's log.
 pub fn compile(file: &KernelFile, arch: &str, precision: Precision) -> Result<String> {
-    nvrtc_status().map_err(|e| Error::Backend(format!("CUDA unavailable: {e}")))?;
+    nvrtc_status().map_err(|e| Error::backend(format!("CUDA unavailable: {e}")))?;
     let opts = cudarc::nvrtc::CompileOptions {
         options: nvrtc_options(arch, precision),
         name: Some(file.path.to_string()),
@@ -134,16 +134,16 @@ pub fn compile(file: &KernelFile, arch: &str, precision: Precision) -> Result<St
     match cudarc::nvrtc::compile_ptx_with_opts(file.full_source(), opts) {
         Ok(ptx) => Ok(ptx.to_src()),
         Err(cudarc::nvrtc::CompileError::CompileError { log, options, .. }) => {
-            Err(Error::Backend(format!(
+            Err(Error::backend(format!(
                 "NVRTC failed to compile {} for {arch} ({precision}) with {options:?}:\n{}",
                 file.path,
                 log.to_string_lossy().trim_end()
             )))
         }
-        Err(e) => Err(Error::Backend(format!(
-            "NVRTC failed on {} for {arch}: {e}",
-            file.path
-        ))),
+        Err(e) => Err(Error::backend_from(
+            format!("NVRTC failed on {} for {arch}: {e}", file.path),
+            e,
+        )),
     }
 }
 

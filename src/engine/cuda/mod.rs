@@ -60,7 +60,7 @@ pub fn driver_status() -> std::result::Result<(), String> {
 /// Number of CUDA devices, or a one-line reason why CUDA cannot be used at all (missing
 /// driver or NVRTC library, driver that finds no device). Never panics.
 pub fn device_count() -> Result<usize> {
-    let unavailable = |why: String| Error::Backend(format!("CUDA unavailable: {why}"));
+    let unavailable = |why: String| Error::backend(format!("CUDA unavailable: {why}"));
     driver_status().map_err(unavailable)?;
     kernels::nvrtc_status().map_err(unavailable)?;
     match cudarc::driver::CudaContext::device_count() {
@@ -77,10 +77,10 @@ pub fn device_count() -> Result<usize> {
 pub fn memory_info(device: usize) -> Result<(usize, usize)> {
     probe(device)?;
     let context = cudarc::driver::CudaContext::new(device)
-        .map_err(|e| Error::Backend(format!("cannot open cuda:{device}: {e}")))?;
+        .map_err(|e| Error::backend_from(format!("cannot open cuda:{device}: {e}"), e))?;
     context
         .mem_get_info()
-        .map_err(|e| Error::Backend(format!("cuMemGetInfo on cuda:{device}: {e}")))
+        .map_err(|e| Error::backend_from(format!("cuMemGetInfo on cuda:{device}: {e}"), e))
 }
 
 /// `Ok(())` when `cuda:N` can be used, else the one-line reason. Cheap: it does not
@@ -88,7 +88,7 @@ pub fn memory_info(device: usize) -> Result<(usize, usize)> {
 pub fn probe(device: usize) -> Result<()> {
     let n = device_count()?;
     if device >= n {
-        return Err(Error::Backend(format!(
+        return Err(Error::backend(format!(
             "CUDA device cuda:{device} does not exist: this machine has {n} CUDA device(s) (cuda:0 .. cuda:{})",
             n - 1
         )));

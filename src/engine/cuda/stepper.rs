@@ -365,7 +365,7 @@ impl<F: Real> CudaStepper<F> {
         enqueued?;
         let graph = graph
             .map_err(super::device::driver_err("end graph capture"))?
-            .ok_or_else(|| Error::Backend("CUDA graph capture produced no graph".into()))?;
+            .ok_or_else(|| Error::backend("CUDA graph capture produced no graph"))?;
         graph
             .upload()
             .map_err(super::device::driver_err("graph upload"))?;
@@ -562,10 +562,9 @@ impl<F: Real> Stepper<F> for CudaStepper<F> {
     }
 
     fn gradients(&mut self) -> Result<(Vec<F>, Vec<PassStats>, Vec<f64>)> {
-        Err(Error::Backend(
+        Err(Error::backend(
             "the device-resident CUDA stepper does not expose parameter gradients; build the \
-             trainer with Trainer::on_host to get them from the CUDA backend's passes"
-                .into(),
+             trainer with Trainer::on_host to get them from the CUDA backend's passes",
         ))
     }
 
