@@ -92,7 +92,7 @@ pub mod prelude {
     pub use crate::kinds::{Device, Dtype, Loss, OptimizerKind, Precision, RegularizerKind};
     pub use crate::model::{Activation, ModelSpec, Params, Weights};
     pub use crate::presets::preset;
-    pub use crate::task::{Op, PairSet, Split, Task};
+    pub use crate::task::{Op, PairSet, Split, SplitKind, Task};
     pub use crate::train::{Evaluation, StepReport, Trainer, TrainerState};
     pub use crate::{Error, Result};
 }

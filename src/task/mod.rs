@@ -8,7 +8,7 @@ mod modular;
 mod split;
 
 pub use modular::{is_prime, Op, MAX_P};
-pub use split::Split;
+pub use split::{Split, SplitKind};
 
 use crate::error::{Error, Result};
 
