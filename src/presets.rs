@@ -604,6 +604,17 @@ pub fn resolve(
 mod tests {
     use super::*;
 
+    /// The error message of resolving `preset_name` with `overrides` (which must fail).
+    fn resolve_error(preset_name: &str, overrides: &[(&str, &str)]) -> String {
+        let overrides: Vec<(String, String)> = overrides
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        resolve(preset_name, None, &overrides)
+            .unwrap_err()
+            .to_string()
+    }
+
     #[test]
     fn every_key_is_documented_and_every_doc_is_a_key() {
         let keys: Vec<String> = keys_with_defaults().into_iter().map(|(k, _)| k).collect();
@@ -655,25 +666,15 @@ mod tests {
         assert_eq!(c.seed, 7);
         assert_eq!(c.task.p, 71);
 
-        let e = resolve("default", None, &[set("model.widht", "3")])
-            .unwrap_err()
-            .to_string();
+        let e = resolve_error("default", &[("model.widht", "3")]);
         assert!(e.contains("model.widht") && e.contains("width"), "{e}");
-        let e = resolve("default", None, &[set("modle.width", "3")])
-            .unwrap_err()
-            .to_string();
+        let e = resolve_error("default", &[("modle.width", "3")]);
         assert!(e.contains("modle") && e.contains("model"), "{e}");
-        let e = resolve("default", None, &[set("task.p", "abc")])
-            .unwrap_err()
-            .to_string();
+        let e = resolve_error("default", &[("task.p", "abc")]);
         assert!(e.contains("task.p = abc"), "{e}");
-        let e = resolve("default", None, &[set("task.op", "pow")])
-            .unwrap_err()
-            .to_string();
+        let e = resolve_error("default", &[("task.op", "pow")]);
         assert!(e.contains("task.op = pow"), "{e}");
-        let e = resolve("default", None, &[set("optimizer.lr", "nan")])
-            .unwrap_err()
-            .to_string();
+        let e = resolve_error("default", &[("optimizer.lr", "nan")]);
         assert!(e.contains("optimizer.lr = NaN"), "{e}");
     }
 
@@ -758,19 +759,13 @@ mod tests {
     #[test]
     fn an_unordered_split_of_a_non_commutative_op_is_refused() {
         let set = |k: &str, v: &str| (k.to_string(), v.to_string());
-        let e = resolve("explainer", None, &[set("task.op", "sub")])
-            .unwrap_err()
-            .to_string();
+        let e = resolve_error("explainer", &[("task.op", "sub")]);
         assert!(e.contains("task.split") && e.contains("sub"), "{e}");
-        let e = resolve("default", None, &[set("task.split", "sideways")])
-            .unwrap_err()
-            .to_string();
+        let e = resolve_error("default", &[("task.split", "sideways")]);
         assert!(e.contains("task.split = sideways"), "{e}");
         let c = resolve("default", None, &[set("task.split", "unordered")]).unwrap();
         assert_eq!(c.task.split, SplitKind::Unordered);
-        let e = resolve("default", None, &[set("model.init_scale_out", "-1")])
-            .unwrap_err()
-            .to_string();
+        let e = resolve_error("default", &[("model.init_scale_out", "-1")]);
         assert!(e.contains("model.init_scale_out"), "{e}");
     }
 }

@@ -84,3 +84,45 @@ fn explainer_runs() {
 fn gromov_mse_runs() {
     runs_without_diverging("gromov-mse");
 }
+
+/// The explainer's unordered split holds per model: with `[per_model]` seeds and fractions,
+/// each model trains on the split a one-model run with its seed and fraction would draw,
+/// and that split keeps every pair with its mirror.
+#[test]
+fn unordered_split_is_per_model() {
+    use clockwork::task::{Split, SplitKind};
+    let mut config = preset("explainer").unwrap();
+    config.models = 2;
+    config.per_model.seed = vec![1, 2];
+    config.per_model.train_fraction = vec![0.4, 0.5];
+    config.validate().unwrap();
+    let trainer = Trainer::<f32>::from_config(&config).unwrap();
+    let task = config.build_task().unwrap();
+    let p = config.task.p as u32;
+    for (k, (&seed, &fraction)) in [1u64, 2].iter().zip(&[0.4, 0.5]).enumerate() {
+        let split = Split::of(SplitKind::Unordered, &task.pairs, fraction, seed).unwrap();
+        let train = trainer.train_pairs(k);
+        assert_eq!(*train, task.pairs.select(&split.train), "model {k}");
+        assert_eq!(
+            *trainer.test_pairs(k),
+            task.pairs.select(&split.test),
+            "model {k}"
+        );
+        let in_train: std::collections::HashSet<(u32, u32)> = train
+            .a
+            .iter()
+            .zip(&train.b)
+            .map(|(&a, &b)| (a, b))
+            .collect();
+        for &(a, b) in &in_train {
+            assert!(
+                in_train.contains(&(b, a)),
+                "model {k}: ({a}, {b}) without its mirror"
+            );
+        }
+        // round(fraction · p(p+1)/2) unordered pairs.
+        let unordered = in_train.iter().filter(|(a, b)| a <= b).count();
+        let groups = (p * (p + 1) / 2) as f64;
+        assert_eq!(unordered, (fraction * groups).round() as usize, "model {k}");
+    }
+}
