@@ -7,7 +7,7 @@
 use crate::error::{Error, Result};
 use crate::kinds::{Device, Dtype, Loss, OptimizerKind, Precision, RegularizerKind};
 use crate::model::{Activation, ModelInit, ModelSpec, Params};
-use crate::task::{Op, Task};
+use crate::task::{Op, SplitKind, Task};
 use serde::{Deserialize, Serialize};
 
 /// A whole run: task, model, training recipe, optimizer and where it runs.
@@ -127,6 +127,11 @@ pub struct TaskConfig {
     pub p: usize,
     /// Fraction of the pairs trained on, in (0, 1]; the rest is the test set.
     pub train_fraction: f64,
+    /// `"ordered"` (default): each ordered pair (a, b) is drawn on its own;
+    /// `"unordered"`: unordered pairs {a, b} are drawn, a pair and its mirror on the same
+    /// side (commutative ops only; see [`SplitKind`]). Applies to every model's split,
+    /// whatever its `[per_model]` seed and fraction.
+    pub split: SplitKind,
 }
 
 /// The model's hyperparameters (its input/output sizes come from the task).
@@ -145,6 +150,11 @@ pub struct ModelConfig {
     /// Standard deviation of the Gaussian initialization of U, V, W (of their products
     /// when factored). Must be positive.
     pub init_scale: f64,
+    /// Standard deviation of the output weights' draw: of W, or of the factor P_out when
+    /// factored (W = E·P_out). 0 (the default) keeps the rule of `init_scale` (std
+    /// `init_scale` for W, 1/√d for P_out). The `explainer` preset sets 1/√m, its colab's
+    /// Linear-layer init of the output projection. See [`ModelInit::init_scale_out`].
+    pub init_scale_out: f64,
 }
 
 /// Loss, regularizer and the length and bookkeeping of the run.
@@ -233,6 +243,7 @@ impl Default for TaskConfig {
             op: Op::Add,
             p: 31,
             train_fraction: 1.0,
+            split: SplitKind::Ordered,
         }
     }
 }
@@ -245,6 +256,7 @@ impl Default for ModelConfig {
             tied: false,
             embed_dim: 0,
             init_scale: 0.5,
+            init_scale_out: 0.0,
         }
     }
 }
@@ -413,6 +425,8 @@ impl RunConfig {
                 seed: s.seed,
                 stream: s.stream,
                 init_scale: s.init_scale,
+                init_scale_out: (self.model.init_scale_out > 0.0)
+                    .then_some(self.model.init_scale_out),
             })
             .collect();
         Params::init_each(&self.model_spec(), &inits)
@@ -496,6 +510,7 @@ impl RunConfig {
                 ),
             ));
         }
+        self.task.split.check_op(self.task.op)?;
         let f = self.task.train_fraction;
         if !(f > 0.0 && f <= 1.0) {
             return Err(Error::config(
@@ -518,6 +533,7 @@ impl RunConfig {
                 "must be a positive finite number",
             ));
         }
+        finite_nonneg("model.init_scale_out", self.model.init_scale_out)?;
         self.model_spec().validate()?;
         finite_nonneg("train.reg_strength", self.train.reg_strength)?;
         self.validate_reg_q()?;

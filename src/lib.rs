@@ -95,7 +95,7 @@ pub mod prelude {
         Activation, ModelSpec, Params, Weights, WeightsShape, WeightsView, WeightsViewMut,
     };
     pub use crate::presets::preset;
-    pub use crate::task::{Op, PairSet, Split, Task};
+    pub use crate::task::{Op, PairSet, Split, SplitKind, Task};
     pub use crate::train::{Evaluation, StepReport, Trainer, TrainerState};
     pub use crate::{Error, Result};
 }

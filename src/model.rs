@@ -211,6 +211,12 @@ pub struct ModelInit {
     pub stream: u64,
     /// Standard deviation of U, V, W (of their products when factored).
     pub init_scale: f64,
+    /// Standard deviation of the output weights' own draw, when it differs from the
+    /// rule above: of `W` (unfactored) or of the factor `P_out` (factored, whose default
+    /// is 1/√d so that `W = E·P_out` has std `init_scale`). Why: seed 003's colab
+    /// initializes its output projection as a Linear layer on the m hidden units
+    /// (std 1/√m), not from the embedding side. `None` keeps the rule.
+    pub init_scale_out: Option<f64>,
 }
 
 /// The trainable parameters of a batch of `batch` models with one spec, stored as one
@@ -240,6 +246,7 @@ impl<F: Real> Params<F> {
                 seed,
                 stream,
                 init_scale: spec.init_scale,
+                init_scale_out: None,
             })
             .collect();
         Params::init_each(spec, &inits)
@@ -258,14 +265,26 @@ impl<F: Real> Params<F> {
                 "the batch needs at least one model",
             ));
         }
+        let positive = |x: f64| x.is_finite() && x > 0.0;
         if let Some((k, bad)) = inits
             .iter()
             .enumerate()
-            .find(|(_, i)| !(i.init_scale.is_finite() && i.init_scale > 0.0))
+            .find(|(_, i)| !positive(i.init_scale))
         {
             return Err(Error::config(
                 &format!("init_scale of model {k}"),
                 bad.init_scale,
+                "must be a positive finite number",
+            ));
+        }
+        if let Some((k, bad)) = inits
+            .iter()
+            .enumerate()
+            .find_map(|(k, i)| i.init_scale_out.filter(|&x| !positive(x)).map(|x| (k, x)))
+        {
+            return Err(Error::config(
+                &format!("init_scale_out of model {k}"),
+                bad,
                 "must be a positive finite number",
             ));
         }
@@ -277,8 +296,9 @@ impl<F: Real> Params<F> {
             rng.set_stream(init.stream);
             for (name, shape) in spec.tensors() {
                 // Factors are scaled so that the product E·P has std init_scale.
-                let std = match name {
-                    "proj_u" | "proj_v" | "proj_out" => 1.0 / (shape[0] as f64).sqrt(),
+                let std = match (name, init.init_scale_out) {
+                    ("w" | "proj_out", Some(out)) => out,
+                    ("proj_u" | "proj_v" | "proj_out", _) => 1.0 / (shape[0] as f64).sqrt(),
                     _ => init.init_scale,
                 };
                 for _ in 0..shape[0] * shape[1] {

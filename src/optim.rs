@@ -172,6 +172,42 @@ mod tests {
         assert!((p[0] - (0.95 - 0.1 * 2.0 / (2.0 + 1e-8))).abs() < 1e-12);
     }
 
+    /// The Grokfast filter against its recurrence, worked by hand for α = 0.5, λ = 2 and
+    /// gradients 1, 3, −2, 0.5 (plain GD, lr 1, one parameter from 0):
+    /// μ₀ = g₀ = 1 (the EMA starts at the first gradient), g̃₀ = 1 + 2·1 = 3, θ = −3;
+    /// μ₁ = ½·1 + ½·3 = 2, g̃₁ = 3 + 4 = 7, θ = −10;
+    /// μ₂ = ½·2 − ½·2 = 0, g̃₂ = −2, θ = −8;
+    /// μ₃ = ½·0 + ½·0.5 = 0.25, g̃₃ = 0.5 + 0.5 = 1, θ = −9.
+    /// A second model with λ = 0 in the same batch gets its raw gradients.
+    #[test]
+    fn grokfast_ema_follows_its_recurrence() {
+        let mut r = recipe(
+            OptimizerKind::Gd,
+            vec![hypers(1.0, 0.0, 2.0), hypers(1.0, 0.0, 0.0)],
+        );
+        r.lr_milestones.clear();
+        assert_eq!(r.grokfast_alpha, 0.5);
+        let mut o = Optimizer::<f64>::new();
+        let mut params = vec![0.0, 0.0];
+        let raw = [1.0, 3.0, -2.0, 0.5];
+        let filtered = [3.0, 7.0, -2.0, 1.0];
+        let ema = [1.0, 2.0, 0.0, 0.25];
+        let theta = [-3.0, -10.0, -8.0, -9.0];
+        let mut plain = 0.0;
+        for t in 0..4 {
+            let mut grads = vec![raw[t], raw[t]];
+            o.update(&r, t as u64, &mut params, &mut grads);
+            plain -= raw[t];
+            assert_eq!(
+                grads,
+                vec![filtered[t], raw[t]],
+                "filtered gradient at step {t}"
+            );
+            assert_eq!(o.ema[0], ema[t], "μ at step {t}");
+            assert_eq!(params, vec![theta[t], plain], "parameters after step {t}");
+        }
+    }
+
     /// Each model's slice is updated exactly as that model alone would be.
     #[test]
     fn per_model_settings_update_each_model_as_if_alone() {

@@ -83,6 +83,7 @@ pub fn config(p: usize) -> Result<RunConfig> {
             op: Op::Add,
             p,
             train_fraction: 1.0,
+            split: crate::task::SplitKind::Ordered,
         },
         ..RunConfig::default()
     };

@@ -114,7 +114,7 @@ impl SplitPart {
 }
 
 /// Margins of every model on one side of its own split: model k's split is
-/// `Split::new(task.len(), s.train_fraction, s.seed)` with
+/// `Split::of(config.task.split, &task.pairs, s.train_fraction, s.seed)` with
 /// `s = config.model_settings()[k]`, so a batch whose models train on different
 /// fractions or seeds is measured on the pairs each model actually saw (or did not).
 /// `None` for a model that trains on every pair (no test side, and its train side is
@@ -136,7 +136,7 @@ pub fn margins_on_split(
     let task = config.build_task()?;
     let activation = config.model.activation;
     let pairs_of = |fraction: f64, seed: u64| -> Result<PairSet> {
-        let split = Split::new(task.len(), fraction, seed)?;
+        let split = Split::of(config.task.split, &task.pairs, fraction, seed)?;
         Ok(task.pairs.select(match part {
             SplitPart::Train => &split.train,
             SplitPart::Test => &split.test,

@@ -9,7 +9,7 @@ mod split;
 
 pub(crate) use modular::pow_mod;
 pub use modular::{is_prime, Op, MAX_P};
-pub use split::Split;
+pub use split::{Split, SplitKind};
 
 use crate::error::{Error, Result};
 

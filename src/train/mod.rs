@@ -111,7 +111,7 @@ pub fn split_groups(config: &RunConfig, task: &Task) -> Result<(Vec<SplitGroup>,
     let mut splits: Vec<(Split, Vec<usize>)> = Vec::new();
     let mut group_of = Vec::with_capacity(config.models);
     for (k, s) in config.model_settings().iter().enumerate() {
-        let split = Split::new(task.len(), s.train_fraction, s.seed)?;
+        let split = Split::of(config.task.split, &task.pairs, s.train_fraction, s.seed)?;
         match splits.iter().position(|(other, _)| *other == split) {
             Some(g) => {
                 splits[g].1.push(k);
