@@ -148,7 +148,10 @@ fn an_interrupted_sweep_resumes_to_the_same_results_and_finished_batches_stay() 
     assert!(!dir.join("results.csv").exists());
     flag.store(false, Ordering::SeqCst);
     let r = sweep::run(&s, &dir, Shard::ALL, &options).unwrap();
-    assert_eq!((r.status, r.trained, r.skipped), (SweepStatus::Completed, 3, 0));
+    assert_eq!(
+        (r.status, r.trained, r.skipped),
+        (SweepStatus::Completed, 3, 0)
+    );
     for file in ["results.csv", "results.jsonl", "histories.jsonl"] {
         assert_eq!(read(dir.join(file)), read(whole.join(file)), "{file}");
     }
@@ -198,7 +201,9 @@ fn mismatched_shards_are_refused_at_merge() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("fingerprint") && e.contains("t1"), "{e}");
-    let e = merge::merge(&[dir("s0")], &dir("m")).unwrap_err().to_string();
+    let e = merge::merge(&[dir("s0")], &dir("m"))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("1/2") && e.contains("missing"), "{e}");
     let e = merge::merge(&[dir("s0"), dir("s0")], &dir("m"))
         .unwrap_err()
@@ -220,7 +225,10 @@ fn the_binary_dry_runs_and_refuses_bad_files_with_exit_2() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert_eq!(o.status.code(), Some(0), "{stdout}");
-    assert!(stdout.contains("8 models, 1 shape group(s), 3 batch(es)"), "{stdout}");
+    assert!(
+        stdout.contains("8 models, 1 shape group(s), 3 batch(es)"),
+        "{stdout}"
+    );
     assert!(stdout.contains("estimated time"), "{stdout}");
     assert!(!tmp.path().join("sweeps").exists());
 

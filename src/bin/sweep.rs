@@ -132,7 +132,10 @@ fn dry_run(sweep: &Sweep, shard: Shard) -> ExitCode {
 
 fn default_out(sweep: &Sweep, shard: Shard) -> PathBuf {
     let name = if shard.count > 1 {
-        format!("{}-shard-{}-of-{}", sweep.spec.name, shard.index, shard.count)
+        format!(
+            "{}-shard-{}-of-{}",
+            sweep.spec.name, shard.index, shard.count
+        )
     } else {
         sweep.spec.name.clone()
     };
@@ -149,7 +152,11 @@ fn main() -> ExitCode {
             }
             _ => {
                 let text = e.to_string();
-                let line = text.lines().next().unwrap_or("").trim_start_matches("error: ");
+                let line = text
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .trim_start_matches("error: ");
                 return fail(2, format!("{line} (see sweep --help)"));
             }
         },
@@ -188,7 +195,9 @@ fn main() -> ExitCode {
                 eprintln!("\nsecond interrupt: exiting without a new checkpoint");
                 std::process::exit(130);
             }
-            eprintln!("\ninterrupt: writing a checkpoint of the current batch (Ctrl-C again to quit now)");
+            eprintln!(
+                "\ninterrupt: writing a checkpoint of the current batch (Ctrl-C again to quit now)"
+            );
         });
         if let Err(e) = installed {
             eprintln!("warning: cannot handle Ctrl-C ({e})");
@@ -224,10 +233,7 @@ fn main() -> ExitCode {
                 "results: {}",
                 out.join(sweep::tables::RESULTS_CSV).display()
             );
-            println!(
-                "page:    {}",
-                out.join(sweep::report::INDEX_FILE).display()
-            );
+            println!("page:    {}", out.join(sweep::report::INDEX_FILE).display());
             ExitCode::SUCCESS
         }
         Err(e) => fail(1, e),

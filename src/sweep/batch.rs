@@ -256,7 +256,12 @@ fn seed_typed<F: Real>(
     }
     std::fs::create_dir_all(&tmp).map_err(|e| io(&tmp, e))?;
     write_atomic(&tmp.join(CONFIG_FILE), new.to_toml().as_bytes())?;
-    checkpoint::save_state(&checkpoint::path_for(&tmp, state.step), new, &weights, &state)?;
+    checkpoint::save_state(
+        &checkpoint::path_for(&tmp, state.step),
+        new,
+        &weights,
+        &state,
+    )?;
     if out.exists() {
         std::fs::remove_dir_all(out).map_err(|e| io(out, e))?;
     }
@@ -366,9 +371,7 @@ fn collect(
                 .map(|(k, v)| (k.clone(), raw(v)))
                 .collect(),
             history: h,
-            weights: where_
-                .get(&id)
-                .map(|(path, j)| (&loaded[path].weights, *j)),
+            weights: where_.get(&id).map(|(path, j)| (&loaded[path].weights, *j)),
             diverged_step: diverged.get(&id).map(|d| d.step),
         })
         .collect();

@@ -235,7 +235,11 @@ impl Figure for HeatFigure {
 
 /// A vertical colour scale from `lo` to `hi`.
 fn colour_scale<DB: Backend>(bar: &Area<DB>, lo: f64, hi: f64) -> Draw {
-    let (lo, hi) = if hi > lo { (lo, hi) } else { (lo - 0.5, lo + 0.5) };
+    let (lo, hi) = if hi > lo {
+        (lo, hi)
+    } else {
+        (lo - 0.5, lo + 0.5)
+    };
     let mut cb = ChartBuilder::on(bar)
         .margin_top(10)
         .margin_bottom(74)

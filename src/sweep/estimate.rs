@@ -44,8 +44,7 @@ fn time_typed<F: Real>(config: &RunConfig) -> Result<(f64, f64)> {
     let _ = trainer.step();
     let started = Instant::now();
     let mut steps = 0;
-    while steps < MAX_TIMED_STEPS && (steps < 2 || started.elapsed().as_secs_f64() < MIN_TIMING_S)
-    {
+    while steps < MAX_TIMED_STEPS && (steps < 2 || started.elapsed().as_secs_f64() < MIN_TIMING_S) {
         // A diverging point still takes the time of a step; the estimate only times.
         let _ = trainer.step();
         steps += 1;

@@ -37,7 +37,10 @@ pub fn expand(spec: &SweepSpec) -> Result<Vec<Point>> {
             let mut rest = cell;
             let mut picked = Vec::with_capacity(axes.len());
             for axis in axes.iter().rev() {
-                picked.push((axis.key.clone(), axis.values[rest % axis.values.len()].clone()));
+                picked.push((
+                    axis.key.clone(),
+                    axis.values[rest % axis.values.len()].clone(),
+                ));
                 rest /= axis.values.len();
             }
             settings.extend(picked.into_iter().rev());

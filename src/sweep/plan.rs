@@ -119,14 +119,14 @@ pub fn plan(points: &[Point], batch_max: usize) -> Plan {
                 shapes.push(shape);
                 groups.push(Group {
                     index: groups.len(),
-                    describe: crate::run::describe(&RunConfig {
-                        models: 1,
-                        ..p.config.clone()
-                    }),
+                    describe: String::new(),
                     points: vec![p.id],
                 });
             }
         }
+    }
+    for g in &mut groups {
+        g.describe = describe_group(points, &g.points);
     }
     let mut batches = Vec::new();
     for g in &groups {
@@ -141,12 +141,57 @@ pub fn plan(points: &[Point], batch_max: usize) -> Plan {
     Plan { groups, batches }
 }
 
+/// The shape and recipe a group shares, and the per-model keys that vary in it.
+fn describe_group(points: &[Point], ids: &[usize]) -> String {
+    let c = &points[ids[0]].config;
+    let tied = if c.model.tied { "tied " } else { "" };
+    let embed = if c.model.embed_dim > 0 {
+        format!(", embedding {}", c.model.embed_dim)
+    } else {
+        String::new()
+    };
+    let varying: Vec<&str> = PER_MODEL_KEYS
+        .iter()
+        .copied()
+        .filter(|key| {
+            let value = |id: usize| {
+                let c = &points[id].config;
+                match *key {
+                    "seed" => c.seed as f64,
+                    "optimizer.lr" => c.optimizer.lr,
+                    "optimizer.weight_decay" => c.optimizer.weight_decay,
+                    "train.reg_strength" => c.train.reg_strength,
+                    "optimizer.grokfast_lambda" => c.optimizer.grokfast_lambda,
+                    "model.init_scale" => c.model.init_scale,
+                    _ => c.task.train_fraction,
+                }
+            };
+            ids.iter().any(|&id| value(id) != value(ids[0]))
+        })
+        .collect();
+    let per_model = if varying.is_empty() {
+        String::new()
+    } else {
+        format!("; per model: {}", varying.join(", "))
+    };
+    format!(
+        "{} mod {}, {tied}{} width {}{embed}, {}, {} steps, {}{per_model}",
+        c.task.op.name(),
+        c.task.p,
+        c.model.activation,
+        c.model.width,
+        format!("{:?}", c.optimizer.kind).to_lowercase(),
+        c.train.steps,
+        c.dtype
+    )
+}
+
 /// The config of a batch: its first point's shape with `models` = the batch size and
 /// every per-model key given per model (each model with its own seed, stream 0).
 pub fn batch_config(points: &[&Point]) -> Result<RunConfig> {
-    let first = points.first().ok_or_else(|| {
-        Error::config("batch", "no points", "a batch needs at least one model")
-    })?;
+    let first = points
+        .first()
+        .ok_or_else(|| Error::config("batch", "no points", "a batch needs at least one model"))?;
     let mut config = first.config.clone();
     config.models = points.len();
     let cs: Vec<&RunConfig> = points.iter().map(|p| &p.config).collect();

@@ -207,19 +207,15 @@ pub fn rows(outcomes: &[ModelOutcome], p: usize, t: Thresholds) -> Result<Vec<Mo
             None => None,
         };
         let last = o.history.last();
-        let best = |f: fn(&MetricsRecord) -> Option<f64>| {
-            o.history.iter().filter_map(f).reduce(f64::max)
-        };
+        let best =
+            |f: fn(&MetricsRecord) -> Option<f64>| o.history.iter().filter_map(f).reduce(f64::max);
         let st = stages(o.history.iter().map(|r| (r.step, r.train_acc, r.test_acc)));
         let mut row = ModelRow {
             model: o.model,
             group: o.group,
             batch: o.batch,
             settings: o.settings.clone(),
-            steps: o
-                .diverged_step
-                .or(last.map(|r| r.step))
-                .unwrap_or_default(),
+            steps: o.diverged_step.or(last.map(|r| r.step)).unwrap_or_default(),
             final_train_loss: last.and_then(|r| r.train_loss),
             final_test_loss: last.and_then(|r| r.test_loss),
             final_train_acc: last.and_then(|r| r.train_acc),

@@ -331,7 +331,11 @@ fn range(key: &str, v: &toml::Value) -> Result<Vec<toml::Value>> {
             .map(toml::Value::Integer)
             .collect());
     }
-    let (s, e, d) = (number(key, &a[0])?, number(key, &a[1])?, number(key, &a[2])?);
+    let (s, e, d) = (
+        number(key, &a[0])?,
+        number(key, &a[1])?,
+        number(key, &a[2])?,
+    );
     if !(d > 0.0 && s.is_finite() && e.is_finite()) {
         return Err(bad());
     }
@@ -366,7 +370,13 @@ fn spaced(key: &str, form: &str, v: &toml::Value) -> Result<Vec<toml::Value>> {
             },
         ));
     }
-    let t = |i: usize| if n == 1 { 0.0 } else { i as f64 / (n - 1) as f64 };
+    let t = |i: usize| {
+        if n == 1 {
+            0.0
+        } else {
+            i as f64 / (n - 1) as f64
+        }
+    };
     Ok((0..n)
         .map(|i| {
             let x = if log {
@@ -422,8 +432,13 @@ mod tests {
 
     #[test]
     fn bad_axes_are_named() {
-        let e = parse("[axes]\n\"model.width\" = []\n").unwrap_err().to_string();
-        assert!(e.contains("axes.model.width") && e.contains("no values"), "{e}");
+        let e = parse("[axes]\n\"model.width\" = []\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("axes.model.width") && e.contains("no values"),
+            "{e}"
+        );
         let e = parse("[axes]\nx = { logspace = [0.0, 1.0, 3] }\n")
             .unwrap_err()
             .to_string();

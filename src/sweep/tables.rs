@@ -127,7 +127,9 @@ pub fn results_jsonl(rows: &[ModelRow], keys: &[String]) -> String {
             let v = match c {
                 "freqs_used" => serde_json::to_value(&row.freqs_used).expect("numbers"),
                 "category" => row.category.name().into(),
-                "seed" => row.setting("seed").map_or(serde_json::Value::Null, json_value),
+                "seed" => row
+                    .setting("seed")
+                    .map_or(serde_json::Value::Null, json_value),
                 "gamma_star" => row.gamma_star.into(),
                 m if WHOLE.contains(&m) => row.metric(m).map(|x| x as u64).into(),
                 m if METRICS.contains(&m) => row.metric(m).into(),
