@@ -84,6 +84,17 @@ fn tick(v: &str) -> String {
     }
 }
 
+/// A cell's value with three significant digits at most (5000, 733, 0.92, 1.8e−3).
+fn cell_num(v: f64) -> String {
+    if v.abs() >= 100.0 && v.abs() < 1e5 {
+        format!("{v:.0}")
+    } else if v.abs() >= 10.0 && v.abs() < 100.0 {
+        format!("{v:.1}")
+    } else {
+        fmt_num(v)
+    }
+}
+
 /// Mean and standard deviation (over the models that have the metric), and how many do.
 fn stats(cell: &[&ModelRow], metric: &str) -> (Option<f64>, Option<f64>, usize) {
     let xs: Vec<f64> = cell
@@ -205,7 +216,7 @@ impl Figure for HeatFigure {
                         Some(_) => WHITE,
                         None => BLACK,
                     };
-                    let text = v.map_or("–".to_string(), fmt_num);
+                    let text = v.map_or("–".to_string(), cell_num);
                     let at = chart.backend_coord(&(x + 0.5, y + 0.5));
                     root.draw(&Text::new(
                         text,
