@@ -127,9 +127,7 @@ pub fn run_batch(
         let outcome = if has_checkpoint(&seg_dir) {
             run::resume(&seg_dir, None, options)
         } else {
-            if seg_dir.exists() {
-                std::fs::remove_dir_all(&seg_dir).map_err(|e| Error::io(&seg_dir, e))?;
-            }
+            remove_if_present(&seg_dir)?;
             run::start(&config, &seg_dir, options)
         };
         let failure = match outcome {
@@ -164,10 +162,7 @@ pub fn run_batch(
                     let next_config = segment_config(points, &next)?;
                     seed_segment(path, &config, &keep, &next_config, &next_dir)?;
                 }
-                None if next_dir.exists() => {
-                    std::fs::remove_dir_all(&next_dir).map_err(|e| Error::io(&next_dir, e))?;
-                }
-                None => {}
+                None => remove_if_present(&next_dir)?,
             }
             state.segments.push(next);
         }
@@ -250,11 +245,8 @@ fn seed_typed<F: Real>(
     .effective();
     let (parent, name) = crate::fsutil::dir_and_name(out);
     let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
-    let io = |p: &Path, e| Error::io(p, e);
-    if tmp.exists() {
-        std::fs::remove_dir_all(&tmp).map_err(|e| io(&tmp, e))?;
-    }
-    std::fs::create_dir_all(&tmp).map_err(|e| io(&tmp, e))?;
+    remove_if_present(&tmp)?;
+    std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
     write_atomic(&tmp.join(CONFIG_FILE), new.to_toml().as_bytes())?;
     checkpoint::save_state(
         &checkpoint::path_for(&tmp, state.step),
@@ -262,10 +254,16 @@ fn seed_typed<F: Real>(
         &weights,
         &state,
     )?;
-    if out.exists() {
-        std::fs::remove_dir_all(out).map_err(|e| io(out, e))?;
+    remove_if_present(out)?;
+    std::fs::rename(&tmp, out).map_err(|e| Error::io(out, e))
+}
+
+/// Removes a directory left by an earlier, abandoned attempt.
+fn remove_if_present(dir: &Path) -> Result<()> {
+    if dir.exists() {
+        std::fs::remove_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     }
-    std::fs::rename(&tmp, out).map_err(|e| io(out, e))
+    Ok(())
 }
 
 /// The metrics records of a run directory (a torn last line is skipped).

@@ -143,12 +143,13 @@ pub fn plan(points: &[Point], batch_max: usize) -> Plan {
 
 /// The shape and recipe a group shares, and the per-model keys that vary in it.
 fn describe_group(points: &[Point], ids: &[usize]) -> String {
-    let c = &points[ids[0]].config;
-    let tied = if c.model.tied { "tied " } else { "" };
-    let embed = if c.model.embed_dim > 0 {
-        format!(", embedding {}", c.model.embed_dim)
-    } else {
-        String::new()
+    let shape = RunConfig {
+        models: 1,
+        task: crate::config::TaskConfig {
+            train_fraction: 1.0,
+            ..points[ids[0]].config.task.clone()
+        },
+        ..points[ids[0]].config.clone()
     };
     let varying: Vec<&str> = PER_MODEL_KEYS
         .iter()
@@ -174,16 +175,7 @@ fn describe_group(points: &[Point], ids: &[usize]) -> String {
     } else {
         format!("; per model: {}", varying.join(", "))
     };
-    format!(
-        "{} mod {}, {tied}{} width {}{embed}, {}, {} steps, {}{per_model}",
-        c.task.op.name(),
-        c.task.p,
-        c.model.activation,
-        c.model.width,
-        format!("{:?}", c.optimizer.kind).to_lowercase(),
-        c.train.steps,
-        c.dtype
-    )
+    format!("{}{per_model}", crate::run::describe(&shape))
 }
 
 /// The config of a batch: its first point's shape with `models` = the batch size and

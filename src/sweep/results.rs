@@ -90,7 +90,7 @@ pub struct ModelRow {
     pub category: Category,
 }
 
-/// The per-model metrics a diagram can show.
+/// The per-model metrics a diagram can show, in the tables' column order.
 pub const METRICS: [&str; 15] = [
     "steps",
     "final_train_loss",

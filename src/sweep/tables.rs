@@ -17,28 +17,9 @@ pub const RESULTS_JSONL: &str = "results.jsonl";
 /// One JSON object per (model, evaluation).
 pub const HISTORIES_JSONL: &str = "histories.jsonl";
 
-/// The columns after the swept keys (before them: model, group, batch).
-const COLUMNS: [&str; 19] = [
-    "steps",
-    "final_train_loss",
-    "final_test_loss",
-    "final_train_acc",
-    "final_test_acc",
-    "best_train_acc",
-    "best_test_acc",
-    "memorization_step",
-    "grok_step",
-    "margin",
-    "gamma_star",
-    "gamma_ratio",
-    "reg_loss",
-    "freqs_used",
-    "n_freqs_used",
-    "sinusoidal_share",
-    "diverged_step",
-    "category",
-    "seed",
-];
+/// The columns after the swept keys and the metrics ([`METRICS`]); `seed` only when it
+/// is not swept (then it is the base's).
+const EXTRA_COLUMNS: [&str; 4] = ["gamma_star", "freqs_used", "category", "seed"];
 
 /// The metrics that count steps or frequencies (written as integers).
 const WHOLE: [&str; 5] = [
@@ -70,8 +51,9 @@ fn cell(row: &ModelRow, column: &str) -> String {
 }
 
 fn columns(keys: &[String]) -> Vec<&str> {
-    COLUMNS
+    METRICS
         .iter()
+        .chain(&EXTRA_COLUMNS)
         .copied()
         .filter(|c| *c != "seed" || !keys.iter().any(|k| k == "seed"))
         .collect()
