@@ -249,3 +249,48 @@ fn the_binary_dry_runs_and_refuses_bad_files_with_exit_2() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--shard"));
 }
+
+/// Divergence after training has gone on (a Grokfast EMA in the state): the learning
+/// rates are multiplied by 1e4 at step 100, which only the models at lr 0.1 do not
+/// survive; the others continue from the last good checkpoint with their EMA.
+#[test]
+fn a_late_divergence_continues_the_others_from_their_checkpoint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = SMALL
+        .replace("batch_max = 3", "batch_max = 8")
+        .replace(
+            "\"optimizer.lr_milestones\" = []",
+            "\"optimizer.lr_milestones\" = [100]\n\"optimizer.lr_factor\" = 1e4\n\
+             \"optimizer.grokfast_lambda\" = 0.5",
+        )
+        .replace("\"task.train_fraction\" = [0.5, 1.0]\n", "");
+    let with = base.replace("[0.1, 0.3]", "[1e-5, 0.1]");
+    let without = base.replace("[0.1, 0.3]", "[1e-5]");
+    let (a, b) = (sweep_of(&with), sweep_of(&without));
+    let (da, db) = (tmp.path().join("a"), tmp.path().join("b"));
+    sweep::run(&a, &da, Shard::ALL, &quiet()).unwrap();
+    sweep::run(&b, &db, Shard::ALL, &quiet()).unwrap();
+    let state: serde_json::Value =
+        serde_json::from_str(&read(da.join("batches/b00000/state.json"))).unwrap();
+    let diverged = state["diverged"].as_array().unwrap();
+    assert_eq!(diverged.len(), 2, "{state}");
+    for d in diverged {
+        assert!(d["step"].as_u64().unwrap() >= 100, "{state}");
+        assert!(d["checkpoint"].as_u64().unwrap() >= 80, "{state}");
+    }
+    let strip = |text: String| -> Vec<serde_json::Value> {
+        text.lines()
+            .map(|l| {
+                let mut r: serde_json::Value = serde_json::from_str(l).unwrap();
+                for k in ["model", "batch", "group"] {
+                    r.as_object_mut().unwrap().remove(k);
+                }
+                r
+            })
+            .filter(|r| r["optimizer.lr"].as_f64() == Some(1e-5))
+            .collect()
+    };
+    let kept = strip(read(da.join("results.jsonl")));
+    assert_eq!(kept.len(), 2);
+    assert_eq!(kept, strip(read(db.join("results.jsonl"))));
+}
