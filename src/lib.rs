@@ -78,6 +78,7 @@ pub mod presets;
 pub mod real;
 pub(crate) mod regularizer;
 pub mod run;
+pub mod sweep;
 pub mod task;
 pub mod theory;
 pub mod train;

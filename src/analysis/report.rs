@@ -42,7 +42,7 @@ pub fn write_report(analysis: &RunAnalysis, out: &Path) -> Result<Vec<PathBuf>> 
 }
 
 /// Escapes text for HTML element content and attribute values.
-fn esc(s: &str) -> String {
+pub(crate) fn esc(s: &str) -> String {
     let mut o = String::with_capacity(s.len());
     for c in s.chars() {
         match c {

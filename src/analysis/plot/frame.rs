@@ -22,7 +22,7 @@ static FONT: &[u8] = include_bytes!("../../../assets/fonts/DejaVuSans.ttf");
 const FAMILY: &str = "sans-serif";
 
 /// Registers the embedded font once per process.
-pub(super) fn ensure_font() -> Result<()> {
+pub(crate) fn ensure_font() -> Result<()> {
     static REGISTERED: OnceLock<bool> = OnceLock::new();
     let ok = *REGISTERED
         .get_or_init(|| plotters::style::register_font(FAMILY, FontStyle::Normal, FONT).is_ok());
@@ -37,28 +37,28 @@ pub(super) fn ensure_font() -> Result<()> {
 }
 
 /// What a drawing step returns: its value or any plotters error, boxed.
-pub(super) type Fallible<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
+pub(crate) type Fallible<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
 /// What a drawing function returns.
-pub(super) type Draw = Fallible<()>;
+pub(crate) type Draw = Fallible<()>;
 
 /// A plotters backend whose errors can be boxed into [`Draw`] (both backends written
 /// here), so drawing functions need no `where` clause of their own.
-pub(super) trait Backend: DrawingBackend<ErrorType: 'static> {}
+pub(crate) trait Backend: DrawingBackend<ErrorType: 'static> {}
 
 impl<T: DrawingBackend<ErrorType: 'static>> Backend for T {}
 
 /// A whole picture or a part of it, in pixels.
-pub(super) type Area<DB> = DrawingArea<DB, Shift>;
+pub(crate) type Area<DB> = DrawingArea<DB, Shift>;
 
 /// A chart with an x and a y axis, on an [`Area`].
-pub(super) type Chart<'a, DB, X, Y> = ChartContext<'a, DB, Cartesian2d<X, Y>>;
+pub(crate) type Chart<'a, DB, X, Y> = ChartContext<'a, DB, Cartesian2d<X, Y>>;
 
 // ---------------------------------------------------------------------------------------
 // Figures and their files
 
 /// A figure's data, drawable on any plotters backend.
-pub(super) trait Figure {
+pub(crate) trait Figure {
     /// Width and height in pixels.
     fn size(&self) -> (u32, u32) {
         (1000, 600)
@@ -77,7 +77,7 @@ pub(super) trait Figure {
 
 /// A [`Figure`] on the two backends [`render`] writes: object safe, so figures of
 /// different types share one list.
-pub(super) trait Render: Send + Sync {
+pub(crate) trait Render: Send + Sync {
     /// Width and height in pixels.
     fn size(&self) -> (u32, u32);
     /// The vector version.
@@ -107,7 +107,7 @@ fn paint<F: Figure, DB: Backend>(fig: &F, root: &Area<DB>, title: &str) -> Draw 
 }
 
 /// Renders one figure as SVG (in memory) and PNG (temp file), both renamed into place.
-pub(super) fn render(
+pub(crate) fn render(
     fig: &dyn Render,
     title: &str,
     out: &Path,
@@ -158,18 +158,18 @@ pub(super) fn render(
 // ---------------------------------------------------------------------------------------
 // Colours and text
 
-pub(super) const BLUE: RGBColor = RGBColor(31, 119, 180);
-pub(super) const ORANGE: RGBColor = RGBColor(255, 127, 14);
-pub(super) const GREEN: RGBColor = RGBColor(44, 160, 44);
-pub(super) const RED: RGBColor = RGBColor(214, 39, 40);
+pub(crate) const BLUE: RGBColor = RGBColor(31, 119, 180);
+pub(crate) const ORANGE: RGBColor = RGBColor(255, 127, 14);
+pub(crate) const GREEN: RGBColor = RGBColor(44, 160, 44);
+pub(crate) const RED: RGBColor = RGBColor(214, 39, 40);
 const PURPLE: RGBColor = RGBColor(148, 103, 189);
-pub(super) const GREY: RGBColor = RGBColor(100, 100, 100);
-pub(super) const LIGHT_BLUE: RGBColor = RGBColor(174, 199, 232);
+pub(crate) const GREY: RGBColor = RGBColor(100, 100, 100);
+pub(crate) const LIGHT_BLUE: RGBColor = RGBColor(174, 199, 232);
 const PALETTE: [RGBColor; 4] = [BLUE, ORANGE, GREEN, PURPLE];
 
 /// Colour and label suffix of model `k` in a picture showing `shown` models: blue and
 /// nothing when alone, else a colour of its own and ", model k".
-pub(super) fn model_style(k: usize, shown: usize) -> (RGBColor, String) {
+pub(crate) fn model_style(k: usize, shown: usize) -> (RGBColor, String) {
     if shown == 1 {
         (BLUE, String::new())
     } else {
@@ -185,13 +185,13 @@ const LABEL_PX: f64 = 18.0;
 /// Smallest nominal title size when a long title is shrunk to fit (about 15.3 px).
 const MIN_TITLE_PX: f64 = 19.0;
 
-pub(super) fn title_style() -> TextStyle<'static> {
+pub(crate) fn title_style() -> TextStyle<'static> {
     (FAMILY, TITLE_PX).into_font().color(&BLACK)
 }
-pub(super) fn desc_style() -> TextStyle<'static> {
+pub(crate) fn desc_style() -> TextStyle<'static> {
     (FAMILY, DESC_PX).into_font().color(&BLACK)
 }
-pub(super) fn label_style() -> TextStyle<'static> {
+pub(crate) fn label_style() -> TextStyle<'static> {
     (FAMILY, LABEL_PX).into_font().color(&BLACK)
 }
 
@@ -212,12 +212,37 @@ fn titled<DB: Backend>(root: &Area<DB>, title: &str) -> Fallible<Area<DB>> {
     Ok(root.titled(title, (FAMILY, px).into_font().color(&BLACK))?)
 }
 
+/// Viridis (the heat maps' colour scale), linearly interpolated between 8 stops; `t` is clamped to [0, 1].
+pub(crate) fn viridis(t: f64) -> RGBColor {
+    const STOPS: [(u8, u8, u8); 8] = [
+        (68, 1, 84),
+        (70, 50, 127),
+        (54, 92, 141),
+        (39, 127, 143),
+        (31, 162, 136),
+        (74, 194, 110),
+        (160, 219, 57),
+        (254, 232, 37),
+    ];
+    let t = if t.is_finite() {
+        t.clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    let x = t * (STOPS.len() - 1) as f64;
+    let i = (x.floor() as usize).min(STOPS.len() - 2);
+    let f = x - i as f64;
+    let lerp = |a: u8, b: u8| (a as f64 + (b as f64 - a as f64) * f).round() as u8;
+    let (a, b) = (STOPS[i], STOPS[i + 1]);
+    RGBColor(lerp(a.0, b.0), lerp(a.1, b.1), lerp(a.2, b.2))
+}
+
 // ---------------------------------------------------------------------------------------
 // Numbers and ranges
 
 /// A tick label: plain decimals in [0.01, 1e5), else scientific with a trimmed
 /// mantissa; typographic minus.
-pub(super) fn fmt_num(v: f64) -> String {
+pub(crate) fn fmt_num(v: f64) -> String {
     let a = v.abs();
     let s = if a == 0.0 || !v.is_finite() {
         "0".to_string()
@@ -238,7 +263,7 @@ pub(super) fn fmt_num(v: f64) -> String {
 }
 
 /// A step count: plain below 1e5, else `120k`.
-pub(super) fn fmt_step(v: f64) -> String {
+pub(crate) fn fmt_step(v: f64) -> String {
     if v.abs() >= 1e5 {
         format!("{}k", fmt_num(v / 1e3))
     } else {
@@ -247,7 +272,7 @@ pub(super) fn fmt_step(v: f64) -> String {
 }
 
 /// Finite min and max of `values`.
-pub(super) fn span(values: impl IntoIterator<Item = f64>) -> Option<(f64, f64)> {
+pub(crate) fn span(values: impl IntoIterator<Item = f64>) -> Option<(f64, f64)> {
     values
         .into_iter()
         .filter(|v| v.is_finite())
@@ -258,7 +283,7 @@ pub(super) fn span(values: impl IntoIterator<Item = f64>) -> Option<(f64, f64)> 
 }
 
 /// A non-empty axis range around [lo, hi] with `frac` of its width added either side.
-pub(super) fn padded(lo: f64, hi: f64, frac: f64) -> (f64, f64) {
+pub(crate) fn padded(lo: f64, hi: f64, frac: f64) -> (f64, f64) {
     let w = hi - lo;
     if w > 0.0 {
         (lo - frac * w, hi + frac * w)
@@ -270,7 +295,7 @@ pub(super) fn padded(lo: f64, hi: f64, frac: f64) -> (f64, f64) {
 
 /// A step axis over every x of `steps`, starting at the first step (0 usually), with a
 /// small right margin.
-pub(super) fn step_range(steps: impl IntoIterator<Item = f64>) -> (f64, f64) {
+pub(crate) fn step_range(steps: impl IntoIterator<Item = f64>) -> (f64, f64) {
     let (lo, hi) = span(steps).unwrap_or((0.0, 1.0));
     if hi > lo {
         (lo, hi + 0.01 * (hi - lo))
@@ -293,7 +318,7 @@ enum XAxis {
 
 /// One chart's axes: the frame, descriptions, tick labels and grid, with the margins
 /// every figure shares unless it says otherwise.
-pub(super) struct Axes<'a> {
+pub(crate) struct Axes<'a> {
     x_desc: &'a str,
     y_desc: &'a str,
     x: XAxis,
@@ -308,7 +333,7 @@ pub(super) struct Axes<'a> {
 
 impl<'a> Axes<'a> {
     /// A chart over training steps.
-    pub(super) fn over_steps(y_desc: &'a str) -> Self {
+    pub(crate) fn over_steps(y_desc: &'a str) -> Self {
         Axes {
             x_desc: "training step",
             y_desc,
@@ -322,7 +347,7 @@ impl<'a> Axes<'a> {
     }
 
     /// A chart whose x ticks the figure places itself (frequencies, angles).
-    pub(super) fn own_x_ticks(x_desc: &'a str, y_desc: &'a str) -> Self {
+    pub(crate) fn own_x_ticks(x_desc: &'a str, y_desc: &'a str) -> Self {
         Axes {
             x: XAxis::Own,
             x_desc,
@@ -331,7 +356,7 @@ impl<'a> Axes<'a> {
     }
 
     /// Labels of the y ticks.
-    pub(super) fn y_labels(self, fmt: fn(&f64) -> String) -> Self {
+    pub(crate) fn y_labels(self, fmt: fn(&f64) -> String) -> Self {
         Axes {
             y_fmt: Some(fmt),
             ..self
@@ -339,7 +364,7 @@ impl<'a> Axes<'a> {
     }
 
     /// Neither y tick labels nor grid lines (the figure labels its rows itself).
-    pub(super) fn bare_y(self) -> Self {
+    pub(crate) fn bare_y(self) -> Self {
         Axes {
             y_fmt: None,
             grid: false,
@@ -348,7 +373,7 @@ impl<'a> Axes<'a> {
     }
 
     /// Margins in pixels: above the plot, right of it, and the y label area's width.
-    pub(super) fn margins(self, top: u32, right: u32, y_area: u32) -> Self {
+    pub(crate) fn margins(self, top: u32, right: u32, y_area: u32) -> Self {
         Axes {
             top,
             right,
@@ -358,7 +383,7 @@ impl<'a> Axes<'a> {
     }
 
     /// Builds the chart on `area` over `x` × `y` and draws its axes.
-    pub(super) fn draw<'b, DB, X, Y>(
+    pub(crate) fn draw<'b, DB, X, Y>(
         &self,
         area: &'b Area<DB>,
         x: X,
@@ -404,23 +429,23 @@ impl<'a> Axes<'a> {
 }
 
 /// Tick labels by [`fmt_num`].
-pub(super) fn num_label(v: &f64) -> String {
+pub(crate) fn num_label(v: &f64) -> String {
     fmt_num(*v)
 }
 
 /// Tick labels as whole numbers (counts, percentages).
-pub(super) fn whole_label(v: &f64) -> String {
+pub(crate) fn whole_label(v: &f64) -> String {
     format!("{v:.0}")
 }
 
 /// Tick labels with one decimal (shares).
-pub(super) fn tenth_label(v: &f64) -> String {
+pub(crate) fn tenth_label(v: &f64) -> String {
     format!("{v:.1}")
 }
 
 /// Tick marks and labels below the x axis of `chart` at chosen values (plotters picks
 /// its own "nice" values otherwise).
-pub(super) fn x_ticks<DB, Y>(
+pub(crate) fn x_ticks<DB, Y>(
     root: &Area<DB>,
     chart: &Chart<'_, DB, RangedCoordf64, Y>,
     ticks: &[(f64, String)],
@@ -447,7 +472,7 @@ where
 }
 
 /// A horizontal dashed line across the chart at `y`, with its legend entry.
-pub(super) fn dashed_level<'a, DB, Y>(
+pub(crate) fn dashed_level<'a, DB, Y>(
     chart: &mut Chart<'a, DB, RangedCoordf64, Y>,
     y: f64,
     color: RGBColor,
@@ -475,7 +500,7 @@ where
 
 /// Draws the series labels of `chart` in one style for every picture: a light box with a
 /// thin border at `position` (each picture picks the corner its data leaves empty).
-pub(super) fn legend<'a, DB, CT>(
+pub(crate) fn legend<'a, DB, CT>(
     chart: &mut ChartContext<'a, DB, CT>,
     position: SeriesLabelPosition,
 ) -> Draw
@@ -494,7 +519,7 @@ where
 }
 
 /// A legend swatch for a line.
-pub(super) fn line_legend(
+pub(crate) fn line_legend(
     color: RGBColor,
     width: u32,
 ) -> impl Fn((i32, i32)) -> PathElement<(i32, i32)> {
@@ -502,21 +527,21 @@ pub(super) fn line_legend(
 }
 
 /// A legend swatch for a filled box.
-pub(super) fn box_legend(color: RGBAColor) -> impl Fn((i32, i32)) -> Rectangle<(i32, i32)> {
+pub(crate) fn box_legend(color: RGBAColor) -> impl Fn((i32, i32)) -> Rectangle<(i32, i32)> {
     move |(x, y)| Rectangle::new([(x, y - 6), (x + 24, y + 6)], color.filled())
 }
 
 /// A line of (x, y) points.
-pub(super) struct Series {
-    pub(super) label: String,
-    pub(super) color: RGBColor,
-    pub(super) dashed: bool,
-    pub(super) points: Vec<(f64, f64)>,
+pub(crate) struct Series {
+    pub(crate) label: String,
+    pub(crate) color: RGBColor,
+    pub(crate) dashed: bool,
+    pub(crate) points: Vec<(f64, f64)>,
 }
 
 impl Series {
     /// Draws the line (a dot when it has one point) with its legend entry.
-    pub(super) fn draw<'a, DB, X, Y>(&self, chart: &mut Chart<'a, DB, X, Y>) -> Draw
+    pub(crate) fn draw<'a, DB, X, Y>(&self, chart: &mut Chart<'a, DB, X, Y>) -> Draw
     where
         DB: Backend + 'a,
         X: Ranged<ValueType = f64>,
@@ -555,7 +580,7 @@ impl Series {
 }
 
 /// The step axis of figures made of [`Series`].
-pub(super) fn series_steps<'a>(series: impl IntoIterator<Item = &'a Series>) -> (f64, f64) {
+pub(crate) fn series_steps<'a>(series: impl IntoIterator<Item = &'a Series>) -> (f64, f64) {
     step_range(
         series
             .into_iter()

@@ -21,7 +21,7 @@
 //! how it is drawn); `frame.rs` holds what they all share.
 
 mod curves;
-mod frame;
+pub(crate) mod frame;
 mod ipr;
 mod margin;
 mod neurons_per_frequency;

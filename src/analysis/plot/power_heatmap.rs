@@ -1,7 +1,9 @@
 //! `power_heatmap`: every neuron's share of power at its final frequency over training
 //! (rows = neurons grouped by final frequency, columns = snapshots), with a colour bar.
 
-use super::frame::{desc_style, label_style, tenth_label, Area, Axes, Backend, Draw, Figure};
+use super::frame::{
+    desc_style, label_style, tenth_label, viridis, Area, Axes, Backend, Draw, Figure,
+};
 use super::{drawable, model0_phrase, ordered_neurons, timeline_reason, Prepared, RunAnalysis};
 use crate::analysis::record::SpectraRecord;
 use plotters::prelude::*;
@@ -232,31 +234,6 @@ fn colour_bar<DB: Backend>(bar: &Area<DB>) -> Draw {
         Rectangle::new([(0.0, a), (0.6, b)], viridis(0.5 * (a + b)).filled())
     }))?;
     Ok(())
-}
-
-/// Viridis, linearly interpolated between 8 stops; `t` is clamped to [0, 1].
-fn viridis(t: f64) -> RGBColor {
-    const STOPS: [(u8, u8, u8); 8] = [
-        (68, 1, 84),
-        (70, 50, 127),
-        (54, 92, 141),
-        (39, 127, 143),
-        (31, 162, 136),
-        (74, 194, 110),
-        (160, 219, 57),
-        (254, 232, 37),
-    ];
-    let t = if t.is_finite() {
-        t.clamp(0.0, 1.0)
-    } else {
-        0.0
-    };
-    let x = t * (STOPS.len() - 1) as f64;
-    let i = (x.floor() as usize).min(STOPS.len() - 2);
-    let f = x - i as f64;
-    let lerp = |a: u8, b: u8| (a as f64 + (b as f64 - a as f64) * f).round() as u8;
-    let (a, b) = (STOPS[i], STOPS[i + 1]);
-    RGBColor(lerp(a.0, b.0), lerp(a.1, b.1), lerp(a.2, b.2))
 }
 
 #[cfg(test)]

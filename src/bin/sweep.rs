@@ -1,0 +1,241 @@
+//! `sweep`: train every model of a sweep file in batched passes and draw its phase
+//! diagrams; `sweep merge` joins the directories of its shards.
+//!
+//! A thin command line over [`clockwork::sweep`] (the file format is in its docs).
+
+use clap::{Parser, Subcommand};
+use clockwork::run::Progress;
+use clockwork::sweep::plan::Shard;
+use clockwork::sweep::{self, estimate, merge, Sweep, SweepOptions, SweepStatus};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "sweep",
+    about = "Train a grid of models (a TOML sweep file) in batched passes: tables, phase diagrams, index.html",
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+
+    /// The sweep file (format: see the README's Sweeps section)
+    #[arg(required = true, value_name = "FILE")]
+    file: Option<PathBuf>,
+
+    /// Check the file, print the model count, the shape groups and a time estimate
+    /// (a few steps of each group are timed); trains nothing
+    #[arg(long)]
+    dry_run: bool,
+
+    /// Train only slice i of n (0-based): batches whose index is i modulo n
+    #[arg(long, value_name = "i/n")]
+    shard: Option<String>,
+
+    /// Sweep directory (default: sweeps/NAME, or sweeps/NAME-shard-i-of-n); rerunning
+    /// the same command resumes it
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+
+    /// No progress output
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Join the directories of all shards of one sweep into one table and one set of diagrams
+    Merge {
+        /// The shard directories (one per shard)
+        #[arg(required = true, value_name = "DIR")]
+        dirs: Vec<PathBuf>,
+        /// Where the merged tables and diagrams go (a new directory)
+        #[arg(long, value_name = "DIR", required = true)]
+        out: PathBuf,
+    },
+}
+
+fn fail(code: u8, message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::from(code)
+}
+
+fn duration(s: f64) -> String {
+    if s < 60.0 {
+        format!("{s:.1} s")
+    } else if s < 3600.0 {
+        format!("{}m {:02.0}s", (s / 60.0).floor(), s % 60.0)
+    } else {
+        format!("{}h {:02.0}m", (s / 3600.0).floor(), (s % 3600.0) / 60.0)
+    }
+}
+
+fn dry_run(sweep: &Sweep, shard: Shard) -> ExitCode {
+    let axes: Vec<String> = sweep
+        .spec
+        .axes
+        .iter()
+        .map(|a| format!("{} ({})", a.key, a.values.len()))
+        .collect();
+    println!(
+        "sweep {}: {} models, {} shape group(s), {} batch(es) of at most {} (fingerprint {})",
+        sweep.spec.name,
+        sweep.points.len(),
+        sweep.plan.groups.len(),
+        sweep.plan.batches.len(),
+        sweep.spec.batch_max,
+        sweep.fingerprint
+    );
+    if !axes.is_empty() {
+        println!("axes: {}", axes.join(" × "));
+    }
+    if !sweep.spec.points.is_empty() {
+        println!("explicit points: {}", sweep.spec.points.len());
+    }
+    if shard.count > 1 {
+        let mine = sweep
+            .plan
+            .batches
+            .iter()
+            .filter(|b| shard.holds(b.index))
+            .count();
+        println!("shard {shard}: {mine} batch(es)");
+    }
+    let estimates = match estimate::estimate(sweep, shard) {
+        Ok(e) => e,
+        Err(e) => return fail(1, e),
+    };
+    let mut total = 0.0;
+    for e in &estimates {
+        let g = &sweep.plan.groups[e.group];
+        println!(
+            "group {}: {} models in {} batch(es), {:.3} ms/step at the largest batch, ~{}\n  {}",
+            e.group,
+            e.models,
+            e.batches,
+            1e3 * e.step_s,
+            duration(e.total_s),
+            g.describe
+        );
+        total += e.total_s;
+    }
+    println!(
+        "estimated time: ~{} (steps and evaluations timed on this machine just now)",
+        duration(total)
+    );
+    ExitCode::SUCCESS
+}
+
+fn default_out(sweep: &Sweep, shard: Shard) -> PathBuf {
+    let name = if shard.count > 1 {
+        format!(
+            "{}-shard-{}-of-{}",
+            sweep.spec.name, shard.index, shard.count
+        )
+    } else {
+        sweep.spec.name.clone()
+    };
+    Path::new("sweeps").join(name)
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => match e.kind() {
+            clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                let _ = e.print();
+                return ExitCode::SUCCESS;
+            }
+            _ => {
+                let text = e.to_string();
+                let line = text
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .trim_start_matches("error: ");
+                return fail(2, format!("{line} (see sweep --help)"));
+            }
+        },
+    };
+    if let Some(Command::Merge { dirs, out }) = &cli.command {
+        return match merge::merge(dirs, out) {
+            Ok(r) => {
+                println!(
+                    "merged {} shard(s): {} models → {}",
+                    dirs.len(),
+                    r.models,
+                    out.join(sweep::report::INDEX_FILE).display()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(2, e),
+        };
+    }
+    let file = cli.file.expect("clap requires FILE without a subcommand");
+    let shard = match cli.shard.as_deref().map(Shard::parse).transpose() {
+        Ok(s) => s.unwrap_or(Shard::ALL),
+        Err(e) => return fail(2, e),
+    };
+    let sweep = match Sweep::load(&file) {
+        Ok(s) => s,
+        Err(e) => return fail(2, e),
+    };
+    if cli.dry_run {
+        return dry_run(&sweep, shard);
+    }
+    let interrupt = Arc::new(AtomicBool::new(false));
+    {
+        let flag = interrupt.clone();
+        let installed = ctrlc::set_handler(move || {
+            if flag.swap(true, Ordering::SeqCst) {
+                eprintln!("\nsecond interrupt: exiting without a new checkpoint");
+                std::process::exit(130);
+            }
+            eprintln!(
+                "\ninterrupt: writing a checkpoint of the current batch (Ctrl-C again to quit now)"
+            );
+        });
+        if let Err(e) = installed {
+            eprintln!("warning: cannot handle Ctrl-C ({e})");
+        }
+    }
+    let out = cli.out.unwrap_or_else(|| default_out(&sweep, shard));
+    let options = SweepOptions {
+        progress: if cli.quiet {
+            Progress::Off
+        } else {
+            Progress::Auto
+        },
+        interrupt: Some(interrupt),
+        quiet: cli.quiet,
+    };
+    match sweep::run(&sweep, &out, shard, &options) {
+        Ok(r) if r.status == SweepStatus::Interrupted => {
+            eprintln!(
+                "interrupted after {} batch(es); run the same command again to continue",
+                r.trained
+            );
+            ExitCode::from(130)
+        }
+        Ok(r) => {
+            println!(
+                "done: {} models ({} batch(es) trained now, {} already done) in {}",
+                r.models,
+                r.trained,
+                r.skipped,
+                duration(r.elapsed_s)
+            );
+            println!(
+                "results: {}",
+                out.join(sweep::tables::RESULTS_CSV).display()
+            );
+            println!("page:    {}", out.join(sweep::report::INDEX_FILE).display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(1, e),
+    }
+}
