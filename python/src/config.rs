@@ -4,10 +4,11 @@
 
 use crate::errors::{config_error, IntoPyResult};
 use crate::values::{py_to_toml_text, toml_to_py};
-use clockwork::config::RunConfig;
+use clockwork::config::{PerModelConfig, RunConfig};
+use serde::Deserialize;
 use clockwork::presets;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList};
+use pyo3::types::PyDict;
 use std::path::PathBuf;
 
 /// A validated run configuration (the ``config.toml`` of a run directory).
@@ -131,9 +132,57 @@ pub fn describe(c: &RunConfig) -> String {
     )
 }
 
+/// `overrides` applied over `base` as [`presets::resolve_over`] applies them, and
+/// `[per_model]` lists too (`--set` has no per-model keys; a notebook sweeping seeds
+/// wants them): those are set after the others, then the whole config is validated, so
+/// `models = 4` and four-entry lists can change together.
+fn resolve_with(
+    py: Python<'_>,
+    mut base: RunConfig,
+    overrides: &[(String, String)],
+) -> PyResult<RunConfig> {
+    let (per_model, plain): (Vec<_>, Vec<_>) = overrides
+        .iter()
+        .cloned()
+        .partition(|(k, _)| k.starts_with("per_model."));
+    if per_model.is_empty() {
+        return presets::resolve_over(base, None, &plain).py(py);
+    }
+    let mut lists = match toml::Value::try_from(&base.per_model) {
+        Ok(toml::Value::Table(t)) => t,
+        _ => toml::Table::new(),
+    };
+    base.per_model = PerModelConfig::default();
+    let mut config = presets::resolve_over(base, None, &plain).py(py)?;
+    for (key, text) in &per_model {
+        let name = &key["per_model.".len()..];
+        let value = toml::from_str::<toml::Table>(&format!("v = {text}"))
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .ok_or_else(|| config_error(py, key, text, "expected a list, e.g. [0, 1, 2]"))?;
+        lists.insert(name.to_string(), value);
+        config.per_model = PerModelConfig::deserialize(toml::Value::Table(lists.clone()))
+            .map_err(|e| {
+                let msg = e.to_string();
+                config_error(py, key, text, msg.trim())
+            })?;
+    }
+    config.validate().py(py)?;
+    Ok(config)
+}
+
 impl PyConfig {
+    /// The config as a TOML table, with `[per_model]` always present (its lists empty
+    /// when unset; `config.toml` leaves the section out then).
     fn table(&self) -> toml::Table {
-        toml::from_str(&self.config.to_toml()).expect("a RunConfig's TOML parses")
+        let mut t: toml::Table =
+            toml::from_str(&self.config.to_toml()).expect("a RunConfig's TOML parses");
+        if !t.contains_key("per_model") {
+            if let Ok(pm) = toml::Value::try_from(&self.config.per_model) {
+                t.insert("per_model".into(), pm);
+            }
+        }
+        t
     }
 }
 
@@ -149,7 +198,7 @@ impl PyConfig {
         kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<PyConfig> {
         let ov = overrides(py, mapping, kwargs)?;
-        let config = presets::resolve("default", None, &ov).py(py)?;
+        let config = resolve_with(py, presets::preset("default").py(py)?, &ov)?;
         Ok(PyConfig { config })
     }
 
@@ -166,7 +215,7 @@ impl PyConfig {
     #[pyo3(signature = (mapping, preset="default"))]
     fn from_dict(py: Python<'_>, mapping: &Bound<'_, PyAny>, preset: &str) -> PyResult<PyConfig> {
         let ov = overrides(py, Some(mapping), None)?;
-        let config = presets::resolve(preset, None, &ov).py(py)?;
+        let config = resolve_with(py, presets::preset(preset).py(py)?, &ov)?;
         Ok(PyConfig { config })
     }
 
@@ -199,7 +248,7 @@ impl PyConfig {
         kwargs: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<PyConfig> {
         let ov = overrides(py, mapping, kwargs)?;
-        let config = presets::resolve_over(self.config.clone(), None, &ov).py(py)?;
+        let config = resolve_with(py, self.config.clone(), &ov)?;
         Ok(PyConfig { config })
     }
 
@@ -226,7 +275,8 @@ impl PyConfig {
     }
 
     /// The config as nested dicts (sections ``task``, ``model``, ``train``,
-    /// ``optimizer``, and ``per_model`` when set), as in ``config.toml``.
+    /// ``optimizer``, ``per_model``), as in ``config.toml`` (which leaves ``per_model``
+    /// out when its lists are empty).
     fn to_dict(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         toml_to_py(py, &toml::Value::Table(self.table()))
     }
@@ -246,10 +296,6 @@ impl PyConfig {
         };
         match found {
             Some(v) => toml_to_py(py, &v),
-            // Keys of an unset [per_model] section read as empty lists.
-            None if presets::keys_with_defaults().iter().any(|(k, _)| k == key) => {
-                Ok(PyList::empty(py).into_any().unbind())
-            }
             None => Err(pyo3::exceptions::PyKeyError::new_err(format!(
                 "no config key '{key}' (Config.keys() lists them)"
             ))),
