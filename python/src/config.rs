@@ -5,10 +5,10 @@
 use crate::errors::{config_error, IntoPyResult};
 use crate::values::{py_to_toml_text, toml_to_py};
 use clockwork::config::{PerModelConfig, RunConfig};
-use serde::Deserialize;
 use clockwork::presets;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
+use serde::Deserialize;
 use std::path::PathBuf;
 
 /// A validated run configuration (the ``config.toml`` of a run directory).
@@ -161,8 +161,8 @@ fn resolve_with(
             .and_then(|mut t| t.remove("v"))
             .ok_or_else(|| config_error(py, key, text, "expected a list, e.g. [0, 1, 2]"))?;
         lists.insert(name.to_string(), value);
-        config.per_model = PerModelConfig::deserialize(toml::Value::Table(lists.clone()))
-            .map_err(|e| {
+        config.per_model =
+            PerModelConfig::deserialize(toml::Value::Table(lists.clone())).map_err(|e| {
                 let msg = e.to_string();
                 config_error(py, key, text, msg.trim())
             })?;
