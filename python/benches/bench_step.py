@@ -7,6 +7,9 @@ At p = 23, m = 96 (one model, f32 and f64) it times, interleaved round by round:
     (argument parsing, releasing and retaking the GIL, the report dict);
   - a plain PyTorch step of the same model (clockwork.torch.objective + torch.optim.SGD,
     eager), when torch is installed.
+The loop-minus-step(n) difference is within the noise of a shared machine at this size,
+so the call overhead is also measured on its own: the same two ways of stepping a
+3 × 1 model, whose step is a few µs, differ by the Python cost of one call.
 Each figure is the median over rounds of the mean per step within a round. A benchmark,
 not a test: the machine is shared and noisy, so compare figures from one run only.
 
@@ -45,7 +48,21 @@ def main():
         torch = None
     print(f"# p={P} m={M} B=1, {args.rounds} rounds of {args.n} steps, clockwork {cw.__version__}"
           + (f", torch {torch.__version__} ({torch.get_num_threads()} threads)" if torch else ", no torch"))
-    print(f"{'dtype':<6}{'step(n) /step':>15}{'step(1) loop':>15}{'overhead':>10}{'PyTorch eager':>15}")
+    tiny = cw.Trainer(cw.Config(p=3, width=1, dtype="f64", lr=1e-4, lr_milestones=[], threads=1))
+
+    def tiny_loop(n):
+        for _ in range(n):
+            tiny.step(1)
+
+    calls, tiny_steps = [], []
+    for _ in range(args.rounds):
+        tiny_steps.append(per_step(tiny.step, 20 * args.n))
+        calls.append(per_step(tiny_loop, 20 * args.n))
+    call = statistics.median(calls) - statistics.median(tiny_steps)
+    print(f"# Python cost of one step(1) call: {call * 1e6:.2f} µs "
+          f"(3 × 1 model: step(1) loop {statistics.median(calls) * 1e6:.2f} µs/call, "
+          f"step(n) {statistics.median(tiny_steps) * 1e6:.2f} µs/step)")
+    print(f"{'dtype':<6}{'step(n) /step':>15}{'step(1) loop':>15}{'loop-step(n)':>14}{'call/step':>11}{'PyTorch eager':>15}")
     for dtype in ("f32", "f64"):
         # lr 1e-4 without milestones: the weights stay finite for any number of steps.
         cfg = cw.Config(p=P, width=M, dtype=dtype, lr=1e-4, lr_milestones=[], threads=args.threads)
@@ -77,7 +94,8 @@ def main():
                 torched.append(per_step(torch_step, max(10, args.n // 10)))
         b, l = statistics.median(batched), statistics.median(looped)
         pt = f"{statistics.median(torched) * 1e6:>12.1f} µs" if torched else f"{'-':>15}"
-        print(f"{dtype:<6}{b * 1e6:>12.1f} µs{l * 1e6:>12.1f} µs{(l - b) / b * 100:>9.1f}%{pt}")
+        print(f"{dtype:<6}{b * 1e6:>12.1f} µs{l * 1e6:>12.1f} µs{(l - b) / b * 100:>13.1f}%"
+              f"{call / b * 100:>10.2f}%{pt}")
 
 
 if __name__ == "__main__":

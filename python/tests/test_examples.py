@@ -22,14 +22,14 @@ def run(script, steps, *args):
 
 def test_torch_inspect_example():
     pytest.importorskip("torch")
-    out = run("torch_inspect.py", 400)
+    out = run("torch_inspect.py", 300)
     assert "PyTorch accuracy:" in out and "after fine-tuning in PyTorch" in out
     assert "clockwork continues:" in out
 
 
 def test_blog_x2_figures_example(tmp_path):
     pytest.importorskip("matplotlib")
-    out = run("blog_x2_figures.py", 1000, str(tmp_path))
-    assert "step 1000:" in out
+    out = run("blog_x2_figures.py", 500, str(tmp_path))
+    assert "step 500:" in out
     for name in ("margin", "neurons_per_frequency", "spectra_grid", "phase_residuals"):
         assert (tmp_path / f"{name}.png").stat().st_size > 1000
