@@ -7,9 +7,10 @@ At p = 23, m = 96 (one model, f32 and f64) it times, interleaved round by round:
     (argument parsing, releasing and retaking the GIL, the report dict);
   - a plain PyTorch step of the same model (clockwork.torch.objective + torch.optim.SGD,
     eager), when torch is installed.
-The loop-minus-step(n) difference is within the noise of a shared machine at this size,
+step(n) and the loop alternate round by round; PyTorch is timed after them. The
+loop-minus-step(n) difference is within the noise of a shared machine at this size,
 so the call overhead is also measured on its own: the same two ways of stepping a
-3 × 1 model, whose step is a few µs, differ by the Python cost of one call.
+3 × 1 model, whose step is short (tens of µs), differ by the Python cost of one call.
 Each figure is the median over rounds of the mean per step within a round. A benchmark,
 not a test: the machine is shared and noisy, so compare figures from one run only.
 
@@ -87,10 +88,15 @@ def main():
 
             torch_step(5)
         batched, looped, torched = [], [], []
-        for _ in range(args.rounds):
-            batched.append(per_step(t.step, args.n))
-            looped.append(per_step(loop, args.n))
-            if torch_step:
+        # The two ways of stepping alternate in order (ABBA) so drift favours neither;
+        # PyTorch runs after them, as its OpenMP threads keep spinning for a while after
+        # each step and would slow whatever ran next.
+        for r in range(args.rounds):
+            pair = [(batched, t.step), (looped, loop)]
+            for out, fn in pair if r % 2 == 0 else pair[::-1]:
+                out.append(per_step(fn, args.n))
+        if torch_step:
+            for _ in range(args.rounds):
                 torched.append(per_step(torch_step, max(10, args.n // 10)))
         b, l = statistics.median(batched), statistics.median(looped)
         pt = f"{statistics.median(torched) * 1e6:>12.1f} µs" if torched else f"{'-':>15}"
