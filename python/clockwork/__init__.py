@@ -70,16 +70,9 @@ __all__ = [
     "save_weights",
     "analyze",
     "summary",
-    "Error",
-    "ConfigError",
-    "ShapeError",
-    "DivergedError",
-    "BadFileError",
-    "FileIOError",
-    "BackendError",
     "errors",
     "__version__",
-]
+] + errors.__all__
 
 def _pandas():
     try:

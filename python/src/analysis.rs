@@ -93,6 +93,20 @@ fn check_threshold(py: Python<'_>, threshold: f64) -> PyResult<()> {
     Ok(())
 }
 
+/// The spectra of one model's weights and its neurons' features at `threshold`.
+fn features_of(
+    py: Python<'_>,
+    u: &Bound<'_, PyAny>,
+    v: &Bound<'_, PyAny>,
+    w: &Bound<'_, PyAny>,
+    threshold: f64,
+) -> PyResult<(ModelSpectra, Vec<summary::NeuronFeatures>)> {
+    check_threshold(py, threshold)?;
+    let s = model_spectra(py, weights_from(py, u, v, w)?)?;
+    let f = summary::neuron_features(&s, threshold);
+    Ok((s, f))
+}
+
 /// Fourier spectra of every neuron over Z_p: ``{"power", "phase"}``, each an array of
 /// shape ``(m, 3, ⌊p/2⌋+1)`` (axis 1: u, v, w; axis 2: frequency k = 0..⌊p/2⌋), with
 /// ``p`` and ``n_freq``. Power of k < p/2 combines k and p−k, so it sums to ‖x‖²;
@@ -136,9 +150,7 @@ pub fn neuron_features(
     w: &Bound<'_, PyAny>,
     threshold: f64,
 ) -> PyResult<Py<PyAny>> {
-    check_threshold(py, threshold)?;
-    let s = model_spectra(py, weights_from(py, u, v, w)?)?;
-    let features = summary::neuron_features(&s, threshold);
+    let (_, features) = features_of(py, u, v, w, threshold)?;
     // Rows → columns (a dict of lists, what pandas.DataFrame takes).
     let rows = match serde_json::to_value(&features) {
         Ok(serde_json::Value::Array(rows)) => rows,
@@ -252,9 +264,7 @@ pub fn frequency_summary(
     w: &Bound<'_, PyAny>,
     threshold: f64,
 ) -> PyResult<Py<PyAny>> {
-    check_threshold(py, threshold)?;
-    let s = model_spectra(py, weights_from(py, u, v, w)?)?;
-    let f = summary::neuron_features(&s, threshold);
+    let (s, f) = features_of(py, u, v, w, threshold)?;
     values::to_py(py, &summary::summarize(&f, s.p / 2, threshold))
 }
 
