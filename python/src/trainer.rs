@@ -18,6 +18,7 @@ use pyo3::exceptions::PyKeyError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use std::path::PathBuf;
+use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
 /// Wall time of compute between two checks for Ctrl-C in `step(n)`.
@@ -43,8 +44,8 @@ macro_rules! dispatch {
 ///
 /// The trainer holds its stepper as `Box<dyn Stepper>`, which is not declared `Send`, but
 /// the closure runs on the calling thread (`detach` only releases the GIL around it), the
-/// trainer is reachable only through this one `&mut` while it runs, and the Python object
-/// is `unsendable` (PyO3 refuses access from any other thread), so no other thread ever
+/// trainer is reachable only through this one `&mut` while it runs, and [`PyTrainer`]
+/// hands its trainer out on the thread that made it only, so no other thread ever
 /// touches it.
 struct OnThisThread<T>(T);
 // SAFETY: see the type's docs: the value never leaves the thread that created it.
@@ -60,12 +61,24 @@ impl<T> OnThisThread<T> {
 /// ``Trainer(config)`` builds it on ``config.device`` (``"cpu"`` or ``"cuda:N"``) in
 /// ``config.dtype``, initialized from the config's seeds, exactly as ``train`` does: a
 /// run here and the same config through ``train`` give the same bits. Compute releases
-/// the GIL. A Trainer belongs to the thread that made it.
-#[pyclass(name = "Trainer", module = "clockwork", unsendable)]
+/// the GIL. A Trainer belongs to the thread that made it: a call from another thread
+/// raises RuntimeError.
+#[pyclass(name = "Trainer", module = "clockwork")]
 pub struct PyTrainer {
+    /// Reached only through [`PyTrainer::inner`] / [`PyTrainer::inner_mut`].
     inner: Inner,
     config: RunConfig,
+    /// The thread that built the trainer, the only one that may use it.
+    owner: ThreadId,
 }
+
+// SAFETY: the trainer (the one part that is not declared Send/Sync: its boxed stepper,
+// which may hold a device's graph and streams) is only ever reached on the `owner`
+// thread, checked by `inner`/`inner_mut` on every call; PyO3's borrow flag keeps a
+// `&mut` call exclusive. What `#[pyclass(unsendable)]` would give, except that a call
+// from another thread raises a RuntimeError there instead of a Rust panic.
+unsafe impl Send for PyTrainer {}
+unsafe impl Sync for PyTrainer {}
 
 fn build(py: Python<'_>, config: &RunConfig) -> PyResult<Inner> {
     let config = config.clone();
@@ -312,6 +325,25 @@ fn state_from_dict<F: Real + Element + DtypeName>(
 }
 
 impl PyTrainer {
+    fn on_owner_thread(&self) -> PyResult<()> {
+        if std::thread::current().id() == self.owner {
+            Ok(())
+        } else {
+            Err(pyo3::exceptions::PyRuntimeError::new_err(
+                "this Trainer belongs to the thread that made it; build one in this thread \
+                 (e.g. Trainer.from_checkpoint of a checkpoint that trainer saved)",
+            ))
+        }
+    }
+    fn inner(&self) -> PyResult<&Inner> {
+        self.on_owner_thread()?;
+        Ok(&self.inner)
+    }
+    fn inner_mut(&mut self) -> PyResult<&mut Inner> {
+        self.on_owner_thread()?;
+        Ok(&mut self.inner)
+    }
+
     fn check_model(&self, py: Python<'_>, model: Option<i64>) -> PyResult<Option<usize>> {
         match model {
             None => Ok(None),
@@ -337,6 +369,7 @@ impl PyTrainer {
         Ok(PyTrainer {
             inner: build(py, &config.config)?,
             config: config.config.clone(),
+            owner: std::thread::current().id(),
         })
     }
 
@@ -363,7 +396,11 @@ impl PyTrainer {
                 t.restore(s).py(py)?
             }
         }
-        Ok(PyTrainer { inner, config })
+        Ok(PyTrainer {
+            inner,
+            config,
+            owner: std::thread::current().id(),
+        })
     }
 
     /// Takes ``n`` full-batch steps of every model (GIL released) and returns the last
@@ -385,8 +422,9 @@ impl PyTrainer {
         }
         let mut left = n as u64;
         let mut last = None;
+        let trainer = self.inner_mut()?;
         while left > 0 {
-            let inner = OnThisThread(&mut self.inner);
+            let inner = OnThisThread(&mut *trainer);
             let (taken, report, result) = py.detach(move || {
                 let inner = inner.get();
                 dispatch!(inner, t => run_chunk(t, left, CHUNK))
@@ -410,7 +448,7 @@ impl PyTrainer {
     /// and learning rate of the current parameters, per model (GIL released). Test
     /// entries are None for a model that trains on the whole table.
     fn evaluate(&mut self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        let inner = OnThisThread(&mut self.inner);
+        let inner = OnThisThread(self.inner_mut()?);
         let e = py.detach(move || {
             let inner = inner.get();
             dispatch!(inner, t => t.evaluate())
@@ -428,7 +466,7 @@ impl PyTrainer {
     #[pyo3(signature = (model=Some(0)))]
     fn weights(&mut self, py: Python<'_>, model: Option<i64>) -> PyResult<Py<PyAny>> {
         let model = self.check_model(py, model)?;
-        let (u, v, w) = dispatch!(&mut self.inner, t => weights_arrays(py, t, model)?);
+        let (u, v, w) = dispatch!(self.inner_mut()?, t => weights_arrays(py, t, model)?);
         Ok((u, v, w).into_pyobject(py)?.into_any().unbind())
     }
 
@@ -446,7 +484,7 @@ impl PyTrainer {
         model: i64,
     ) -> PyResult<()> {
         let k = self.check_model(py, Some(model))?.unwrap_or(0);
-        dispatch!(&mut self.inner, t => set_weights(py, t, u, v, w, k))
+        dispatch!(self.inner_mut()?, t => set_weights(py, t, u, v, w, k))
     }
 
     /// Everything that evolves in training, as a dict of NumPy arrays (copies):
@@ -455,7 +493,7 @@ impl PyTrainer {
     /// in use). :meth:`load_state` takes it back.
     fn state(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         let b = self.config.models;
-        Ok(match &self.inner {
+        Ok(match self.inner()? {
             Inner::F32(t) => state_dict(py, t.state().py(py)?, b)?,
             Inner::F64(t) => state_dict(py, t.state().py(py)?, b)?,
         }
@@ -466,7 +504,7 @@ impl PyTrainer {
     /// Continues from a state from :meth:`state` (of a trainer with the same config).
     /// Buffer sizes are checked (ShapeError naming the buffer).
     fn load_state(&mut self, py: Python<'_>, state: &Bound<'_, PyAny>) -> PyResult<()> {
-        match &mut self.inner {
+        match self.inner_mut()? {
             Inner::F32(t) => t.restore(state_from_dict::<f32>(py, state)?).py(py),
             Inner::F64(t) => t.restore(state_from_dict::<f64>(py, state)?).py(py),
         }
@@ -477,7 +515,7 @@ impl PyTrainer {
     /// --resume`` read it, ``clockwork.load_checkpoint`` and ``analyze`` too.
     fn save(&mut self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
         let config = self.config.clone();
-        dispatch!(&mut self.inner, t => {
+        dispatch!(self.inner_mut()?, t => {
             let state = t.state().py(py)?;
             let weights = t.weights().py(py)?;
             checkpoint::save_state(&path, &config, weights, &state).py(py)
@@ -486,8 +524,8 @@ impl PyTrainer {
 
     /// Steps taken so far.
     #[getter]
-    fn steps_done(&self) -> u64 {
-        dispatch!(&self.inner, t => t.steps_done())
+    fn steps_done(&self) -> PyResult<u64> {
+        Ok(dispatch!(self.inner()?, t => t.steps_done()))
     }
 
     /// The config it was built from.
@@ -501,21 +539,21 @@ impl PyTrainer {
     /// γ* per model where the theory gives one (x², a+b, untied, unfactored, all pairs
     /// trained on), else None.
     #[getter]
-    fn gamma_star(&self) -> Vec<Option<f64>> {
-        dispatch!(&self.inner, t => t.gamma_star().to_vec())
+    fn gamma_star(&self) -> PyResult<Vec<Option<f64>>> {
+        Ok(dispatch!(self.inner()?, t => t.gamma_star().to_vec()))
     }
 
     /// Where the steps run, e.g. ``"cpu (2 threads, avx512)"``.
-    fn describe(&self) -> String {
-        dispatch!(&self.inner, t => t.describe())
+    fn describe(&self) -> PyResult<String> {
+        Ok(dispatch!(self.inner()?, t => t.describe()))
     }
 
-    fn __repr__(&self) -> String {
-        format!(
+    fn __repr__(&self) -> PyResult<String> {
+        Ok(format!(
             "Trainer({}, step {}, on {})",
             crate::config::describe(&self.config),
-            self.steps_done(),
-            self.describe()
-        )
+            self.steps_done()?,
+            self.describe()?
+        ))
     }
 }

@@ -239,6 +239,24 @@ def test_gil_is_released_during_step():
     assert during > 20_000, during
 
 
+def test_other_threads_get_a_clean_error(small):
+    t = cw.Trainer(small)
+    seen = []
+
+    def use():
+        for call in (lambda: t.step(1), t.evaluate, t.weights, t.state, lambda: t.steps_done, repr):
+            try:
+                call() if call is not repr else repr(t)
+            except RuntimeError as e:  # not a Rust panic (PanicException is a BaseException)
+                seen.append(str(e))
+
+    th = threading.Thread(target=use)
+    th.start()
+    th.join()
+    assert len(seen) == 6 and all("belongs to the thread that made it" in m for m in seen)
+    assert t.step(1)["step"] == 0  # the owner still uses it
+
+
 def test_ctrl_c_interrupts_a_long_step():
     script = textwrap.dedent(
         """
