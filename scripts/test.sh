@@ -59,3 +59,4 @@ export CLOCKWORK_REQUIRE_NVRTC=1
 # checks of every kernel version against the f64 reference then run with the tests.
 # shellcheck disable=SC2086
 cargo test --release --all-targets --features dev-kernels ${CARGO_TEST_ARGS:-}
+scripts/test-python.sh  # the Python package (python/): its venv, clippy, the extension, pytest

@@ -572,7 +572,17 @@ pub fn resolve(
     file: Option<&Path>,
     overrides: &[(String, String)],
 ) -> Result<RunConfig> {
-    let base = preset(preset_name)?;
+    resolve_over(preset(preset_name)?, file, overrides)
+}
+
+/// [`resolve`] starting from a config in hand instead of a preset, for front ends that
+/// refine a config step by step (the Python package's `Config.with_`): `file` is merged
+/// over `base`, then `overrides` are applied, each checked as [`resolve`] checks them.
+pub fn resolve_over(
+    base: RunConfig,
+    file: Option<&Path>,
+    overrides: &[(String, String)],
+) -> Result<RunConfig> {
     let mut table = match toml::Value::try_from(&base).expect("a RunConfig serializes") {
         toml::Value::Table(t) => t,
         _ => unreachable!("a struct serializes to a table"),

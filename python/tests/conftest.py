@@ -1,0 +1,25 @@
+"""Shared fixtures: small configs and the `train` binary of this checkout."""
+
+import os
+import pathlib
+
+import pytest
+
+import clockwork as cw
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def small():
+    """a+b mod 23, width 96, f64, the default recipe: a step takes ~1 ms."""
+    return cw.Config.preset("default").with_(p=23, width=96, dtype="f64", steps=200)
+
+
+@pytest.fixture(scope="session")
+def train_bin():
+    """The `train` binary (scripts/test-python.sh builds it; CLOCKWORK_TRAIN_BIN overrides)."""
+    path = pathlib.Path(os.environ.get("CLOCKWORK_TRAIN_BIN", REPO / "target" / "release" / "train"))
+    if not path.exists():
+        pytest.fail(f"{path} is missing: run `cargo build --release --bin train` (scripts/test-python.sh does)")
+    return path
