@@ -59,3 +59,6 @@ export CLOCKWORK_REQUIRE_NVRTC=1
 # checks of every kernel version against the f64 reference then run with the tests.
 # shellcheck disable=SC2086
 cargo test --release --all-targets --features dev-kernels ${CARGO_TEST_ARGS:-}
+
+# The explorer page in headless Chromium (installs Debian's chromium when missing).
+scripts/browser-test.sh

@@ -14,6 +14,7 @@
 //!   engine backend that evaluates margins),
 //! - [`tables`]: its machine-readable outputs (`summary.json` and the CSV tables),
 //! - [`plot`] and [`report`]: PNG/SVG pictures and `index.html`,
+//! - [`explore`]: `explore.html`, the interactive page (`analyze RUN --explore`),
 //! - [`text`]: the human-readable report `analyze` prints,
 //! - [`outdir`]: checking and writing an analysis directory the way `analyze` does
 //!   (only the files written are replaced, each atomically).
@@ -22,6 +23,7 @@
 //! `tables`/`report`/`text` ← `outdir`; nothing here constructs an engine backend.
 
 pub mod construct;
+pub mod explore;
 pub mod fourier;
 mod jsonl;
 pub mod margin;

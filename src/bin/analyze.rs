@@ -2,7 +2,7 @@
 //! exact max-margin construction as a run directory.
 //!
 //! ```text
-//! analyze RUN [--out DIR] [--json] [--threshold 0.9] [--no-plots]
+//! analyze RUN [--out DIR] [--json] [--threshold 0.9] [--no-plots] [--explore]
 //! analyze construct --p P --out DIR [--force] [--json] [--no-plots]
 //! ```
 //!
@@ -47,6 +47,11 @@ struct Cli {
     /// writes are replaced
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+
+    /// Also write explore.html: one self-contained interactive page (training-step slider,
+    /// heat map, neuron inspector, logits), linked from index.html
+    #[arg(long)]
+    explore: bool,
 
     #[command(flatten)]
     common: Common,
@@ -165,7 +170,7 @@ fn main() -> ExitCode {
             let out = cli
                 .out
                 .unwrap_or_else(|| run.join(clockwork::layout::ANALYSIS_DIR));
-            run_analyze(&run, &out, &cli.common)
+            run_analyze(&run, &out, &cli.common, cli.explore)
         }
     };
     result.map_or_else(fail, |()| ExitCode::SUCCESS)
@@ -182,14 +187,19 @@ fn open_backend(common: &Common) -> Result<Box<dyn Backend<f64>>, Failure> {
 }
 
 /// `analyze RUN`.
-fn run_analyze(run: &Path, out: &Path, common: &Common) -> Result<(), Failure> {
+fn run_analyze(run: &Path, out: &Path, common: &Common, explore: bool) -> Result<(), Failure> {
     outdir::check_analysis_dir(run, out).map_err(Failure::reading)?;
     let backend = open_backend(common)?;
     let t0 = Instant::now();
     let analysis =
         pipeline::analyze(backend.as_ref(), run, &options(common)).map_err(Failure::reading)?;
     let elapsed_s = t0.elapsed().as_secs_f64();
-    let files = outdir::write_analysis(&analysis, out, !common.no_plots).map_err(Failure::other)?;
+    let files = if explore {
+        clockwork::analysis::explore::write_analysis_with_explorer(&analysis, out, !common.no_plots)
+    } else {
+        outdir::write_analysis(&analysis, out, !common.no_plots)
+    }
+    .map_err(Failure::other)?;
     report_done(&analysis, &files, out, common, elapsed_s)
 }
 
