@@ -133,6 +133,7 @@ async function main() {
   for (const n of picks) {
     await ev("document.getElementById('heatmap').scrollIntoView({block: 'center'})");
     const at = await ev(`window.explorer.rowCenter(${n.neuron})`);
+    if (!at) fail(`neuron ${n.neuron} has no row on the heat map`);
     for (const type of ["mousePressed", "mouseReleased"]) {
       await S("Input.dispatchMouseEvent", { type, x: at.x, y: at.y, button: "left", clickCount: 1 });
     }
@@ -176,17 +177,22 @@ async function main() {
 
   if (shots) {
     mkdirSync(shots, { recursive: true });
-    await ev("window.scrollTo(0, 0)");
-    const views = [["explorer-page", "body"], ["explorer-curves", "#curves"], ["explorer-heatmap", "#heat"], ["explorer-inspector", "#inspector"], ["explorer-logits", "#logits"]];
-    for (const [name, sel] of views) {
+    const shoot = async (name, sel) => {
       const r = await ev(`(() => { const r = document.querySelector('${sel}').getBoundingClientRect(); return { x: r.left + scrollX, y: r.top + scrollY, width: r.width, height: r.height }; })()`);
       const clip = { x: Math.max(0, r.x - 6), y: Math.max(0, r.y - 6), width: r.width + 12, height: r.height + 12, scale: 1 };
       const { data } = await S("Page.captureScreenshot", { format: "png", clip, captureBeyondViewport: true });
       writeFileSync(join(shots, name + ".png"), Buffer.from(data, "base64"));
       console.log("screenshot: " + join(shots, name + ".png"));
+    };
+    await ev("window.scrollTo(0, 0)");
+    for (const [name, sel] of [["explorer-page", "body"], ["explorer-curves", "#curves"], ["explorer-heatmap", "#heat"], ["explorer-inspector", "#inspector"], ["explorer-logits", "#logits"]]) {
+      await shoot(name, sel);
     }
+    // The heat map halfway through training, while the spectra sharpen.
+    await setSlider(steps.length >> 1);
+    await shoot("explorer-heatmap-mid", "#heat");
   }
-  if (problems.length) fail(problems.join("\n"));
+  if (problems.length) fail(problems.length + " JavaScript, console or network problem(s):");
   console.log("browser test passed: " + page);
 }
 

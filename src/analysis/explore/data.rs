@@ -107,10 +107,14 @@ pub struct Curves {
     pub ipr: Vec<f64>,
 }
 
-/// Indices of `keep` evenly spaced items of `n` (first and last always, `keep ≥ 2`).
+/// Indices of `keep` evenly spaced items of `n`: the first and the last always (only
+/// the last when `keep` is 1).
 pub fn spread(n: usize, keep: usize) -> Vec<usize> {
     if keep >= n {
         return (0..n).collect();
+    }
+    if keep <= 1 {
+        return vec![n - 1];
     }
     let mut idx: Vec<usize> = (0..keep)
         .map(|j| ((j as f64) * (n - 1) as f64 / (keep - 1) as f64).round() as usize)
@@ -120,16 +124,20 @@ pub fn spread(n: usize, keep: usize) -> Vec<usize> {
 }
 
 /// How many snapshots and models fit [`WEIGHT_BUDGET`]: all of both when they do; else
-/// fewer snapshots (at least 2, or 1 when the run has one), then fewer models.
+/// fewer snapshots, down to two (the first and the last); then fewer models; and when
+/// not even two snapshots of one model fit, the last snapshot of model 0 alone.
 pub fn fit_budget(per_snapshot_model: usize, snapshots: usize, models: usize) -> (usize, usize) {
-    let min_snaps = snapshots.min(2);
-    let per_snapshot = per_snapshot_model * models;
-    let snaps = (WEIGHT_BUDGET / per_snapshot.max(1)).clamp(min_snaps, snapshots);
-    if snaps * per_snapshot <= WEIGHT_BUDGET {
+    let per = per_snapshot_model.max(1);
+    let two = snapshots.min(2);
+    let snaps = (WEIGHT_BUDGET / (per * models.max(1))).min(snapshots);
+    if snaps >= two {
         return (snaps, models);
     }
-    let models_fit = (WEIGHT_BUDGET / (per_snapshot_model * min_snaps.max(1))).max(1);
-    (min_snaps, models_fit.min(models))
+    let models_fit = WEIGHT_BUDGET / (per * two.max(1));
+    if models_fit >= 1 {
+        return (two, models_fit.min(models));
+    }
+    (1.min(snapshots), 1)
 }
 
 /// Appends model `k` of `w` as 8-bit values with one scale per vector (max |x| / 127, so
@@ -143,7 +151,9 @@ fn quantize_into(w: &Weights<f64>, k: usize, q: &mut Vec<u8>, scales: &mut Vec<u
             let max = (0..p).map(|a| data[a * m + i].abs()).fold(0.0, f64::max);
             let scale = if max > 0.0 { max / 127.0 } else { 1.0 };
             scales.extend_from_slice(&(scale as f32).to_le_bytes());
-            q.extend((0..p).map(|a| (data[a * m + i] / scale).round().clamp(-127.0, 127.0) as i8 as u8));
+            q.extend(
+                (0..p).map(|a| (data[a * m + i] / scale).round().clamp(-127.0, 127.0) as i8 as u8),
+            );
         }
     }
 }
@@ -171,7 +181,8 @@ fn curves_of(a: &RunAnalysis, k: usize) -> Curves {
         let rec = &timeline[j];
         let m = rec.power.len().max(1) as f64;
         c.ipr_step.push(rec.step);
-        c.ipr.push(rec.power.iter().map(|row| ipr(row)).sum::<f64>() / m);
+        c.ipr
+            .push(rec.power.iter().map(|row| ipr(row)).sum::<f64>() / m);
     }
     c
 }
@@ -218,8 +229,8 @@ pub fn page_data(a: &RunAnalysis) -> Result<PageData> {
     let task = config.build_task()?;
     let mut answer = vec![-1i32; p * p];
     let pairs = &task.pairs;
-    for j in 0..pairs.len() {
-        answer[pairs.a[j] as usize * p + pairs.b[j] as usize] = pairs.label[j] as i32;
+    for ((&x, &y), &c) in pairs.a.iter().zip(&pairs.b).zip(&pairs.label) {
+        answer[x as usize * p + y as usize] = c as i32;
     }
 
     let models = (0..n_models)
@@ -277,6 +288,9 @@ mod tests {
         let (s, b) = fit_budget(per, 10, 100);
         assert_eq!(s, 2);
         assert!(b * 2 * per <= WEIGHT_BUDGET && (b + 1) * 2 * per > WEIGHT_BUDGET);
+        // One snapshot of one model is over the budget: the last snapshot alone.
+        assert_eq!(fit_budget(WEIGHT_BUDGET / 2 + 1, 10, 3), (1, 1));
+        assert_eq!(spread(10, 1), vec![9]);
     }
 
     #[test]

@@ -122,6 +122,7 @@
 
   // ---- formatting and drawing helpers ----
   const fmt = (x) => (x === null || x === undefined || !isFinite(x) ? "–" : Math.abs(x) >= 1e4 || (Math.abs(x) < 1e-3 && x !== 0) ? x.toExponential(3) : (+x.toPrecision(4)).toString());
+  const stepText = (s) => (s >= 1e4 ? +(s / 1000).toPrecision(3) + "k" : String(Math.round(s)));
   const pct = (x) => (100 * x).toFixed(2) + "%";
   const groupColor = (k) => "hsl(" + ((k * 137.508) % 360).toFixed(1) + ",70%,42%)";
   function wrap(t) {
@@ -177,7 +178,7 @@
   $("info").textContent = "run: " + D.run + " · p = " + P + " · " + S + " snapshot" + (S === 1 ? "" : "s") + " at steps " + D.steps[0] + " … " + D.steps[S - 1] + (D.gamma_star ? " · γ* = " + fmt(D.gamma_star) : "") + " · basis: " + D.basis;
   const notes = [];
   if (S < D.checkpoints_total) notes.push("Showing " + S + " of the run's " + D.checkpoints_total + " checkpoints (evenly spaced, first and last kept) to keep this page under ~20 MB; the curves keep every logged step.");
-  if (S === 1) notes.push("The run kept one checkpoint (step " + D.steps[0] + "), so the heat map, the inspector and the logits show that step only; the curves cover every logged step. Train with train.checkpoint_every to scrub through training.");
+  if (S === 1 && D.checkpoints_total === 1) notes.push("The run kept one checkpoint (step " + D.steps[0] + "), so the heat map, the inspector and the logits show that step only; the curves cover every logged step. Train with train.checkpoint_every to scrub through training.");
   if (D.models.length < D.models_total) notes.push("Models 0 … " + (D.models.length - 1) + " of the run's " + D.models_total + " are embedded (size limit).");
   if (D.tied || D.embed_dim > 0) notes.push("The weights shown are the effective U, V, W the network computes with.");
   notes.push("Weights are stored with 8 bits per value (one scale per neuron vector); spectra, phases and logits are computed in this page from them.");
@@ -248,8 +249,10 @@
       ctx.fillStyle = "#555";
       ctx.textAlign = "right";
       for (const v of [lo, (lo + hi) / 2, hi]) ctx.fillText(spec.log ? fmt(Math.pow(10, v)) : fmt(v), L - 3, Y(v) + 4);
-      ctx.textAlign = "center";
-      for (const s of [0, maxStep / 2, maxStep]) ctx.fillText(fmt(Math.round(s)), X(s), T + h + 14);
+      [0, maxStep / 2, maxStep].forEach((s, j) => {
+        ctx.textAlign = ["left", "center", "right"][j];
+        ctx.fillText(stepText(s), X(s), T + h + 14);
+      });
       ctx.textAlign = "left";
       if (spec.ref) {
         ctx.strokeStyle = "#aaa";
@@ -503,7 +506,6 @@
     for (const [, v] of ranked.slice(8)) for (let c = 0; c < P; c++) rest[c] += v[c];
     let lo = 0, hi = 0;
     for (const [, v] of shown) for (const x of v) { lo = Math.min(lo, x); hi = Math.max(hi, x); }
-    for (const x of rest) { lo = Math.min(lo, x); hi = Math.max(hi, x); }
     if (hi === lo) hi = lo + 1;
     const L = 40, T = 16, w = WW - 50 - 110, h = WH - 34;
     const X = (c) => L + ((c + 0.5) / P) * w, Y = (v) => T + ((hi - v) / (hi - lo)) * h;
@@ -524,13 +526,12 @@
     }
     const line = (v, color) => {
       wv.strokeStyle = color;
-      wv.lineWidth = 1.5;
+      wv.lineWidth = P > 60 ? 1 : 1.5;
       wv.beginPath();
       for (let c = 0; c < P; c++) (c ? wv.lineTo : wv.moveTo).call(wv, X(c), Y(v[c]));
       wv.stroke();
       wv.lineWidth = 1;
     };
-    if (ranked.length > 8) line(rest, "#bbb");
     shown.forEach(([k, v], j) => {
       line(v, groupColor(k));
       wv.fillStyle = groupColor(k);
@@ -538,7 +539,7 @@
     });
     if (ranked.length > 8) {
       wv.fillStyle = "#999";
-      wv.fillText(ranked.length - 8 + " more groups", L + w + 8, T + 12 + 14 * 8);
+      wv.fillText(ranked.length - 8 + " more groups: " + fmt(correct >= 0 ? rest[correct] : 0), L + w + 8, T + 12 + 14 * 8);
     }
     wv.fillStyle = "#555";
     wv.fillText("contribution to each logit by final-frequency group (legend: vote for the correct c)", L, 11);
@@ -615,10 +616,16 @@
   // For scripted checks (scripts/browser-test.sh): where a neuron's row is on screen and
   // the last redraw time. Everything else is read from what the page shows.
   window.explorer = {
+    // A whole-pixel point on neuron i's row (rows may be one pixel high).
     rowCenter(i) {
       const m = modelData(state.model), cv = $("heatmap"), rect = cv.getBoundingClientRect();
       const y = HM.T + (m.rowOf[i] + 0.5) * HM.rowH, x = HM.L + HM.W / 2;
-      return { x: rect.left + (x * rect.width) / cv.width, y: rect.top + (y * rect.height) / cv.height };
+      const px = Math.round(rect.left + (x * rect.width) / cv.width), py = rect.top + (y * rect.height) / cv.height;
+      for (const d of [0, -1, 1, -2, 2]) {
+        const yy = Math.round(py) + d;
+        if (neuronAt(px, yy) === i) return { x: px, y: yy };
+      }
+      return null;
     },
     lastRedrawMs: () => lastMs,
     snapshots: S,
