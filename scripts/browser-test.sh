@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # The explorer in a real browser (issue 14): trains a small run (a+b mod 23, x², width
-# 176, 2000 steps, a checkpoint every 100), writes its explore.html with
+# 176, two models with seeds 0 and 1, 2000 steps, a checkpoint every 100), writes its
+# explore.html with
 # `analyze --explore`, and drives the page in headless Chromium with
 # tests/browser/explorer.mjs: any JavaScript error or network request fails it; it moves
 # the slider, clicks neurons on the heat map and types pairs, and checks the shown
 # dominant frequency, power share and phases against neurons.csv and the argmax logit
-# against (a + b) mod p. Called at the end of scripts/test.sh; about a minute.
+# against (a + b) mod p, for each model picked in the page's model menu. Called at the
+# end of scripts/test.sh; seconds once the binaries are built.
 #
 # Installs Debian's chromium when it is missing (apt-get, as root or through sudo), as
 # scripts/test.sh installs the CUDA tools. Needs node >= 18.
@@ -44,7 +46,9 @@ else
     trap 'rm -rf "$WORK"' EXIT
     RUN="$WORK/run"
     echo "== training a small run for the explorer ($RUN)"
-    target/release/train --preset default --p 23 --width 176 --set train.steps=2000 \
+    printf 'models = 2\n[per_model]\nseed = [0, 1]\n' > "$WORK/two-models.toml"
+    target/release/train --preset default --config "$WORK/two-models.toml" \
+        --p 23 --width 176 --set train.steps=2000 \
         --set train.checkpoint_every=100 --set train.spectra_every=100 \
         --set train.eval_every=50 --out "$RUN" --quiet >/dev/null
     target/release/analyze "$RUN" --explore >/dev/null

@@ -11,7 +11,8 @@
 //   - the slider moves the page to each checkpoint step it lists;
 //   - a clicked neuron's dominant frequency, power share and phases at the last step
 //     equal neurons.csv (its final features);
-//   - the argmax logit for a chosen pair is (a + b) mod p, for several pairs.
+//   - the argmax logit for a chosen pair is (a + b) mod p, for several pairs;
+//   - both checks again for every other model of the run, picked in the model menu.
 // With --shots DIR it saves a screenshot of each view there. With --sweep it moves the
 // slider over every snapshot and reports the page's own redraw times.
 
@@ -42,8 +43,8 @@ const p = summary.p;
 if (!summary.task.startsWith("a+b")) fail("this check needs an a+b task, got " + summary.task);
 const csv = readFileSync(join(run, "analysis", "neurons.csv"), "utf8").trim().split("\n");
 const head = csv[0].split(",");
-const neurons = csv.slice(1).map((line) => Object.fromEntries(line.split(",").map((v, j) => [head[j], v])))
-  .filter((r) => r.model === "0")
+const rows = csv.slice(1).map((line) => Object.fromEntries(line.split(",").map((v, j) => [head[j], v])));
+const neuronsOf = (model) => rows.filter((r) => +r.model === model)
   .map((r) => ({ neuron: +r.neuron, freq: +r.freq, fraction: +r.fraction, theta: [+r.theta_u, +r.theta_v, +r.theta_w] }));
 
 // ---- a minimal DevTools client over the pipe ----
@@ -129,28 +130,29 @@ async function main() {
   }
 
   // Click neurons on the heat map at the last step: the strongest-sinusoid ones.
-  const picks = [...neurons].sort((x, y) => y.fraction - x.fraction).slice(0, 3);
-  for (const n of picks) {
-    await ev("document.getElementById('heatmap').scrollIntoView({block: 'center'})");
-    const at = await ev(`window.explorer.rowCenter(${n.neuron})`);
-    if (!at) fail(`neuron ${n.neuron} has no row on the heat map`);
-    for (const type of ["mousePressed", "mouseReleased"]) {
-      await S("Input.dispatchMouseEvent", { type, x: at.x, y: at.y, button: "left", clickCount: 1 });
+  const checkModel = async (model) => {
+    const picks = [...neuronsOf(model)].sort((x, y) => y.fraction - x.fraction).slice(0, 3);
+    for (const n of picks) {
+      await ev("document.getElementById('heatmap').scrollIntoView({block: 'center'})");
+      const at = await ev(`window.explorer.rowCenter(${n.neuron})`);
+      if (!at) fail(`neuron ${n.neuron} has no row on the heat map`);
+      for (const type of ["mousePressed", "mouseReleased"]) {
+        await S("Input.dispatchMouseEvent", { type, x: at.x, y: at.y, button: "left", clickCount: 1 });
+      }
+      const got = await ev(`(() => { const g = (id) => document.getElementById(id); return { neuron: g('insp-neuron').dataset.value, k: g('insp-k').dataset.value, frac: g('insp-frac').textContent, phases: g('insp-phases').textContent }; })()`);
+      check(+got.neuron === n.neuron, `clicking neuron ${n.neuron}'s row selects it (shown: ${got.neuron})`);
+      check(+got.k === n.freq, `model ${model}, neuron ${n.neuron}: dominant frequency shown ${got.k} = neurons.csv ${n.freq}`);
+      const frac = parseFloat(got.frac) / 100;
+      check(Math.abs(frac - n.fraction) < 0.01, `neuron ${n.neuron}: power share shown ${got.frac} ≈ neurons.csv ${n.fraction}`);
+      const th = got.phases.split(",").map(parseFloat);
+      const dist = (x, y) => { const d = Math.abs(x - y) % (2 * Math.PI); return Math.min(d, 2 * Math.PI - d); };
+      check(th.length === 3 && th.every((t, j) => dist(t, n.theta[j]) < 0.05), `neuron ${n.neuron}: phases shown ${got.phases} ≈ neurons.csv ${n.theta.map((t) => t.toFixed(3)).join(", ")}`);
     }
-    const got = await ev(`(() => { const g = (id) => document.getElementById(id); return { neuron: g('insp-neuron').dataset.value, k: g('insp-k').dataset.value, frac: g('insp-frac').textContent, phases: g('insp-phases').textContent }; })()`);
-    check(+got.neuron === n.neuron, `clicking neuron ${n.neuron}'s row selects it (shown: ${got.neuron})`);
-    check(+got.k === n.freq, `neuron ${n.neuron}: dominant frequency shown ${got.k} = neurons.csv ${n.freq}`);
-    const frac = parseFloat(got.frac) / 100;
-    check(Math.abs(frac - n.fraction) < 0.01, `neuron ${n.neuron}: power share shown ${got.frac} ≈ neurons.csv ${n.fraction}`);
-    const th = got.phases.split(",").map(parseFloat);
-    const dist = (x, y) => { const d = Math.abs(x - y) % (2 * Math.PI); return Math.min(d, 2 * Math.PI - d); };
-    check(th.length === 3 && th.every((t, j) => dist(t, n.theta[j]) < 0.05), `neuron ${n.neuron}: phases shown ${got.phases} ≈ neurons.csv ${n.theta.map((t) => t.toFixed(3)).join(", ")}`);
-  }
 
-  // Choose pairs by typing into the a and b boxes.
-  const typeInto = async (id, value) => {
-    await ev(`(() => { const e = document.getElementById('${id}'); e.scrollIntoView({block: 'center'}); e.focus(); e.select(); })()`);
-    await S("Input.insertText", { text: String(value) });
+    // Choose pairs by typing into the a and b boxes.
+    const typeInto = async (id, value) => {
+      await ev(`(() => { const e = document.getElementById('${id}'); e.scrollIntoView({block: 'center'}); e.focus(); e.select(); })()`);
+      await S("Input.insertText", { text: String(value) });
   };
   for (const [a, b] of [[3 % p, 5 % p], [p - 2, p - 1], [Math.floor(p / 2), p - 4]]) {
     await typeInto("a", a);
@@ -158,6 +160,14 @@ async function main() {
     const r = await ev(`(() => { const e = document.getElementById('logit-result'); return { arg: e.dataset.argmax, correct: e.dataset.correct, text: e.textContent }; })()`);
     check(+r.correct === (a + b) % p && +r.arg === (a + b) % p, `pair (${a}, ${b}): argmax logit shown ${r.arg} = (a + b) mod p = ${(a + b) % p}`);
   }
+  };
+  await checkModel(0);
+  const models = await ev("document.getElementById('model').options.length");
+  for (let k = 1; k < models; k++) {
+    await ev(`(() => { const s = document.getElementById('model'); s.value = '${k}'; s.dispatchEvent(new Event('change')); })()`);
+    await checkModel(k);
+  }
+  if (models > 1) await ev("(() => { const s = document.getElementById('model'); s.value = '0'; s.dispatchEvent(new Event('change')); })()");
 
   if (sweep) {
     const times = [];
