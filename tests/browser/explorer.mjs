@@ -8,7 +8,7 @@
 // separated by NUL bytes. Fails (exit 1) on any JavaScript error or console error, any
 // request that leaves the file (the page must need no network), or a shown value that
 // disagrees with the run:
-//   - the slider moves the page to each checkpoint step it lists;
+//   - the slider moves the page to each checkpoint step it lists, play advances it;
 //   - a clicked neuron's dominant frequency, power share and phases at the last step
 //     equal neurons.csv (its final features);
 //   - the argmax logit for a chosen pair is (a + b) mod p, for several pairs;
@@ -129,6 +129,24 @@ async function main() {
     check(label.startsWith("step " + steps[j] + " "), `slider to snapshot ${j}: the page shows step ${steps[j]} ("${label}")`);
   }
 
+  // Play from the first snapshot, then pause: the slider must have advanced.
+  if (steps.length > 2) {
+    await setSlider(0);
+    const clickPlay = async () => {
+      const b = await ev("(() => { window.scrollTo(0, 0); const r = document.getElementById('play').getBoundingClientRect(); return { x: r.left + r.width / 2, y: r.top + r.height / 2 }; })()");
+      for (const type of ["mousePressed", "mouseReleased"]) await S("Input.dispatchMouseEvent", { type, x: b.x, y: b.y, button: "left", clickCount: 1 });
+    };
+    await clickPlay();
+    await new Promise((ok) => setTimeout(ok, 700));
+    await clickPlay();
+    const at = await ev("+document.getElementById('slider').value");
+    const label = await ev("document.getElementById('step-label').textContent");
+    check(at > 0 && label.startsWith("step " + steps[at] + " "), `play advanced the slider to snapshot ${at} (step ${steps[at]})`);
+    await new Promise((ok) => setTimeout(ok, 400));
+    check(await ev("+document.getElementById('slider').value") === at, "pause stopped it there");
+    await setSlider(steps.length - 1);
+  }
+
   // Click neurons on the heat map at the last step: the strongest-sinusoid ones.
   const checkModel = async (model) => {
     const picks = [...neuronsOf(model)].sort((x, y) => y.fraction - x.fraction).slice(0, 3);
@@ -189,7 +207,7 @@ async function main() {
     mkdirSync(shots, { recursive: true });
     const shoot = async (name, sel) => {
       const r = await ev(`(() => { const r = document.querySelector('${sel}').getBoundingClientRect(); return { x: r.left + scrollX, y: r.top + scrollY, width: r.width, height: r.height }; })()`);
-      const clip = { x: Math.max(0, r.x - 6), y: Math.max(0, r.y - 6), width: r.width + 12, height: r.height + 12, scale: 1 };
+      const clip = { x: Math.max(0, r.x - 2), y: Math.max(0, r.y - 2), width: r.width + 4, height: r.height + 4, scale: 1 };
       const { data } = await S("Page.captureScreenshot", { format: "png", clip, captureBeyondViewport: true });
       writeFileSync(join(shots, name + ".png"), Buffer.from(data, "base64"));
       console.log("screenshot: " + join(shots, name + ".png"));

@@ -448,7 +448,8 @@
       cp.setLineDash([]);
       cp.lineWidth = 1;
       cp.fillStyle = color;
-      cp.fillText(label, cx + (R + 12) * Math.cos(t) - 8, cy - (R + 12) * Math.sin(t) + 4);
+      const r = dash ? R - 30 : R + 12; // the sum's label inside, so it never covers θw's
+      cp.fillText(label, cx + r * Math.cos(t) - 8, cy - r * Math.sin(t) + 4);
     };
     arrow(th[0], colors[0], "θu");
     arrow(th[1], colors[1], "θv");
