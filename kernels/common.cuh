@@ -96,10 +96,11 @@ struct FinalizeParams {
     double* ring;          // [ring_len][B][4]: loss, reg, correct, min margin
     int* bad;              // [B]: 1 when the model's total loss is not finite
     const double* hypers;  // [B][HYPER_WORDS]: per-model lr, weight decay, reg λ, Grokfast λ
+    double reg_q;          // q of L2k (reg == 3)
     int batch;
     int m;
     int ring_len;
-    int reg;               // 0 none, 1 L2 = (λ/2)Σn_i, 2 L23 = λΣn_i^{3/2}
+    int reg;               // 0 none, 1 L2 = (λ/2)Σn_i, 2 L23 = λΣn_i^{3/2}, 3 L2k = λΣn_i^{q/2}
 };
 
 // Once per step, one warp: divergence bookkeeping and the step's optimizer scalars.
@@ -136,12 +137,13 @@ struct UpdateParams {
     const double* model_ctl; // [B][MCTL_WORDS]: the step's lr, decay, step size per model
     long long emb_len;     // B*n_in*m
     long long w_len;       // B*n_out*m
+    double reg_q;          // q of L2k (reg == 3)
     int n_in;
     int n_out;
     int m;
     int tied;
     int kind;              // 0 gd, 1 adamw
-    int reg;               // 0 none, 1 L2, 2 L23
+    int reg;               // 0 none, 1 L2, 2 L23, 3 L2k
     // f32 constants converted on the host from f64 exactly as src/optim.rs does
     float beta1;
     float beta2;

@@ -5,7 +5,8 @@
 //   finalize_models  per model: regularizer value, total loss, non-finite flag, metrics ring
 //   step_control   one warp: first diverged model (if any), the step's lr and AdamW scalars
 //   update_params  ONE elementwise kernel over U, V, W: data gradient + regularizer
-//                  gradient (L2: λx, L23: 3λ√n_i·x), Grokfast EMA filter, GD or AdamW
+//                  gradient (L2: λx, L23: 3λ√n_i·x, L2k: qλn_i^{q/2−1}·x, 0 at n_i = 0),
+//                  Grokfast EMA filter, GD or AdamW
 //   advance_step   step += 1 (unless diverged)
 // The host never synchronizes inside this sequence; the whole step is one CUDA graph and
 // the metrics ring is read back every N steps. Semantics mirror src/optim.rs and
@@ -57,7 +58,8 @@ extern "C" __global__ void __launch_bounds__(256) finalize_models(FinalizeParams
     const double* n = P.norms + (size_t)z * P.m;
     double r = 0.0;
     if (P.reg != 0)
-        for (int i = t; i < P.m; i += 256) r += P.reg == 1 ? n[i] : n[i] * sqrt(n[i]);
+        for (int i = t; i < P.m; i += 256)
+            r += P.reg == 1 ? n[i] : P.reg == 2 ? n[i] * sqrt(n[i]) : pow(n[i], 0.5 * P.reg_q);
     s_reg[t] = r;
     __syncthreads();
     for (int o = 128; o > 0; o >>= 1) {
@@ -154,8 +156,11 @@ extern "C" __global__ void __launch_bounds__(256) update_params(UpdateParams P) 
         const double reg_lambda = h[HYPER_REG_LAMBDA];
         if (P.reg != 0 && reg_lambda != 0.0) {
             const double n = P.norms[(size_t)z * P.m + i];
-            const float coef =
-                P.reg == 1 ? (float)reg_lambda : (float)(3.0 * reg_lambda * sqrt(n));
+            // As src/regularizer.rs (l2k_coefficient: 0 at n = 0, not 0·∞).
+            const float coef = P.reg == 1   ? (float)reg_lambda
+                               : P.reg == 2 ? (float)(3.0 * reg_lambda * sqrt(n))
+                               : n > 0.0    ? (float)(P.reg_q * reg_lambda * pow(n, 0.5 * P.reg_q - 1.0))
+                                            : 0.f;
             g += coef * xe;
             if (tied_u) g += P.dv[e] + coef * xe;
         } else if (tied_u) {

@@ -157,6 +157,11 @@ pub struct TrainConfig {
     pub regularizer: RegularizerKind,
     /// λ of the regularizer.
     pub reg_strength: f64,
+    /// The exponent q of the `l2k` regularizer λ Σ_i n_i^{q/2} (finite, ≥ 1), or 0 for
+    /// the activation's homogeneity degree (x² → 3, x^k → k+1, ReLU → 2), the norm its
+    /// normalized margin divides by; [`RunConfig::reg_q`] resolves it. Must stay 0 with
+    /// any other regularizer.
+    pub reg_q: f64,
     /// Number of full-batch optimizer steps of the run.
     pub steps: u64,
     /// Evaluate (train/test loss and accuracy, margin) every this many steps.
@@ -250,6 +255,7 @@ impl Default for TrainConfig {
             loss: Loss::CrossEntropy,
             regularizer: RegularizerKind::L23,
             reg_strength: 1e-4,
+            reg_q: 0.0,
             steps: 40_000,
             eval_every: 500,
             checkpoint_every: 10_000,
@@ -418,6 +424,44 @@ impl RunConfig {
         Task::modular(self.task.op, self.task.p)
     }
 
+    /// The exponent q of the `l2k` regularizer: `train.reg_q`, or the activation's
+    /// homogeneity degree when that is 0 (the matched norm of theory.md §4).
+    pub fn reg_q(&self) -> f64 {
+        if self.train.reg_q == 0.0 {
+            self.model.activation.homogeneity()
+        } else {
+            self.train.reg_q
+        }
+    }
+
+    /// `train.reg_q`: 0 (the activation's degree) or a finite q ≥ 1, and only with `l2k`.
+    fn validate_reg_q(&self) -> Result<()> {
+        let q = self.train.reg_q;
+        if q == 0.0 {
+            return Ok(());
+        }
+        if !(q.is_finite() && q >= 1.0) {
+            return Err(Error::config(
+                "train.reg_q",
+                q,
+                "must be a finite number >= 1 (below 1 the penalty is not a norm and its \
+                 gradient is unbounded at 0), or 0 for the activation's homogeneity degree",
+            ));
+        }
+        if self.train.regularizer != RegularizerKind::L2k {
+            return Err(Error::config(
+                "train.reg_q",
+                q,
+                format!(
+                    "only the l2k regularizer has an exponent (train.regularizer = \"{}\"); \
+                     set train.regularizer = \"l2k\" or leave train.reg_q at 0",
+                    self.train.regularizer.name()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// Checks every value the engine cannot honour. The error is
     /// [`Error::InvalidConfig`] with the dotted TOML key (e.g. `optimizer.lr`), the value
     /// and what would be accepted. Does not check that a CUDA device exists.
@@ -476,6 +520,7 @@ impl RunConfig {
         }
         self.model_spec().validate()?;
         finite_nonneg("train.reg_strength", self.train.reg_strength)?;
+        self.validate_reg_q()?;
         if self.train.eval_every == 0 {
             return Err(Error::config("train.eval_every", 0, "must be at least 1"));
         }
@@ -560,5 +605,33 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("model.width = 0"), "{e}");
+    }
+
+    #[test]
+    fn reg_q_defaults_to_the_activation_degree_and_is_checked() {
+        let with = |text: &str| RunConfig::from_toml(text);
+        let c = with("[train]\nregularizer = \"l2k\"\n").unwrap();
+        assert_eq!(c.reg_q(), 3.0, "x²");
+        let c = with("[model]\nactivation = \"relu\"\n[train]\nregularizer = \"l2k\"\n").unwrap();
+        assert_eq!(c.reg_q(), 2.0, "ReLU");
+        let c = with("[train]\nregularizer = \"l2k\"\nreg_q = 2.5\n").unwrap();
+        assert_eq!(c.reg_q(), 2.5);
+        assert_eq!(RunConfig::from_toml(&c.to_toml()).unwrap(), c, "round trip");
+        for bad in ["0.5", "-3.0", "nan", "inf"] {
+            let e = with(&format!("[train]\nregularizer = \"l2k\"\nreg_q = {bad}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("train.reg_q") && e.contains(">= 1"),
+                "{bad}: {e}"
+            );
+        }
+        let e = with("[train]\nregularizer = \"l23\"\nreg_q = 3.0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("train.reg_q = 3") && e.contains("\"l23\""),
+            "{e}"
+        );
     }
 }

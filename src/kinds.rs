@@ -201,8 +201,13 @@ impl FromStr for Loss {
 string_serde!(Loss);
 
 /// Regularizer applied to the effective U, V, W (not to the factors of a factored
-/// model), per neuron. In TOML: `"none"`, `"l2"`, `"l23"`. The strength λ is
-/// `train.reg_strength`.
+/// model), per neuron, with `n_i = ‖u_i‖² + ‖v_i‖² + ‖w_i‖²`. In TOML: `"none"`, `"l2"`,
+/// `"l23"`, `"l2k"`. The strength λ is `train.reg_strength`, the exponent of `l2k`
+/// `train.reg_q`.
+///
+/// The penalty that pushes a network's normalized margin up is the one matched to its
+/// homogeneity degree h (theory.md §4): `λ Σ_i n_i^{h/2}`, which is `l2k` with q = h
+/// (its default): L2 for ReLU (h = 2), L_{2,3} for x², L_{2,k+1} for x^k.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RegularizerKind {
@@ -212,6 +217,22 @@ pub enum RegularizerKind {
     L2,
     /// λ Σ_i (‖u_i‖² + ‖v_i‖² + ‖w_i‖²)^{3/2}, the norm of the margin theory.
     L23,
+    /// L_{2,q}: λ Σ_i (‖u_i‖² + ‖v_i‖² + ‖w_i‖²)^{q/2}, q ≥ 1 (`train.reg_q`, default
+    /// the activation's homogeneity degree). q = 3 is `l23`; q = 2 is `l2` at twice the
+    /// strength (λ Σ n_i = 2 · (λ/2) Σ n_i).
+    L2k,
+}
+
+impl RegularizerKind {
+    /// The spelling in configs (`"none"`, `"l2"`, `"l23"`, `"l2k"`).
+    pub fn name(self) -> &'static str {
+        match self {
+            RegularizerKind::None => "none",
+            RegularizerKind::L2 => "l2",
+            RegularizerKind::L23 => "l23",
+            RegularizerKind::L2k => "l2k",
+        }
+    }
 }
 
 /// The update rule (`"gd"` or `"adamw"` in TOML).
@@ -242,6 +263,16 @@ mod tests {
         }
         for l in [Loss::CrossEntropy, Loss::Mse] {
             assert_eq!(l.to_string().parse::<Loss>().unwrap(), l);
+        }
+        for r in [
+            RegularizerKind::None,
+            RegularizerKind::L2,
+            RegularizerKind::L23,
+            RegularizerKind::L2k,
+        ] {
+            let json = serde_json::to_string(&r).unwrap();
+            assert_eq!(json, format!("\"{}\"", r.name()));
+            assert_eq!(serde_json::from_str::<RegularizerKind>(&json).unwrap(), r);
         }
         assert_eq!("cuda".parse::<Device>().unwrap(), Device::Cuda(0));
         assert_eq!("exact".parse::<Precision>().unwrap(), Precision::Fp32);

@@ -65,6 +65,7 @@
 
 pub mod analysis;
 pub mod checkpoint;
+pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod error;

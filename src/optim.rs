@@ -131,6 +131,7 @@ mod tests {
                 loss: Loss::CrossEntropy,
             },
             regularizer: RegularizerKind::None,
+            reg_q: 2.0,
             optimizer: kind,
             lr_milestones: vec![1000, 2000],
             lr_factor: 2.0,

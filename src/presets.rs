@@ -202,9 +202,13 @@ pub const KEY_DOCS: &[(&str, &str)] = &[
     ("train.loss", "cross_entropy or mse (against one-hot)"),
     (
         "train.regularizer",
-        "none, l2 ((λ/2)Σ‖·‖²) or l23 (λ Σ_i (‖u_i‖²+‖v_i‖²+‖w_i‖²)^{3/2})",
+        "none, l2 ((λ/2)Σ‖·‖²), l23 (λ Σ_i n_i^{3/2}, n_i = ‖u_i‖²+‖v_i‖²+‖w_i‖²) or l2k (λ Σ_i n_i^{q/2}, q = train.reg_q)",
     ),
     ("train.reg_strength", "λ of the regularizer"),
+    (
+        "train.reg_q",
+        "exponent q ≥ 1 of l2k; 0 = the activation's degree, the margin's norm (x² 3, x^k k+1, ReLU 2)",
+    ),
     ("train.steps", "full-batch steps to take"),
     (
         "train.eval_every",

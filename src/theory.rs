@@ -87,6 +87,34 @@ mod tests {
         }
     }
 
+    /// theory.md §2 prints γ* to five significant digits for p = 23, 71, 97, 113 (and §4
+    /// 2.58e-3 for a−b mod 23, the a+b value by relabelling): the formula, written the
+    /// way theory.md writes it, must reproduce those strings exactly, not merely within
+    /// a tolerance.
+    #[test]
+    fn gamma_star_modular_addition_prints_theory_md_literally() {
+        for (p, printed) in [
+            (23, "2.5796e-3"),
+            (71, "4.6143e-4"),
+            (97, "2.8786e-4"),
+            (113, "2.2860e-4"),
+        ] {
+            assert_eq!(
+                format!("{:.4e}", gamma_star_modular_addition(p)),
+                printed,
+                "p = {p}"
+            );
+        }
+        assert_eq!(
+            format!("{:.2e}", gamma_star_modular_addition(23)),
+            "2.58e-3"
+        );
+        // And by hand, independently of the code's arithmetic: p = 5 is
+        // √(2/27)/(√5·4) = 0.0304290…, p = 3 is √(2/27)/(√3·2) = 0.0785674…
+        assert_eq!(format!("{:.6}", gamma_star_modular_addition(5)), "0.030429");
+        assert_eq!(format!("{:.6}", gamma_star_modular_addition(3)), "0.078567");
+    }
+
     #[test]
     fn gamma_star_is_undefined_outside_the_theorem() {
         assert_eq!(gamma_star(Op::Add, &spec(23), false), None, "split");

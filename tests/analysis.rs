@@ -92,8 +92,9 @@ fn planted_sinusoids_are_recovered() {
             );
         }
         let want_res = fourier::wrap_angle(tu + tv - tw);
-        assert!(fourier::wrap_angle(g.residual - want_res).abs() < 1e-6);
-        assert!(g.residual > -PI && g.residual <= PI);
+        let r = g.residual.unwrap();
+        assert!(fourier::wrap_angle(r - want_res).abs() < 1e-6);
+        assert!(r > -PI && r <= PI);
         // Amplitude from the coefficient: A = 2|X_k|/p.
         let a = 2.0 * s.coef(i, Part::U)[k].norm() / p as f64;
         assert!((a - amp).abs() < 1e-9);
@@ -127,7 +128,7 @@ fn planted_sinusoids_are_recovered() {
             worst_phase = worst_phase.max(err);
         }
         let want_res = fourier::wrap_angle(tu + tv - tw);
-        assert!(fourier::wrap_angle(g.residual - want_res).abs() <= 3.0 * phase_tol);
+        assert!(fourier::wrap_angle(g.residual.unwrap() - want_res).abs() <= 3.0 * phase_tol);
         let a = 2.0 * s.coef(i, Part::U)[k].norm() / p as f64;
         assert!(
             (a - amp).abs() <= 2.0 * eps,
@@ -274,8 +275,8 @@ fn construction_fourier_features_are_ideal() {
     for g in &f {
         assert!((g.min_fraction - 1.0).abs() < 1e-9, "neuron {}", g.neuron);
         assert!(
-            g.residual.abs() < 1e-9,
-            "neuron {}: {}",
+            g.residual.unwrap().abs() < 1e-9,
+            "neuron {}: {:?}",
             g.neuron,
             g.residual
         );
@@ -292,6 +293,72 @@ fn construction_fourier_features_are_ideal() {
         (lo - 1.0).abs() < 1e-9 && (hi - 1.0).abs() < 1e-9,
         "{lo} {hi}"
     );
+    let equal = |shares: &[f64]| shares[1..].iter().all(|x| (x - 1.0 / 11.0).abs() < 1e-12);
+    assert!(
+        equal(&s.amplitude_share_per_freq),
+        "{:?}",
+        s.amplitude_share_per_freq
+    );
+}
+
+/// What the max-margin solution holds equal across frequencies is Σ n_i^{3/2}, not the
+/// neuron count or Σ n_i: split each frequency-1 neuron of the construction into two
+/// copies scaled by 2^(−1/3). The logits (2·c³ = 1 times the neuron's) and the margin
+/// normalizer (2·c³·n^{3/2}) are unchanged, so γ = γ* still; frequency 1 now has 32
+/// neurons and 2^(1/3) times its Σ n_i, but the same Σ n_i^{3/2} share as every other.
+#[test]
+fn max_margin_equalizes_the_logit_amplitude_per_frequency() {
+    let p = 23;
+    let base = construct::max_margin(p).unwrap();
+    let (m, extra) = (base.width, 16);
+    let c = 2f64.powf(-1.0 / 3.0);
+    let widen = |x: &[f64]| {
+        let mut out = vec![0.0; p * (m + extra)];
+        for a in 0..p {
+            for i in 0..m {
+                out[a * (m + extra) + i] = x[a * m + i] * if i < extra { c } else { 1.0 };
+            }
+            for i in 0..extra {
+                out[a * (m + extra) + m + i] = x[a * m + i] * c;
+            }
+        }
+        out
+    };
+    let split = Weights {
+        width: m + extra,
+        u: widen(&base.u),
+        v: widen(&base.v),
+        w: widen(&base.w),
+        ..base.clone()
+    };
+    let star = gamma_star_modular_addition(p);
+    let g = margin::margins_with(
+        &*cpu(),
+        &split,
+        Activation::Square,
+        &Task::modular(Op::Add, p).unwrap().pairs,
+        "all",
+        Some(star),
+    )
+    .unwrap()[0]
+        .clone();
+    assert!(
+        (g.gamma / star - 1.0).abs() < 1e-9,
+        "γ/γ* = {}",
+        g.gamma / star
+    );
+    let plan = FourierPlan::new(p).unwrap();
+    let f = summary::neuron_features(&fourier::spectra(&plan, &split, 0).unwrap(), 0.9);
+    let s = summary::summarize(&f, p / 2, 0.9);
+    assert_eq!(s.neurons_per_freq[1], 32);
+    assert!(s.neurons_per_freq[2..].iter().all(|&n| n == 16));
+    for k in 1..=11 {
+        let a = s.amplitude_share_per_freq[k];
+        assert!((a - 1.0 / 11.0).abs() < 1e-12, "k = {k}: {a}");
+    }
+    // Σ n_i of frequency 1 is 2^(1/3) that of each other frequency.
+    let ratio = s.norm_share_per_freq[1] / s.norm_share_per_freq[2];
+    assert!((ratio - 2f64.powf(1.0 / 3.0)).abs() < 1e-12, "{ratio}");
 }
 
 /// A two-model batch whose models train on different fractions with different seeds:
@@ -386,7 +453,10 @@ fn per_model_splits_and_inits_are_each_models_own() {
     let init = config.init_params::<f64>().unwrap().effective();
     let plan = FourierPlan::new(23).unwrap();
     for k in 0..2 {
-        let want = progress::init_freqs(&fourier::spectra(&plan, &init, k).unwrap());
+        let want = progress::init_freqs(
+            &fourier::spectra(&plan, &init, k).unwrap(),
+            Some(clockwork::analysis::basis::Invariant::Sum),
+        );
         assert_eq!(a.init[k], want, "model {k}");
     }
     assert_eq!(

@@ -1,6 +1,6 @@
 //! End-to-end tests of the `analyze` binary on real run directories written by `train`:
-//! every table and picture (PNG headers decoded), the JSON summary, the max-margin
-//! construction, every kind of bad input (exit code 2, one error line naming the
+//! every table and picture (PNG headers decoded), the JSON summary, the max-margin and
+//! Gromov constructions, every kind of bad input (exit code 2, one error line naming the
 //! problem, nothing written), and the `spectra.jsonl` recorder of `train` across a
 //! resume.
 
@@ -404,6 +404,69 @@ fn construct_writes_a_loadable_run_with_the_known_answers() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!((v["p"].as_u64(), v["width"].as_u64()), (Some(7), Some(48)));
+}
+
+#[test]
+fn construct_gromov_prints_the_draws_and_writes_one_model_per_draw() {
+    let tmp = tempfile::tempdir().unwrap();
+    // `analyze construct --kind gromov --p 31 ARGS…`.
+    let gromov = |args: &[&str]| {
+        let head = ["construct", "--kind", "gromov", "--p", "31"];
+        analyze(&[&head[..], args].concat())
+    };
+    // Without --out: the accuracy over the draws, nothing written.
+    let o = gromov(&["--width", "12", "--draws", "3", "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["spec"]["width"], 12);
+    let acc: Vec<f64> = serde_json::from_value(v["accuracy"].clone()).unwrap();
+    assert_eq!(acc.len(), 3);
+    // Twelve neurons cannot hold addition mod 31 exactly: the draws miss pairs.
+    assert!(acc.iter().all(|&a| a > 0.0 && a < 1.0), "{acc:?}");
+    let mean = acc.iter().sum::<f64>() / 3.0;
+    assert!((v["mean_accuracy"].as_f64().unwrap() - mean).abs() < 1e-12);
+
+    // With --out: a run directory of 3 models that the loader and `analyze` read.
+    let out = tmp.path().join("gromov");
+    let args = ["--width", "64", "--draws", "3", "--seed", "5", "--no-plots"];
+    let o = gromov(&[&args[..], &["--out", s(&out)]].concat());
+    let stdout = text(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{stdout}\n{}", text(&o.stderr));
+    assert!(
+        stdout.contains("3 draws of the random phases (seed 5)"),
+        "{stdout}"
+    );
+    let list = clockwork::checkpoint::list(&out).unwrap();
+    let ck = clockwork::checkpoint::Checkpoint::load(&list[0].1).unwrap();
+    assert_eq!(
+        (ck.weights.batch, ck.weights.width, ck.config.models),
+        (3, 64, 3)
+    );
+    assert_eq!(ck.config.train.loss, clockwork::kinds::Loss::Mse);
+    let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+    assert_eq!(metrics.lines().count(), 3, "{metrics}");
+    assert!(out.join("analysis/summary.json").exists());
+
+    // Bad input: exit 2, one line naming the flag, nothing written.
+    let bad = tmp.path().join("bad");
+    for (args, needle) in [
+        ("--kind gromov", "--width"),
+        ("--kind gromov --width 0", "--width"),
+        ("--kind gromov --width 100000000", "smaller --width"),
+        ("--kind gromov --width 8 --draws 0", "--draws"),
+        ("--kind gromov --width 8 --p 2", "--p"),
+        ("--kind gromov --width -4", "-4"),
+        ("--kind square", "square"),
+        ("--p 7 --width 8", "--kind gromov"),
+    ] {
+        let args: Vec<&str> = ["construct", "--out", s(&bad)]
+            .into_iter()
+            .chain(args.split(' '))
+            .collect();
+        refused(&args, &[needle]);
+        assert!(!bad.exists(), "{args:?}");
+    }
+    refused(&["construct", "--p", "7"], &["--out"]);
 }
 
 fn check_construct_outputs(dir: &Path, listed: &[PathBuf]) {

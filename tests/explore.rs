@@ -68,7 +68,12 @@ fn explore_embeds_the_runs_own_weights_and_answers() {
     let (p, m) = (11usize, 40usize);
     assert_eq!(d["p"], p);
     assert_eq!(d["width"], m);
-    assert_eq!(d["basis"], "additive");
+    assert_eq!(d["basis"]["name"], "additive");
+    assert_eq!(d["basis"]["size"], p);
+    assert_eq!(d["basis"]["v_sign"], 1.0);
+    for j in 0..p {
+        assert_eq!(d["basis"]["tokens"][j], j);
+    }
     let mut ckpts: Vec<_> = std::fs::read_dir(run.join("checkpoints"))
         .unwrap()
         .map(|e| e.unwrap().path())

@@ -66,6 +66,8 @@ fn gradients_match_finite_differences() {
                 RegularizerKind::None,
                 RegularizerKind::L2,
                 RegularizerKind::L23,
+                // q = the activation's degree: 3, 2 and 4 here.
+                RegularizerKind::L2k,
             ] {
                 for (tied, embed_dim) in [(false, 0), (true, 0), (false, 3), (true, 3)] {
                     check(activation, loss, reg, tied, embed_dim);

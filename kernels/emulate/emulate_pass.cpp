@@ -253,7 +253,9 @@ static void pass_case(int batch, int n_in, int n_out, int m, int act, int act_k,
 
 // ---- optimizer step kernels against the host semantics (src/optim.rs, regularizer.rs)
 
-static void optimizer_case(int kind, int reg, double lambda, double grokfast, bool tied) {
+// reg: 0 none, 1 L2, 2 L23, 3 L2k with exponent q (ignored by the others).
+static void optimizer_case(int kind, int reg, double lambda, double grokfast, bool tied,
+                           double q = 0.0) {
     const int B = 2, n_in = 7, C = 9, m = 20, steps = 3;
     Problem P = make(B, n_in, C, m, 0, 2, 0, 40);
     const size_t e = (size_t)B * n_in * m, o = (size_t)B * C * m;
@@ -294,7 +296,7 @@ static void optimizer_case(int kind, int reg, double lambda, double grokfast, bo
             neuron_norms(pu, pv, pw, (long long)n_in * m, (long long)C * m, n_in, C, m, norms.data());
         });
         FinalizeParams fp{stats.data(), norms.data(), ctl.data(), ring.data(), bad.data(),
-                          hypers.data(), B, m, 4, reg};
+                          hypers.data(), q, B, m, 4, reg};
         emu::launch({(unsigned)B}, {256}, [&] { finalize_models(fp); });
         ControlParams cp{ctl.data(), bad.data(), milestones.data(), ring_lr.data(), hypers.data(),
                          model_ctl.data(), factor, b1, b2, B, 1, 4, 0};
@@ -305,7 +307,7 @@ static void optimizer_case(int kind, int reg, double lambda, double grokfast, bo
         up.adam_m = am.data(), up.adam_v = av.data(), up.ema = ema.data();
         up.norms = norms.data(), up.ctl = ctl.data();
         up.hypers = hypers.data(), up.model_ctl = model_ctl.data();
-        up.emb_len = (long long)e, up.w_len = (long long)o;
+        up.emb_len = (long long)e, up.w_len = (long long)o, up.reg_q = q;
         up.n_in = n_in, up.n_out = C, up.m = m, up.tied = tied, up.kind = kind, up.reg = reg;
         up.beta1 = (float)b1, up.beta2 = (float)b2, up.one_minus_beta1 = (float)(1 - b1);
         up.one_minus_beta2 = (float)(1 - b2), up.eps = (float)eps, up.ga_alpha = (float)alpha;
@@ -332,6 +334,7 @@ static void optimizer_case(int kind, int reg, double lambda, double grokfast, bo
             for (int i = 0; i < m; ++i)
                 reg_value += reg == 1   ? 0.5 * lz * hn[z * m + i]
                              : reg == 2 ? lz * hn[z * m + i] * std::sqrt(hn[z * m + i])
+                             : reg == 3 ? lz * std::pow(hn[z * m + i], 0.5 * q)
                                         : 0;
             worst = std::max(worst, std::fabs(ring[((step % 4) * B + z) * 4 + 1] - reg_value) /
                                         std::max(reg_value, 1e-12));
@@ -340,7 +343,9 @@ static void optimizer_case(int kind, int reg, double lambda, double grokfast, bo
         }
         auto coef = [&](int z, int i) -> float {
             const double lz = lambdas[z];
-            return reg == 1 ? (float)lz : reg == 2 ? (float)(3.0 * lz * std::sqrt(hn[z * m + i])) : 0.f;
+            const double n = hn[z * m + i];
+            if (reg == 3) return n > 0 ? (float)(q * lz * std::pow(n, 0.5 * q - 1.0)) : 0.f;
+            return reg == 1 ? (float)lz : reg == 2 ? (float)(3.0 * lz * std::sqrt(n)) : 0.f;
         };
         std::vector<float> gu(e), gv(e), gw(o);
         for (size_t q = 0; q < e; ++q) {
@@ -406,8 +411,8 @@ static void optimizer_case(int kind, int reg, double lambda, double grokfast, bo
     }
     if (ctl[CTL_STEP] != (u64)steps) worst = 1;
     char name[160];
-    std::snprintf(name, sizeof name, "optimizer kind=%d reg=%d lambda=%g grokfast=%g tied=%d (%d steps)",
-                  kind, reg, lambda, grokfast, (int)tied, steps);
+    std::snprintf(name, sizeof name, "optimizer kind=%d reg=%d q=%g lambda=%g grokfast=%g tied=%d (%d steps)",
+                  kind, reg, q, lambda, grokfast, (int)tied, steps);
     check(name, worst, 1e-5);
 }
 
@@ -427,6 +432,11 @@ int main() {
     optimizer_case(1, 0, 0.0, 0.0, false);
     optimizer_case(1, 2, 1e-3, 2.0, false);
     optimizer_case(0, 0, 0.0, 2.0, true);
+    // L2k: q = 3 (as L23), 2 (as L2 at 2λ), 5 (x⁴'s degree) and 1.5 (n^{q/2−1} unbounded at 0).
+    optimizer_case(0, 3, 1e-3, 0.0, false, 3.0);
+    optimizer_case(0, 3, 1e-2, 0.0, true, 2.0);
+    optimizer_case(1, 3, 1e-3, 2.0, false, 5.0);
+    optimizer_case(0, 3, 1e-3, 0.0, false, 1.5);
     std::printf("%s\n", failures ? "EMULATION FAILED" : "emulation passed");
     return failures ? 1 : 0;
 }

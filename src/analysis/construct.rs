@@ -8,11 +8,13 @@ use super::record::SpectraRecorder;
 use super::text::pct;
 use crate::checkpoint;
 use crate::config::{RunConfig, TaskConfig};
-use crate::engine::Backend;
+use crate::engine::{Backend, CoreSpec};
 use crate::error::{Error, Result};
 use crate::fsutil::write_atomic;
+use crate::layout::{self, MetricsRecord};
 use crate::model::{Activation, Weights};
 use crate::task::Op;
+use crate::theory;
 use std::f64::consts::{FRAC_PI_2, PI};
 use std::path::{Path, PathBuf};
 
@@ -98,37 +100,86 @@ pub fn config(p: usize) -> Result<RunConfig> {
 /// one `spectra.jsonl` record, so `analyze` and the engine load it like a trained run.
 /// `backend` evaluates the margin that goes into `metrics.jsonl`.
 pub fn write_run(backend: &dyn Backend<f64>, p: usize, dir: &Path) -> Result<()> {
-    let config = config(p)?;
-    let weights = max_margin(p)?;
-    std::fs::create_dir_all(dir.join(crate::layout::CHECKPOINTS_DIR))
-        .map_err(|e| Error::io(dir, e))?;
-    write_atomic(
-        &dir.join(crate::layout::CONFIG_FILE),
-        config.to_toml().as_bytes(),
-    )?;
-    checkpoint::save_weights(&checkpoint::path_for(dir, 0), &config, 0, &weights)?;
-    let margin = super::margin::margins_all_pairs(backend, &config, &weights)?.remove(0);
-    let line = serde_json::json!({
-        "step": 0,
-        "model": 0,
-        "lr": 0.0,
-        "train_loss": margin.loss,
-        "train_acc": margin.accuracy,
-        "test_loss": serde_json::Value::Null,
-        "test_acc": serde_json::Value::Null,
-        "margin": margin.gamma,
-        "gamma_star": margin.gamma_star,
-        "elapsed_s": 0.0,
-    });
-    write_atomic(
-        &dir.join(crate::layout::METRICS_FILE),
-        format!("{line}\n").as_bytes(),
-    )?;
+    write_constructed_run(backend, &config(p)?, &max_margin(p)?, dir)
+}
+
+/// One model's score over every pair of its task.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Score {
+    /// Accuracy over all pairs.
+    pub accuracy: f64,
+    /// Mean data loss over all pairs, of the config's loss.
+    pub loss: f64,
+    /// Normalized margin γ (the activation's degree).
+    pub gamma: f64,
+    /// γ* where the theory gives one.
+    pub gamma_star: Option<f64>,
+}
+
+/// Evaluates every model of `weights` on every pair of `config`'s task with `backend`,
+/// the loss being `config`'s (cross-entropy for the max-margin run, MSE for Gromov's).
+pub(crate) fn evaluate_all_pairs(
+    backend: &dyn Backend<f64>,
+    config: &RunConfig,
+    weights: &Weights<f64>,
+) -> Result<Vec<Score>> {
+    let task = config.build_task()?;
+    let activation = config.model.activation;
+    let core = CoreSpec {
+        activation,
+        loss: config.train.loss,
+    };
+    let gamma_star = super::margin::gamma_star(config);
+    Ok(backend
+        .evaluate(core, weights, &task.pairs)?
+        .iter()
+        .enumerate()
+        .map(|(k, s)| Score {
+            accuracy: s.accuracy(),
+            loss: s.loss,
+            gamma: theory::normalized_margin(s.min_margin, weights, k, activation),
+            gamma_star,
+        })
+        .collect())
+}
+
+/// Writes constructed (untrained) `weights` as a step-0 run directory of `config` at
+/// `dir`: `config.toml`, the checkpoint, one [`MetricsRecord`] per model (loss, accuracy
+/// and normalized margin over all pairs, evaluated with `backend`) and one spectra record
+/// per model.
+pub(crate) fn write_constructed_run(
+    backend: &dyn Backend<f64>,
+    config: &RunConfig,
+    weights: &Weights<f64>,
+    dir: &Path,
+) -> Result<()> {
+    std::fs::create_dir_all(dir.join(layout::CHECKPOINTS_DIR)).map_err(|e| Error::io(dir, e))?;
+    write_atomic(&dir.join(layout::CONFIG_FILE), config.to_toml().as_bytes())?;
+    checkpoint::save_weights(&checkpoint::path_for(dir, 0), config, 0, weights)?;
+    let mut lines = String::new();
+    for (k, score) in evaluate_all_pairs(backend, config, weights)?
+        .iter()
+        .enumerate()
+    {
+        let record = MetricsRecord {
+            step: 0,
+            model: k,
+            lr: Some(0.0),
+            train_loss: Some(score.loss),
+            train_acc: Some(score.accuracy),
+            margin: Some(score.gamma),
+            gamma_star: score.gamma_star,
+            elapsed_s: Some(0.0),
+            ..MetricsRecord::default()
+        };
+        let line = serde_json::to_string(&record).map_err(|e| Error::Backend(e.to_string()))?;
+        lines.push_str(&line);
+        lines.push('\n');
+    }
+    write_atomic(&dir.join(layout::METRICS_FILE), lines.as_bytes())?;
     let spectra = dir.join(super::record::SPECTRA_FILE);
     let _ = std::fs::remove_file(&spectra);
-    let mut recorder = SpectraRecorder::create(dir, p)?;
-    recorder.append(0, &weights, 0)?;
-    Ok(())
+    SpectraRecorder::create(dir, config.task.p)?.append_all(0, weights, &[])
 }
 
 /// What `analyze construct` does: writes the construction of addition mod `p` as a run
@@ -196,7 +247,10 @@ impl KnownAnswers {
                 .iter()
                 .map(|f| f.min_fraction)
                 .fold(f64::INFINITY, f64::min),
-            max_residual: neurons.iter().map(|f| f.residual.abs()).fold(0.0, f64::max),
+            max_residual: neurons
+                .iter()
+                .map(|f| f.residual.map_or(f64::INFINITY, f64::abs))
+                .fold(0.0, f64::max),
             accuracy: m.margin.accuracy,
         })
     }

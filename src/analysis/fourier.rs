@@ -15,6 +15,11 @@
 //!
 //! The transform is planned once per p (rustfft) and run over all neurons of all
 //! snapshots in parallel (rayon); each worker keeps its own buffer and scratch.
+//!
+//! The group need not be the inputs' own labels: [`spectra_relabelled`] transforms
+//! `x'[j] = x[relabel[j]]` over Z_n, which is how [`super::basis`] analyses a·b in the
+//! discrete-log basis (n = p − 1, input 0 left out). Entries no position reads are kept
+//! as the neuron's *excluded* squared norm, so norms stay whole.
 
 use crate::error::{Error, Result};
 use crate::model::Weights;
@@ -147,9 +152,9 @@ pub struct Workspace {
 /// Half spectra of `u_i`, `v_i`, `w_i` for every neuron of one model.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ModelSpectra {
-    /// The modulus.
-    pub p: usize,
-    /// Kept frequencies per vector, `⌊p/2⌋ + 1`.
+    /// Size n of the group transformed over (p for the DFT over Z_p).
+    pub n: usize,
+    /// Kept frequencies per vector, `⌊n/2⌋ + 1`.
     pub n_freq: usize,
     /// Neurons of the model.
     pub width: usize,
@@ -157,17 +162,20 @@ pub struct ModelSpectra {
     coef: Vec<Complex64>,
     /// Same layout as `coef`.
     power: Vec<f64>,
+    /// `excluded[3·i + part]`: squared norm of the entries outside the relabelling.
+    excluded: Vec<f64>,
 }
 
 impl ModelSpectra {
-    fn zeros(p: usize, width: usize) -> ModelSpectra {
-        let n_freq = p / 2 + 1;
+    fn zeros(n: usize, width: usize) -> ModelSpectra {
+        let n_freq = n / 2 + 1;
         ModelSpectra {
-            p,
+            n,
             n_freq,
             width,
             coef: vec![Complex64::default(); 3 * width * n_freq],
             power: vec![0.0; 3 * width * n_freq],
+            excluded: vec![0.0; 3 * width],
         }
     }
 
@@ -192,8 +200,23 @@ impl ModelSpectra {
         c.im.atan2(c.re)
     }
 
+    /// Squared norm of the entries of one vector of neuron `i` that the basis leaves
+    /// out (the input / output 0 of the discrete-log basis; 0 for the DFT over Z_p).
+    pub fn excluded(&self, i: usize, part: Part) -> f64 {
+        self.excluded[3 * i + part as usize]
+    }
+
+    /// ‖u_i‖² + ‖v_i‖² + ‖w_i‖²: the combined power plus the excluded entries.
+    pub fn sq_norm(&self, i: usize) -> f64 {
+        let inside: f64 = Part::ALL
+            .iter()
+            .map(|&p| self.power(i, p).iter().sum::<f64>())
+            .sum();
+        inside + Part::ALL.iter().map(|&p| self.excluded(i, p)).sum::<f64>()
+    }
+
     /// Power of `u_i`, `v_i` and `w_i` summed per frequency (sums to the neuron's
-    /// squared norm ‖u_i‖² + ‖v_i‖² + ‖w_i‖²).
+    /// squared norm ‖u_i‖² + ‖v_i‖² + ‖w_i‖² less the excluded entries).
     pub fn combined_power(&self, i: usize) -> Vec<f64> {
         let mut out = self.power(i, Part::U).to_vec();
         for part in [Part::V, Part::W] {
@@ -230,15 +253,14 @@ fn check_shape(weights: &Weights<f64>, model: usize) -> Result<()> {
 /// Neurons handed to one rayon job.
 const CHUNK: usize = 32;
 
-/// Spectra of the given `(weights, model)` pairs, all neurons of all of them transformed
-/// in one parallel pass with one shared plan. Every snapshot must have `n_in = n_out =
-/// plan.p()`.
+/// Spectra of the given `(weights, model)` pairs over Z_p, all neurons of all of them
+/// transformed in one parallel pass with one shared plan. Every snapshot must have
+/// `n_in = n_out = plan.p()`.
 pub fn spectra_many(
     plan: &FourierPlan,
     snapshots: &[(&Weights<f64>, usize)],
 ) -> Result<Vec<ModelSpectra>> {
-    for &(w, k) in snapshots {
-        check_shape(w, k)?;
+    for &(w, _) in snapshots {
         if w.n_in != plan.p() {
             return Err(Error::Shape {
                 what: "weights for this Fourier plan".into(),
@@ -247,42 +269,86 @@ pub fn spectra_many(
             });
         }
     }
+    let identity: Vec<usize> = (0..plan.p()).collect();
+    spectra_relabelled(plan, &identity, snapshots)
+}
+
+/// Spectra over Z_n (n = `plan.p()` = `relabel.len()`) of the relabelled vectors
+/// `x'[j] = x[relabel[j]]`: position j reads token `relabel[j]`, so the DFT sees the
+/// inputs in the order of the group. Tokens no position reads go to
+/// [`ModelSpectra::excluded`]. Every snapshot must have `n_in = n_out` and every
+/// `relabel[j] < n_in`; `relabel` must not repeat a token.
+pub fn spectra_relabelled(
+    plan: &FourierPlan,
+    relabel: &[usize],
+    snapshots: &[(&Weights<f64>, usize)],
+) -> Result<Vec<ModelSpectra>> {
+    let n = plan.p();
+    if relabel.len() != n {
+        return Err(Error::Shape {
+            what: "relabelling of a Fourier analysis".into(),
+            expected: format!("{n} positions (the plan's group size)"),
+            got: format!("{} positions", relabel.len()),
+        });
+    }
+    for &(w, k) in snapshots {
+        check_shape(w, k)?;
+        let mut seen = vec![false; w.n_in];
+        for &t in relabel {
+            if t >= w.n_in || std::mem::replace(&mut seen[t], true) {
+                return Err(Error::Shape {
+                    what: "relabelling of a Fourier analysis".into(),
+                    expected: format!("distinct tokens < n_in = {}", w.n_in),
+                    got: format!("token {t}"),
+                });
+            }
+        }
+    }
     let mut out: Vec<ModelSpectra> = snapshots
         .iter()
-        .map(|(w, _)| ModelSpectra::zeros(plan.p(), w.width))
+        .map(|(w, _)| ModelSpectra::zeros(n, w.width))
         .collect();
     let nf = plan.n_freq();
     // One job per chunk of neurons of one snapshot; jobs own disjoint output slices.
     let mut jobs = Vec::new();
     for (spectra, &(weights, model)) in out.iter_mut().zip(snapshots) {
         let per = 3 * nf * CHUNK;
-        for (c, (coef, power)) in spectra
+        for (c, ((coef, power), excluded)) in spectra
             .coef
             .chunks_mut(per)
             .zip(spectra.power.chunks_mut(per))
+            .zip(spectra.excluded.chunks_mut(3 * CHUNK))
             .enumerate()
         {
-            jobs.push((weights, model, c * CHUNK, coef, power));
+            jobs.push((weights, model, c * CHUNK, coef, power, excluded));
         }
     }
-    let p = plan.p();
     jobs.into_par_iter().for_each_init(
-        || (plan.workspace(), vec![0.0; p * CHUNK]),
-        |(ws, block), (weights, model, first, coef, power)| {
+        || (plan.workspace(), vec![0.0; n * CHUNK]),
+        |(ws, block), (weights, model, first, coef, power, excluded)| {
             let (u, v, w) = weights.model(model);
             let m = weights.width;
-            let n = coef.len() / (3 * nf);
+            let cols = coef.len() / (3 * nf);
+            let mut inside = vec![false; weights.n_in];
+            for &a in relabel {
+                inside[a] = true;
+            }
             for (part, data) in [u, v, w].into_iter().enumerate() {
                 // Token-major storage: x_i[a] = data[a·m + i]. Gather the chunk's columns
-                // row by row (contiguous reads) into a small p × n block first; reading
+                // row by row (contiguous reads) into a small n × cols block first; reading
                 // one column at a time would touch a new cache line per element.
-                for a in 0..p {
-                    block[a * n..(a + 1) * n]
-                        .copy_from_slice(&data[a * m + first..a * m + first + n]);
+                for (j, &a) in relabel.iter().enumerate() {
+                    block[j * cols..(j + 1) * cols]
+                        .copy_from_slice(&data[a * m + first..a * m + first + cols]);
                 }
-                for j in 0..n {
+                for j in 0..cols {
                     let r = (3 * j + part) * nf..(3 * j + part + 1) * nf;
-                    plan.transform_strided(block, j, n, ws, &mut coef[r.clone()], &mut power[r]);
+                    plan.transform_strided(block, j, cols, ws, &mut coef[r.clone()], &mut power[r]);
+                }
+                for a in (0..inside.len()).filter(|&a| !inside[a]) {
+                    for j in 0..cols {
+                        excluded[3 * j + part] += data[a * m + first + j].powi(2);
+                    }
                 }
             }
         },
@@ -406,6 +472,45 @@ mod tests {
     fn dominant_skips_frequency_zero() {
         assert_eq!(dominant(&[10.0, 1.0, 2.0]), (2, 2.0 / 13.0));
         assert_eq!(dominant(&[0.0, 0.0, 0.0]), (1, 0.0));
+    }
+
+    #[test]
+    fn relabelled_spectra_read_the_permuted_vector_and_keep_the_rest() {
+        let (p, m) = (7, 40);
+        let u: Vec<f64> = (0..p * m).map(|j| ((j * 31) % 17) as f64 - 8.0).collect();
+        let weights = Weights {
+            batch: 1,
+            n_in: p,
+            n_out: p,
+            width: m,
+            u: u.clone(),
+            v: u.iter().map(|x| 0.5 * x).collect(),
+            w: u.iter().map(|x| x + 1.0).collect(),
+        };
+        // 3 generates Z_7^*: positions 0..6 read tokens 1, 3, 2, 6, 4, 5; token 0 is left out.
+        let relabel = [1, 3, 2, 6, 4, 5];
+        let plan = FourierPlan::new(6).unwrap();
+        let s = spectra_relabelled(&plan, &relabel, &[(&weights, 0)])
+            .unwrap()
+            .remove(0);
+        assert_eq!((s.n, s.n_freq), (6, 4));
+        for i in [0, 33, 39] {
+            let col: Vec<f64> = relabel.iter().map(|&a| u[a * m + i]).collect();
+            let (c, pw) = plan.transform(&col).unwrap();
+            assert_eq!(s.coef(i, Part::U), &c[..]);
+            assert_eq!(s.power(i, Part::U), &pw[..]);
+            assert_eq!(s.excluded(i, Part::U), u[i] * u[i]);
+            let norm: f64 = (0..p)
+                .map(|a| {
+                    let x = u[a * m + i];
+                    x * x + (0.5 * x).powi(2) + (x + 1.0).powi(2)
+                })
+                .sum();
+            assert!((s.sq_norm(i) - norm).abs() < 1e-9 * norm);
+        }
+        assert!(spectra_relabelled(&plan, &[1, 3, 2, 6, 4, 1], &[(&weights, 0)]).is_err());
+        assert!(spectra_relabelled(&plan, &[1, 3, 2, 6, 4, 7], &[(&weights, 0)]).is_err());
+        assert!(spectra_relabelled(&plan, &[1, 3, 2], &[(&weights, 0)]).is_err());
     }
 
     #[test]

@@ -184,3 +184,55 @@ fn single_model(weights: &Weights<f64>, k: usize) -> Weights<f64> {
         w: w.to_vec(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine;
+    use crate::kinds::{Device, Precision};
+
+    /// γ is invariant under θ → cθ exactly when the norm's degree is the network's
+    /// homogeneity degree: f(cθ) = c^h f(θ) and Σ (c² n_i)^{h/2} = c^h Σ n_i^{h/2}, with
+    /// h = 2 for ReLU, 3 for x², k+1 for x^k. Random (untrained) weights of a
+    /// 3-model batch, scaled by c below and above 1.
+    #[test]
+    fn normalized_margin_is_scale_invariant_for_relu_and_powers() {
+        let backend = engine::open::<f64>(Device::Cpu, Precision::Fp32, 1).unwrap();
+        for (activation, h) in [
+            (Activation::Relu, 2.0),
+            (Activation::Square, 3.0),
+            (Activation::Pow(3), 4.0),
+        ] {
+            assert_eq!(activation.homogeneity(), h, "{activation}");
+            let mut config = RunConfig::default();
+            config.task.p = 11;
+            config.model.width = 24;
+            config.model.activation = activation;
+            config.models = 3;
+            let weights = config.init_params::<f64>().unwrap().effective();
+            let before = margins_all_pairs(backend.as_ref(), &config, &weights).unwrap();
+            for c in [0.37, 2.9] {
+                let mut scaled = weights.clone();
+                for x in [&mut scaled.u, &mut scaled.v, &mut scaled.w] {
+                    x.iter_mut().for_each(|x| *x *= c);
+                }
+                let after = margins_all_pairs(backend.as_ref(), &config, &scaled).unwrap();
+                for (k, (b, a)) in before.iter().zip(&after).enumerate() {
+                    assert!(
+                        (a.gamma / b.gamma - 1.0).abs() < 1e-12,
+                        "{activation}, model {k}, c = {c}: γ {} → {}",
+                        b.gamma,
+                        a.gamma
+                    );
+                    // The unnormalized margin does move, by c^h: the invariance is the
+                    // norm's doing, not a margin that ignores the scale.
+                    let moved = a.min_margin / b.min_margin;
+                    assert!(
+                        (moved / c.powf(h) - 1.0).abs() < 1e-12,
+                        "{activation}: {moved}"
+                    );
+                }
+            }
+        }
+    }
+}

@@ -3,10 +3,13 @@
 //! pictures and a per-run HTML report.
 //!
 //! The pieces, each with one job:
-//! - [`fourier`]: batched DFT over Z_p of every u_i, v_i, w_i (powers, phases),
+//! - [`fourier`]: batched DFT over Z_n of every u_i, v_i, w_i (powers, phases),
+//! - [`basis`]: which basis (additive, or discrete log for a·b and a/b) and which phase
+//!   invariant the task calls for,
 //! - [`summary`]: per-neuron features and per-model frequency statistics,
 //! - [`margin`]: normalized margin of a checkpoint with the engine, and γ*,
 //! - [`construct`]: the exact max-margin solution (a known answer for all of the above),
+//! - [`construct_gromov`]: Gromov's analytic solution with random phases (his accuracies),
 //! - [`progress`]: participation ratios, the init "lottery" check, grokking stages,
 //! - [`record`]: the `spectra.jsonl` recorder the training loop calls,
 //! - [`rundir`]: loading a run directory,
@@ -16,13 +19,17 @@
 //! - [`plot`] and [`report`]: PNG/SVG pictures and `index.html`,
 //! - [`explore`]: `explore.html`, the interactive page (`analyze RUN --explore`),
 //! - [`text`]: the human-readable report `analyze` prints,
+//! - [`command`]: what the `analyze` command does (the binary only parses and prints),
 //! - [`outdir`]: checking and writing an analysis directory the way `analyze` does
 //!   (only the files written are replaced, each atomically).
 //!
-//! Dependencies go one way: `fourier` ← `summary` ← `progress` ← `pipeline` ←
+//! Dependencies go one way: `fourier` ← `basis` ← `summary` ← `progress` ← `pipeline` ←
 //! `tables`/`report`/`text` ← `outdir`; nothing here constructs an engine backend.
 
+pub mod basis;
+pub mod command;
 pub mod construct;
+pub mod construct_gromov;
 pub mod explore;
 pub mod fourier;
 mod jsonl;

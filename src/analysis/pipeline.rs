@@ -6,8 +6,14 @@
 //! pairs); the last one gives the final per-neuron table. Checkpoints are processed in
 //! groups so memory stays bounded however many a run saved, and within a group all
 //! neurons of all checkpoints go through one parallel Fourier pass.
+//!
+//! The Fourier basis and the phase invariant follow the run's task
+//! ([`Basis::for_task`]): a·b and a/b are analysed in the discrete-log basis over
+//! Z_{p−1}. Training records `spectra.jsonl` over Z_p, so for those tasks the timeline
+//! pictures are drawn from the checkpoints instead (in the task's basis).
 
-use super::fourier::{spectra_many, FourierPlan, ModelSpectra};
+use super::basis::{Basis, BasisReport};
+use super::fourier::ModelSpectra;
 use super::margin::{self, MarginReport, SplitPart};
 use super::progress::{self, InitFreqs, Lottery, Stages};
 use super::record::SpectraRecord;
@@ -66,6 +72,12 @@ pub struct RunSummary {
     pub final_step: u64,
     /// Power fraction above which a neuron counts as sinusoidal.
     pub threshold: f64,
+    /// The Fourier basis and phase invariant of the analysis (they follow the task).
+    pub basis: BasisReport,
+    /// Where the spectra over training come from: `spectra.jsonl` (recorded in
+    /// training, additive basis) or the checkpoints (every other basis, or a run without
+    /// records).
+    pub timeline_source: String,
     /// Where the initial weights of the lottery check came from.
     pub init_source: String,
     /// One report per model of the batch.
@@ -145,6 +157,8 @@ pub struct RunAnalysis {
     pub timeline: Vec<Vec<SpectraRecord>>,
     /// γ* of the setup where the theory applies.
     pub gamma_star: Option<f64>,
+    /// The Fourier basis every spectrum above is in.
+    pub basis: Basis,
 }
 
 /// Initial weights: the step-0 checkpoint when saved, else re-drawn from each model's
@@ -181,7 +195,9 @@ pub fn analyze(backend: &dyn Backend<f64>, path: &Path, options: &Options) -> Re
     let config = &dir.config;
     let p = config.task.p;
     let b = config.models;
-    let plan = FourierPlan::new(p)?;
+    let basis = Basis::for_task(config.task.op, p)?;
+    let invariant = basis.invariant();
+    let max_freq = basis.max_freq();
     let task = config.build_task()?;
     let gamma_star = margin::gamma_star(config);
     let activation = config.model.activation;
@@ -199,7 +215,7 @@ pub fn analyze(backend: &dyn Backend<f64>, path: &Path, options: &Options) -> Re
             .iter()
             .flat_map(|c| (0..b).map(move |k| (&c.weights, k)))
             .collect();
-        let mut spectra = spectra_many(&plan, &jobs)?;
+        let mut spectra = basis.spectra_many(&jobs)?;
         for (j, ckpt) in loaded.into_iter().enumerate() {
             let margins = margin::margins_with(
                 backend,
@@ -212,8 +228,8 @@ pub fn analyze(backend: &dyn Backend<f64>, path: &Path, options: &Options) -> Re
             let mine: Vec<ModelSpectra> = spectra.drain(..b).collect();
             debug_assert!(j < GROUP);
             for (k, s) in mine.iter().enumerate() {
-                let f = summary::neuron_features(s, options.threshold);
-                let sum = summary::summarize(&f, p / 2, options.threshold);
+                let f = summary::neuron_features_with(s, invariant, options.threshold);
+                let sum = summary::summarize(&f, max_freq, options.threshold);
                 rows.push(CheckpointRow {
                     step: ckpt.step,
                     model: k,
@@ -238,9 +254,10 @@ pub fn analyze(backend: &dyn Backend<f64>, path: &Path, options: &Options) -> Re
 
     let (init_weights, init_source) = initial_weights(&dir, first.as_ref())?;
     let init_jobs: Vec<(&Weights<f64>, usize)> = (0..b).map(|k| (&init_weights, k)).collect();
-    let init: Vec<InitFreqs> = spectra_many(&plan, &init_jobs)?
+    let init: Vec<InitFreqs> = basis
+        .spectra_many(&init_jobs)?
         .iter()
-        .map(progress::init_freqs)
+        .map(|s| progress::init_freqs(s, invariant))
         .collect();
 
     let train_margins = margin::margins_on_split(backend, config, &last.weights, SplitPart::Train)?;
@@ -250,33 +267,44 @@ pub fn analyze(backend: &dyn Backend<f64>, path: &Path, options: &Options) -> Re
     let mut neurons = Vec::with_capacity(b);
     let mut models = Vec::with_capacity(b);
     for k in 0..b {
-        let f = summary::neuron_features(&last_spectra[k], options.threshold);
+        let f = summary::neuron_features_with(&last_spectra[k], invariant, options.threshold);
         let metrics = dir.metrics_of(k);
         models.push(ModelReport {
             model: k,
             seed: settings[k].seed,
             train_fraction: settings[k].train_fraction,
-            frequencies: summary::summarize(&f, p / 2, options.threshold),
+            frequencies: summary::summarize(&f, max_freq, options.threshold),
             margin: last_margins[k].clone(),
             margin_train: train_margins[k].clone(),
             margin_test: test_margins[k].clone(),
-            lottery: progress::lottery(&init[k], &f, p / 2),
+            lottery: progress::lottery(&init[k], &f, max_freq),
             stages: progress::stages(metrics.iter().map(|r| (r.step, r.train_acc, r.test_acc))),
             last_metrics: metrics.last().map(|r| (*r).clone()),
         });
         neurons.push(f);
     }
 
+    // spectra.jsonl is over Z_p: usable only when that is the analysis basis.
+    let use_records = basis.is_additive() && (0..b).all(|k| !dir.spectra_of(k).is_empty());
     let timeline = (0..b)
         .map(|k| {
-            let recorded = dir.spectra_of(k);
-            if recorded.is_empty() {
-                std::mem::take(&mut ckpt_records[k])
+            if use_records {
+                dir.spectra_of(k).into_iter().cloned().collect()
             } else {
-                recorded.into_iter().cloned().collect()
+                std::mem::take(&mut ckpt_records[k])
             }
         })
         .collect();
+    let timeline_source = if use_records {
+        format!("{} (recorded in training)", super::record::SPECTRA_FILE)
+    } else if basis.is_additive() {
+        "checkpoints (no spectra records for every model)".to_string()
+    } else {
+        format!(
+            "checkpoints ({} is recorded over Z_{p}, not in this basis)",
+            super::record::SPECTRA_FILE
+        )
+    };
 
     let spec = config.model_spec();
     let summary = RunSummary {
@@ -291,6 +319,8 @@ pub fn analyze(backend: &dyn Backend<f64>, path: &Path, options: &Options) -> Re
         checkpoints: dir.checkpoints.len(),
         final_step: last.step,
         threshold: options.threshold,
+        basis: basis.report(),
+        timeline_source,
         init_source,
         models,
     };
@@ -302,5 +332,6 @@ pub fn analyze(backend: &dyn Backend<f64>, path: &Path, options: &Options) -> Re
         checkpoints: rows,
         timeline,
         gamma_star,
+        basis,
     })
 }

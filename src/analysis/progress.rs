@@ -2,6 +2,7 @@
 //! the frequency a neuron ends on was already favoured at initialization (the "lottery"
 //! view), and when a split run memorizes and then generalizes.
 
+use super::basis::Invariant;
 use super::fourier::{dominant, ModelSpectra, Part};
 use super::record::SpectraRecord;
 use super::summary::NeuronFeatures;
@@ -21,27 +22,32 @@ pub fn record_measures(r: &SpectraRecord, threshold: f64) -> (f64, f64) {
     (mean_ipr, share)
 }
 
-/// Alignment of neuron `i` at frequency `k`: `|Re(û_k · v̂_k · conj(ŵ_k))|`
-/// = `|û_k|·|v̂_k|·|ŵ_k|·|cos(θu + θv − θw)|`.
+/// Alignment of neuron `i` at frequency `k` under `invariant`:
+/// `|Re(û_k · v̂_k^± · conj(ŵ_k))|` = `|û_k|·|v̂_k|·|ŵ_k|·|cos(θu ± θv − θw)|`, with
+/// `v̂_k` for [`Invariant::Sum`] and `conj(v̂_k)` for [`Invariant::Difference`].
 ///
-/// Why this quantity: for σ = x² the part of `h_i(a,b)` that depends on a + b is
+/// Why this quantity: for σ = x² the part of `h_i(a,b)` that mixes the inputs is
 /// `2·u_i[a]·v_i[b]`, and its overlap with the output `w_i[c]` along the correct answer
-/// c = a + b at frequency k is proportional to `Re(û_k v̂_k conj(ŵ_k))`. So the score is
-/// how much a neuron at initialization already pushes (either sign) the logit of the
+/// (c = a + b, or a − b) at frequency k is proportional to that real part. So the score
+/// is how much a neuron at initialization already pushes (either sign) the logit of the
 /// right answer through frequency k: power-weighted phase alignment.
-pub fn alignment(spectra: &ModelSpectra, i: usize, k: usize) -> f64 {
+pub fn alignment(spectra: &ModelSpectra, invariant: Invariant, i: usize, k: usize) -> f64 {
     let u = spectra.coef(i, Part::U)[k];
     let v = spectra.coef(i, Part::V)[k];
+    let v = match invariant {
+        Invariant::Sum => v,
+        Invariant::Difference => v.conj(),
+    };
     let w = spectra.coef(i, Part::W)[k];
     (u * v * w.conj()).re.abs()
 }
 
 /// The frequency (k ≥ 1) of largest [`alignment`]; ties go to the lower frequency.
-pub fn best_aligned(spectra: &ModelSpectra, i: usize) -> usize {
+pub fn best_aligned(spectra: &ModelSpectra, invariant: Invariant, i: usize) -> usize {
     let mut best = 1;
     let mut best_score = f64::NEG_INFINITY;
     for k in 1..spectra.n_freq {
-        let s = alignment(spectra, i, k);
+        let s = alignment(spectra, invariant, i, k);
         if s > best_score {
             best = k;
             best_score = s;
@@ -55,17 +61,23 @@ pub fn best_aligned(spectra: &ModelSpectra, i: usize) -> usize {
 pub struct InitFreqs {
     /// Dominant (k ≥ 1) frequency of the combined u+v+w power at init.
     pub strongest: Vec<usize>,
-    /// Frequency of largest [`alignment`] at init.
-    pub aligned: Vec<usize>,
+    /// Frequency of largest [`alignment`] at init (`None` for a task without a phase
+    /// invariant, where no alignment is defined).
+    pub aligned: Option<Vec<usize>>,
 }
 
-/// Strongest and best-aligned frequency of every neuron of an initial model.
-pub fn init_freqs(init: &ModelSpectra) -> InitFreqs {
+/// Strongest and best-aligned frequency (under `invariant`) of every neuron of an
+/// initial model.
+pub fn init_freqs(init: &ModelSpectra, invariant: Option<Invariant>) -> InitFreqs {
     InitFreqs {
         strongest: (0..init.width)
             .map(|i| dominant(&init.combined_power(i)).0)
             .collect(),
-        aligned: (0..init.width).map(|i| best_aligned(init, i)).collect(),
+        aligned: invariant.map(|inv| {
+            (0..init.width)
+                .map(|i| best_aligned(init, inv, i))
+                .collect()
+        }),
     }
 }
 
@@ -79,9 +91,11 @@ pub struct Lottery {
     pub same_as_strongest: usize,
     /// `same_as_strongest / considered` (None when no neuron is considered).
     pub share_strongest: Option<f64>,
-    /// Of those, how many end on their best phase-aligned frequency at init.
-    pub same_as_aligned: usize,
-    /// `same_as_aligned / considered` (None when no neuron is considered).
+    /// Of those, how many end on their best phase-aligned frequency at init (`None`
+    /// without an invariant).
+    pub same_as_aligned: Option<usize>,
+    /// `same_as_aligned / considered` (None when no neuron is considered, or without an
+    /// invariant).
     pub share_aligned: Option<f64>,
     /// Share expected by chance if final frequencies were independent of init:
     /// 1 / ⌊p/2⌋.
@@ -98,14 +112,14 @@ pub fn lottery(init: &InitFreqs, last: &[NeuronFeatures], max_freq: usize) -> Lo
             .count()
     };
     let same_as_strongest = hits(&init.strongest);
-    let same_as_aligned = hits(&init.aligned);
+    let same_as_aligned = init.aligned.as_deref().map(hits);
     let share = |h: usize| (!considered.is_empty()).then(|| h as f64 / considered.len() as f64);
     Lottery {
         considered: considered.len(),
         same_as_strongest,
         share_strongest: share(same_as_strongest),
         same_as_aligned,
-        share_aligned: share(same_as_aligned),
+        share_aligned: same_as_aligned.and_then(share),
         chance: 1.0 / max_freq.max(1) as f64,
     }
 }

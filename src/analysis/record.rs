@@ -21,6 +21,10 @@
 //!
 //! Shares are rounded to 1e-4: enough for heat maps and participation ratios, and it
 //! keeps a p = 113, m = 512 record near 150 kB.
+//!
+//! Training records the DFT over Z_p whatever the task (the run loop hands the writer
+//! only p); the analysis of a·b and a/b, whose basis is the discrete log over Z_{p−1},
+//! takes its timeline from the checkpoints instead ([`super::pipeline`]).
 
 use super::fourier::{dominant, spectra, spectra_many, FourierPlan, ModelSpectra};
 use super::jsonl;
@@ -59,13 +63,15 @@ impl SpectraRecord {
         ))
     }
 
-    /// The record of spectra already computed.
+    /// The record of spectra already computed. Its `p` is the size of the group the
+    /// spectra were taken over (the modulus for the DFT over Z_p, p − 1 for the
+    /// discrete-log basis), so its power rows have `p/2 + 1` entries either way.
     pub fn from_spectra(s: &ModelSpectra, step: u64, model: usize) -> SpectraRecord {
         let m = s.width;
         let mut rec = SpectraRecord {
             step,
             model,
-            p: s.p,
+            p: s.n,
             margin: None,
             train_acc: None,
             test_acc: None,

@@ -148,6 +148,26 @@ fn run_rows(a: &RunAnalysis) -> Vec<(&'static str, String)> {
         },
     ));
     rows.push((
+        "Fourier basis",
+        format!(
+            "{} — DFT over {}{}. {}",
+            esc(&s.basis.name),
+            esc(&s.basis.group),
+            s.basis
+                .generator
+                .map_or(String::new(), |g| format!(" (generator g = {g})")),
+            esc(&s.basis.note)
+        ),
+    ));
+    rows.push((
+        "phase invariant",
+        match &s.basis.invariant {
+            Some(inv) => esc(inv),
+            None => "none claimed for this task (no residual reported)".into(),
+        },
+    ));
+    rows.push(("spectra over training", esc(&s.timeline_source)));
+    rows.push((
         "sinusoidal neuron",
         format!(
             "each of u, v, w keeps ≥ {} of its power at one frequency",
@@ -159,7 +179,7 @@ fn run_rows(a: &RunAnalysis) -> Vec<(&'static str, String)> {
 }
 
 /// One row of the model table: a label and one value (already escaped) per model.
-type ModelRow = (&'static str, Vec<String>);
+type ModelRow = (String, Vec<String>);
 
 /// The rows of the model table for `models`.
 fn model_rows(a: &RunAnalysis, models: &[ModelReport]) -> Vec<ModelRow> {
@@ -170,7 +190,7 @@ fn model_rows(a: &RunAnalysis, models: &[ModelReport]) -> Vec<ModelRow> {
             .is_some_and(|r| r.test_loss.is_some() || r.test_acc.is_some())
     });
     let row = |label: &'static str, f: &dyn Fn(&ModelReport) -> String| -> ModelRow {
-        (label, models.iter().map(f).collect())
+        (label.to_string(), models.iter().map(f).collect())
     };
     let loss_acc = |loss: Option<f64>, acc: Option<f64>| format!("{} / {}", num(loss), pct(acc));
     let mut rows = vec![row("final train loss / accuracy", &|m| {
@@ -217,26 +237,53 @@ fn model_rows(a: &RunAnalysis, models: &[ModelReport]) -> Vec<ModelRow> {
         "shared-frequency neurons (u, v, w same dominant frequency)",
         &|m| pct(Some(m.frequencies.shared_freq_share)),
     ));
+    let range = |r: Option<(f64, f64)>| match r {
+        Some((lo, hi)) => format!("{lo:.2} / {hi:.2}"),
+        None => "–".into(),
+    };
     rows.push(row(
-        "weight norm² per used frequency, min / max (× equal share)",
-        &|m| match m.frequencies.norm_share_range {
-            Some((lo, hi)) => format!("{lo:.2} / {hi:.2}"),
-            None => "–".into(),
-        },
+        "Σ n_i (n_i = ‖u_i‖²+‖v_i‖²+‖w_i‖²) per used frequency, min / max (× equal share)",
+        &|m| range(m.frequencies.norm_share_range),
     ));
+    rows.push(row(
+        "Σ n_i^3/2 (logit amplitude) per used frequency, min / max (× equal share)",
+        &|m| range(m.frequencies.amplitude_share_range),
+    ));
+    if !a.summary.basis.excluded.is_empty() {
+        rows.push(row(
+            "share of a neuron's norm² on input/output 0 (outside the basis), mean / max",
+            &|m| {
+                let f = &m.frequencies;
+                format!(
+                    "{} / {}",
+                    pct(Some(f.excluded_share_mean)),
+                    pct(Some(f.excluded_share_max))
+                )
+            },
+        ));
+    }
     rows.push(row("mean IPR of the neurons' power", &|m| {
         num(Some(m.frequencies.mean_ipr))
     }));
-    rows.push(row(
-        "|θu + θv − θw| over sinusoidal neurons, mean / max (rad)",
-        &|m| {
-            let f = &m.frequencies;
-            match f.residual_mean_abs {
-                Some(r) => format!("{} / {}", num(Some(r)), num(f.residual_max_abs)),
-                None => "–".into(),
-            }
-        },
-    ));
+    if let Some(inv) = &a.summary.basis.invariant {
+        let label = format!(
+            "|{}| over sinusoidal neurons, mean / max (rad)",
+            inv.trim_end_matches(" = 0")
+        );
+        rows.push((
+            label,
+            models
+                .iter()
+                .map(|m| {
+                    let f = &m.frequencies;
+                    match f.residual_mean_abs {
+                        Some(r) => format!("{} / {}", num(Some(r)), num(f.residual_max_abs)),
+                        None => "–".into(),
+                    }
+                })
+                .collect(),
+        ));
+    }
     rows.push(row(
         "lottery: final frequency = strongest / best-aligned one at init",
         &|m| {
@@ -247,7 +294,10 @@ fn model_rows(a: &RunAnalysis, models: &[ModelReport]) -> Vec<ModelRow> {
                 format!(
                     "{} / {} of {} sinusoidal neurons (chance {})",
                     pct(l.share_strongest),
-                    pct(l.share_aligned),
+                    match l.same_as_aligned {
+                        Some(_) => pct(l.share_aligned),
+                        None => "– (no invariant)".into(),
+                    },
                     l.considered,
                     pct(Some(l.chance))
                 )
@@ -311,7 +361,7 @@ fn index_html(
             h.push_str("</tr>\n");
         }
         for (k, values) in model_rows(a, chunk) {
-            let _ = write!(h, "<tr><th>{}</th>", esc(k));
+            let _ = write!(h, "<tr><th>{}</th>", esc(&k));
             for v in values {
                 let _ = write!(h, "<td>{v}</td>");
             }

@@ -5,8 +5,13 @@
 //! each of its three vectors separately keeps at least `threshold` of its power at that
 //! one frequency — the shape the max-margin theory predicts (theory.md §3), where u, v
 //! and w share one frequency.
+//!
+//! Frequencies and phases are those of the spectra handed in, in whatever basis
+//! [`super::basis::Basis`] computed them; the phase residual is the basis's
+//! [`Invariant`] (none for a task without one).
 
-use super::fourier::{dominant, ipr, wrap_angle, ModelSpectra, Part};
+use super::basis::Invariant;
+use super::fourier::{dominant, ipr, ModelSpectra, Part};
 use serde::{Deserialize, Serialize};
 
 /// Default power fraction above which a neuron counts as sinusoidal.
@@ -45,18 +50,34 @@ pub struct NeuronFeatures {
     pub theta_v: f64,
     /// Phase of `w_i` at `freq`.
     pub theta_w: f64,
-    /// θu + θv − θw wrapped to (−π, π]; 0 for the max-margin solution.
-    pub residual: f64,
-    /// ‖u_i‖² + ‖v_i‖² + ‖w_i‖².
+    /// The invariant's residual (θu + θv − θw for a+b and a·b, θu − θv − θw for a−b and
+    /// a/b) wrapped to (−π, π]; 0 for the max-margin solution. `None` when the task has
+    /// no invariant (a²+ab+b²).
+    pub residual: Option<f64>,
+    /// ‖u_i‖² + ‖v_i‖² + ‖w_i‖² (all entries, those outside the basis included).
     pub sq_norm: f64,
+    /// Share of `sq_norm` on the entries outside the basis (input and output 0 of the
+    /// discrete-log basis; 0 in the additive basis).
+    #[serde(default)]
+    pub excluded_share: f64,
     /// Inverse participation ratio of the combined power (1 = one frequency).
     pub ipr: f64,
     /// `min_fraction ≥ threshold`.
     pub sinusoidal: bool,
 }
 
-/// Features of every neuron of one model.
+/// Features of every neuron of one model of a+b (residual θu + θv − θw).
 pub fn neuron_features(spectra: &ModelSpectra, threshold: f64) -> Vec<NeuronFeatures> {
+    neuron_features_with(spectra, Some(Invariant::Sum), threshold)
+}
+
+/// Features of every neuron of one model, with the residual of `invariant` (none
+/// without one).
+pub fn neuron_features_with(
+    spectra: &ModelSpectra,
+    invariant: Option<Invariant>,
+    threshold: f64,
+) -> Vec<NeuronFeatures> {
     (0..spectra.width)
         .map(|i| {
             let combined = spectra.combined_power(i);
@@ -80,6 +101,7 @@ pub fn neuron_features(spectra: &ModelSpectra, threshold: f64) -> Vec<NeuronFeat
             let theta_u = spectra.phase(i, Part::U, freq);
             let theta_v = spectra.phase(i, Part::V, freq);
             let theta_w = spectra.phase(i, Part::W, freq);
+            let sq_norm = spectra.sq_norm(i);
             NeuronFeatures {
                 neuron: i,
                 freq,
@@ -95,8 +117,13 @@ pub fn neuron_features(spectra: &ModelSpectra, threshold: f64) -> Vec<NeuronFeat
                 theta_u,
                 theta_v,
                 theta_w,
-                residual: wrap_angle(theta_u + theta_v - theta_w),
-                sq_norm: combined.iter().sum(),
+                residual: invariant.map(|inv| inv.residual(theta_u, theta_v, theta_w)),
+                sq_norm,
+                excluded_share: if sq_norm > 0.0 {
+                    (sq_norm - combined.iter().sum::<f64>()).max(0.0) / sq_norm
+                } else {
+                    0.0
+                },
                 ipr: ipr(&combined),
                 sinusoidal: min_fraction >= threshold,
             }
@@ -128,6 +155,17 @@ pub struct FrequencySummary {
     /// with no frequency in use).
     #[serde(default)]
     pub norm_share_range: Option<(f64, f64)>,
+    /// Share of Σ_i n_i^{3/2} (n_i = ‖u_i‖² + ‖v_i‖² + ‖w_i‖²) held by the neurons of each
+    /// dominant frequency (index 0 is always 0). For σ = x² a neuron's contribution to
+    /// the logits scales as n_i^{3/2}, so this is each frequency's share of the logit
+    /// amplitude: the quantity the max-margin solution makes equal across frequencies
+    /// (theory.md §4), where neither the neuron counts nor the Σ n_i shares need be.
+    #[serde(default)]
+    pub amplitude_share_per_freq: Vec<f64>,
+    /// Largest and smallest amplitude share over the frequencies in use, as multiples of
+    /// the equal share 1/max_freq (null with no frequency in use).
+    #[serde(default)]
+    pub amplitude_share_range: Option<(f64, f64)>,
     /// Frequencies of at least one sinusoidal neuron, and the others.
     pub freqs_used: Vec<usize>,
     /// Frequencies without any sinusoidal neuron.
@@ -136,12 +174,38 @@ pub struct FrequencySummary {
     pub sinusoidal_share: f64,
     /// Share of neurons whose u, v, w have one dominant frequency.
     pub shared_freq_share: f64,
-    /// Over sinusoidal neurons: largest and mean |θu + θv − θw| (null when none).
+    /// Over sinusoidal neurons: largest |residual| of the basis's invariant (null when
+    /// there are none, or the task has no invariant).
     pub residual_max_abs: Option<f64>,
-    /// Mean |θu + θv − θw| over sinusoidal neurons.
+    /// Mean |residual| over sinusoidal neurons (null likewise).
     pub residual_mean_abs: Option<f64>,
     /// Mean inverse participation ratio of the combined power.
     pub mean_ipr: f64,
+    /// Mean over neurons of the share of their norm² outside the basis (input and
+    /// output 0 of the discrete-log basis; 0 in the additive basis).
+    #[serde(default)]
+    pub excluded_share_mean: f64,
+    /// Largest such share over the neurons.
+    #[serde(default)]
+    pub excluded_share_max: f64,
+}
+
+/// Each entry's share of the total (all 0 when the total is 0).
+fn shares(per_freq: &[f64]) -> Vec<f64> {
+    let total: f64 = per_freq.iter().sum();
+    per_freq
+        .iter()
+        .map(|&x| if total > 0.0 { x / total } else { 0.0 })
+        .collect()
+}
+
+/// Smallest and largest of `shares` over `used` frequencies, as multiples of the equal
+/// share 1/max_freq.
+fn share_range(shares: &[f64], used: &[usize], max_freq: usize) -> Option<(f64, f64)> {
+    used.iter()
+        .map(|&k| shares[k] * max_freq as f64)
+        .map(|r| (r, r))
+        .reduce(|(lo, hi), (r, _)| (lo.min(r), hi.max(r)))
 }
 
 /// Aggregates neuron features (of a model over Z_p with ⌊p/2⌋ = `max_freq`).
@@ -149,33 +213,25 @@ pub fn summarize(features: &[NeuronFeatures], max_freq: usize, threshold: f64) -
     let mut neurons_per_freq = vec![0; max_freq + 1];
     let mut sinusoidal_per_freq = vec![0; max_freq + 1];
     let mut norm_per_freq = vec![0.0; max_freq + 1];
+    let mut amplitude_per_freq = vec![0.0; max_freq + 1];
     let mut residuals = Vec::new();
     for f in features {
         neurons_per_freq[f.freq] += 1;
         norm_per_freq[f.freq] += f.sq_norm;
+        amplitude_per_freq[f.freq] += f.sq_norm.powf(1.5);
         if f.sinusoidal {
             sinusoidal_per_freq[f.freq] += 1;
-            residuals.push(f.residual.abs());
+            if let Some(r) = f.residual {
+                residuals.push(r.abs());
+            }
         }
     }
     let (freqs_used, freqs_missing): (Vec<usize>, Vec<usize>) =
         (1..=max_freq).partition(|&k| sinusoidal_per_freq[k] > 0);
-    let total_norm: f64 = norm_per_freq.iter().sum();
-    let norm_share_per_freq: Vec<f64> = norm_per_freq
-        .iter()
-        .map(|&n| {
-            if total_norm > 0.0 {
-                n / total_norm
-            } else {
-                0.0
-            }
-        })
-        .collect();
-    let norm_share_range = freqs_used
-        .iter()
-        .map(|&k| norm_share_per_freq[k] * max_freq as f64)
-        .map(|r| (r, r))
-        .reduce(|(lo, hi), (r, _)| (lo.min(r), hi.max(r)));
+    let norm_share_per_freq = shares(&norm_per_freq);
+    let norm_share_range = share_range(&norm_share_per_freq, &freqs_used, max_freq);
+    let amplitude_share_per_freq = shares(&amplitude_per_freq);
+    let amplitude_share_range = share_range(&amplitude_share_per_freq, &freqs_used, max_freq);
     let n = features.len().max(1) as f64;
     let count = |pred: fn(&NeuronFeatures) -> bool| features.iter().filter(|f| pred(f)).count();
     FrequencySummary {
@@ -186,6 +242,8 @@ pub fn summarize(features: &[NeuronFeatures], max_freq: usize, threshold: f64) -
         sinusoidal_per_freq,
         norm_share_per_freq,
         norm_share_range,
+        amplitude_share_per_freq,
+        amplitude_share_range,
         freqs_used,
         freqs_missing,
         sinusoidal_share: count(|f| f.sinusoidal) as f64 / n,
@@ -194,6 +252,11 @@ pub fn summarize(features: &[NeuronFeatures], max_freq: usize, threshold: f64) -
         residual_mean_abs: (!residuals.is_empty())
             .then(|| residuals.iter().sum::<f64>() / residuals.len() as f64),
         mean_ipr: features.iter().map(|f| f.ipr).sum::<f64>() / n,
+        excluded_share_mean: features.iter().map(|f| f.excluded_share).sum::<f64>() / n,
+        excluded_share_max: features
+            .iter()
+            .map(|f| f.excluded_share)
+            .fold(0.0, f64::max),
     }
 }
 
@@ -231,7 +294,8 @@ mod tests {
         let f = neuron_features(&spectra(&plan, &w, 0).unwrap(), 0.9);
         assert_eq!(f[0].freq, 3);
         assert!(f[0].sinusoidal && f[0].shared_freq);
-        assert!((f[0].residual + 0.25).abs() < 1e-12, "{}", f[0].residual);
+        let r0 = f[0].residual.unwrap();
+        assert!((r0 + 0.25).abs() < 1e-12, "{r0}");
         assert!((f[0].ipr - 1.0).abs() < 1e-12);
         assert!((f[0].sq_norm - 3.0 * p as f64 / 2.0).abs() < 1e-9);
         assert_eq!((f[1].freq, f[1].freq_u, f[1].freq_v), (2, 1, 2));
@@ -251,5 +315,22 @@ mod tests {
         // Only k = 3 is in use (sinusoidal): its share is 3× the equal share 1/6.
         let (lo, hi) = s.norm_share_range.unwrap();
         assert!((lo - 3.0).abs() < 1e-12 && (hi - 3.0).abs() < 1e-12);
+        // Equal norms: the n^{3/2} shares are the norm shares.
+        assert_eq!(s.amplitude_share_per_freq, s.norm_share_per_freq);
+        // Neuron 0 at twice the scale: n_0 = 4·n_1, so n^{3/2} gives it 8 of 9 parts
+        // where Σ n gives it 4 of 5.
+        for x in
+            w.u.iter_mut()
+                .chain(w.v.iter_mut())
+                .chain(w.w.iter_mut())
+                .step_by(2)
+        {
+            *x *= 2.0;
+        }
+        let f = neuron_features(&spectra(&plan, &w, 0).unwrap(), 0.9);
+        let s = summarize(&f, p / 2, 0.9);
+        assert!((s.norm_share_per_freq[3] - 0.8).abs() < 1e-12);
+        assert!((s.amplitude_share_per_freq[3] - 8.0 / 9.0).abs() < 1e-12);
+        assert_eq!((s.excluded_share_mean, s.excluded_share_max), (0.0, 0.0));
     }
 }

@@ -64,12 +64,16 @@ struct NeuronRow {
     theta_u: Num,
     theta_v: Num,
     theta_w: Num,
-    residual: Num,
+    /// Empty when the task has no phase invariant.
+    residual: Cell,
     sq_norm: Num,
+    /// Share of sq_norm outside the basis (input / output 0 of the log basis).
+    excluded_share: Num,
     ipr: Num,
     sinusoidal: bool,
     init_strongest_freq: usize,
-    init_aligned_freq: usize,
+    /// Empty when the task has no phase invariant.
+    init_aligned_freq: Option<usize>,
 }
 
 /// A row of `frequencies.csv`.
@@ -79,7 +83,10 @@ struct FrequencyRow {
     freq: usize,
     neurons: usize,
     sinusoidal: usize,
+    /// Share of Σ n_i, n_i = ‖u_i‖² + ‖v_i‖² + ‖w_i‖².
     norm_share: Num,
+    /// Share of Σ n_i^{3/2} (the logit amplitude, equal across frequencies at max margin).
+    amplitude_share: Num,
 }
 
 /// A row of `checkpoints.csv`.
@@ -139,19 +146,20 @@ pub fn neurons_csv(a: &RunAnalysis) -> Result<String> {
             theta_u: Num(f.theta_u),
             theta_v: Num(f.theta_v),
             theta_w: Num(f.theta_w),
-            residual: Num(f.residual),
+            residual: Cell(f.residual),
             sq_norm: Num(f.sq_norm),
+            excluded_share: Num(f.excluded_share),
             ipr: Num(f.ipr),
             sinusoidal: f.sinusoidal,
             init_strongest_freq: a.init[k].strongest[f.neuron],
-            init_aligned_freq: a.init[k].aligned[f.neuron],
+            init_aligned_freq: a.init[k].aligned.as_ref().map(|v| v[f.neuron]),
         })
     });
     csv_text("neurons.csv", rows)
 }
 
-/// `frequencies.csv`: neurons per dominant frequency and the share of the weight norm²
-/// they hold, final checkpoint.
+/// `frequencies.csv`: neurons per dominant frequency and the shares of Σ n_i and of
+/// Σ n_i^{3/2} they hold, final checkpoint (frequencies of the analysis basis).
 pub fn frequencies_csv(a: &RunAnalysis) -> Result<String> {
     let rows = a.summary.models.iter().flat_map(|m| {
         let f = &m.frequencies;
@@ -161,6 +169,7 @@ pub fn frequencies_csv(a: &RunAnalysis) -> Result<String> {
             neurons: f.neurons_per_freq[k],
             sinusoidal: f.sinusoidal_per_freq[k],
             norm_share: Num(f.norm_share_per_freq.get(k).copied().unwrap_or(0.0)),
+            amplitude_share: Num(f.amplitude_share_per_freq.get(k).copied().unwrap_or(0.0)),
         })
     });
     csv_text("frequencies.csv", rows)

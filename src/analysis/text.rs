@@ -77,6 +77,24 @@ pub fn summary_text(a: &RunAnalysis, elapsed_s: f64) -> String {
     );
     let _ = writeln!(
         t,
+        "basis: {} (DFT over {}{}); phase invariant: {}",
+        s.basis.name,
+        s.basis.group,
+        s.basis
+            .generator
+            .map_or(String::new(), |g| format!(", generator {g}")),
+        s.basis
+            .invariant
+            .as_deref()
+            .unwrap_or("none claimed for this task (no residual reported)")
+    );
+    let _ = writeln!(
+        t,
+        "  {}; spectra over training from {}",
+        s.basis.note, s.timeline_source
+    );
+    let _ = writeln!(
+        t,
         "sinusoidal = at least {} of the power of each of u, v, w at one frequency",
         s.threshold
     );
@@ -124,9 +142,10 @@ pub fn summary_text(a: &RunAnalysis, elapsed_s: f64) -> String {
             list(&f.freqs_used),
             list(&f.freqs_missing)
         );
-        let residual = match (f.residual_max_abs, f.residual_mean_abs) {
-            (Some(mx), Some(mean)) => {
-                format!("; |θu+θv−θw| of those: max {mx:.2e}, mean {mean:.2e}")
+        let residual = match (&s.basis.invariant, f.residual_max_abs, f.residual_mean_abs) {
+            (Some(inv), Some(mx), Some(mean)) => {
+                let lhs = inv.trim_end_matches(" = 0");
+                format!("; |{lhs}| of those: max {mx:.2e}, mean {mean:.2e}")
             }
             _ => String::new(),
         };
@@ -143,23 +162,48 @@ pub fn summary_text(a: &RunAnalysis, elapsed_s: f64) -> String {
             pct(f.shared_freq_share),
             f.mean_ipr
         );
-        if let Some((lo, hi)) = f.norm_share_range {
+        if let (Some((lo, hi)), Some((alo, ahi))) = (f.norm_share_range, f.amplitude_share_range) {
             let _ = writeln!(
                 t,
-                "  weight norm² per used frequency: {lo:.2}× to {hi:.2}× the equal share 1/{}",
-                f.max_freq
+                "  per used frequency, × the equal share 1/{}: Σ n_i {lo:.2}× to {hi:.2}×, \
+                 Σ n_i^(3/2) (logit amplitude) {alo:.2}× to {ahi:.2}×; neurons {} to {}",
+                f.max_freq,
+                f.freqs_used
+                    .iter()
+                    .map(|&k| f.neurons_per_freq[k])
+                    .min()
+                    .unwrap_or(0),
+                f.freqs_used
+                    .iter()
+                    .map(|&k| f.neurons_per_freq[k])
+                    .max()
+                    .unwrap_or(0),
+            );
+        }
+        if !s.basis.excluded.is_empty() {
+            let _ = writeln!(
+                t,
+                "  weight on input/output 0 (outside the {} basis): mean {}, max {} of a neuron's norm²",
+                s.basis.name,
+                pct(f.excluded_share_mean),
+                pct(f.excluded_share_max)
             );
         }
         let l = &m.lottery;
+        let aligned = match l.same_as_aligned {
+            Some(n) => format!(
+                ", {n} on their best-aligned one ({})",
+                opt_pct(l.share_aligned)
+            ),
+            None => String::new(),
+        };
         let _ = writeln!(
             t,
-            "  lottery: of {} sinusoidal neurons, {} end on their strongest init frequency ({}), \
-             {} on their best-aligned one ({}); chance {}",
+            "  lottery: of {} sinusoidal neurons, {} end on their strongest init frequency ({}){aligned}; \
+             chance {}",
             l.considered,
             l.same_as_strongest,
             opt_pct(l.share_strongest),
-            l.same_as_aligned,
-            opt_pct(l.share_aligned),
             pct(l.chance)
         );
         let step = |x: Option<u64>| x.map_or("not reached".into(), |s| format!("step {s}"));

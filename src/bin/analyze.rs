@@ -1,30 +1,26 @@
 //! `analyze`: the Fourier, margin and progress analysis of a run directory, and the
-//! exact max-margin construction as a run directory.
+//! constructions (the exact max-margin network, Gromov's analytic solution).
 //!
 //! ```text
 //! analyze RUN [--out DIR] [--json] [--threshold 0.9] [--no-plots] [--explore]
 //! analyze construct --p P --out DIR [--force] [--json] [--no-plots]
+//! analyze construct --kind gromov --width N [--p 97] [--draws 10] [--seed S] [--out DIR]
 //! ```
 //!
-//! A thin command line over [`clockwork::analysis::pipeline`] (the analysis),
-//! [`clockwork::analysis::outdir`] (checking and writing the output directory: only the
-//! files this call writes are replaced, each atomically, so `--json --no-plots` keeps
-//! the pictures of an earlier run), [`clockwork::analysis::text`] (what is printed) and
-//! [`clockwork::analysis::construct`].
+//! A thin command line: it parses the flags, opens the f64 CPU backend and prints what
+//! [`clockwork::analysis::command`] returns (the analysis, the output directory and the
+//! constructions live in the library).
 //!
 //! Exit codes: 0 done; 2 bad input (one `error:` line naming the bad path or value,
 //! nothing written); 1 any other failure.
 
-use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
-use clockwork::analysis::construct;
-use clockwork::analysis::pipeline::{self, Options, RunAnalysis};
-use clockwork::analysis::{outdir, summary, tables, text};
-use clockwork::engine::{self, Backend};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+use clockwork::analysis::command::{self, ConstructFlags, Failure, Printed, Settings};
+use clockwork::analysis::summary;
+use clockwork::engine;
 use clockwork::kinds::{Device, Precision};
-use clockwork::Error;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Instant;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -80,22 +76,48 @@ struct Common {
     threads: usize,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, ValueEnum)]
+enum Kind {
+    /// The exact max-margin network of theory.md §2 (width 8(P−1); needs --p and --out)
+    Maxmargin,
+    /// Gromov's analytic solution with random phases (needs --width)
+    Gromov,
+}
+
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Write the exact max-margin network of addition mod P (width 8(P−1), theory.md §2)
-    /// as a run directory, then analyze it (γ/γ* = 1, every frequency, pure sinusoids)
+    /// Write a constructed network as a run directory: by default the exact max-margin
+    /// network of addition mod P (γ/γ* = 1, every frequency, pure sinusoids); with
+    /// --kind gromov, Gromov's analytic solution, scored over --draws draws of its phases
     Construct {
-        /// The modulus, odd and ≥ 3 (any odd p: the construction needs no field)
-        #[arg(long, value_name = "P", allow_negative_numbers = true)]
-        p: i64,
+        /// Which construction
+        #[arg(long, value_enum, default_value_t = Kind::Maxmargin)]
+        kind: Kind,
 
-        /// Run directory to create (its analysis goes to DIR/analysis)
+        /// The modulus: odd and ≥ 3 for maxmargin (no field needed); ≥ 3 for gromov
+        /// [gromov default: 97]
+        #[arg(long, value_name = "P", allow_negative_numbers = true)]
+        p: Option<i64>,
+
+        /// Run directory to create (its analysis goes to DIR/analysis); optional for gromov
         #[arg(long, value_name = "DIR")]
-        out: PathBuf,
+        out: Option<PathBuf>,
 
         /// Replace an existing run directory at --out
         #[arg(long)]
         force: bool,
+
+        /// gromov: the number of neurons N
+        #[arg(long, value_name = "N")]
+        width: Option<usize>,
+
+        /// gromov: independent draws of the random phases, one model each [default: 10]
+        #[arg(long, value_name = "D")]
+        draws: Option<usize>,
+
+        /// gromov: seed of the draws [default: 0]
+        #[arg(long, value_name = "S")]
+        seed: Option<u64>,
 
         #[command(flatten)]
         common: Common,
@@ -113,168 +135,97 @@ fn parse_threshold(s: &str) -> Result<f64, String> {
     }
 }
 
-/// Why the command failed: the message of its one `error:` line and its exit code (2
-/// bad input, nothing written; 1 anything else).
-struct Failure(u8, String);
-
-impl Failure {
-    fn input(m: impl std::fmt::Display) -> Failure {
-        Failure(2, m.to_string())
-    }
-    fn other(m: impl std::fmt::Display) -> Failure {
-        Failure(1, m.to_string())
-    }
-    /// Errors of checking, reading and analyzing the input: bad input unless the
-    /// compute backend or the machine failed.
-    fn reading(e: Error) -> Failure {
-        match e {
-            Error::Backend(_) => Failure::other(e),
-            _ => Failure::input(e),
-        }
-    }
-}
-
 fn main() -> ExitCode {
     let command = Cli::command().after_help(
         "EXAMPLES:\n  analyze runs/default-20250101-120000\n  analyze RUN --json > summary.json\n  \
-         analyze construct --p 23 --out runs/maxmargin-23\n\n\
+         analyze construct --p 23 --out runs/maxmargin-23\n  \
+         analyze construct --kind gromov --width 97 --draws 10\n\n\
          OUTPUT (in --out): summary.json, neurons.csv, frequencies.csv, checkpoints.csv, \
          timeline.csv,\n  the pictures (PNG and SVG) and index.html.\n\n\
          EXIT CODES: 0 done; 2 bad input (one `error:` line; nothing written); 1 other failures.",
     );
-    let cli = match command.try_get_matches() {
-        Ok(matches) => match Cli::from_arg_matches(&matches) {
-            Ok(cli) => cli,
-            Err(e) => return fail(Failure::input(clap_message(&e.to_string()))),
-        },
-        Err(e) => match e.kind() {
-            clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
-                let _ = e.print();
-                return ExitCode::SUCCESS;
-            }
-            _ => {
-                let m = clap_message(&e.to_string());
-                return fail(Failure::input(format!("{m} (see analyze --help)")));
-            }
-        },
+    let parsed = command
+        .try_get_matches()
+        .and_then(|matches| Cli::from_arg_matches(&matches));
+    let cli = match parsed {
+        Ok(cli) => cli,
+        Err(e)
+            if matches!(
+                e.kind(),
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion
+            ) =>
+        {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            let m = clockwork::cli::one_line(&e.to_string());
+            return fail(Failure::input(format!("{m} (see analyze --help)")));
+        }
     };
-    let result = match cli.command {
-        Some(Command::Construct {
-            p,
-            out,
-            force,
-            common,
-        }) => run_construct(p, &out, force, &common),
+    match run(cli) {
+        Ok(Printed { stdout, stderr }) => {
+            print!("{stdout}");
+            eprint!("{stderr}");
+            ExitCode::SUCCESS
+        }
+        Err(f) => fail(f),
+    }
+}
+
+fn run(cli: Cli) -> Result<Printed, Failure> {
+    match cli.command {
         None => {
             let run = cli.run.expect("clap requires RUN without a subcommand");
             let out = cli
                 .out
                 .unwrap_or_else(|| run.join(clockwork::layout::ANALYSIS_DIR));
-            run_analyze(&run, &out, &cli.common, cli.explore)
+            let (backend, s) = open(&cli.common)?;
+            let s = Settings {
+                explore: cli.explore,
+                ..s
+            };
+            command::analyze_run(backend.as_ref(), &run, &out, &s)
         }
-    };
-    result.map_or_else(fail, |()| ExitCode::SUCCESS)
+        Some(Command::Construct {
+            kind,
+            p,
+            out,
+            force,
+            width,
+            draws,
+            seed,
+            common,
+        }) => {
+            let flags = ConstructFlags {
+                gromov: kind == Kind::Gromov,
+                p,
+                out,
+                force,
+                width,
+                draws,
+                seed,
+            };
+            let (backend, s) = open(&common)?;
+            command::construct(backend.as_ref(), &flags, &s)
+        }
+    }
 }
 
-fn fail(Failure(code, message): Failure) -> ExitCode {
+/// The f64 CPU backend the margins are evaluated with, and the shared settings.
+fn open(common: &Common) -> Result<(Box<dyn engine::Backend<f64>>, Settings), Failure> {
+    let backend = engine::open::<f64>(Device::Cpu, Precision::Fp32, common.threads)
+        .map_err(Failure::other)?;
+    let settings = Settings {
+        json: common.json,
+        threshold: common.threshold,
+        pictures: !common.no_plots,
+        explore: false,
+    };
+    Ok((backend, settings))
+}
+
+fn fail(Failure { code, message }: Failure) -> ExitCode {
     eprintln!("error: {message}");
     ExitCode::from(code)
-}
-
-/// Opens the f64 CPU backend the margins are evaluated with.
-fn open_backend(common: &Common) -> Result<Box<dyn Backend<f64>>, Failure> {
-    engine::open::<f64>(Device::Cpu, Precision::Fp32, common.threads).map_err(Failure::other)
-}
-
-/// `analyze RUN`.
-fn run_analyze(run: &Path, out: &Path, common: &Common, explore: bool) -> Result<(), Failure> {
-    outdir::check_analysis_dir(run, out).map_err(Failure::reading)?;
-    let backend = open_backend(common)?;
-    let t0 = Instant::now();
-    let analysis =
-        pipeline::analyze(backend.as_ref(), run, &options(common)).map_err(Failure::reading)?;
-    let elapsed_s = t0.elapsed().as_secs_f64();
-    let files = if explore {
-        clockwork::analysis::explore::write_analysis_with_explorer(&analysis, out, !common.no_plots)
-    } else {
-        outdir::write_analysis(&analysis, out, !common.no_plots)
-    }
-    .map_err(Failure::other)?;
-    report_done(&analysis, &files, out, common, elapsed_s)
-}
-
-/// `analyze construct`.
-fn run_construct(p: i64, out: &Path, force: bool, common: &Common) -> Result<(), Failure> {
-    let p = usize::try_from(p)
-        .ok()
-        .filter(|&p| p >= 3 && p % 2 == 1)
-        .ok_or_else(|| {
-            Failure::input(format!(
-                "invalid --p {p}: the max-margin construction needs an odd p >= 3"
-            ))
-        })?;
-    outdir::check_new_run_dir(out, force).map_err(Failure::reading)?;
-    let backend = open_backend(common)?;
-    let t0 = Instant::now();
-    // Past the checks a failure is a bug, not bad input.
-    let (analysis, files, known) =
-        construct::write_and_analyze(backend.as_ref(), p, out, &options(common), !common.no_plots)
-            .map_err(Failure::other)?;
-    let elapsed_s = t0.elapsed().as_secs_f64();
-    if let Some(miss) = known.miss() {
-        return Err(Failure::other(miss));
-    }
-    if !common.json {
-        let width = construct::width(p);
-        println!(
-            "wrote the max-margin construction of addition mod {p} (x², width {width}) to {}",
-            out.display()
-        );
-    }
-    report_done(&analysis, &files, &out.join("analysis"), common, elapsed_s)?;
-    if !common.json {
-        print!("{}", known.text());
-    }
-    Ok(())
-}
-
-fn options(common: &Common) -> Options {
-    Options {
-        threshold: common.threshold,
-    }
-}
-
-/// Prints the summary (human or JSON) of a finished analysis.
-fn report_done(
-    a: &RunAnalysis,
-    files: &[PathBuf],
-    out: &Path,
-    common: &Common,
-    elapsed_s: f64,
-) -> Result<(), Failure> {
-    if common.json {
-        print!("{}", tables::summary_json(a).map_err(Failure::other)?);
-        eprintln!(
-            "analysis written to {} ({} files)",
-            out.display(),
-            files.len()
-        );
-    } else {
-        print!("{}", text::summary_text(a, elapsed_s));
-        print!("{}", text::files_text(files, out));
-    }
-    Ok(())
-}
-
-/// Clap's multi-line report as one line: the message and its indented details, without
-/// the usage and the "for more information" tail.
-fn clap_message(s: &str) -> String {
-    s.lines()
-        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with("tip:"))
-        .collect::<Vec<_>>()
-        .join(" ")
-        .trim_start_matches("error: ")
-        .to_string()
 }

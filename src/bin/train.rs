@@ -175,7 +175,7 @@ fn main() -> ExitCode {
             _ => {
                 return fail(format!(
                     "{} (see train --help)",
-                    clap_message(&e.to_string())
+                    clockwork::cli::one_line(&e.to_string())
                 ))
             }
         },
@@ -276,19 +276,6 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
-}
-
-/// Clap's multi-line report as one line: the message and its indented details, without
-/// the usage and the "for more information" tail.
-fn clap_message(s: &str) -> String {
-    s.lines()
-        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with("tip:"))
-        .collect::<Vec<_>>()
-        .join(" ")
-        .trim_start_matches("error: ")
-        .to_string()
 }
 
 fn first_line(s: &str) -> String {

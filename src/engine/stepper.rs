@@ -38,6 +38,8 @@ pub struct Recipe {
     pub core: CoreSpec,
     /// Which weight-norm penalty is added (its λ is per model).
     pub regularizer: RegularizerKind,
+    /// The exponent q of [`RegularizerKind::L2k`] (≥ 1; the other kinds ignore it).
+    pub reg_q: f64,
     /// GD or AdamW.
     pub optimizer: OptimizerKind,
     /// Steps from which the learning rate is multiplied by `lr_factor` once more.

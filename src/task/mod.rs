@@ -7,6 +7,7 @@
 mod modular;
 mod split;
 
+pub(crate) use modular::pow_mod;
 pub use modular::{is_prime, Op, MAX_P};
 pub use split::Split;
 

@@ -78,7 +78,9 @@ impl std::str::FromStr for Op {
     }
 }
 
-fn pow_mod(mut base: u64, mut exp: u64, p: u64) -> u64 {
+/// `base^exp mod p` by squaring (p ≤ 65 521, so products fit in u64); also the
+/// discrete-log basis of the analysis uses it.
+pub(crate) fn pow_mod(mut base: u64, mut exp: u64, p: u64) -> u64 {
     let mut acc = 1u64;
     base %= p;
     while exp > 0 {

@@ -84,6 +84,7 @@ pub fn recipe_for(config: &RunConfig) -> Recipe {
             loss: config.train.loss,
         },
         regularizer: config.train.regularizer,
+        reg_q: config.reg_q(),
         optimizer: o.kind,
         lr_milestones: o.lr_milestones.clone(),
         lr_factor: o.lr_factor,

@@ -12,6 +12,7 @@
 //! m = 512 run fits 80 snapshots (about 19.5 MB of page); a bigger run keeps evenly
 //! spaced checkpoints, always the first and the last, and the page says so.
 
+use crate::analysis::basis::Basis;
 use crate::analysis::fourier::ipr;
 use crate::analysis::pipeline::RunAnalysis;
 use crate::error::{Error, Result};
@@ -26,10 +27,38 @@ pub const WEIGHT_BUDGET: usize = 14_500_000;
 /// Most points per curve (longer metrics logs are thinned evenly, the last kept).
 const MAX_CURVE_POINTS: usize = 2000;
 
-/// The Fourier basis the page transforms the weights in. One place to switch: the page
-/// reads `basis` and refuses one it does not know.
-fn basis_name() -> &'static str {
-    "additive"
+/// The Fourier basis the page transforms the weights in: the analysis's own
+/// ([`crate::analysis::basis`], which follows the task), as a relabelling the page
+/// applies before its DFT over the group.
+#[derive(Serialize)]
+pub struct PageBasis {
+    /// `additive` or `discrete log`.
+    pub name: String,
+    /// The group of the DFT, e.g. `Z_112`.
+    pub group: String,
+    /// Its size n (frequencies 0..=⌊n/2⌋).
+    pub size: usize,
+    /// The token position j of the relabelled vector reads (`x'[j] = x[tokens[j]]`).
+    pub tokens: Vec<usize>,
+    /// Generator of Z_p^* in the discrete-log basis.
+    pub generator: Option<usize>,
+    /// Sign of θv in the phase residual θu ± θv − θw (none where no invariant holds).
+    pub v_sign: Option<f64>,
+    /// The residual as a formula, e.g. `θu + θv − θw`.
+    pub formula: Option<String>,
+}
+
+fn page_basis(b: &Basis) -> PageBasis {
+    let report = b.report();
+    PageBasis {
+        tokens: (0..b.size()).map(|j| b.token(j)).collect(),
+        size: b.size(),
+        name: report.name,
+        group: report.group,
+        generator: report.generator,
+        v_sign: b.invariant().map(|i| i.v_sign()),
+        formula: b.invariant().map(|i| i.formula().to_string()),
+    }
 }
 
 /// The page's data, serialized as JSON into a `<script type="application/json">`.
@@ -51,8 +80,8 @@ pub struct PageData {
     pub tied: bool,
     /// Factored embedding dimension (0 = unfactored); effective U, V are embedded.
     pub embed_dim: usize,
-    /// Fourier basis of the page's transforms (see [`basis_name`]).
-    pub basis: &'static str,
+    /// Fourier basis of the page's transforms.
+    pub basis: PageBasis,
     /// γ* of the setup, where the theory applies.
     pub gamma_star: Option<f64>,
     /// Power fraction above which a neuron counts as sinusoidal.
@@ -253,7 +282,7 @@ pub fn page_data(a: &RunAnalysis) -> Result<PageData> {
         power,
         tied: spec.tied,
         embed_dim: config.model.embed_dim,
-        basis: basis_name(),
+        basis: page_basis(&a.basis),
         gamma_star: a.gamma_star,
         threshold: a.summary.threshold,
         steps,

@@ -2,8 +2,10 @@
 // frequency heat map, a neuron inspector and a logit explorer. Hand-written, no
 // libraries, no network: everything comes from the JSON in <script id="data">.
 //
-// Conventions follow src/analysis/fourier.rs: X_k = sum_a x[a] e^{-2 pi i k a / p},
-// power P_k = 2|X_k|^2 / p (k and p-k combined; k = 0 and k = p/2 once), phase arg X_k,
+// Conventions follow src/analysis/fourier.rs, in the run's basis (src/analysis/basis.rs):
+// over the group Z_n the vector is relabelled x'[j] = x[tokens[j]] (the identity for the
+// additive basis, x[g^j] for the discrete-log one), X_k = sum_j x'[j] e^{-2 pi i k j / n},
+// power P_k = 2|X_k|^2 / n (k and n-k combined; k = 0 and k = n/2 once), phase arg X_k,
 // dominant frequency = the largest P_k over k >= 1 of the combined u+v+w power (ties
 // to the lower k), its share counted against the total including k = 0.
 "use strict";
@@ -16,25 +18,23 @@
   window.addEventListener("error", (e) => showError("error: " + e.message));
 
   const D = JSON.parse(document.getElementById("data").textContent);
-  const P = D.p, M = D.width, NF = (P >> 1) + 1, S = D.steps.length;
+  const P = D.p, M = D.width, S = D.steps.length;
+  const N = D.basis.size, NF = (N >> 1) + 1, TOK = D.basis.tokens;
   const $ = (id) => document.getElementById(id);
 
   // ---- Fourier basis: the one place the page decides what "frequency" means ----
-  function basisTables(p, basis) {
-    if (basis !== "additive") {
-      throw new Error("this page cannot transform in the '" + basis + "' basis");
-    }
-    const cos = new Float64Array(NF * p), sin = new Float64Array(NF * p);
+  function basisTables(n) {
+    const cos = new Float64Array(NF * n), sin = new Float64Array(NF * n);
     for (let k = 0; k < NF; k++) {
-      for (let a = 0; a < p; a++) {
-        const t = (2 * Math.PI * ((k * a) % p)) / p;
-        cos[k * p + a] = Math.cos(t);
-        sin[k * p + a] = Math.sin(t);
+      for (let j = 0; j < n; j++) {
+        const t = (2 * Math.PI * ((k * j) % n)) / n;
+        cos[k * n + j] = Math.cos(t);
+        sin[k * n + j] = Math.sin(t);
       }
     }
     return { cos, sin };
   }
-  const BASIS = basisTables(P, D.basis);
+  const BASIS = basisTables(N);
 
   // ---- data ----
   function bytesOf(b64) {
@@ -90,19 +90,19 @@
     for (let part = 0; part < 3; part++) {
       for (let i = 0; i < M; i++) {
         const base = (s * 3 + part) * M + i, sc = m.scale[base], off = base * P;
-        for (let a = 0; a < P; a++) x[a] = m.q[off + a] * sc;
+        for (let j = 0; j < N; j++) x[j] = m.q[off + TOK[j]] * sc;
         const o = (part * M + i) * NF;
         for (let k = 0; k < NF; k++) {
           let r = 0, q = 0;
-          const t = k * P;
-          for (let a = 0; a < P; a++) {
-            r += x[a] * cos[t + a];
-            q -= x[a] * sin[t + a];
+          const t = k * N;
+          for (let j = 0; j < N; j++) {
+            r += x[j] * cos[t + j];
+            q -= x[j] * sin[t + j];
           }
           re[o + k] = r;
           im[o + k] = q;
-          const pair = k === 0 || 2 * k === P ? 1 : 2;
-          const pw = (pair * (r * r + q * q)) / P;
+          const pair = k === 0 || 2 * k === N ? 1 : 2;
+          const pw = (pair * (r * r + q * q)) / N;
           power[o + k] = pw;
           comb[i * NF + k] += pw;
         }
@@ -175,7 +175,7 @@
 
   // ---- header ----
   $("title").textContent = D.task + " — width " + M + ", " + (D.activation === "relu" ? "ReLU" : "σ(x) = x^" + D.power) + (D.tied ? ", tied" : "") + (D.embed_dim > 0 ? ", factored (dim " + D.embed_dim + ")" : "");
-  $("info").textContent = "run: " + D.run + " · p = " + P + " · " + S + " snapshot" + (S === 1 ? "" : "s") + " at steps " + D.steps[0] + " … " + D.steps[S - 1] + (D.gamma_star ? " · γ* = " + fmt(D.gamma_star) : "") + " · basis: " + D.basis;
+  $("info").textContent = "run: " + D.run + " · p = " + P + " · " + S + " snapshot" + (S === 1 ? "" : "s") + " at steps " + D.steps[0] + " … " + D.steps[S - 1] + (D.gamma_star ? " · γ* = " + fmt(D.gamma_star) : "") + " · Fourier basis: " + D.basis.name + " over " + D.basis.group + (D.basis.generator ? " (generator " + D.basis.generator + ")" : "");
   const notes = [];
   if (S < D.checkpoints_total) notes.push("Showing " + S + " of the run's " + D.checkpoints_total + " checkpoints (evenly spaced, first and last kept) to keep this page under ~20 MB; the curves keep every logged step.");
   if (S === 1 && D.checkpoints_total === 1) notes.push("The run kept one checkpoint (step " + D.steps[0] + "), so the heat map, the inspector and the logits show that step only; the curves cover every logged step. Train with train.checkpoint_every to scrub through training.");
@@ -412,7 +412,13 @@
       return Math.atan2(sp.im[o], sp.re[o]);
     });
     set("insp-phases", th.map((t) => t.toFixed(3)).join(", ") + " rad");
-    set("insp-residual", wrap(th[0] + th[1] - th[2]).toFixed(4) + " rad");
+    if (D.basis.v_sign !== null) {
+      $("insp-residual-label").textContent = D.basis.formula + " (wrapped)";
+      set("insp-residual", wrap(th[0] + D.basis.v_sign * th[1] - th[2]).toFixed(4) + " rad");
+    } else {
+      $("insp-residual-label").textContent = "phase invariant";
+      set("insp-residual", "none for this task");
+    }
     set("insp-norm", fmt(sp.norm[i]));
     const names = ["u", "v", "w"], colors = ["#1f4e9c", "#2c8a3c", "#a0522d"];
     const cv = $("insp-vectors").getContext("2d");
@@ -454,7 +460,7 @@
     arrow(th[0], colors[0], "θu");
     arrow(th[1], colors[1], "θv");
     arrow(th[2], colors[2], "θw");
-    arrow(wrap(th[0] + th[1]), "#777", "θu+θv", true);
+    if (D.basis.v_sign !== null) arrow(wrap(th[0] + D.basis.v_sign * th[1]), "#777", D.basis.v_sign > 0 ? "θu+θv" : "θu−θv", true);
   }
 
   // ---- logits ----

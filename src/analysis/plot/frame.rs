@@ -160,7 +160,7 @@ pub(super) fn render(
 
 pub(super) const BLUE: RGBColor = RGBColor(31, 119, 180);
 pub(super) const ORANGE: RGBColor = RGBColor(255, 127, 14);
-const GREEN: RGBColor = RGBColor(44, 160, 44);
+pub(super) const GREEN: RGBColor = RGBColor(44, 160, 44);
 pub(super) const RED: RGBColor = RGBColor(214, 39, 40);
 const PURPLE: RGBColor = RGBColor(148, 103, 189);
 pub(super) const GREY: RGBColor = RGBColor(100, 100, 100);

@@ -133,7 +133,7 @@ fn prepare(a: &RunAnalysis) -> Vec<Spec> {
         Spec::new(
             "power_heatmap",
             power_heatmap::prepare(a),
-            power_heatmap::caption(a.summary.p),
+            power_heatmap::caption(a),
         ),
         Spec::new(
             "spectra_grid",

@@ -1,26 +1,33 @@
 //! `neurons_per_frequency`: how many neurons ended on each frequency, how many of them
-//! are sinusoidal, the weight each frequency holds, and the theory's equal share.
+//! are sinusoidal, the weight each frequency holds (Σ n_i and Σ n_i^{3/2}), and the
+//! theory's equal share.
 
 use super::frame::{
     box_legend, dashed_level, legend, whole_label, x_ticks, Area, Axes, Backend, Draw, Figure,
-    BLUE, GREY, LIGHT_BLUE, ORANGE, RED,
+    BLUE, GREEN, GREY, LIGHT_BLUE, ORANGE, RED,
 };
 use super::{drawable, model0_phrase, Prepared, RunAnalysis};
 use plotters::prelude::*;
 
 /// How to read the picture.
 pub(super) const CAPTION: &str =
-    "Neurons per dominant frequency at the final checkpoint, and how many of them are \
-     sinusoidal (u, v and w each above the threshold share at that frequency). Shaded: \
-     frequencies with no sinusoidal neuron. The theory's max-margin solution uses every \
-     frequency about equally (dashed line).";
+    "Neurons per dominant frequency (in the analysis basis) at the final checkpoint, and \
+     how many of them are sinusoidal (u, v and w each above the threshold share at that \
+     frequency). Shaded: frequencies with no sinusoidal neuron. Dots: each frequency's \
+     share of Σ n_i (orange) and of Σ n_i^{3/2} (green), n_i = ‖u_i‖²+‖v_i‖²+‖w_i‖², \
+     scaled by m to the neuron axis. For σ = x² a neuron's logits scale as n_i^{3/2}: the \
+     max-margin solution makes the green dots equal (dashed line), not the bars.";
 
 struct PerFreq {
     /// Index = frequency (0 unused).
     all: Vec<usize>,
     sinusoidal: Vec<usize>,
-    /// Share of the weight norm² per frequency (index 0 unused).
+    /// Share of Σ n_i per frequency (index 0 unused).
     norm_share: Vec<f64>,
+    /// Share of Σ n_i^{3/2} per frequency (index 0 unused).
+    amplitude_share: Vec<f64>,
+    /// The frequency axis of the analysis basis.
+    freq_label: String,
     equal_share: f64,
     threshold: f64,
 }
@@ -45,6 +52,8 @@ pub(super) fn prepare(a: &RunAnalysis) -> Prepared {
             all: f.neurons_per_freq.clone(),
             sinusoidal: f.sinusoidal_per_freq.clone(),
             norm_share: f.norm_share_per_freq.clone(),
+            amplitude_share: f.amplitude_share_per_freq.clone(),
+            freq_label: format!("dominant {}", a.basis.freq_label()),
             equal_share: f.neurons as f64 / f.max_freq as f64,
             threshold: f.threshold,
         },
@@ -67,7 +76,7 @@ impl Figure for PerFreq {
             .filter(|k| k % step == 0 || *k == 1)
             .map(|k| (k as f64, k.to_string()))
             .collect();
-        let mut chart = Axes::own_x_ticks("dominant frequency k", "neurons")
+        let mut chart = Axes::own_x_ticks(&self.freq_label, "neurons")
             .y_labels(whole_label)
             .draw(area, 0.4..kmax as f64 + 0.6, 0.0..top)?;
         let missing: Vec<usize> = (1..=kmax)
@@ -108,20 +117,33 @@ impl Figure for PerFreq {
             .legend(box_legend(BLUE.to_rgba()));
         x_ticks(root, &chart, &keys)?;
         let e = self.equal_share;
-        dashed_level(&mut chart, e, GREY, format!("equal share m/⌊p/2⌋ = {e:.1}"))?;
+        dashed_level(
+            &mut chart,
+            e,
+            GREY,
+            format!("equal share m/{kmax} = {e:.1}"),
+        )?;
         // The weight each frequency holds, on the neuron axis (share × m), so the same
-        // equal-share line reads for both: the max-margin solution equalizes the weight,
-        // not necessarily the neuron counts.
-        let neurons: usize = self.all.iter().sum();
-        let dot = ORANGE;
+        // equal-share line reads for all: the max-margin solution equalizes Σ n^{3/2},
+        // not necessarily the neuron counts or Σ n.
+        let neurons = self.all.iter().sum::<usize>() as f64;
+        let dots = |shares: &[f64], dx: f64, color: RGBColor| {
+            (1..=kmax)
+                .filter_map(|k| {
+                    let share = shares.get(k).copied()?;
+                    (share > 0.0)
+                        .then(|| Circle::new((k as f64 + dx, share * neurons), 5, color.filled()))
+                })
+                .collect::<Vec<_>>()
+        };
         chart
-            .draw_series((1..=kmax).filter_map(|k| {
-                let share = self.norm_share.get(k).copied()?;
-                (share > 0.0)
-                    .then(|| Circle::new((k as f64, share * neurons as f64), 5, dot.filled()))
-            }))?
-            .label("weight ‖u‖²+‖v‖²+‖w‖² share × m")
-            .legend(move |(x, y)| Circle::new((x + 10, y), 5, dot.filled()));
+            .draw_series(dots(&self.norm_share, -0.15, ORANGE))?
+            .label("Σ n_i share × m  (n_i = ‖u_i‖²+‖v_i‖²+‖w_i‖²)")
+            .legend(|(x, y)| Circle::new((x + 10, y), 5, ORANGE.filled()));
+        chart
+            .draw_series(dots(&self.amplitude_share, 0.15, GREEN))?
+            .label("Σ n_i^3/2 share × m  (logit amplitude)")
+            .legend(|(x, y)| Circle::new((x + 10, y), 5, GREEN.filled()));
         legend(&mut chart, SeriesLabelPosition::UpperRight)?;
         Ok(())
     }

@@ -1,6 +1,7 @@
-//! `phase_residuals`: histogram of θu + θv − θw over the sinusoidal neurons (a spike at 0
-//! for the max-margin solution), with a zoomed panel when the residuals are
-//! concentrated.
+//! `phase_residuals`: histogram of the task's phase residual over the sinusoidal neurons
+//! (θu + θv − θw for a+b and a·b, θu − θv − θw for a−b and a/b, in the analysis basis;
+//! a spike at 0 for the max-margin solution), with a zoomed panel when the residuals are
+//! concentrated. A task without an invariant (a²+ab+b²) gets no histogram.
 
 use super::frame::{fmt_num, whole_label, x_ticks, Area, Axes, Backend, Draw, Figure, BLUE, GREY};
 use super::{drawable, model0_phrase, quantile, Prepared, RunAnalysis};
@@ -9,17 +10,18 @@ use std::f64::consts::PI;
 
 /// How to read the picture.
 pub(super) const CAPTION: &str =
-    "θu + θv − θw wrapped to (−π, π] over sinusoidal neurons at their frequency; the \
-     max-margin solution has θu + θv = θw, i.e. a spike at 0.";
+    "The task's phase residual wrapped to (−π, π] over sinusoidal neurons at their \
+     frequency, in the analysis basis: θu + θv − θw for a+b (and a·b in the discrete-log \
+     basis), θu − θv − θw for a−b (and a/b). A network built from clocks that compute \
+     the task has residual 0, i.e. a spike at 0.";
 
 /// Bins of the full-range residual histogram (and of the zoomed one).
 const PHASE_BINS: usize = 72;
 const ZOOM_BINS: usize = 40;
 
-/// Description of the full-range x axis.
-const FULL_DESC: &str = "θu + θv − θw (radians, wrapped to (−π, π])";
-
 struct Phases {
+    /// The residual as a formula (`θu − θv − θw`).
+    formula: &'static str,
     /// θu + θv − θw of the sinusoidal neurons, in (−π, π].
     residuals: Vec<f64>,
     /// Half-width of the zoomed panel, when the residuals are concentrated enough for
@@ -28,17 +30,28 @@ struct Phases {
 }
 
 pub(super) fn prepare(a: &RunAnalysis) -> Prepared {
+    let Some(formula) = a.basis.residual_formula() else {
+        return (
+            format!("Phase residual{} — {}", model0_phrase(a), a.summary.task),
+            Err(format!(
+                "{} has no phase invariant in the {} basis, so no residual is claimed",
+                a.summary.task, a.summary.basis.name
+            )),
+        );
+    };
     let base = format!(
-        "Phase residual θu + θv − θw of sinusoidal neurons{}",
-        model0_phrase(a)
+        "Phase residual {formula} of sinusoidal neurons{} — {}, {} basis",
+        model0_phrase(a),
+        a.summary.task,
+        a.summary.basis.name
     );
     let Some(neurons) = a.neurons.first() else {
         return (base, Err("no models in the analysis".into()));
     };
     let residuals: Vec<f64> = neurons
         .iter()
-        .filter(|f| f.sinusoidal && f.residual.is_finite())
-        .map(|f| f.residual)
+        .filter(|f| f.sinusoidal)
+        .filter_map(|f| f.residual.filter(|r| r.is_finite()))
         .collect();
     if residuals.is_empty() {
         return (
@@ -61,12 +74,19 @@ pub(super) fn prepare(a: &RunAnalysis) -> Prepared {
         (half / scale).ceil() * scale
     });
     let title = format!(
-        "{base}: {} of {} neurons, mean |θu + θv − θw| = {} rad",
+        "{base}: {} of {} neurons, mean |{formula}| = {} rad",
         residuals.len(),
         neurons.len(),
         fmt_num(mean)
     );
-    drawable(title, Phases { residuals, zoom })
+    drawable(
+        title,
+        Phases {
+            formula,
+            residuals,
+            zoom,
+        },
+    )
 }
 
 /// Counts of `values` in `bins` equal bins over (lo, hi] (values outside are dropped).
@@ -105,17 +125,18 @@ impl Figure for Phases {
         .map(|&(v, s)| (v, s.to_string()))
         .collect();
         let full = (-PI, PI);
+        let full_desc = format!("{} (radians, wrapped to (−π, π])", self.formula);
         let Some(half) = self.zoom else {
-            return self.panel(root, area, full, PHASE_BINS, &full_ticks, FULL_DESC);
+            return self.panel(root, area, full, PHASE_BINS, &full_ticks, &full_desc);
         };
         let (left, right) = area.split_horizontally(area.dim_in_pixel().0 * 11 / 20);
-        self.panel(root, &left, full, PHASE_BINS, &full_ticks, FULL_DESC)?;
+        self.panel(root, &left, full, PHASE_BINS, &full_ticks, &full_desc)?;
         let ticks: Vec<(f64, String)> = [-1.0, -0.5, 0.0, 0.5, 1.0]
             .iter()
             .map(|&f| (f * half, fmt_num(f * half)))
             .collect();
         let outside = self.residuals.iter().filter(|r| r.abs() > half).count();
-        let mut desc = format!("zoom: |θu + θv − θw| ≤ {} rad", fmt_num(half));
+        let mut desc = format!("zoom: |{}| ≤ {} rad", self.formula, fmt_num(half));
         if outside > 0 {
             desc.push_str(&format!(" ({outside} outside)"));
         }

@@ -7,13 +7,15 @@ use crate::analysis::record::SpectraRecord;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-/// How to read the picture, for a run over Z_p.
-pub(super) fn caption(p: usize) -> String {
+/// How to read the picture, for the analysis basis of the run.
+pub(super) fn caption(a: &RunAnalysis) -> String {
     format!(
         "Each row is a neuron, each column a snapshot; colour = share of the neuron's combined \
-         u, v, w Fourier power at the frequency it ends on. Rows are grouped by final frequency \
-         k (1…{}), strongest first within a group.",
-        p / 2
+         u, v, w Fourier power at the frequency it ends on ({} basis, DFT over {}). Rows are \
+         grouped by final frequency k (1…{}), strongest first within a group.",
+        a.summary.basis.name,
+        a.summary.basis.group,
+        a.basis.max_freq()
     )
 }
 

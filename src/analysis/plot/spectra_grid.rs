@@ -11,8 +11,9 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 /// How to read the picture.
 pub(super) const CAPTION: &str =
-    "Final Fourier power spectrum of individual neurons (combined u, v, w power per \
-     frequency k, as shares of the neuron's total); the dominant frequency is highlighted. \
+    "Final Fourier power spectrum of individual neurons in the analysis basis (combined \
+     u, v, w power per frequency k, as shares of the neuron's power in that basis); the \
+     dominant frequency is highlighted. \
      Panels are grouped by dominant frequency and sampled evenly across each group.";
 
 /// Left label column, bottom axis strip and top title strip of the grid, pixels.
@@ -34,6 +35,8 @@ struct Grid {
     row_labels: Option<Vec<String>>,
     cols: usize,
     max_freq: usize,
+    /// The frequency axis of the analysis basis, e.g. `frequency k (log basis, Z_22 = Z_p−1)`.
+    freq_label: String,
 }
 
 /// How many neurons each group shows: as even as possible across groups, never more
@@ -148,6 +151,7 @@ pub(super) fn prepare(a: &RunAnalysis) -> Prepared {
             row_labels,
             cols,
             max_freq: last.p / 2,
+            freq_label: a.basis.freq_label(),
         },
     )
 }
@@ -207,7 +211,10 @@ impl Figure for Grid {
         }
         let bottom = h as i32 - 16;
         root.draw(&Text::new(
-            format!("frequency k (0 … {}); bar height = share of the neuron's power; orange = dominant k", self.max_freq),
+            format!(
+                "{}, 0 … {}; bar height = share of the neuron's power; orange = dominant k",
+                self.freq_label, self.max_freq
+            ),
             (GRID_LEFT as i32 + (w as i32 - GRID_LEFT as i32) / 2, bottom),
             desc_style().pos(Pos::new(HPos::Center, VPos::Bottom)),
         ))?;

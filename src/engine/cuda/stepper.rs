@@ -78,6 +78,7 @@ fn reg_code(kind: RegularizerKind) -> i32 {
         RegularizerKind::None => 0,
         RegularizerKind::L2 => 1,
         RegularizerKind::L23 => 2,
+        RegularizerKind::L2k => 3,
     }
 }
 
@@ -273,6 +274,7 @@ impl<F: Real> CudaStepper<F> {
                 ring: gpu.ptr(&self.ring),
                 bad,
                 hypers,
+                reg_q: r.reg_q,
                 batch: d.batch as i32,
                 m,
                 ring_len: self.read_every as i32,
@@ -323,6 +325,7 @@ impl<F: Real> CudaStepper<F> {
                 model_ctl,
                 emb_len: emb_len as i64,
                 w_len: w_len as i64,
+                reg_q: r.reg_q,
                 n_in,
                 n_out,
                 m,
