@@ -22,6 +22,9 @@ pub struct Settings {
     pub threshold: f64,
     /// Write the pictures and index.html (not only the tables and summary.json).
     pub pictures: bool,
+    /// Also write `explore.html`, the interactive page ([`super::explore`]; `analyze
+    /// RUN` only).
+    pub explore: bool,
 }
 
 /// What a successful call prints.
@@ -79,7 +82,12 @@ pub fn analyze_run(
     let t0 = Instant::now();
     let analysis = pipeline::analyze(backend, run, &options(s)).map_err(Failure::reading)?;
     let elapsed_s = t0.elapsed().as_secs_f64();
-    let files = outdir::write_analysis(&analysis, out, s.pictures).map_err(Failure::other)?;
+    let files = if s.explore {
+        super::explore::write_analysis_with_explorer(&analysis, out, s.pictures)
+    } else {
+        outdir::write_analysis(&analysis, out, s.pictures)
+    }
+    .map_err(Failure::other)?;
     report(&analysis, &files, out, s, elapsed_s)
 }
 

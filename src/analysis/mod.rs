@@ -17,6 +17,7 @@
 //!   engine backend that evaluates margins),
 //! - [`tables`]: its machine-readable outputs (`summary.json` and the CSV tables),
 //! - [`plot`] and [`report`]: PNG/SVG pictures and `index.html`,
+//! - [`explore`]: `explore.html`, the interactive page (`analyze RUN --explore`),
 //! - [`text`]: the human-readable report `analyze` prints,
 //! - [`command`]: what the `analyze` command does (the binary only parses and prints),
 //! - [`outdir`]: checking and writing an analysis directory the way `analyze` does
@@ -29,6 +30,7 @@ pub mod basis;
 pub mod command;
 pub mod construct;
 pub mod construct_gromov;
+pub mod explore;
 pub mod fourier;
 mod jsonl;
 pub mod margin;

@@ -383,6 +383,14 @@ fn index_html(
         h.push_str(&links.join(" · "));
         h.push_str("</p>\n");
     }
+    if out.join(super::explore::EXPLORE_FILE).is_file() {
+        let _ = writeln!(
+            h,
+            "<p class=\"explore\"><a href=\"{0}\">Open the interactive explorer ({0})</a>: \
+             scrub through training, inspect any neuron, ask the network any pair.</p>",
+            super::explore::EXPLORE_FILE
+        );
+    }
     h.push_str("<h2>Pictures</h2>\n");
     for (pic, data) in pictures.iter().zip(embedded) {
         let name = esc(pic.name);

@@ -2,7 +2,7 @@
 //! constructions (the exact max-margin network, Gromov's analytic solution).
 //!
 //! ```text
-//! analyze RUN [--out DIR] [--json] [--threshold 0.9] [--no-plots]
+//! analyze RUN [--out DIR] [--json] [--threshold 0.9] [--no-plots] [--explore]
 //! analyze construct --p P --out DIR [--force] [--json] [--no-plots]
 //! analyze construct --kind gromov --width N [--p 97] [--draws 10] [--seed S] [--out DIR]
 //! ```
@@ -43,6 +43,11 @@ struct Cli {
     /// writes are replaced
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
+
+    /// Also write explore.html: one self-contained interactive page (training-step slider,
+    /// heat map, neuron inspector, logits), linked from index.html
+    #[arg(long)]
+    explore: bool,
 
     #[command(flatten)]
     common: Common,
@@ -176,6 +181,10 @@ fn run(cli: Cli) -> Result<Printed, Failure> {
                 .out
                 .unwrap_or_else(|| run.join(clockwork::layout::ANALYSIS_DIR));
             let (backend, s) = open(&cli.common)?;
+            let s = Settings {
+                explore: cli.explore,
+                ..s
+            };
             command::analyze_run(backend.as_ref(), &run, &out, &s)
         }
         Some(Command::Construct {
@@ -211,6 +220,7 @@ fn open(common: &Common) -> Result<(Box<dyn engine::Backend<f64>>, Settings), Fa
         json: common.json,
         threshold: common.threshold,
         pictures: !common.no_plots,
+        explore: false,
     };
     Ok((backend, settings))
 }
