@@ -61,6 +61,5 @@ export CLOCKWORK_REQUIRE_NVRTC=1
 cargo test --release --all-targets --features dev-kernels ${CARGO_TEST_ARGS:-}
 scripts/test-python.sh  # the Python package (python/): its venv, clippy, the extension, pytest
 
-
 # The explorer page in headless Chromium (installs Debian's chromium when missing).
 scripts/browser-test.sh
