@@ -109,6 +109,7 @@ impl GromovSpec {
                 op: Op::Add,
                 p: self.p,
                 train_fraction: 1.0,
+                ..TaskConfig::default()
             },
             ..RunConfig::default()
         };

@@ -74,7 +74,12 @@ fn resolve_point(
         .collect();
     crate::presets::resolve(&spec.preset, spec.config_file.as_deref(), &overrides).map_err(|e| {
         match e {
-            Error::InvalidConfig { key, value, reason } => {
+            Error::InvalidConfig {
+                key,
+                value,
+                reason,
+                source,
+            } => {
                 let at = settings
                     .iter()
                     .map(|(k, v)| format!("{k} = {}", raw(v)))
@@ -84,6 +89,7 @@ fn resolve_point(
                     key,
                     value,
                     reason: format!("{reason} (sweep point {id}: {at})"),
+                    source,
                 }
             }
             other => other,
