@@ -14,6 +14,10 @@ CUDA), with the GIL released.
 >>> U, V, W = tr.weights()                  # NumPy: U, V are m × p, W is p × m
 >>> cw.neuron_features(U, V, W, as_frame=True)   # one row per neuron (pandas)
 
+Sweeps (``clockwork.sweeps``): ``Sweep(path)`` / ``Sweep.from_dict({...})`` checks a
+grid of settings as the ``sweep`` binary does; ``plan()`` is its dry run, ``run(out=...)``
+trains it resumably, ``sweep_results(out)`` is the per-model table.
+
 Arrays: weights come out as new NumPy arrays (one copy per call; U and V are transposed
 views of it) and go in as any real array (NumPy, lists, CPU torch tensors), converted
 once. Errors are ``clockwork.Error`` subclasses that are also the matching built-in
