@@ -37,6 +37,7 @@ fn quiet() -> SweepOptions {
         progress: clockwork::run::Progress::Off,
         interrupt: None,
         quiet: true,
+        explore: false,
     }
 }
 
@@ -69,7 +70,7 @@ fn shards_merged_equal_one_unsharded_run_row_for_row() {
 
     let merged = tmp.path().join("merged");
     // Given in either order.
-    let report = merge::merge(&[shards[1].clone(), shards[0].clone()], &merged).unwrap();
+    let report = merge::merge(&[shards[1].clone(), shards[0].clone()], &merged, false).unwrap();
     assert_eq!(report.models, 8);
     for file in ["results.csv", "results.jsonl", "histories.jsonl"] {
         assert_eq!(read(merged.join(file)), read(whole.join(file)), "{file}");
@@ -197,15 +198,15 @@ fn mismatched_shards_are_refused_at_merge() {
     let dir = |n: &str| tmp.path().join(n);
     sweep::run(&s, &dir("s0"), Shard { index: 0, count: 2 }, &quiet()).unwrap();
     sweep::run(&t, &dir("t1"), Shard { index: 1, count: 2 }, &quiet()).unwrap();
-    let e = merge::merge(&[dir("s0"), dir("t1")], &dir("m"))
+    let e = merge::merge(&[dir("s0"), dir("t1")], &dir("m"), false)
         .unwrap_err()
         .to_string();
     assert!(e.contains("fingerprint") && e.contains("t1"), "{e}");
-    let e = merge::merge(&[dir("s0")], &dir("m"))
+    let e = merge::merge(&[dir("s0")], &dir("m"), false)
         .unwrap_err()
         .to_string();
     assert!(e.contains("1/2") && e.contains("missing"), "{e}");
-    let e = merge::merge(&[dir("s0"), dir("s0")], &dir("m"))
+    let e = merge::merge(&[dir("s0"), dir("s0")], &dir("m"), false)
         .unwrap_err()
         .to_string();
     assert!(e.contains("each shard once"), "{e}");
