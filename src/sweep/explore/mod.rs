@@ -127,6 +127,12 @@ struct DiagramData {
     stats: BTreeMap<&'static str, CellStats>,
 }
 
+/// Evaluations kept per model when a sweep has `models` of them: all (up to
+/// [`MAX_POINTS`]) while they fit [`CURVE_BUDGET`], never fewer than the first and last.
+fn points_per_model(models: usize) -> usize {
+    (CURVE_BUDGET / (BYTES_PER_POINT * models.max(1))).clamp(2, MAX_POINTS)
+}
+
 fn f32_b64(values: impl Iterator<Item = Option<f64>>) -> String {
     let bytes: Vec<u8> = values
         .flat_map(|v| (v.unwrap_or(f64::NAN) as f32).to_le_bytes())
@@ -209,7 +215,7 @@ pub fn explore_html(
     for r in history {
         by_model.entry(r.model).or_default().push(r);
     }
-    let keep = (CURVE_BUDGET / (BYTES_PER_POINT * rows.len().max(1))).clamp(2, MAX_POINTS);
+    let keep = points_per_model(rows.len());
     let models = rows
         .iter()
         .map(|row| {
@@ -263,4 +269,134 @@ pub fn write_explorer(
         explore_html(title, keys, diagrams, rows, history).as_bytes(),
     )?;
     Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sweep::results::Category;
+
+    fn row(model: usize, x: &str, y: &str, test_acc: Option<f64>) -> ModelRow {
+        ModelRow {
+            model,
+            group: 0,
+            batch: 0,
+            settings: vec![
+                ("a".into(), x.into()),
+                ("b".into(), y.into()),
+                ("seed".into(), (model % 2).to_string()),
+            ],
+            steps: 100,
+            final_train_loss: Some(0.5),
+            final_test_loss: None,
+            final_train_acc: Some(1.0),
+            final_test_acc: test_acc,
+            best_train_acc: None,
+            best_test_acc: None,
+            memorization_step: None,
+            grok_step: None,
+            margin: None,
+            gamma_star: None,
+            reg_loss: None,
+            freqs_used: vec![],
+            sinusoidal_share: None,
+            diverged_step: None,
+            category: Category::Memorizes,
+        }
+    }
+
+    fn record(model: usize, step: u64, test_acc: Option<f64>) -> MetricsRecord {
+        MetricsRecord {
+            step,
+            model,
+            lr: None,
+            train_loss: Some(1.0 / (1 + step) as f64),
+            train_acc: Some(1.0),
+            test_loss: None,
+            test_acc,
+            margin: None,
+            gamma_star: None,
+            reg_loss: None,
+            elapsed_s: None,
+        }
+    }
+
+    fn f32s(b64: &serde_json::Value) -> Vec<f32> {
+        STANDARD
+            .decode(b64.as_str().unwrap())
+            .unwrap()
+            .chunks(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect()
+    }
+
+    /// The JSON the page embeds.
+    fn data_of(page: &str) -> serde_json::Value {
+        let start = page
+            .find(r#"<script type="application/json" id="data">"#)
+            .unwrap();
+        let json = &page[start..];
+        let json = &json[json.find('>').unwrap() + 1..json.find("</script>").unwrap()];
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn the_page_holds_the_cells_means_and_every_models_curves() {
+        let rows = vec![
+            row(0, "0.1", "\"x\"", Some(0.5)),
+            row(1, "0.1", "\"x\"", Some(0.7)),
+            row(2, "0.2", "\"x\"", None),
+            row(3, "0.2", "\"x\"", Some(1.0)),
+        ];
+        let history: Vec<MetricsRecord> = (0..4)
+            .flat_map(|m| (0..3).map(move |e| record(m, 10 * e, (e == 1).then_some(0.25))))
+            .collect();
+        let spec = DiagramSpec {
+            x: "a".into(),
+            y: "b".into(),
+            metrics: vec!["final_test_acc".into()],
+        };
+        let keys = ["a".to_string(), "b".to_string(), "seed".to_string()];
+        let page = explore_html("Sweep t", &keys, &[spec], &rows, &history);
+        assert!(page.contains("<title>Sweep t — explorer</title>"));
+        let d = data_of(&page);
+        let diagram = &d["diagrams"][0];
+        assert_eq!(diagram["xs"], serde_json::json!(["0.1", "0.2"]));
+        assert_eq!(diagram["ys"], serde_json::json!(["x"]));
+        assert_eq!(diagram["cells"], serde_json::json!([[[0, 1], [2, 3]]]));
+        let st = &diagram["stats"]["final_test_acc"];
+        assert_eq!(st["mean"][0][0].as_f64(), Some(0.6));
+        // Model 2 has no test accuracy: the mean of one value, counted as one of two.
+        assert_eq!(
+            (st["mean"][0][1].as_f64(), &st["n"][0][1]),
+            (Some(1.0), &serde_json::json!(1))
+        );
+        let m2 = &d["models"][2];
+        assert_eq!(m2["settings"], serde_json::json!(["0.2", "x", "0"]));
+        assert_eq!(m2["evaluations"], 3);
+        let acc = f32s(&m2["curves"]["test_acc"]);
+        assert!(acc[0].is_nan() && acc[1] == 0.25 && acc[2].is_nan());
+        assert_eq!(f32s(&m2["curves"]["train_loss"])[2], 1.0 / 21.0);
+        assert_eq!(d["metrics"].as_array().unwrap().len(), METRICS.len());
+    }
+
+    #[test]
+    fn long_histories_are_thinned_to_the_budget_keeping_the_ends() {
+        let records: Vec<MetricsRecord> = (0..5000).map(|e| record(0, e, None)).collect();
+        let refs: Vec<&MetricsRecord> = records.iter().collect();
+        let c = curves(&refs, 7);
+        let steps: Vec<f64> = STANDARD
+            .decode(&c.step)
+            .unwrap()
+            .chunks(8)
+            .map(|b| f64::from_le_bytes(b.try_into().unwrap()))
+            .collect();
+        assert_eq!((steps.len(), steps[0], steps[6]), (7, 0.0, 4999.0));
+        // The number kept per model: all (up to MAX_POINTS) for a few models, fewer for many.
+        assert_eq!(points_per_model(8), 2000);
+        let k = points_per_model(1000);
+        assert!(k * 1000 * BYTES_PER_POINT <= CURVE_BUDGET, "{k}");
+        assert!((k + 1) * 1000 * BYTES_PER_POINT > CURVE_BUDGET, "{k}");
+        assert_eq!(points_per_model(10_000_000), 2);
+    }
 }
