@@ -13,7 +13,8 @@
 #   `sweep --explore`, and drives it with tests/browser/sweep-explorer.mjs: every
 #   diagram cell's mean and count, for several metrics, against results.csv; every
 #   categorical cell's stripes against its models' categories; a click on each cell
-#   lists exactly its models, their curves ending at their final values in results.csv.
+#   lists exactly its models, their curves ending at their final values in results.csv;
+#   and a 2-model sweep over one key, whose page has no diagram and lists every model.
 #
 # Called at the end of scripts/test.sh; seconds once the binaries are built.
 #
@@ -47,6 +48,7 @@ fi
 
 RUN=""
 SWEEP=""
+FLAT=""
 if [ "${1:-}" = "--run" ]; then
     RUN="$2"
     shift 2
@@ -86,12 +88,32 @@ preset = "nanda"
 seed = { seeds = 2 }
 TOML
     target/release/sweep "$WORK/sweep.toml" --out "$SWEEP" --explore --quiet >/dev/null
+    # And one without a diagram (a single swept key): its page lists every model.
+    FLAT="$WORK/sweep-flat"
+    cat > "$WORK/sweep-flat.toml" <<'TOML'
+name = "browser-test-flat"
+[base]
+preset = "nanda"
+[base.set]
+"task.p" = 11
+"model.width" = 32
+"train.steps" = 200
+"train.eval_every" = 20
+"train.checkpoint_every" = 200
+"train.spectra_every" = 0
+[axes]
+"optimizer.weight_decay" = [0.3, 3.0]
+TOML
+    target/release/sweep "$WORK/sweep-flat.toml" --out "$FLAT" --explore --quiet >/dev/null
 fi
 if [ -n "$RUN" ]; then
     echo "== driving $RUN/analysis/explore.html in headless Chromium"
     node tests/browser/explorer.mjs "$RUN" --chromium "$CHROMIUM" "$@"
 fi
-if [ -n "$SWEEP" ]; then
-    echo "== driving $SWEEP/explore.html in headless Chromium"
-    node tests/browser/sweep-explorer.mjs "$SWEEP" --chromium "$CHROMIUM" "$@"
-fi
+SWEEPS=()
+[ -n "$SWEEP" ] && SWEEPS+=("$SWEEP")
+[ -n "$FLAT" ] && SWEEPS+=("$FLAT")
+for DIR in "${SWEEPS[@]}"; do
+    echo "== driving $DIR/explore.html in headless Chromium"
+    node tests/browser/sweep-explorer.mjs "$DIR" --chromium "$CHROMIUM" "$@"
+done

@@ -12,7 +12,9 @@
 //   - every cell of the categorical map: one stripe per model, of its category;
 //   - clicking each cell (on the heat map, then on the categorical map) lists exactly
 //     that cell's models under the maps, and the last point of each model's curves
-//     (train/test loss and accuracy, margin) equals its final values in results.csv.
+//     (train/test loss and accuracy, margin) equals its final values in results.csv;
+//   - a sweep without a diagram (fewer than two swept keys besides the seed) lists every
+//     model, checked the same way.
 // With --shots DIR it saves a screenshot of the page there, the cell with the most
 // generalizing models selected.
 
@@ -59,7 +61,27 @@ drive(chromium, page, async ({ ev, check, loadMs, clickElement, shoot }) => {
   check(await ev("!!(window.sweepExplorer && window.sweepExplorer.ready) && document.getElementById('error').hidden"),
     "the page loads and draws without errors (" + loadMs + " ms to load)");
   const diagrams = await ev("JSON.parse(document.getElementById('data').textContent).diagrams.map((d) => ({ x: d.x, y: d.y }))");
-  check(diagrams.length > 0, `the page has ${diagrams.length} diagram(s): ${diagrams.map((d) => d.x + " × " + d.y).join("; ")}`);
+  console.log(`the page has ${diagrams.length} diagram(s): ${diagrams.map((d) => d.x + " × " + d.y).join("; ")}`);
+  // The models listed under the maps against results.csv: exactly `rows`, the last point
+  // of each one's curves at its final values.
+  const checkListed = async (rows, what) => {
+    const shown = await ev(`Array.from(document.querySelectorAll('#cell-models tbody tr')).map((tr) => ({ ...tr.dataset }))`);
+    if (!sameSet(shown.map((s) => +s.model), rows.map((r) => +r.model))) fail(`${what} shows models ${shown.map((s) => s.model)}, results.csv has ${rows.map((r) => r.model)}`);
+    for (const s of shown) {
+      const r = rows.find((row) => +row.model === +s.model);
+      if (s.category !== r.category) fail(`model ${s.model}: category shown ${s.category}, results.csv ${r.category}`);
+      for (const [key, column] of [["train_loss", "final_train_loss"], ["test_loss", "final_test_loss"], ["train_acc", "final_train_acc"], ["test_acc", "final_test_acc"], ["margin", "margin"]]) {
+        // The curves are f32: equal to the table's f64 within f32 rounding.
+        if (!close(num(s["final_" + key]), num(r[column]), 1e-6)) fail(`model ${s.model}: last point of its ${key} curve ${s["final_" + key]}, results.csv ${column} ${r[column]}`);
+      }
+    }
+    check(true, `${what} shows its ${rows.length} models, their curves ending at results.csv's final losses, accuracies and margins`);
+  };
+  if (!diagrams.length) {
+    // No diagram (fewer than two swept keys besides the seed): every model is listed.
+    check(await ev("document.getElementById('maps').hidden"), "without a diagram the maps are hidden");
+    await checkListed(table, "the page without a diagram");
+  }
   const cellsOf = (sel) => ev(`Array.from(document.querySelectorAll('${sel} td')).map((td) => ({ i: +td.dataset.i, j: +td.dataset.j, x: td.dataset.x, y: td.dataset.y, models: td.dataset.models ? td.dataset.models.split(' ').map(Number) : [], mean: td.dataset.mean, n: td.dataset.n, stripes: Array.from(td.querySelectorAll('.stripes span')).map((s) => [+s.dataset.model, s.dataset.category]) }))`);
 
   for (let k = 0; k < diagrams.length; k++) {
@@ -95,25 +117,14 @@ drive(chromium, page, async ({ ev, check, loadMs, clickElement, shoot }) => {
     for (const map of ["#heat", "#cats"]) {
       for (const c of cats) {
         await clickElement(`document.querySelector('${map} td[data-i="${c.i}"][data-j="${c.j}"]')`);
-        const shown = await ev(`Array.from(document.querySelectorAll('#cell-models tbody tr')).map((tr) => ({ ...tr.dataset }))`);
-        const rows = rowsOf(c);
         const selected = await ev(`Array.from(document.querySelectorAll('${map} td.selected')).map((td) => td.dataset.i + ',' + td.dataset.j)`);
         if (selected.length !== 1 || selected[0] !== c.i + "," + c.j) fail(`clicking ${map} cell (${c.i}, ${c.j}) selects ${selected}`);
-        if (!sameSet(shown.map((s) => +s.model), rows.map((r) => +r.model))) fail(`clicking ${map} cell ${x} = ${c.x}, ${y} = ${c.y} shows models ${shown.map((s) => s.model)}, results.csv has ${rows.map((r) => r.model)}`);
-        for (const s of shown) {
-          const r = rows.find((row) => +row.model === +s.model);
-          if (s.category !== r.category) fail(`model ${s.model}: category shown ${s.category}, results.csv ${r.category}`);
-          for (const [key, column] of [["train_loss", "final_train_loss"], ["test_loss", "final_test_loss"], ["train_acc", "final_train_acc"], ["test_acc", "final_test_acc"], ["margin", "margin"]]) {
-            // The curves are f32: equal to the table's f64 within f32 rounding.
-            if (!close(num(s["final_" + key]), num(r[column]), 1e-6)) fail(`model ${s.model}: last point of its ${key} curve ${s["final_" + key]}, results.csv ${column} ${r[column]}`);
-          }
-        }
-        check(true, `clicking ${map} cell ${x} = ${c.x}, ${y} = ${c.y} shows its ${rows.length} models, their curves ending at results.csv's final losses, accuracies and margins`);
+        await checkListed(rowsOf(c), `clicking ${map} cell ${x} = ${c.x}, ${y} = ${c.y}`);
       }
     }
   }
 
-  if (shots) {
+  if (shots && diagrams.length) {
     await ev(`(() => { const s = document.getElementById('diagram'); s.value = '0'; s.dispatchEvent(new Event('change')); const m = document.getElementById('metric'); m.value = m.options[0].value; m.dispatchEvent(new Event('change')); })()`);
     // The cell with the most generalizing models, so the curves show a transition.
     const cats = await cellsOf("#cats");
