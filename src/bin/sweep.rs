@@ -180,13 +180,17 @@ fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             _ => {
+                // The message up to the usage: its first line and what it lists below it
+                // (e.g. the missing argument's name).
                 let text = e.to_string();
-                let line = text
+                let message: Vec<&str> = text
                     .lines()
-                    .next()
-                    .unwrap_or("")
-                    .trim_start_matches("error: ");
-                return fail(2, format!("{line} (see sweep --help)"));
+                    .take_while(|l| !l.trim().is_empty())
+                    .map(str::trim)
+                    .collect();
+                let message = message.join(" ");
+                let message = message.trim_start_matches("error: ");
+                return fail(2, format!("{message} (see sweep --help)"));
             }
         },
     };
