@@ -47,7 +47,7 @@ from ._clockwork import (
 )
 from ._clockwork import neuron_features as _neuron_features
 from ._tables import _as_table, _csv_table, resolve_as_frame
-from .sweeps import Sweep, merge_sweeps, sweep_histories, sweep_results, sweep_status
+from .sweeps import Sweep, merge_sweeps, report_sweep, sweep_histories, sweep_results, sweep_status
 from .errors import (
     BackendError,
     BadFileError,
@@ -79,6 +79,7 @@ __all__ = [
     "sweep_histories",
     "sweep_status",
     "merge_sweeps",
+    "report_sweep",
     "errors",
     "__version__",
 ] + errors.__all__

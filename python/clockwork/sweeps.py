@@ -1,6 +1,7 @@
 """Sweeps from Python: the ``sweep`` binary's runner (``Sweep``: a sweep file, TOML text
 or dict; ``plan`` = ``--dry-run``; ``run`` = a resumable, shardable run; ``merge_sweeps``
-= ``sweep merge``) and its tables read back as DataFrames.
+= ``sweep merge``; ``report_sweep`` = ``sweep report``) and its tables read back as
+DataFrames.
 
 >>> import clockwork as cw
 >>> sw = cw.Sweep.from_dict({
@@ -20,11 +21,11 @@ import json as _json
 import os
 from typing import Any, Dict, List, Optional, Sequence, Union
 
-from ._clockwork import Sweep, merge_sweeps, sweep_status
+from ._clockwork import Sweep, merge_sweeps, report_sweep, sweep_status
 from ._clockwork import sweep_table_files as _table_files
 from ._tables import _as_table, resolve_as_frame
 
-__all__ = ["Sweep", "sweep_results", "sweep_histories", "sweep_status", "merge_sweeps"]
+__all__ = ["Sweep", "sweep_results", "sweep_histories", "sweep_status", "merge_sweeps", "report_sweep"]
 
 _PathLike = Union[str, "os.PathLike[str]"]
 

@@ -39,6 +39,7 @@ fn _clockwork(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(analysis::analyze_run, m)?)?;
     m.add_class::<sweep::PySweep>()?;
     m.add_function(wrap_pyfunction!(sweep::merge_sweeps, m)?)?;
+    m.add_function(wrap_pyfunction!(sweep::report_sweep, m)?)?;
     m.add_function(wrap_pyfunction!(sweep::sweep_status, m)?)?;
     m.add_function(wrap_pyfunction!(sweep::sweep_table_files, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;

@@ -17,7 +17,7 @@ use clockwork::sweep::batch::{batch_dir, RESULT_FILE};
 use clockwork::sweep::plan::Shard;
 use clockwork::sweep::spec::SweepSpec;
 use clockwork::sweep::{
-    self, estimate, merge, tables, Sweep, SweepMeta, SweepOptions, SweepStatus,
+    self, estimate, merge, rewrite, tables, Sweep, SweepMeta, SweepOptions, SweepStatus,
 };
 use clockwork::Error;
 use pyo3::exceptions::PyRuntimeError;
@@ -230,20 +230,23 @@ impl PySweep {
     /// --out OUT --shard i/n`` does, and writes the tables, diagrams and
     /// ``index.html``. The same call again resumes: finished batches are read back,
     /// unfinished ones continue from their last checkpoint. ``progress`` prints each
-    /// batch and its training progress on stderr (the process', not a notebook's).
+    /// batch and its training progress on stderr (the process', not a notebook's);
+    /// ``explore`` also writes ``explore.html`` (the interactive page; ``sweep
+    /// --explore``).
     ///
     /// Returns ``{"status", "out", "trained", "skipped", "models", "elapsed_s",
     /// "written"}`` (``trained``: batches trained by this call; ``skipped``: found
     /// finished). Ctrl-C (or any exception a signal handler raises) checkpoints the
     /// current batch after its next step and then raises; the GIL is released while it
     /// trains.
-    #[pyo3(signature = (out=None, shard=None, progress=false))]
+    #[pyo3(signature = (out=None, shard=None, progress=false, explore=false))]
     fn run(
         &self,
         py: Python<'_>,
         out: Option<PathBuf>,
         shard: Option<&Bound<'_, PyAny>>,
         progress: bool,
+        explore: bool,
     ) -> PyResult<Py<PyAny>> {
         let shard = shard_arg(py, shard)?;
         let out = out.unwrap_or_else(|| sweep::default_out(&self.sweep, shard));
@@ -256,6 +259,7 @@ impl PySweep {
             },
             interrupt: Some(interrupt.clone()),
             quiet: !progress,
+            explore,
         };
         let sweep = &self.sweep;
         let (result, signal) = std::thread::scope(|scope| {
@@ -283,23 +287,15 @@ impl PySweep {
         if let Some(e) = signal {
             return Err(e);
         }
-        let d = PyDict::new(py);
+        let d = written_dict(py, report.models, &report.out, &report.written)?;
         let status = match report.status {
             SweepStatus::Completed => "completed",
             SweepStatus::Interrupted => "interrupted",
         };
         d.set_item("status", status)?;
-        d.set_item("out", report.out.display().to_string())?;
         d.set_item("trained", report.trained)?;
         d.set_item("skipped", report.skipped)?;
-        d.set_item("models", report.models)?;
         d.set_item("elapsed_s", report.elapsed_s)?;
-        let written: Vec<String> = report
-            .written
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect();
-        d.set_item("written", written)?;
         Ok(d.into_any().unbind())
     }
 
@@ -316,23 +312,50 @@ impl PySweep {
     }
 }
 
-/// Joins the directories of all shards of one sweep into ``out`` (a new directory): one
-/// table, one set of diagrams, as ``sweep merge DIRS --out OUT`` does. Shards of
-/// different sweeps, a missing or repeated shard or an unfinished batch are refused
-/// before anything is written. Returns ``{"models", "out", "written"}``.
-#[pyfunction]
-pub fn merge_sweeps(py: Python<'_>, dirs: Vec<PathBuf>, out: PathBuf) -> PyResult<Py<PyAny>> {
-    let report = py.detach(|| merge::merge(&dirs, &out)).py(py)?;
+/// ``{"models", "out", "written"}``: what a run, merge or report wrote.
+fn written_dict<'py>(
+    py: Python<'py>,
+    models: usize,
+    out: &std::path::Path,
+    written: &[PathBuf],
+) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
-    d.set_item("models", report.models)?;
+    d.set_item("models", models)?;
     d.set_item("out", out.display().to_string())?;
-    let written: Vec<String> = report
-        .written
-        .iter()
-        .map(|p| p.display().to_string())
-        .collect();
+    let written: Vec<String> = written.iter().map(|p| p.display().to_string()).collect();
     d.set_item("written", written)?;
-    Ok(d.into_any().unbind())
+    Ok(d)
+}
+
+/// Joins the directories of all shards of one sweep into ``out`` (a new directory): one
+/// table, one set of diagrams, as ``sweep merge DIRS --out OUT [--explore]`` does.
+/// Shards of different sweeps, a missing or repeated shard or an unfinished batch are
+/// refused before anything is written. Returns ``{"models", "out", "written"}``.
+#[pyfunction]
+#[pyo3(signature = (dirs, out, explore=false))]
+pub fn merge_sweeps(
+    py: Python<'_>,
+    dirs: Vec<PathBuf>,
+    out: PathBuf,
+    explore: bool,
+) -> PyResult<Py<PyAny>> {
+    let report = py.detach(|| merge::merge(&dirs, &out, explore)).py(py)?;
+    Ok(written_dict(py, report.models, &out, &report.written)?
+        .into_any()
+        .unbind())
+}
+
+/// Writes the tables, diagrams and ``index.html`` of a finished sweep, shard or merged
+/// directory again from what it holds, without training (``sweep report DIR
+/// [--explore]``): how a finished sweep gets ``explore.html``. Returns ``{"models",
+/// "out", "written"}``.
+#[pyfunction]
+#[pyo3(signature = (path, explore=false))]
+pub fn report_sweep(py: Python<'_>, path: PathBuf, explore: bool) -> PyResult<Py<PyAny>> {
+    let report = py.detach(|| rewrite::rewrite(&path, explore)).py(py)?;
+    Ok(written_dict(py, report.models, &path, &report.written)?
+        .into_any()
+        .unbind())
 }
 
 /// The state of a sweep directory: a sweep or shard directory (``sweep.json``) gives

@@ -118,6 +118,12 @@ def test_python_run_equals_sweep_binary(tiny_file, binary_dir, tmp_path):
     # Running again trains nothing.
     again = sw.run(out=tmp_path / "py")
     assert (again["trained"], again["skipped"]) == (0, 2)
+    # `sweep report --explore`: the page added, the tables written again unchanged.
+    rep = cw.report_sweep(tmp_path / "py", explore=True)
+    assert rep["models"] == 4 and str(tmp_path / "py" / "explore.html") in rep["written"]
+    assert (tmp_path / "py" / "explore.html").stat().st_size > 0
+    for name in TABLES:
+        assert (tmp_path / "py" / name).read_bytes() == (binary_dir / name).read_bytes(), name
 
 
 def test_text_and_dict_give_the_same_sweep(tiny_file):
@@ -291,8 +297,8 @@ def test_shards_merge_into_the_full_table(tiny_file, binary_dir, tmp_path):
     with pytest.raises(cw.ConfigError) as e:
         cw.merge_sweeps(dirs[:1], tmp_path / "m")
     assert e.value.key == "merge" and e.value.value == "1/2"
-    m = cw.merge_sweeps(dirs, tmp_path / "m")
-    assert m["models"] == 4
+    m = cw.merge_sweeps(dirs, tmp_path / "m", explore=True)
+    assert m["models"] == 4 and str(tmp_path / "m" / "explore.html") in m["written"]
     for name in TABLES:
         assert (tmp_path / "m" / name).read_bytes() == (binary_dir / name).read_bytes(), name
     status = cw.sweep_status(tmp_path / "m")
