@@ -145,6 +145,16 @@ fn py_to_toml(
             return Ok(toml::Value::Table(t));
         }
     }
+    if !tables && x.cast::<PyMapping>().is_ok() {
+        // Iterating a dict yields its keys: refuse it rather than train on a list of names.
+        return Err(config_error(
+            py,
+            key,
+            x.repr()?,
+            "a config value cannot be a dict (sections are nested dicts of the mapping, \
+             e.g. with_({\"task\": {\"p\": 23}}), or dotted keys)",
+        ));
+    }
     if let Ok(items) = x.try_iter() {
         let mut out = Vec::new();
         for (i, item) in items.enumerate() {

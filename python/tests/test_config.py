@@ -69,6 +69,8 @@ def test_to_dict_and_lookups():
         (lambda: cw.Config().with_(p=2**70), "task.p", None),
         (lambda: cw.Config().with_(p=object()), "task.p", None),
         (lambda: cw.Config().with_(3), "config", "3"),
+        # A dict as a value would otherwise iterate into its keys.
+        (lambda: cw.Config().with_(lr_milestones={1000: 2}), "optimizer.lr_milestones", "{1000: 2}"),
         (lambda: cw.Config.from_toml("[task]\np = 0\n"), "task.p", "0"),
     ],
 )
