@@ -230,6 +230,10 @@ pub const KEY_DOCS: &[(&str, &str)] = &[
     ),
     ("task.p", "the modulus (inputs and labels are 0..p-1)"),
     (
+        "task.group",
+        "a finite group's table a·b instead of task.op/task.p: C<n>, D<n> (order 2n), S<n>, A<n>, products joined by x (e.g. S4, D7, A4, C5xC5); at most 128 elements",
+    ),
+    (
         "task.train_fraction",
         "fraction of the p² pairs trained on, in (0, 1]; the rest is the test set",
     ),
@@ -345,6 +349,12 @@ pub fn keys_with_defaults() -> Vec<(String, toml::Value)> {
             toml::Value::Table(t) => t.iter().for_each(|(n, v)| add(format!("{k}.{n}"), v)),
             v => add(k.clone(), v),
         }
+    }
+    // Optional keys the default leaves out of its TOML (absent = unused), typed by an
+    // empty value, after the key they replace.
+    if !out.iter().any(|(k, _)| k == "task.group") {
+        let at = out.iter().position(|(k, _)| k == "task.op").map_or(out.len(), |i| i + 1);
+        out.insert(at, ("task.group".into(), toml::Value::String(String::new())));
     }
     out
 }

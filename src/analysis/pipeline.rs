@@ -193,9 +193,9 @@ pub fn analyze(backend: &dyn Backend<f64>, path: &Path, options: &Options) -> Re
     }
     let dir = RunDir::open(path)?;
     let config = &dir.config;
-    let p = config.task.p;
+    let p = config.n_tokens();
     let b = config.models;
-    let basis = Basis::for_task(config.task.op, p)?;
+    let basis = Basis::for_config(config)?;
     let invariant = basis.invariant();
     let max_freq = basis.max_freq();
     let task = config.build_task()?;
