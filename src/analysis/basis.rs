@@ -118,6 +118,43 @@ pub struct BasisReport {
     pub excluded: Vec<usize>,
     /// One sentence on why this basis.
     pub note: String,
+    /// What the basis's components are called: `frequency`, or `irrep` for a group's
+    /// irreps (older summaries lack it: frequency).
+    #[serde(default = "frequency_unit")]
+    pub unit: String,
+}
+
+fn frequency_unit() -> String {
+    "frequency".into()
+}
+
+impl BasisReport {
+    /// The plural of [`BasisReport::unit`].
+    pub fn units(&self) -> &'static str {
+        if self.unit == "irrep" {
+            "irreps"
+        } else {
+            "frequencies"
+        }
+    }
+
+    /// How vectors are taken apart: `DFT over Z_71`, `split over the irreps of S4`.
+    pub fn transform(&self) -> String {
+        if self.unit == "irrep" {
+            format!("split over the irreps of {}", self.group)
+        } else {
+            format!("DFT over {}", self.group)
+        }
+    }
+
+    /// Component k as written in text: `7`, or `ρ7` for irreps.
+    pub fn component(&self, k: usize) -> String {
+        if self.unit == "irrep" {
+            format!("ρ{k}")
+        } else {
+            k.to_string()
+        }
+    }
 }
 
 /// The smallest primitive root of a prime p (a generator of the cyclic group Z_p^*):
@@ -361,6 +398,7 @@ impl Basis {
             generator: None,
             invariant: None,
             excluded: Vec::new(),
+            unit: "irrep".into(),
             note: format!(
                 "a·b in {group}: each u_i, v_i, w_i split over the group's real irreducible \
                  representations, computed by decomposing the regular representation ({}; a \
@@ -426,6 +464,7 @@ impl Basis {
             invariant: self.invariant.map(|i| format!("{} = 0", i.formula())),
             excluded,
             note,
+            unit: frequency_unit(),
         }
     }
 }

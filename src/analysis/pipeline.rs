@@ -297,6 +297,8 @@ pub fn analyze(backend: &dyn Backend<f64>, path: &Path, options: &Options) -> Re
         .collect();
     let timeline_source = if use_records {
         format!("{} (recorded in training)", super::record::SPECTRA_FILE)
+    } else if basis.irreps().is_some() {
+        "checkpoints (a group run records no spectra in training)".to_string()
     } else if basis.is_additive() {
         "checkpoints (no spectra records for every model)".to_string()
     } else {
