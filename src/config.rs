@@ -668,6 +668,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn task_group_sets_the_table_and_excludes_op_and_p() {
+        let c = RunConfig::from_toml("[task]\ngroup = \"S4\"\n").unwrap();
+        assert_eq!((c.n_tokens(), c.model_spec().n_in, c.model_spec().n_out), (24, 24, 24));
+        assert_eq!(c.build_task().unwrap().len(), 576);
+        assert_eq!(c.task_label(), "group S4");
+        // Round trip: the group survives, and a modular config writes no group key.
+        assert_eq!(RunConfig::from_toml(&c.to_toml()).unwrap(), c);
+        assert!(!RunConfig::default().to_toml().contains("group"));
+        let err = |text: &str| RunConfig::from_toml(text).unwrap_err().to_string();
+        let e = err("[task]\ngroup = \"S9\"\n");
+        assert!(e.contains("task.group") && e.contains("too big"), "{e}");
+        let e = err("[task]\ngroup = \"S4\"\nop = \"mul\"\n");
+        assert!(e.contains("task.op = mul") && e.contains("S4"), "{e}");
+        let e = err("[task]\ngroup = \"S4\"\np = 7\n");
+        assert!(e.contains("task.p = 7") && e.contains("|G| = 24"), "{e}");
+        let e = err("[task]\ngroup = \"S3\"\nsplit = \"unordered\"\n");
+        assert!(e.contains("task.split") && e.contains("not abelian"), "{e}");
+        let ok = "[task]\ngroup = \"C5xC5\"\nsplit = \"unordered\"\n";
+        assert_eq!(RunConfig::from_toml(ok).unwrap().n_tokens(), 25);
+    }
+
+    #[test]
     fn default_round_trips_through_toml() {
         let c = RunConfig::default();
         assert_eq!(RunConfig::from_toml(&c.to_toml()).unwrap(), c);
