@@ -670,7 +670,10 @@ mod tests {
     #[test]
     fn task_group_sets_the_table_and_excludes_op_and_p() {
         let c = RunConfig::from_toml("[task]\ngroup = \"S4\"\n").unwrap();
-        assert_eq!((c.n_tokens(), c.model_spec().n_in, c.model_spec().n_out), (24, 24, 24));
+        assert_eq!(
+            (c.n_tokens(), c.model_spec().n_in, c.model_spec().n_out),
+            (24, 24, 24)
+        );
         assert_eq!(c.build_task().unwrap().len(), 576);
         assert_eq!(c.task_label(), "group S4");
         // Round trip: the group survives, and a modular config writes no group key.

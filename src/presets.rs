@@ -364,8 +364,14 @@ pub fn keys_with_defaults() -> Vec<(String, toml::Value)> {
     // Optional keys the default leaves out of its TOML (absent = unused), typed by an
     // empty value, after the key they replace.
     if !out.iter().any(|(k, _)| k == "task.group") {
-        let at = out.iter().position(|(k, _)| k == "task.op").map_or(out.len(), |i| i + 1);
-        out.insert(at, ("task.group".into(), toml::Value::String(String::new())));
+        let at = out
+            .iter()
+            .position(|(k, _)| k == "task.op")
+            .map_or(out.len(), |i| i + 1);
+        out.insert(
+            at,
+            ("task.group".into(), toml::Value::String(String::new())),
+        );
     }
     out
 }

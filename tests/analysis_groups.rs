@@ -19,7 +19,9 @@ use clockwork::train::Trainer;
 fn random_weights(n: usize, m: usize) -> Weights<f64> {
     let mut x = 12345u64;
     let mut next = move || {
-        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (x >> 11) as f64 / (1u64 << 53) as f64 - 0.5
     };
     let mut fill = |len: usize| (0..len).map(|_| next()).collect::<Vec<f64>>();
@@ -59,7 +61,11 @@ fn cyclic_irreps_agree_with_the_fourier_analysis() {
             .collect();
         let mut sorted = freq.clone();
         sorted.sort_unstable();
-        assert_eq!(sorted, (0..=n / 2).collect::<Vec<_>>(), "C{n}: one irrep per frequency");
+        assert_eq!(
+            sorted,
+            (0..=n / 2).collect::<Vec<_>>(),
+            "C{n}: one irrep per frequency"
+        );
         if n % 2 == 1 {
             assert_eq!(freq, sorted, "C{n}: ρk is frequency k");
         }

@@ -35,8 +35,8 @@ use crate::config::RunConfig;
 use crate::error::{Error, Result};
 use crate::model::Weights;
 use crate::task::{is_prime, pow_mod, Group, Irreps, Op};
-use std::sync::Arc;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// The phase relation of a neuron that computes the task with one frequency.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

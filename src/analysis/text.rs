@@ -19,7 +19,10 @@ fn opt_pct(x: Option<f64>) -> String {
 /// [`list`] for text about `basis`: irreps written `ρ1 ρ2`, frequencies as ranges.
 fn list_in(basis: &super::basis::BasisReport, xs: &[usize]) -> String {
     if basis.unit == "irrep" && !xs.is_empty() {
-        xs.iter().map(|&k| basis.component(k)).collect::<Vec<_>>().join(" ")
+        xs.iter()
+            .map(|&k| basis.component(k))
+            .collect::<Vec<_>>()
+            .join(" ")
     } else {
         list(xs)
     }
@@ -105,8 +108,7 @@ pub fn summary_text(a: &RunAnalysis, elapsed_s: f64) -> String {
     let _ = writeln!(
         t,
         "sinusoidal = at least {} of the power of each of u, v, w at one {}",
-        s.threshold,
-        s.basis.unit
+        s.threshold, s.basis.unit
     );
     for m in s.models.iter().take(SHOWN) {
         let f = &m.frequencies;

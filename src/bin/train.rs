@@ -244,17 +244,14 @@ fn main() -> ExitCode {
             print!("{}", config.to_toml());
             return ExitCode::SUCCESS;
         }
-        let out = cli
-            .out
-            .clone()
-            .unwrap_or_else(|| {
-                // A group run is named by its group too: runs/<preset>-<group>-<time>.
-                let label = match &config.task.group {
-                    Some(g) => format!("{}-{g}", cli.preset),
-                    None => cli.preset.clone(),
-                };
-                run::default_out_dir(std::path::Path::new("runs"), &label)
-            });
+        let out = cli.out.clone().unwrap_or_else(|| {
+            // A group run is named by its group too: runs/<preset>-<group>-<time>.
+            let label = match &config.task.group {
+                Some(g) => format!("{}-{g}", cli.preset),
+                None => cli.preset.clone(),
+            };
+            run::default_out_dir(std::path::Path::new("runs"), &label)
+        });
         run::start(&config, &out, &options)
     };
 

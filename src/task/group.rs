@@ -117,7 +117,11 @@ impl std::str::FromStr for GroupName {
                 Some('D') => Family::Dihedral,
                 Some('S') => Family::Symmetric,
                 Some('A') => Family::Alternating,
-                _ => return Err(bad(format!("factor \"{part}\" is not a group; {NAME_HELP}"))),
+                _ => {
+                    return Err(bad(format!(
+                        "factor \"{part}\" is not a group; {NAME_HELP}"
+                    )))
+                }
             };
             let digits = chars.as_str();
             let n: usize = match digits.parse() {
@@ -341,12 +345,7 @@ impl Group {
         }
         let names = (0..n)
             .flat_map(|a| (0..m).map(move |b| (a, b)))
-            .map(|(a, b)| {
-                format!(
-                    "({}, {})",
-                    self.element_names[a], other.element_names[b]
-                )
-            })
+            .map(|(a, b)| format!("({}, {})", self.element_names[a], other.element_names[b]))
             .collect();
         Group::from_table(format!("{}x{}", self.name, other.name), table, names)
     }
@@ -503,9 +502,6 @@ mod tests {
             assert!(e.contains(needle), "{name}: {e}");
         }
         assert_eq!("S5".parse::<GroupName>().unwrap().order(), 120);
-        assert_eq!(
-            "C5xC5".parse::<GroupName>().unwrap().to_string(),
-            "C5xC5"
-        );
+        assert_eq!("C5xC5".parse::<GroupName>().unwrap().to_string(), "C5xC5");
     }
 }

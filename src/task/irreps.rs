@@ -196,9 +196,10 @@ impl Irreps {
                         .sum()
                 })
                 .collect();
-            match classes.iter_mut().find(|(c, _)| {
-                c.iter().zip(&chi).all(|(p, q)| (p - q).abs() < 1e-6)
-            }) {
+            match classes
+                .iter_mut()
+                .find(|(c, _)| c.iter().zip(&chi).all(|(p, q)| (p - q).abs() < 1e-6))
+            {
                 Some((_, copies)) => copies.push(q),
                 None => classes.push((chi, vec![q])),
             }
@@ -248,7 +249,11 @@ impl Irreps {
         // Trivial first, then by dimension, then by character (rounded, so the order
         // does not depend on the draw): for C_n this is frequency order.
         let key = |r: &Irrep| -> (usize, Vec<i64>) {
-            let chi = r.character.iter().map(|c| (-c * 1e6).round() as i64).collect();
+            let chi = r
+                .character
+                .iter()
+                .map(|c| (-c * 1e6).round() as i64)
+                .collect();
             (r.dim, chi)
         };
         irreps.sort_by_key(key);
@@ -317,7 +322,10 @@ mod tests {
                 .sum();
             assert_eq!(sum_sq, n, "{name}: Σ d² = |G|");
             let iso: usize = r.irreps.iter().map(Irrep::isotypic_dim).sum();
-            assert_eq!(iso, n, "{name}: isotypic components fill the functions on G");
+            assert_eq!(
+                iso, n,
+                "{name}: isotypic components fill the functions on G"
+            );
             // Complex irreps = conjugacy classes.
             let complex_count: usize = r
                 .irreps
@@ -325,7 +333,10 @@ mod tests {
                 .map(|i| if i.kind == IrrepType::Complex { 2 } else { 1 })
                 .sum();
             assert_eq!(complex_count, g.conjugacy_classes().len(), "{name}");
-            assert!(r.irreps[0].character.iter().all(|c| (c - 1.0).abs() < 1e-10));
+            assert!(r.irreps[0]
+                .character
+                .iter()
+                .all(|c| (c - 1.0).abs() < 1e-10));
         }
     }
 
@@ -343,14 +354,22 @@ mod tests {
                         for j in 0..d {
                             let dot: f64 = (0..d).map(|k| ra[k * d + i] * ra[k * d + j]).sum();
                             let want = if i == j { 1.0 } else { 0.0 };
-                            assert!((dot - want).abs() < 1e-10, "{name} {}: orthogonal", rho.name);
+                            assert!(
+                                (dot - want).abs() < 1e-10,
+                                "{name} {}: orthogonal",
+                                rho.name
+                            );
                         }
                     }
                     for b in 0..n {
                         let prod = matmul(ra, rho.matrix(b), d);
                         let ab = rho.matrix(g.mul(a, b));
                         for (x, y) in prod.iter().zip(ab) {
-                            assert!((x - y).abs() < 1e-10, "{name} {}: ρ(a)ρ(b) = ρ(ab)", rho.name);
+                            assert!(
+                                (x - y).abs() < 1e-10,
+                                "{name} {}: ρ(a)ρ(b) = ρ(ab)",
+                                rho.name
+                            );
                         }
                     }
                 }
@@ -365,8 +384,10 @@ mod tests {
             let n = g.order();
             for (s, rs) in r.irreps.iter().enumerate() {
                 for (t, rt) in r.irreps.iter().enumerate() {
-                    let chi: f64 =
-                        (0..n).map(|x| rs.character[x] * rt.character[x]).sum::<f64>() / n as f64;
+                    let chi: f64 = (0..n)
+                        .map(|x| rs.character[x] * rt.character[x])
+                        .sum::<f64>()
+                        / n as f64;
                     let want = if s == t { rs.kind.norm() as f64 } else { 0.0 };
                     assert!((chi - want).abs() < 1e-10, "{name}: ⟨χ{s}, χ{t}⟩ = {chi}");
                     // Matrix elements: orthogonal across distinct irreps; for a real-type
@@ -375,10 +396,13 @@ mod tests {
                         let (ds, dt) = (rs.dim, rt.dim);
                         for i in 0..ds * ds {
                             for k in 0..dt * dt {
-                                let dot: f64 = (0..n)
-                                    .map(|x| rs.matrix(x)[i] * rt.matrix(x)[k])
-                                    .sum();
-                                let want = if s == t && i == k { n as f64 / ds as f64 } else { 0.0 };
+                                let dot: f64 =
+                                    (0..n).map(|x| rs.matrix(x)[i] * rt.matrix(x)[k]).sum();
+                                let want = if s == t && i == k {
+                                    n as f64 / ds as f64
+                                } else {
+                                    0.0
+                                };
                                 assert!((dot - want).abs() < 1e-10, "{name}: Schur {s} {t}");
                             }
                         }
@@ -391,12 +415,20 @@ mod tests {
     #[test]
     fn types_follow_frobenius_schur() {
         let kinds = |name| -> Vec<(usize, IrrepType)> {
-            irreps(name).1.irreps.iter().map(|r| (r.dim, r.kind)).collect()
+            irreps(name)
+                .1
+                .irreps
+                .iter()
+                .map(|r| (r.dim, r.kind))
+                .collect()
         };
         use IrrepType::*;
         assert_eq!(kinds("C5"), [(1, Real), (2, Complex), (2, Complex)]);
         assert_eq!(kinds("A4"), [(1, Real), (2, Complex), (3, Real)]);
-        assert_eq!(kinds("D4"), [(1, Real), (1, Real), (1, Real), (1, Real), (2, Real)]);
+        assert_eq!(
+            kinds("D4"),
+            [(1, Real), (1, Real), (1, Real), (1, Real), (2, Real)]
+        );
         assert!(irreps("S5").1.all_real());
         assert!(!irreps("C5").1.all_real());
     }
@@ -448,6 +480,9 @@ mod tests {
         let norm: f64 = x.iter().map(|v| v * v).sum();
         assert!((total - norm).abs() < 1e-10);
         let mean = x.iter().sum::<f64>() / 10.0;
-        assert!((r.powers(&x)[0] - 10.0 * mean * mean).abs() < 1e-10, "ρ0 is the mean");
+        assert!(
+            (r.powers(&x)[0] - 10.0 * mean * mean).abs() < 1e-10,
+            "ρ0 is the mean"
+        );
     }
 }

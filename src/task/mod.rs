@@ -10,10 +10,10 @@ mod irreps;
 mod modular;
 mod split;
 
-pub(crate) use modular::pow_mod;
-pub use modular::{is_prime, Op, MAX_P};
 pub use group::{Group, GroupName, MAX_GROUP_ORDER};
 pub use irreps::{Irrep, IrrepType, Irreps};
+pub(crate) use modular::pow_mod;
+pub use modular::{is_prime, Op, MAX_P};
 pub use split::{Split, SplitKind};
 
 use crate::error::{Error, Result};

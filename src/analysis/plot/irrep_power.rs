@@ -62,7 +62,11 @@ pub(super) fn prepare(a: &RunAnalysis) -> Prepared {
         .collect();
     let k = values.iter().map(Vec::len).max().unwrap_or(0);
     let columns = match a.basis.irreps() {
-        Some(r) => r.irreps.iter().map(|i| format!("{} d={}", i.name, i.dim)).collect(),
+        Some(r) => r
+            .irreps
+            .iter()
+            .map(|i| format!("{} d={}", i.name, i.dim))
+            .collect(),
         None => (0..k).map(|c| c.to_string()).collect(),
     };
     let mut groups: Vec<(usize, usize, usize)> = Vec::new();
@@ -79,7 +83,11 @@ pub(super) fn prepare(a: &RunAnalysis) -> Prepared {
             values,
             columns,
             groups,
-            prefix: if a.basis.irreps().is_some() { "ρ" } else { "k=" },
+            prefix: if a.basis.irreps().is_some() {
+                "ρ"
+            } else {
+                "k="
+            },
         },
     )
 }
