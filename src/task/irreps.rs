@@ -140,6 +140,9 @@ pub struct Irreps {
     pub irreps: Vec<Irrep>,
 }
 
+/// An eigenspace: orthonormal vectors (functions on G).
+type Space = Vec<Vec<f64>>;
+
 /// Tries with fresh random coefficients before giving up.
 const ATTEMPTS: u64 = 8;
 
@@ -178,7 +181,7 @@ impl Irreps {
         let (values, vectors) = symmetric_eigen(&a, n);
         let scale = values.iter().fold(1.0f64, |m, v| m.max(v.abs()));
         // Eigenspaces: runs of equal eigenvalues.
-        let mut spaces: Vec<Vec<Vec<f64>>> = Vec::new();
+        let mut spaces: Vec<Space> = Vec::new();
         for (j, v) in vectors.into_iter().enumerate() {
             if j > 0 && values[j] - values[j - 1] <= EIGEN_TOL * scale {
                 spaces.last_mut().expect("j > 0").push(v);
@@ -187,7 +190,8 @@ impl Irreps {
             }
         }
         // Group them by character.
-        let mut classes: Vec<(Vec<f64>, Vec<Vec<Vec<f64>>>)> = Vec::new();
+        // (character, the eigenspaces that have it)
+        let mut classes: Vec<(Vec<f64>, Vec<Space>)> = Vec::new();
         for q in spaces {
             let chi: Vec<f64> = (0..n)
                 .map(|g| {
