@@ -7,7 +7,7 @@
 use crate::error::{Error, Result};
 use crate::kinds::{Device, Dtype, Loss, OptimizerKind, Precision, RegularizerKind};
 use crate::model::{Activation, ModelInit, ModelSpec, Params};
-use crate::task::{Op, SplitKind, Task};
+use crate::task::{Group, GroupName, Op, SplitKind, Task};
 use serde::{Deserialize, Serialize};
 
 /// A whole run: task, model, training recipe, optimizer and where it runs.
@@ -122,6 +122,11 @@ pub struct ModelSettings {
 pub struct TaskConfig {
     /// The binary operation (`"add"`, `"sub"`, `"mul"`, `"div"`, `"quad"`).
     pub op: Op,
+    /// A finite group instead of an operation mod p: its Cayley table `a·b`, e.g.
+    /// `"S4"`, `"D7"`, `"A4"`, `"C5xC5"` ([`GroupName`]); inputs and labels are its
+    /// elements, so `n_in = n_out = |G|`. Excludes `op` and `p` (leave them out).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
     /// The modulus: inputs and labels live in `0..p`, so the model has `n_in = n_out = p`.
     /// Must be at least 2, prime for `mul`/`div`, and at most 65 521.
     pub p: usize,
@@ -241,6 +246,7 @@ impl Default for TaskConfig {
     fn default() -> Self {
         TaskConfig {
             op: Op::Add,
+            group: None,
             p: 31,
             train_fraction: 1.0,
             split: SplitKind::Ordered,
@@ -323,11 +329,34 @@ impl RunConfig {
         toml::to_string(self).expect("a RunConfig always serializes")
     }
 
+    /// The group of `task.group`, parsed (`None` for an operation mod p). Fails on a
+    /// name [`RunConfig::validate`] would refuse.
+    pub fn group_name(&self) -> Result<Option<GroupName>> {
+        self.task.group.as_deref().map(str::parse).transpose()
+    }
+
+    /// Size of the input (and output) vocabulary: |G| for a group, else p.
+    pub fn n_tokens(&self) -> usize {
+        match self.group_name() {
+            Ok(Some(g)) => g.order(),
+            // An unparsable name is refused by validate; p keeps the spec well-formed.
+            _ => self.task.p,
+        }
+    }
+
+    /// The task in words for run descriptions: `group S4` or `add mod 31`.
+    pub fn task_label(&self) -> String {
+        match &self.task.group {
+            Some(g) => format!("group {g}"),
+            None => format!("{} mod {}", self.task.op.name(), self.task.p),
+        }
+    }
+
     /// The model's full spec (the task fixes its input and output sizes).
     pub fn model_spec(&self) -> ModelSpec {
         ModelSpec {
-            n_in: self.task.p,
-            n_out: self.task.p,
+            n_in: self.n_tokens(),
+            n_out: self.n_tokens(),
             width: self.model.width,
             activation: self.model.activation,
             tied: self.model.tied,
@@ -435,7 +464,53 @@ impl RunConfig {
     /// The full operation table of `[task]` (every pair, before the train/test split,
     /// which [`crate::task::Split`] draws from `seed`).
     pub fn build_task(&self) -> Result<Task> {
-        Task::modular(self.task.op, self.task.p)
+        match self.group_name()? {
+            Some(g) => Group::build(&g).task(),
+            None => Task::modular(self.task.op, self.task.p),
+        }
+    }
+
+    /// `task.group`: a name [`GroupName`] accepts, without `task.op` or `task.p` (which
+    /// would be silently ignored), and an unordered split only for an abelian group.
+    fn validate_group(&self) -> Result<()> {
+        let Some(name) = self.group_name()? else {
+            return Ok(());
+        };
+        let default = TaskConfig::default();
+        let given = self.task.group.as_deref().unwrap_or_default();
+        if self.task.op != default.op {
+            return Err(Error::config(
+                "task.op",
+                self.task.op.name(),
+                format!("task.group = \"{given}\" is the table; leave task.op out"),
+            ));
+        }
+        if self.task.p != default.p {
+            return Err(Error::config(
+                "task.p",
+                self.task.p,
+                format!(
+                    "task.group = \"{given}\" fixes the vocabulary (|G| = {}); leave task.p out",
+                    name.order()
+                ),
+            ));
+        }
+        if self.task.split == SplitKind::Unordered {
+            let g = Group::build(&name);
+            let n = g.order();
+            if (0..n).any(|a| (0..n).any(|b| g.mul(a, b) != g.mul(b, a))) {
+                return Err(Error::config(
+                    "task.split",
+                    self.task.split.name(),
+                    format!(
+                        "an unordered split keeps (a, b) and (b, a) together, which only \
+                         makes sense for a commutative table; {given} is not abelian (use \
+                         \"ordered\")"
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// The exponent q of the `l2k` regularizer: `train.reg_q`, or the activation's
@@ -483,6 +558,7 @@ impl RunConfig {
         if self.models == 0 {
             return Err(Error::config("models", 0, "need at least one model"));
         }
+        self.validate_group()?;
         if self.task.p < 2 {
             return Err(Error::config(
                 "task.p",
@@ -510,7 +586,9 @@ impl RunConfig {
                 ),
             ));
         }
-        self.task.split.check_op(self.task.op)?;
+        if self.task.group.is_none() {
+            self.task.split.check_op(self.task.op)?;
+        }
         let f = self.task.train_fraction;
         if !(f > 0.0 && f <= 1.0) {
             return Err(Error::config(
@@ -588,6 +666,31 @@ impl RunConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn task_group_sets_the_table_and_excludes_op_and_p() {
+        let c = RunConfig::from_toml("[task]\ngroup = \"S4\"\n").unwrap();
+        assert_eq!(
+            (c.n_tokens(), c.model_spec().n_in, c.model_spec().n_out),
+            (24, 24, 24)
+        );
+        assert_eq!(c.build_task().unwrap().len(), 576);
+        assert_eq!(c.task_label(), "group S4");
+        // Round trip: the group survives, and a modular config writes no group key.
+        assert_eq!(RunConfig::from_toml(&c.to_toml()).unwrap(), c);
+        assert!(!RunConfig::default().to_toml().contains("group"));
+        let err = |text: &str| RunConfig::from_toml(text).unwrap_err().to_string();
+        let e = err("[task]\ngroup = \"S9\"\n");
+        assert!(e.contains("task.group") && e.contains("too big"), "{e}");
+        let e = err("[task]\ngroup = \"S4\"\nop = \"mul\"\n");
+        assert!(e.contains("task.op = mul") && e.contains("S4"), "{e}");
+        let e = err("[task]\ngroup = \"S4\"\np = 7\n");
+        assert!(e.contains("task.p = 7") && e.contains("|G| = 24"), "{e}");
+        let e = err("[task]\ngroup = \"S3\"\nsplit = \"unordered\"\n");
+        assert!(e.contains("task.split") && e.contains("not abelian"), "{e}");
+        let ok = "[task]\ngroup = \"C5xC5\"\nsplit = \"unordered\"\n";
+        assert_eq!(RunConfig::from_toml(ok).unwrap().n_tokens(), 25);
+    }
 
     #[test]
     fn default_round_trips_through_toml() {

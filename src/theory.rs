@@ -1,9 +1,70 @@
 //! Closed-form results from the margin theory (shared/theory.md §2) the engine checks
 //! itself against.
 
+use crate::config::RunConfig;
 use crate::model::{Activation, ModelSpec, Weights};
 use crate::real::Real;
-use crate::task::Op;
+use crate::task::{Group, GroupName, Irreps, Op};
+
+/// γ* of `config`'s models, for a margin over the whole table (`whole_table`) or not:
+/// [`gamma_star`] for an operation mod p, [`gamma_star_group`] for `task.group`, with
+/// the same conditions on the model (x², untied, unfactored). The one entry point the
+/// trainer and the analysis share.
+pub fn gamma_star_for(config: &RunConfig, whole_table: bool) -> Option<f64> {
+    let spec = config.model_spec();
+    match config.group_name() {
+        Ok(None) => gamma_star(config.task.op, &spec, whole_table),
+        Ok(Some(g)) => (whole_table && covered_model(&spec))
+            .then(|| gamma_star_group(&g))
+            .flatten(),
+        Err(_) => None,
+    }
+}
+
+/// The model conditions of the theorems: x², untied, unfactored.
+fn covered_model(spec: &ModelSpec) -> bool {
+    spec.activation == Activation::Square && !spec.tied && spec.embed_dim.is_none()
+}
+
+/// Maximum normalized margin of the x² network on the group table `a·b` (theory.md
+/// §2), where the theory gives one:
+///
+/// - C_n is addition mod n (element k is the generator's k-th power), so it takes the
+///   Z_p rule, [`gamma_star_modular_addition`]`(n)`, exactly as `task.op = "add"` does.
+/// - A group whose irreps are all of real type (S_n, D_n, …; the case the margin
+///   theorem for groups is proved in): `2 / (3√(3|G|)) / Σ_{ρ ≠ 1} d_ρ^{5/2}`, the
+///   irreps computed by [`Irreps::of`] (S3 0.023605, S4 2.0766e-3, S5 1.3260e-4).
+/// - Otherwise (a complex- or quaternionic-type irrep, e.g. A4 or C5xC5): `None`, the
+///   formula is not established there.
+pub fn gamma_star_group(name: &GroupName) -> Option<f64> {
+    if let Some(n) = name.cyclic_order() {
+        return Some(gamma_star_modular_addition(n));
+    }
+    let irreps = Irreps::of(&Group::build(name)).ok()?;
+    irreps.all_real().then(|| {
+        let sum: f64 = irreps.irreps[1..]
+            .iter()
+            .map(|r| (r.dim as f64).powf(2.5))
+            .sum();
+        2.0 / (3.0 * (3.0 * irreps.order as f64).sqrt()) / sum
+    })
+}
+
+/// Width the max-margin solution of a real-type group needs (theory.md §2: S3 18, S4
+/// 126, S5 1190): `2 Σ_{ρ ≠ 1} d_ρ³`. `None` where [`gamma_star_group`] is `None` or
+/// the group is cyclic (whose rule, like Z_p's, needs 4(n−1)).
+pub fn gamma_star_group_width(name: &GroupName) -> Option<usize> {
+    if let Some(n) = name.cyclic_order() {
+        return Some(4 * (n - 1));
+    }
+    let irreps = Irreps::of(&Group::build(name)).ok()?;
+    irreps.all_real().then(|| {
+        2 * irreps.irreps[1..]
+            .iter()
+            .map(|r| r.dim.pow(3))
+            .sum::<usize>()
+    })
+}
 
 /// γ* of a setup when the theory gives one, else None: the one rule every caller uses
 /// (the trainer's evaluations, the run summary, the analysis).
@@ -16,12 +77,8 @@ use crate::task::Op;
 /// instead). Tied or factored models are not covered by the construction, nor are a·b,
 /// a/b (a group of order p − 1 plus the 0 row and column) or a²+ab+b².
 pub fn gamma_star(op: Op, spec: &ModelSpec, whole_table: bool) -> Option<f64> {
-    (whole_table
-        && matches!(op, Op::Add | Op::Sub)
-        && spec.activation == Activation::Square
-        && !spec.tied
-        && spec.embed_dim.is_none())
-    .then(|| gamma_star_modular_addition(spec.n_in))
+    (whole_table && matches!(op, Op::Add | Op::Sub) && covered_model(spec))
+        .then(|| gamma_star_modular_addition(spec.n_in))
 }
 
 /// Maximum normalized margin of the x² network on addition mod p (width ≥ 4(p−1)),
@@ -114,6 +171,35 @@ mod tests {
         // √(2/27)/(√5·4) = 0.0304290…, p = 3 is √(2/27)/(√3·2) = 0.0785674…
         assert_eq!(format!("{:.6}", gamma_star_modular_addition(5)), "0.030429");
         assert_eq!(format!("{:.6}", gamma_star_modular_addition(3)), "0.078567");
+    }
+
+    /// theory.md §2's group values and widths, printed there to five digits.
+    #[test]
+    fn gamma_star_of_groups_matches_theory_md() {
+        for (name, printed, width) in [
+            ("S3", "2.3605e-2", 18),
+            ("S4", "2.0766e-3", 126),
+            ("S5", "1.3260e-4", 1190),
+        ] {
+            let g: GroupName = name.parse().unwrap();
+            assert_eq!(format!("{:.4e}", gamma_star_group(&g).unwrap()), printed);
+            assert_eq!(gamma_star_group_width(&g), Some(width), "{name}");
+        }
+        // C_n is a+b mod n: the same rule, the same number.
+        let c7: GroupName = "C7".parse().unwrap();
+        assert_eq!(gamma_star_group(&c7), Some(gamma_star_modular_addition(7)));
+        // Complex-type irreps: not covered.
+        for name in ["A4", "C5xC5"] {
+            assert_eq!(gamma_star_group(&name.parse().unwrap()), None, "{name}");
+        }
+        // Through a config: only x², untied, unfactored and over the whole table.
+        let mut c = RunConfig::default();
+        c.task.group = Some("S3".into());
+        c.model.width = 18;
+        assert!(gamma_star_for(&c, true).is_some());
+        assert_eq!(gamma_star_for(&c, false), None);
+        c.model.activation = Activation::Relu;
+        assert_eq!(gamma_star_for(&c, true), None);
     }
 
     /// theory.md §4: a−b mod 23 has γ* = 2.58e-3, a+b's value.

@@ -158,7 +158,12 @@ fn reports_of_trained_split_and_constructed_runs() {
     let (drawn, skipped) = check_report(&exact);
     assert_eq!(
         drawn,
-        vec!["spectra_grid", "neurons_per_frequency", "phase_residuals"]
+        vec![
+            "spectra_grid",
+            "neurons_per_frequency",
+            "phase_residuals",
+            "irrep_power"
+        ]
     );
     assert_eq!(skipped, vec!["curves", "margin", "power_heatmap", "ipr"]);
     let html = std::fs::read_to_string(exact.join("report/index.html")).unwrap();

@@ -50,6 +50,7 @@ fn every_listed_preset_is_tested_here() {
         "nanda",
         "explainer",
         "gromov-mse",
+        "s4-x2",
     ];
     let listed: Vec<&str> = PRESETS.iter().map(|(n, _)| *n).collect();
     assert_eq!(listed, tested, "add a test below for each new preset");
@@ -83,6 +84,13 @@ fn explainer_runs() {
 #[test]
 fn gromov_mse_runs() {
     runs_without_diverging("gromov-mse");
+}
+
+#[test]
+fn s4_x2_runs() {
+    runs_without_diverging("s4-x2");
+    let c = preset("s4-x2").unwrap();
+    assert_eq!((c.n_tokens(), c.model.width), (24, 126));
 }
 
 /// The explainer's unordered split holds per model: with `[per_model]` seeds and fractions,

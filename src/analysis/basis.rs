@@ -12,6 +12,12 @@
 //!   ([`super::fourier::ModelSpectra::excluded`]).
 //! - `a²+ab+b²`: no group structure makes it an addition; it is reported in the additive
 //!   basis, and no invariant is claimed.
+//! - `a·b` in a finite group (`task.group`): the real irreducible representations of the
+//!   group ([`crate::task::Irreps`]) take the place of the frequencies: "frequency" k is
+//!   irrep ρk (ρ0 the trivial one, the mean), and a vector's power at k is its squared
+//!   norm in ρk's matrix-element subspace (the universality paper's measure). For C_n
+//!   this is exactly the DFT power at frequency k (tests/analysis_groups.rs). No phase
+//!   invariant is claimed (an irrep of dimension > 1 has no single phase).
 //!
 //! # Invariants
 //!
@@ -25,10 +31,12 @@
 //! network does classify its task, and that the other sign does not).
 
 use super::fourier::{spectra_relabelled, wrap_angle, FourierPlan, ModelSpectra};
+use crate::config::RunConfig;
 use crate::error::{Error, Result};
 use crate::model::Weights;
-use crate::task::{is_prime, pow_mod, Op};
+use crate::task::{is_prime, pow_mod, Group, Irreps, Op};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// The phase relation of a neuron that computes the task with one frequency.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -73,6 +81,9 @@ pub enum Relabelling {
         /// The generator g of Z_p^* (the smallest primitive root).
         generator: usize,
     },
+    /// No DFT: each vector is a function on a finite group, split by the group's real
+    /// irreps (see the module docs).
+    Irreps,
 }
 
 /// The basis and invariant of one task, with its planned DFT.
@@ -85,6 +96,8 @@ pub struct Basis {
     relabel: Vec<usize>,
     plan: FourierPlan,
     invariant: Option<Invariant>,
+    /// The group's irreps, for [`Relabelling::Irreps`].
+    irreps: Option<Arc<Irreps>>,
 }
 
 /// What `summary.json` says about the basis.
@@ -105,6 +118,43 @@ pub struct BasisReport {
     pub excluded: Vec<usize>,
     /// One sentence on why this basis.
     pub note: String,
+    /// What the basis's components are called: `frequency`, or `irrep` for a group's
+    /// irreps (older summaries lack it: frequency).
+    #[serde(default = "frequency_unit")]
+    pub unit: String,
+}
+
+fn frequency_unit() -> String {
+    "frequency".into()
+}
+
+impl BasisReport {
+    /// The plural of [`BasisReport::unit`].
+    pub fn units(&self) -> &'static str {
+        if self.unit == "irrep" {
+            "irreps"
+        } else {
+            "frequencies"
+        }
+    }
+
+    /// How vectors are taken apart: `DFT over Z_71`, `split over the irreps of S4`.
+    pub fn transform(&self) -> String {
+        if self.unit == "irrep" {
+            format!("split over the irreps of {}", self.group)
+        } else {
+            format!("DFT over {}", self.group)
+        }
+    }
+
+    /// Component k as written in text: `7`, or `ρ7` for irreps.
+    pub fn component(&self, k: usize) -> String {
+        if self.unit == "irrep" {
+            format!("ρ{k}")
+        } else {
+            k.to_string()
+        }
+    }
 }
 
 /// The smallest primitive root of a prime p (a generator of the cyclic group Z_p^*):
@@ -181,6 +231,7 @@ impl Basis {
                     } else {
                         Invariant::Difference
                     }),
+                    irreps: None,
                 })
             }
         }
@@ -194,7 +245,45 @@ impl Basis {
             plan: FourierPlan::new(p)?,
             relabel: (0..p).collect(),
             invariant,
+            irreps: None,
         })
+    }
+
+    /// The irrep basis of a group's table (`p` = |G|; `op` is not used).
+    pub fn for_group(group: &Group) -> Result<Basis> {
+        let irreps = Irreps::of(group)?;
+        let n = group.order();
+        Ok(Basis {
+            op: Op::Add,
+            p: n,
+            relabelling: Relabelling::Irreps,
+            plan: FourierPlan::new(n)?,
+            relabel: (0..n).collect(),
+            invariant: None,
+            irreps: Some(Arc::new(irreps)),
+        })
+    }
+
+    /// The basis of a run's task: [`Basis::for_group`] for `task.group`, else
+    /// [`Basis::for_task`].
+    pub fn for_config(config: &RunConfig) -> Result<Basis> {
+        match config.group_name()? {
+            Some(g) => Basis::for_group(&Group::build(&g)),
+            None => Basis::for_task(config.task.op, config.task.p),
+        }
+    }
+
+    /// The group's irreps in the irrep basis (`None` in a Fourier basis).
+    pub fn irreps(&self) -> Option<&Irreps> {
+        self.irreps.as_deref()
+    }
+
+    /// The name of "frequency" k on axes: `k` for a DFT, `ρk` for irreps.
+    pub fn freq_name(&self, k: usize) -> String {
+        match &self.irreps {
+            Some(_) => format!("ρ{k}"),
+            None => k.to_string(),
+        }
     }
 
     /// The operation this basis analyses.
@@ -212,9 +301,12 @@ impl Basis {
         self.relabel.len()
     }
 
-    /// Largest frequency, ⌊n/2⌋.
+    /// Largest frequency, ⌊n/2⌋ (the last irrep's index in the irrep basis).
     pub fn max_freq(&self) -> usize {
-        self.size() / 2
+        match &self.irreps {
+            Some(r) => r.irreps.len() - 1,
+            None => self.size() / 2,
+        }
     }
 
     /// How inputs are relabelled.
@@ -260,7 +352,10 @@ impl Basis {
                 });
             }
         }
-        spectra_relabelled(&self.plan, &self.relabel, snapshots)
+        match &self.irreps {
+            Some(irreps) => super::irrep_spectra::spectra_many(irreps, snapshots),
+            None => spectra_relabelled(&self.plan, &self.relabel, snapshots),
+        }
     }
 
     /// Spectra of one model.
@@ -275,6 +370,7 @@ impl Basis {
             Relabelling::DiscreteLog { .. } => {
                 format!("frequency k (log basis, Z_{} = Z_p−1)", self.size())
             }
+            Relabelling::Irreps => format!("irrep ρk of {}", self.group_name()),
         }
     }
 
@@ -283,10 +379,41 @@ impl Basis {
         self.invariant.map(Invariant::formula)
     }
 
+    fn group_name(&self) -> &str {
+        self.irreps.as_ref().map_or("", |r| r.group.as_str())
+    }
+
+    /// [`Basis::report`] of the irrep basis: named `irreps of G`, its irreps listed.
+    fn irrep_report(&self) -> BasisReport {
+        let group = self.group_name();
+        let list: Vec<String> = self
+            .irreps
+            .iter()
+            .flat_map(|r| r.irreps.iter().map(|i| i.label()))
+            .collect();
+        BasisReport {
+            name: format!("irreps of {group}"),
+            group: group.to_string(),
+            size: self.size(),
+            generator: None,
+            invariant: None,
+            excluded: Vec::new(),
+            unit: "irrep".into(),
+            note: format!(
+                "a·b in {group}: each u_i, v_i, w_i split over the group's real irreducible \
+                 representations, computed by decomposing the regular representation ({}; a \
+                 complex pair counts as one real irrep); power at ρk = squared norm in ρk's \
+                 matrix-element subspace, ρ0 = the mean",
+                list.join(", ")
+            ),
+        }
+    }
+
     /// What `summary.json` records about the basis.
     pub fn report(&self) -> BasisReport {
         let n = self.size();
         let (name, generator, excluded, note) = match self.relabelling {
+            Relabelling::Irreps => return self.irrep_report(),
             Relabelling::Additive => (
                 "additive",
                 None,
@@ -337,6 +464,7 @@ impl Basis {
             invariant: self.invariant.map(|i| format!("{} = 0", i.formula())),
             excluded,
             note,
+            unit: frequency_unit(),
         }
     }
 }

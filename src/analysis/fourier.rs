@@ -179,6 +179,21 @@ impl ModelSpectra {
         }
     }
 
+    /// Spectra from powers alone (`3·width` vectors of equal length, neuron-major, u, v,
+    /// w within a neuron), coefficients and excluded norms 0: the irrep basis
+    /// ([`super::irrep_spectra`]), which has powers but no phases.
+    pub(crate) fn from_powers(n: usize, width: usize, power: Vec<f64>) -> ModelSpectra {
+        let n_freq = power.len() / (3 * width).max(1);
+        ModelSpectra {
+            n,
+            n_freq,
+            width,
+            coef: vec![Complex64::default(); power.len()],
+            power,
+            excluded: vec![0.0; 3 * width],
+        }
+    }
+
     fn range(&self, i: usize, part: Part) -> std::ops::Range<usize> {
         let start = (3 * i + part as usize) * self.n_freq;
         start..start + self.n_freq

@@ -38,7 +38,7 @@ pub struct MarginReport {
 /// γ* of the all-pairs margin of `config`'s models: [`theory::gamma_star`] (the one rule
 /// the trainer uses too) with the margin taken over the whole table.
 pub fn gamma_star(config: &RunConfig) -> Option<f64> {
-    theory::gamma_star(config.task.op, &config.model_spec(), true)
+    theory::gamma_star_for(config, true)
 }
 
 /// Computes margins of every model of `weights` on `pairs` with a given backend.

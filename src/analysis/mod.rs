@@ -32,6 +32,7 @@ pub mod construct;
 pub mod construct_gromov;
 pub mod explore;
 pub mod fourier;
+pub mod irrep_spectra;
 mod jsonl;
 pub mod margin;
 pub mod outdir;

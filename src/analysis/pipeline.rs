@@ -193,9 +193,9 @@ pub fn analyze(backend: &dyn Backend<f64>, path: &Path, options: &Options) -> Re
     }
     let dir = RunDir::open(path)?;
     let config = &dir.config;
-    let p = config.task.p;
+    let p = config.n_tokens();
     let b = config.models;
-    let basis = Basis::for_task(config.task.op, p)?;
+    let basis = Basis::for_config(config)?;
     let invariant = basis.invariant();
     let max_freq = basis.max_freq();
     let task = config.build_task()?;
@@ -297,6 +297,8 @@ pub fn analyze(backend: &dyn Backend<f64>, path: &Path, options: &Options) -> Re
         .collect();
     let timeline_source = if use_records {
         format!("{} (recorded in training)", super::record::SPECTRA_FILE)
+    } else if basis.irreps().is_some() {
+        "checkpoints (a group run records no spectra in training)".to_string()
     } else if basis.is_additive() {
         "checkpoints (no spectra records for every model)".to_string()
     } else {

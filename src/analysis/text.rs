@@ -16,6 +16,18 @@ fn opt_pct(x: Option<f64>) -> String {
 }
 
 /// Frequencies as runs of ranges (`1-5 7 9-11`), or `none`.
+/// [`list`] for text about `basis`: irreps written `ρ1 ρ2`, frequencies as ranges.
+fn list_in(basis: &super::basis::BasisReport, xs: &[usize]) -> String {
+    if basis.unit == "irrep" && !xs.is_empty() {
+        xs.iter()
+            .map(|&k| basis.component(k))
+            .collect::<Vec<_>>()
+            .join(" ")
+    } else {
+        list(xs)
+    }
+}
+
 fn list(xs: &[usize]) -> String {
     if xs.is_empty() {
         return "none".into();
@@ -77,9 +89,9 @@ pub fn summary_text(a: &RunAnalysis, elapsed_s: f64) -> String {
     );
     let _ = writeln!(
         t,
-        "basis: {} (DFT over {}{}); phase invariant: {}",
+        "basis: {} ({}{}); phase invariant: {}",
         s.basis.name,
-        s.basis.group,
+        s.basis.transform(),
         s.basis
             .generator
             .map_or(String::new(), |g| format!(", generator {g}")),
@@ -95,8 +107,8 @@ pub fn summary_text(a: &RunAnalysis, elapsed_s: f64) -> String {
     );
     let _ = writeln!(
         t,
-        "sinusoidal = at least {} of the power of each of u, v, w at one frequency",
-        s.threshold
+        "sinusoidal = at least {} of the power of each of u, v, w at one {}",
+        s.threshold, s.basis.unit
     );
     for m in s.models.iter().take(SHOWN) {
         let f = &m.frequencies;
@@ -136,11 +148,12 @@ pub fn summary_text(a: &RunAnalysis, elapsed_s: f64) -> String {
         }
         let _ = writeln!(
             t,
-            "  frequencies used ({}/{}): {}; missing: {}",
+            "  {} used ({}/{}): {}; missing: {}",
+            s.basis.units(),
             f.freqs_used.len(),
             f.max_freq,
-            list(&f.freqs_used),
-            list(&f.freqs_missing)
+            list_in(&s.basis, &f.freqs_used),
+            list_in(&s.basis, &f.freqs_missing)
         );
         let residual = match (&s.basis.invariant, f.residual_max_abs, f.residual_mean_abs) {
             (Some(inv), Some(mx), Some(mean)) => {
@@ -158,15 +171,17 @@ pub fn summary_text(a: &RunAnalysis, elapsed_s: f64) -> String {
         );
         let _ = writeln!(
             t,
-            "  u, v, w share one frequency: {}; mean IPR {:.3}",
+            "  u, v, w share one {}: {}; mean IPR {:.3}",
+            s.basis.unit,
             pct(f.shared_freq_share),
             f.mean_ipr
         );
         if let (Some((lo, hi)), Some((alo, ahi))) = (f.norm_share_range, f.amplitude_share_range) {
             let _ = writeln!(
                 t,
-                "  per used frequency, × the equal share 1/{}: Σ n_i {lo:.2}× to {hi:.2}×, \
+                "  per used {}, × the equal share 1/{}: Σ n_i {lo:.2}× to {hi:.2}×, \
                  Σ n_i^(3/2) (logit amplitude) {alo:.2}× to {ahi:.2}×; neurons {} to {}",
+                s.basis.unit,
                 f.max_freq,
                 f.freqs_used
                     .iter()

@@ -45,6 +45,10 @@ struct Cli {
     /// = --set task.op=OP (add, sub, mul, div, quad)
     #[arg(long, value_name = "OP")]
     op: Option<String>,
+    /// = --set task.group=G: a finite group's table a·b instead of an op mod p, e.g. S4,
+    /// D7, A4, C5xC5 (C/D/S/A with a degree, 'x' for products; at most 128 elements)
+    #[arg(long, value_name = "G")]
+    group: Option<String>,
     /// = --set task.train_fraction=F
     #[arg(long, value_name = "F", allow_negative_numbers = true)]
     fraction: Option<String>,
@@ -215,6 +219,7 @@ fn main() -> ExitCode {
         for (key, value) in [
             ("task.p", &cli.p),
             ("task.op", &cli.op),
+            ("task.group", &cli.group),
             ("task.train_fraction", &cli.fraction),
             ("model.width", &cli.width),
             ("model.activation", &cli.activation),
@@ -239,10 +244,14 @@ fn main() -> ExitCode {
             print!("{}", config.to_toml());
             return ExitCode::SUCCESS;
         }
-        let out = cli
-            .out
-            .clone()
-            .unwrap_or_else(|| run::default_out_dir(std::path::Path::new("runs"), &cli.preset));
+        let out = cli.out.clone().unwrap_or_else(|| {
+            // A group run is named by its group too: runs/<preset>-<group>-<time>.
+            let label = match &config.task.group {
+                Some(g) => format!("{}-{g}", cli.preset),
+                None => cli.preset.clone(),
+            };
+            run::default_out_dir(std::path::Path::new("runs"), &label)
+        });
         run::start(&config, &out, &options)
     };
 

@@ -200,7 +200,10 @@ impl RunFiles {
         options: &RunOptions,
     ) -> Result<RunFiles> {
         let spectra = match options.spectra {
-            Some(open) if config.train.spectra_every > 0 => Some(open(dir, config.task.p)?),
+            // The recorded spectra are DFTs over Z_p: none for a group table.
+            Some(open) if config.train.spectra_every > 0 && config.task.group.is_none() => {
+                Some(open(dir, config.task.p)?)
+            }
             _ => None,
         };
         Ok(RunFiles {

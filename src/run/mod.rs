@@ -289,9 +289,8 @@ pub fn describe(c: &RunConfig) -> String {
         String::new()
     };
     format!(
-        "{} mod {}{split}, {tied}{} width {}{embed}, {} lr {}, {} steps, {} model(s) in {}",
-        c.task.op.name(),
-        c.task.p,
+        "{}{split}, {tied}{} width {}{embed}, {} lr {}, {} steps, {} model(s) in {}",
+        c.task_label(),
         c.model.activation,
         c.model.width,
         format!("{:?}", c.optimizer.kind).to_lowercase(),

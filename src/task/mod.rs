@@ -2,11 +2,16 @@
 //!
 //! A [`Task`] is just a list of input pairs `(a, b)` with a label each, plus the sizes of
 //! the input vocabulary and of the output. Modular arithmetic builds one with
-//! [`Task::modular`]; finite groups and multi-head tasks can build their own.
+//! [`Task::modular`], finite groups with [`Group::task`]; multi-head tasks can build their own.
 
+mod eigen;
+mod group;
+mod irreps;
 mod modular;
 mod split;
 
+pub use group::{Group, GroupName, MAX_GROUP_ORDER};
+pub use irreps::{Irrep, IrrepType, Irreps};
 pub(crate) use modular::pow_mod;
 pub use modular::{is_prime, Op, MAX_P};
 pub use split::{Split, SplitKind};

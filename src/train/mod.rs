@@ -184,11 +184,12 @@ impl<F: Real> Trainer<F> {
         let (groups, group_of) = split_groups(config, &task)?;
         let params = config.init_params::<F>()?;
         let n_params = params.data.len();
-        let spec = config.model_spec();
+        // Computed once (a group's γ* decomposes its regular representation).
+        let whole = theory::gamma_star_for(config, true);
         let gamma_star = config
             .model_settings()
             .iter()
-            .map(|s| theory::gamma_star(config.task.op, &spec, s.train_fraction == 1.0))
+            .map(|s| whole.filter(|_| s.train_fraction == 1.0))
             .collect();
         let recipe = recipe_for(config);
         let setup = StepperSetup {

@@ -10,7 +10,9 @@
 //! - `neurons_per_frequency`: how many neurons ended on each frequency,
 //! - `phase_residuals`: histogram of θu + θv − θw over sinusoidal neurons (0 for the
 //!   max-margin solution),
-//! - `ipr`: mean inverse participation ratio of the neurons' spectra over training.
+//! - `ipr`: mean inverse participation ratio of the neurons' spectra over training,
+//! - `irrep_power`: every neuron's final power share per component (irreps of a group,
+//!   frequencies of Z_p), rows grouped by dominant component.
 //!
 //! A picture whose data the run lacks (no `metrics.jsonl`, a single snapshot, ...) is
 //! skipped with a reason, which `index.html` shows instead. Text is drawn with the
@@ -23,6 +25,7 @@
 mod curves;
 pub(crate) mod frame;
 mod ipr;
+mod irrep_power;
 mod margin;
 mod neurons_per_frequency;
 mod phase_residuals;
@@ -37,7 +40,7 @@ use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 
 /// Names of the pictures, in the order the report shows them.
-pub const PICTURES: [&str; 7] = [
+pub const PICTURES: [&str; 8] = [
     "curves",
     "margin",
     "power_heatmap",
@@ -45,6 +48,7 @@ pub const PICTURES: [&str; 7] = [
     "neurons_per_frequency",
     "phase_residuals",
     "ipr",
+    "irrep_power",
 ];
 
 /// Most neurons drawn in `spectra_grid`.
@@ -151,6 +155,11 @@ fn prepare(a: &RunAnalysis) -> Vec<Spec> {
             phase_residuals::CAPTION.into(),
         ),
         Spec::new("ipr", ipr::prepare(a), ipr::CAPTION.into()),
+        Spec::new(
+            "irrep_power",
+            irrep_power::prepare(a),
+            irrep_power::caption(a),
+        ),
     ]
 }
 

@@ -34,7 +34,8 @@ struct PerFreq {
 
 pub(super) fn prepare(a: &RunAnalysis) -> Prepared {
     let title = format!(
-        "Neurons per dominant frequency{} — {}",
+        "Neurons per dominant {}{} — {}",
+        a.summary.basis.unit,
         model0_phrase(a),
         a.summary.task
     );
@@ -47,7 +48,11 @@ pub(super) fn prepare(a: &RunAnalysis) -> Prepared {
     }
     let used = f.freqs_used.len();
     drawable(
-        format!("{title}: {used} of {} frequencies used", f.max_freq),
+        format!(
+            "{title}: {used} of {} {} used",
+            f.max_freq,
+            a.summary.basis.units()
+        ),
         PerFreq {
             all: f.neurons_per_freq.clone(),
             sinusoidal: f.sinusoidal_per_freq.clone(),

@@ -168,7 +168,7 @@ impl Figure for Heatmap {
                 last_label_y = Some(at.1);
             }
         }
-        colour_bar(&bar)
+        colour_bar(&bar, "power share at final k")
     }
 }
 
@@ -210,8 +210,9 @@ impl Heatmap {
     }
 }
 
-/// The colour scale, 0 to 1, on `bar`.
-fn colour_bar<DB: Backend>(bar: &Area<DB>) -> Draw {
+/// The colour scale, 0 to 1, on `bar`, described as `desc` (shared with
+/// [`super::irrep_power`]).
+pub(super) fn colour_bar<DB: Backend>(bar: &Area<DB>, desc: &str) -> Draw {
     let mut cb = ChartBuilder::on(bar)
         .margin_top(12)
         .margin_bottom(62)
@@ -223,7 +224,7 @@ fn colour_bar<DB: Backend>(bar: &Area<DB>) -> Draw {
         .disable_mesh()
         .disable_x_axis()
         .y_labels(6)
-        .y_desc("power share at final k")
+        .y_desc(desc)
         .y_label_formatter(&tenth_label)
         .axis_desc_style(desc_style())
         .label_style(label_style())
