@@ -588,6 +588,27 @@ mod tests {
         assert!(parse_crc(&meta[METADATA_CRC]).is_some());
     }
 
+    /// A Grokfast-MA window of 3 gradients is stored as `[B, 3, n]` with its checksum
+    /// and read back.
+    #[test]
+    fn a_grokfast_window_round_trips_with_its_checksum() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ck.safetensors");
+        let (config, weights, mut state) = fixture();
+        let n = state.params.len();
+        state.grokfast_window = (0..3 * n).map(|i| i as f32 * 0.25).collect();
+        save_state(&path, &config, &weights, &state).unwrap();
+        assert_eq!(load_state::<f32>(&path, &config).unwrap(), state);
+        let bytes = std::fs::read(&path).unwrap();
+        let (_, header) = SafeTensors::read_metadata(&bytes).unwrap();
+        let meta = header.metadata().clone().unwrap();
+        assert!(parse_crc(&meta["crc32.grokfast_window"]).is_some());
+        assert_eq!(
+            header.tensors()["grokfast_window"].shape,
+            vec![2, 3, n / 2]
+        );
+    }
+
     #[test]
     fn a_flipped_byte_in_any_tensor_is_refused_naming_tensor_and_file() {
         let dir = tempfile::tempdir().unwrap();
