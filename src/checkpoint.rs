@@ -603,10 +603,7 @@ mod tests {
         let (_, header) = SafeTensors::read_metadata(&bytes).unwrap();
         let meta = header.metadata().clone().unwrap();
         assert!(parse_crc(&meta["crc32.grokfast_window"]).is_some());
-        assert_eq!(
-            header.tensors()["grokfast_window"].shape,
-            vec![2, 3, n / 2]
-        );
+        assert_eq!(header.tensors()["grokfast_window"].shape, vec![2, 3, n / 2]);
     }
 
     #[test]

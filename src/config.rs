@@ -668,8 +668,8 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("per_model.grokfast_lambda[1] = -1"), "{e}");
-        let c = RunConfig::from_toml("[optimizer]\ngrokfast = \"ma\"\ngrokfast_window = 7\n")
-            .unwrap();
+        let c =
+            RunConfig::from_toml("[optimizer]\ngrokfast = \"ma\"\ngrokfast_window = 7\n").unwrap();
         assert_eq!(c.optimizer.grokfast, GrokfastKind::Ma);
         assert_eq!(RunConfig::from_toml(&c.to_toml()).unwrap(), c, "round trip");
     }

@@ -504,7 +504,10 @@ fn grokfast_ma_window_state_matches_the_cpu() {
     let cpu_next: Vec<StepReport> = (0..5).map(|_| cpu.step().unwrap()).collect();
     for (g, c) in from_cpu.iter().zip(&cpu_next) {
         for (a, b) in g.train.iter().zip(&c.train) {
-            assert!((a.loss - b.loss).abs() <= 1e-3 * b.loss.abs().max(1e-3), "{a:?} vs {b:?}");
+            assert!(
+                (a.loss - b.loss).abs() <= 1e-3 * b.loss.abs().max(1e-3),
+                "{a:?} vs {b:?}"
+            );
         }
     }
 }

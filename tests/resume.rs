@@ -53,7 +53,14 @@ fn resumed_equals_straight(extra: &[&str], state: &[&str]) {
     let straight = tmp.path().join("straight");
     let split = tmp.path().join("split");
     let run = |out: &Path, steps: &str| {
-        let o = train(&[BASE, extra, &["--steps", steps, "--out", out.to_str().unwrap()]].concat());
+        let o = train(
+            &[
+                BASE,
+                extra,
+                &["--steps", steps, "--out", out.to_str().unwrap()],
+            ]
+            .concat(),
+        );
         assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     };
     run(&straight, "600");
@@ -71,7 +78,7 @@ fn resumed_equals_straight(extra: &[&str], state: &[&str]) {
     let b = tensors(&split.join(last));
     let names: Vec<&str> = a.iter().map(|(n, _)| n.as_str()).collect();
     for name in ["params", "u", "v", "w"].iter().chain(state) {
-        assert!(names.contains(&name), "{name} missing from {names:?}");
+        assert!(names.contains(name), "{name} missing from {names:?}");
     }
     assert!(a == b, "final checkpoints differ");
     assert_eq!(metrics(&straight), metrics(&split));
@@ -99,7 +106,12 @@ fn a_resumed_run_is_bit_identical_to_an_uninterrupted_one() {
 /// at the cut (step 300); window 500 without warmup is still filling there.
 #[test]
 fn a_resumed_grokfast_ma_run_is_bit_identical() {
-    let ma = ["--set", "optimizer.grokfast=ma", "--set", "optimizer.grokfast_lambda=5"];
+    let ma = [
+        "--set",
+        "optimizer.grokfast=ma",
+        "--set",
+        "optimizer.grokfast_lambda=5",
+    ];
     resumed_equals_straight(
         &[&ma[..], &["--set", "optimizer.grokfast_window=128"]].concat(),
         &["adam_m", "adam_v", "grokfast_window"],

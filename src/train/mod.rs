@@ -10,8 +10,8 @@
 mod host;
 
 use crate::config::RunConfig;
-use crate::engine::stepper::{GrokfastFilter, ModelHypers, Recipe, SplitGroup, Stepper};
 use crate::engine::stepper::StepperSetup;
+use crate::engine::stepper::{GrokfastFilter, ModelHypers, Recipe, SplitGroup, Stepper};
 pub use crate::engine::stepper::{StepReport, TrainerState};
 use crate::engine::{Backend, CoreSpec, PassStats};
 use crate::error::{Error, Result};
@@ -369,7 +369,7 @@ impl<F: Real> Trainer<F> {
         // unless this recipe runs the MA filter.
         let window = self.recipe.grokfast_ma_window().unwrap_or(0);
         let held = state.grokfast_window.len();
-        if held % n.max(1) != 0 || held / n.max(1) > window {
+        if !held.is_multiple_of(n.max(1)) || held / n.max(1) > window {
             return Err(Error::Shape {
                 what: "trainer state `grokfast_window`".into(),
                 expected: format!("a multiple of {n} values, at most {window} gradients"),
