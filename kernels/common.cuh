@@ -130,13 +130,16 @@ struct UpdateParams {
     const float* dw;
     float* adam_m;         // [u | v | w] moments (null unless AdamW), same layout as params
     float* adam_v;
-    float* ema;            // Grokfast EMA (null unless grokfast_lambda > 0)
+    float* ema;            // Grokfast EMA (null unless grokfast == 1)
+    float* ma_ring;        // Grokfast-MA window: ma_window slots of ma_stride floats, each
+                           // laid out like [u | v | w] (null unless grokfast == 2)
     const double* norms;   // [B][m]
     const u64* ctl;        // diverged flag, ema_ready, AdamW's bias-2 correction
     const double* hypers;  // [B][HYPER_WORDS]: reg λ and Grokfast λ per model
     const double* model_ctl; // [B][MCTL_WORDS]: the step's lr, decay, step size per model
     long long emb_len;     // B*n_in*m
     long long w_len;       // B*n_out*m
+    long long ma_stride;   // floats per ring slot: all parameters of the batch
     double reg_q;          // q of L2k (reg == 3)
     int n_in;
     int n_out;
@@ -152,7 +155,10 @@ struct UpdateParams {
     float eps;
     float ga_alpha;
     float one_minus_ga_alpha;
-    int grokfast;          // 1 when any model filters (the EMA buffer exists)
+    int grokfast;          // 0 no model filters, 1 EMA, 2 MA (its buffer exists)
+    int ma_window;         // slots of the MA ring (>= 1 when grokfast == 2)
+    int ma_warmup;         // 1: no MA filtering until the ring is full
+    int pad0;
 };
 
 // Control block layout (u64 words, f64 stored as bits).
@@ -162,7 +168,9 @@ struct UpdateParams {
 #define CTL_DIVERGED_STEP 3
 #define CTL_EMA_READY 4
 #define CTL_INV_SQRT_BIAS2 5
-#define CTL_WORDS 6
+#define CTL_MA_HEAD 6      // Grokfast-MA ring slot this step writes
+#define CTL_MA_LEN 7       // gradients the ring holds before this step's
+#define CTL_WORDS 8
 
 // Per-model hyperparameters (f64 words of `hypers`, uploaded once) and per-model step
 // scalars (f64 words of `model_ctl`, written by step_control every step).

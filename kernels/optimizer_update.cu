@@ -6,8 +6,9 @@
 //   step_control   one warp: first diverged model (if any), the step's lr and AdamW scalars
 //   update_params  ONE elementwise kernel over U, V, W: data gradient + regularizer
 //                  gradient (L2: λx, L23: 3λ√n_i·x, L2k: qλn_i^{q/2−1}·x, 0 at n_i = 0),
-//                  Grokfast EMA filter, GD or AdamW
-//   advance_step   step += 1 (unless diverged)
+//                  Grokfast filter (EMA, or the mean of a window of past gradients),
+//                  GD or AdamW
+//   advance_step   step += 1, the MA ring's head and length advance (unless diverged)
 // The host never synchronizes inside this sequence; the whole step is one CUDA graph and
 // the metrics ring is read back every N steps. Semantics mirror src/optim.rs and
 // src/regularizer.rs exactly (AdamW: θ ← θ(1 − lr·wd), bias-corrected moments).
@@ -144,6 +145,14 @@ extern "C" __global__ void __launch_bounds__(256) update_params(UpdateParams P) 
     const bool tied_u = P.tied && which == 0;
     const float inv_sqrt_bias2 = ctl_f(ctl, CTL_INV_SQRT_BIAS2);
     const bool ema_ready = ctl[CTL_EMA_READY] != 0;
+    // Grokfast-MA (as src/grokfast.rs): this step's gradient goes to slot ma_head; the mean
+    // runs over the ma_len newest slots, oldest first, once the window is full (warmup)
+    // or from the first step.
+    const int ma_w = P.ma_window;
+    const int ma_head = P.grokfast == 2 ? (int)ctl[CTL_MA_HEAD] : 0;
+    const int ma_len = P.grokfast == 2 ? min((int)ctl[CTL_MA_LEN] + 1, ma_w) : 0;
+    const int ma_oldest = P.grokfast == 2 ? (ma_head + 1 + ma_w - ma_len) % ma_w : 0;
+    const bool ma_apply = P.grokfast == 2 && (!P.ma_warmup || ma_len == ma_w);
     const long long per_model = (long long)rows * P.m;
     for (long long e = (long long)blockIdx.x * 256 + threadIdx.x; e < len;
          e += (long long)gridDim.x * 256) {
@@ -166,8 +175,21 @@ extern "C" __global__ void __launch_bounds__(256) update_params(UpdateParams P) 
         } else if (tied_u) {
             g += P.dv[e];
         }
-        if (P.grokfast) {
-            // As src/optim.rs: μ starts at the first gradient for every model; after that
+        if (P.grokfast == 2) {
+            float* slot0 = P.ma_ring + base + e;
+            slot0[(size_t)ma_head * P.ma_stride] = g;
+            const float lambda = (float)h[HYPER_GROKFAST_LAMBDA];
+            if (ma_apply && lambda > 0.f) {
+                int s = ma_oldest;
+                float sum = slot0[(size_t)s * P.ma_stride];
+                for (int j = 1; j < ma_len; ++j) {
+                    s = s + 1 == ma_w ? 0 : s + 1;
+                    sum += slot0[(size_t)s * P.ma_stride];
+                }
+                g += lambda * (sum / (float)ma_len);
+            }
+        } else if (P.grokfast == 1) {
+            // As src/grokfast.rs: μ starts at the first gradient for every model; after that
             // only the models that filter (λ > 0) update and use it.
             const float lambda = (float)h[HYPER_GROKFAST_LAMBDA];
             if (!ema_ready) {
@@ -194,9 +216,13 @@ extern "C" __global__ void __launch_bounds__(256) update_params(UpdateParams P) 
     }
 }
 
-// grid 1; block 1.
-extern "C" __global__ void advance_step(u64* ctl) {
+// grid 1; block 1. ma_window: slots of the Grokfast-MA ring (0: none).
+extern "C" __global__ void advance_step(u64* ctl, int ma_window) {
     if (ctl[CTL_DIVERGED]) return;
     ctl[CTL_STEP] += 1;
     ctl[CTL_EMA_READY] = 1;
+    if (ma_window > 0) {
+        ctl[CTL_MA_HEAD] = (ctl[CTL_MA_HEAD] + 1) % (u64)ma_window;
+        if (ctl[CTL_MA_LEN] < (u64)ma_window) ctl[CTL_MA_LEN] += 1;
+    }
 }

@@ -7,7 +7,9 @@
 //! - `u`, `v`: `[B, m, n_in]` effective input embeddings (paper orientation),
 //! - `w`: `[B, n_out, m]` effective output weights,
 //! - `params`: `[B, n_params]` the trainable parameters (factors when factored),
-//! - `adam_m`, `adam_v`, `grokfast_ema`: `[B, n_params]`, present when in use.
+//! - `adam_m`, `adam_v`, `grokfast_ema`: `[B, n_params]`, present when in use,
+//! - `grokfast_window`: `[B, len, n_params]`, the Grokfast-MA filter's last `len ≤ window`
+//!   gradients per model, oldest first, present when in use.
 //!
 //! Metadata: `format` (= `clockwork-checkpoint-v2`), `step`, `seed`, `dtype`, `config`
 //! (the run's TOML), and checksums: `crc32.NAME` for every tensor `NAME` (CRC32 of its
@@ -168,6 +170,14 @@ fn write<F: Real>(
             if !data.is_empty() {
                 tensors.push((name.into(), vec![b, n], to_bytes(data)));
             }
+        }
+        if !s.grokfast_window.is_empty() {
+            let len = s.grokfast_window.len() / (b * n);
+            tensors.push((
+                "grokfast_window".into(),
+                vec![b, len, n],
+                to_bytes(&s.grokfast_window),
+            ));
         }
     }
     let views: Vec<(String, TensorView)> = tensors
@@ -466,6 +476,20 @@ pub fn load_state<F: Real>(path: &Path, config: &RunConfig) -> Result<TrainerSta
         raw.tensor::<F>(&st, name, &[b, n])
             .map(Option::unwrap_or_default)
     };
+    // The window's length is its own (how many gradients it held); the rest of its
+    // shape must fit the config.
+    let window_len = match st.tensor("grokfast_window") {
+        Ok(view) => match view.shape() {
+            [vb, len, vn] if *vb == b && *vn == n => *len,
+            other => {
+                return Err(raw.bad(format!(
+                    "tensor 'grokfast_window' has shape {other:?}, but the config needs \
+                     [{b}, len, {n}]"
+                )))
+            }
+        },
+        Err(_) => 0,
+    };
     Ok(TrainerState {
         step: raw
             .meta(&meta, "step")?
@@ -475,6 +499,9 @@ pub fn load_state<F: Real>(path: &Path, config: &RunConfig) -> Result<TrainerSta
         adam_m: opt("adam_m")?,
         adam_v: opt("adam_v")?,
         grokfast_ema: opt("grokfast_ema")?,
+        grokfast_window: raw
+            .tensor::<F>(&st, "grokfast_window", &[b, window_len, n])?
+            .unwrap_or_default(),
     })
 }
 
@@ -500,6 +527,7 @@ mod tests {
             adam_m: (0..n).map(|i| i as f32 * 1e-3).collect(),
             adam_v: (0..n).map(|i| i as f32 * 1e-6).collect(),
             grokfast_ema: Vec::new(),
+            grokfast_window: Vec::new(),
         };
         (config, weights, state)
     }
@@ -558,6 +586,24 @@ mod tests {
             );
         }
         assert!(parse_crc(&meta[METADATA_CRC]).is_some());
+    }
+
+    /// A Grokfast-MA window of 3 gradients is stored as `[B, 3, n]` with its checksum
+    /// and read back.
+    #[test]
+    fn a_grokfast_window_round_trips_with_its_checksum() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ck.safetensors");
+        let (config, weights, mut state) = fixture();
+        let n = state.params.len();
+        state.grokfast_window = (0..3 * n).map(|i| i as f32 * 0.25).collect();
+        save_state(&path, &config, &weights, &state).unwrap();
+        assert_eq!(load_state::<f32>(&path, &config).unwrap(), state);
+        let bytes = std::fs::read(&path).unwrap();
+        let (_, header) = SafeTensors::read_metadata(&bytes).unwrap();
+        let meta = header.metadata().clone().unwrap();
+        assert!(parse_crc(&meta["crc32.grokfast_window"]).is_some());
+        assert_eq!(header.tensors()["grokfast_window"].shape, vec![2, 3, n / 2]);
     }
 
     #[test]

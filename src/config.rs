@@ -5,7 +5,7 @@
 //! the engine cannot honour, naming the key, so a typo never silently becomes a default.
 
 use crate::error::{Error, Result};
-use crate::kinds::{Device, Dtype, Loss, OptimizerKind, Precision, RegularizerKind};
+use crate::kinds::{Device, Dtype, GrokfastKind, Loss, OptimizerKind, Precision, RegularizerKind};
 use crate::model::{Activation, ModelInit, ModelSpec, Params};
 use crate::task::{Group, GroupName, Op, SplitKind, Task};
 use serde::{Deserialize, Serialize};
@@ -212,12 +212,24 @@ pub struct OptimizerConfig {
     /// AdamW's decoupled weight decay (θ ← θ·(1 − lr·wd) before the Adam step).
     /// Ignored by GD.
     pub weight_decay: f64,
+    /// Which Grokfast gradient filter runs when `grokfast_lambda > 0`: `"ema"` (the
+    /// default) or `"ma"` (windowed mean). Shared by the batch (it decides the state
+    /// every model keeps); λ may differ per model.
+    pub grokfast: GrokfastKind,
     /// α of the Grokfast EMA gradient filter μ ← α·μ + (1−α)·g, g ← g + λ·μ (μ starts at
-    /// the first gradient), in [0, 1). Only used when `grokfast_lambda > 0`.
+    /// the first gradient), in [0, 1). Only used with `grokfast = "ema"`.
     pub grokfast_alpha: f64,
-    /// λ of the Grokfast filter, the weight of the EMA added to the gradient. 0 (the
-    /// default) disables the filter and keeps no EMA state.
+    /// λ of the Grokfast filter, the weight of the slow gradient added to the gradient.
+    /// 0 (the default) disables the filter and keeps no filter state.
     pub grokfast_lambda: f64,
+    /// Gradients the Grokfast-MA filter averages, this step's included (≥ 1; the
+    /// published default is 100). Only used with `grokfast = "ma"`; the window is kept
+    /// for every parameter of every model (`window × params` values, in checkpoints too).
+    pub grokfast_window: usize,
+    /// Grokfast-MA only: leave the gradient unfiltered until the window is full (true,
+    /// the default, as the reference `gradfilter_ma(warmup=True)`), or filter from the
+    /// first step with the mean of the gradients held so far (false).
+    pub grokfast_warmup: bool,
 }
 
 impl Default for RunConfig {
@@ -293,8 +305,11 @@ impl Default for OptimizerConfig {
             beta2: 0.98,
             eps: 1e-8,
             weight_decay: 0.0,
+            grokfast: GrokfastKind::Ema,
             grokfast_alpha: 0.98,
             grokfast_lambda: 0.0,
+            grokfast_window: 100,
+            grokfast_warmup: true,
         }
     }
 }
@@ -659,6 +674,13 @@ impl RunConfig {
             ));
         }
         finite_nonneg("optimizer.grokfast_lambda", o.grokfast_lambda)?;
+        if o.grokfast_window == 0 {
+            return Err(Error::config(
+                "optimizer.grokfast_window",
+                0,
+                "must be at least 1 (the Grokfast-MA filter averages that many gradients)",
+            ));
+        }
         self.validate_per_model()
     }
 }
@@ -724,6 +746,35 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("model.width = 0"), "{e}");
+    }
+
+    /// Every bad Grokfast setting is named with its key and value; an unknown filter
+    /// kind is a parse error naming the key.
+    #[test]
+    fn bad_grokfast_settings_are_named() {
+        let named = |text: &str, want: &str| {
+            let e = RunConfig::from_toml(&format!("[optimizer]\n{text}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(want), "{text}: {e}");
+        };
+        named(
+            "grokfast = \"ma\"\ngrokfast_window = 0",
+            "optimizer.grokfast_window = 0",
+        );
+        named("grokfast_lambda = -2.0", "optimizer.grokfast_lambda = -2");
+        named("grokfast_alpha = 1.0", "optimizer.grokfast_alpha = 1");
+        named("grokfast_alpha = -0.5", "optimizer.grokfast_alpha = -0.5");
+        named("grokfast = \"median\"", "grokfast");
+        named("grokfast_window = -3", "grokfast_window");
+        let e = RunConfig::from_toml("models = 2\n[per_model]\ngrokfast_lambda = [1.0, -1.0]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("per_model.grokfast_lambda[1] = -1"), "{e}");
+        let c =
+            RunConfig::from_toml("[optimizer]\ngrokfast = \"ma\"\ngrokfast_window = 7\n").unwrap();
+        assert_eq!(c.optimizer.grokfast, GrokfastKind::Ma);
+        assert_eq!(RunConfig::from_toml(&c.to_toml()).unwrap(), c, "round trip");
     }
 
     #[test]

@@ -246,6 +246,18 @@ pub enum OptimizerKind {
     Adamw,
 }
 
+/// Which Grokfast gradient filter runs (`"ema"` or `"ma"` in TOML); its strength λ is
+/// per model (`optimizer.grokfast_lambda`, 0 = off).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GrokfastKind {
+    /// Grokfast-EMA: μ ← α·μ + (1−α)·g (μ starts at the first gradient), g ← g + λ·μ.
+    #[default]
+    Ema,
+    /// Grokfast-MA: g ← g + λ·mean(last `window` gradients, this one included).
+    Ma,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -70,6 +70,7 @@ pub mod config;
 pub mod engine;
 pub mod error;
 pub(crate) mod fsutil;
+pub(crate) mod grokfast;
 pub mod kinds;
 pub mod layout;
 pub mod model;

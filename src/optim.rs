@@ -1,10 +1,12 @@
 //! Optimizers over the flat parameter vector: full-batch GD with a step schedule and
-//! AdamW, with an optional Grokfast EMA filter on the gradient. Each model of the batch
+//! AdamW, with an optional Grokfast filter on the gradient (EMA or windowed mean,
+//! src/grokfast.rs). Each model of the batch
 //! has its own learning rate, weight decay and Grokfast λ ([`Recipe::models`]); the
 //! update of model `k` reads only model `k`'s slice, so it is the update that model
 //! would get alone.
 
 use crate::engine::stepper::Recipe;
+use crate::grokfast::GradFilter;
 use crate::kinds::OptimizerKind;
 use crate::real::Real;
 
@@ -12,16 +14,16 @@ use crate::real::Real;
 ///
 /// The buffers have the layout of the parameter vector they were first updated with
 /// ([`crate::model::Params::data`]); an empty buffer is (re)started on the next update:
-/// Adam moments at zero, the Grokfast EMA at that step's gradient.
+/// Adam moments at zero, the Grokfast state at that step's gradient.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Optimizer<F> {
     /// Adam first moment.
     pub m: Vec<F>,
     /// Adam second moment.
     pub v: Vec<F>,
-    /// Grokfast gradient EMA (kept for the whole batch when any model filters; models
+    /// Grokfast filter state (kept for the whole batch when any model filters; models
     /// with λ = 0 never read it).
-    pub ema: Vec<F>,
+    pub grokfast: GradFilter<F>,
 }
 
 impl<F: Real> Default for Optimizer<F> {
@@ -36,7 +38,7 @@ impl<F: Real> Optimizer<F> {
         Optimizer {
             m: Vec::new(),
             v: Vec::new(),
-            ema: Vec::new(),
+            grokfast: GradFilter::default(),
         }
     }
 
@@ -46,30 +48,7 @@ impl<F: Real> Optimizer<F> {
     /// (`t = step + 1`), so a resumed run must pass the same count.
     pub fn update(&mut self, recipe: &Recipe, step: u64, params: &mut [F], grads: &mut [F]) {
         let per_model = params.len() / recipe.models.len().max(1);
-        if recipe.uses_grokfast() {
-            let fresh = self.ema.is_empty();
-            if fresh {
-                // μ starts at the first gradient.
-                self.ema = grads.to_vec();
-            }
-            let (alpha, one_minus) = (
-                F::of(recipe.grokfast_alpha),
-                F::of(1.0 - recipe.grokfast_alpha),
-            );
-            for (k, hyper) in recipe.models.iter().enumerate() {
-                if hyper.grokfast_lambda <= 0.0 {
-                    continue;
-                }
-                let range = k * per_model..(k + 1) * per_model;
-                let lambda = F::of(hyper.grokfast_lambda);
-                for (mu, g) in self.ema[range.clone()].iter_mut().zip(&mut grads[range]) {
-                    if !fresh {
-                        *mu = alpha * *mu + one_minus * *g;
-                    }
-                    *g += lambda * *mu;
-                }
-            }
-        }
+        self.grokfast.apply(recipe, grads);
         match recipe.optimizer {
             OptimizerKind::Gd => {
                 for (k, (p, g)) in params
@@ -117,14 +96,14 @@ impl<F: Real> Optimizer<F> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
-    use crate::engine::stepper::ModelHypers;
+    use crate::engine::stepper::{GrokfastFilter, ModelHypers};
     use crate::engine::CoreSpec;
     use crate::kinds::{Loss, RegularizerKind};
     use crate::model::Activation;
 
-    fn recipe(kind: OptimizerKind, models: Vec<ModelHypers>) -> Recipe {
+    pub(crate) fn recipe(kind: OptimizerKind, models: Vec<ModelHypers>) -> Recipe {
         Recipe {
             core: CoreSpec {
                 activation: Activation::Square,
@@ -138,12 +117,12 @@ mod tests {
             beta1: 0.9,
             beta2: 0.99,
             eps: 1e-8,
-            grokfast_alpha: 0.5,
+            grokfast: GrokfastFilter::Ema { alpha: 0.5 },
             models,
         }
     }
 
-    fn hypers(lr: f64, weight_decay: f64, grokfast_lambda: f64) -> ModelHypers {
+    pub(crate) fn hypers(lr: f64, weight_decay: f64, grokfast_lambda: f64) -> ModelHypers {
         ModelHypers {
             lr,
             weight_decay,
@@ -170,42 +149,6 @@ mod tests {
         o.update(&r, 0, &mut p, &mut [2.0]);
         // decay: 1·(1 − 0.05) = 0.95; m̂ = 2, v̂ = 4 → step 0.1·2/(2 + 1e-8)
         assert!((p[0] - (0.95 - 0.1 * 2.0 / (2.0 + 1e-8))).abs() < 1e-12);
-    }
-
-    /// The Grokfast filter against its recurrence, worked by hand for α = 0.5, λ = 2 and
-    /// gradients 1, 3, −2, 0.5 (plain GD, lr 1, one parameter from 0):
-    /// μ₀ = g₀ = 1 (the EMA starts at the first gradient), g̃₀ = 1 + 2·1 = 3, θ = −3;
-    /// μ₁ = ½·1 + ½·3 = 2, g̃₁ = 3 + 4 = 7, θ = −10;
-    /// μ₂ = ½·2 − ½·2 = 0, g̃₂ = −2, θ = −8;
-    /// μ₃ = ½·0 + ½·0.5 = 0.25, g̃₃ = 0.5 + 0.5 = 1, θ = −9.
-    /// A second model with λ = 0 in the same batch gets its raw gradients.
-    #[test]
-    fn grokfast_ema_follows_its_recurrence() {
-        let mut r = recipe(
-            OptimizerKind::Gd,
-            vec![hypers(1.0, 0.0, 2.0), hypers(1.0, 0.0, 0.0)],
-        );
-        r.lr_milestones.clear();
-        assert_eq!(r.grokfast_alpha, 0.5);
-        let mut o = Optimizer::<f64>::new();
-        let mut params = vec![0.0, 0.0];
-        let raw = [1.0, 3.0, -2.0, 0.5];
-        let filtered = [3.0, 7.0, -2.0, 1.0];
-        let ema = [1.0, 2.0, 0.0, 0.25];
-        let theta = [-3.0, -10.0, -8.0, -9.0];
-        let mut plain = 0.0;
-        for t in 0..4 {
-            let mut grads = vec![raw[t], raw[t]];
-            o.update(&r, t as u64, &mut params, &mut grads);
-            plain -= raw[t];
-            assert_eq!(
-                grads,
-                vec![filtered[t], raw[t]],
-                "filtered gradient at step {t}"
-            );
-            assert_eq!(o.ema[0], ema[t], "μ at step {t}");
-            assert_eq!(params, vec![theta[t], plain], "parameters after step {t}");
-        }
     }
 
     /// Each model's slice is updated exactly as that model alone would be.

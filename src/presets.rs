@@ -310,10 +310,22 @@ pub const KEY_DOCS: &[(&str, &str)] = &[
         "optimizer.weight_decay",
         "AdamW decoupled weight decay (θ ← θ·(1 − lr·wd))",
     ),
+    (
+        "optimizer.grokfast",
+        "Grokfast filter: ema (μ ← αμ + (1−α)g) or ma (mean of the last grokfast_window gradients)",
+    ),
     ("optimizer.grokfast_alpha", "Grokfast EMA factor α"),
     (
         "optimizer.grokfast_lambda",
         "Grokfast amplification λ (0 = filter off)",
+    ),
+    (
+        "optimizer.grokfast_window",
+        "gradients the Grokfast-MA filter averages (this step's included)",
+    ),
+    (
+        "optimizer.grokfast_warmup",
+        "Grokfast-MA: no filtering until the window is full (true, as the reference) or the mean so far (false)",
     ),
 ];
 

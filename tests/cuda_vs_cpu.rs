@@ -12,7 +12,7 @@
 
 use clockwork::engine::cuda::{self, CudaBackend, Precision};
 use clockwork::engine::{reference, Backend, CoreSpec, Loss, PassStats};
-use clockwork::kinds::{OptimizerKind, RegularizerKind};
+use clockwork::kinds::{GrokfastKind, OptimizerKind, RegularizerKind};
 use clockwork::model::{Activation, ModelSpec, Params, Weights};
 use clockwork::prelude::*;
 use clockwork::task::PairSet;
@@ -387,6 +387,22 @@ fn trainer_matches_cpu_for_every_optimizer_and_regularizer() {
     c.optimizer.grokfast_lambda = 2.0;
     c.optimizer.lr = 0.01;
     variants.push(("grokfast GD".into(), c));
+    let mut c = config(23, 48, 2);
+    c.optimizer.grokfast = GrokfastKind::Ma;
+    c.optimizer.grokfast_window = 20;
+    c.optimizer.grokfast_lambda = 5.0;
+    c.optimizer.lr = 0.01;
+    c.optimizer.grokfast_warmup = false;
+    variants.push(("grokfast-MA GD (no warmup)".into(), c));
+    let mut c = config(23, 48, 2);
+    c.optimizer.grokfast = GrokfastKind::Ma;
+    c.optimizer.grokfast_window = 50;
+    c.optimizer.grokfast_lambda = 5.0;
+    c.optimizer.kind = OptimizerKind::Adamw;
+    c.optimizer.lr = 1e-3;
+    c.optimizer.weight_decay = 1.0;
+    c.optimizer.lr_milestones.clear();
+    variants.push(("grokfast-MA AdamW".into(), c));
     let mut c = config(29, 40, 1);
     c.model.tied = true;
     c.model.activation = Activation::Relu;
@@ -451,6 +467,47 @@ fn per_model_settings_match_the_f64_cpu_on_the_device() {
                 1e-3,
             );
             assert_eq!(gpu_reports[150].lr[k], cpu_reports[150].lr[k], "model {k}");
+        }
+    }
+}
+
+/// The Grokfast-MA window on the device: after 30 steps of a window of 8 it has the CPU's
+/// layout and values, and a restore continues bit-identically; restoring the CPU's window
+/// state on the device continues like the CPU.
+#[test]
+#[ignore = "needs a GPU"]
+fn grokfast_ma_window_state_matches_the_cpu() {
+    require_gpu();
+    let mut c = config(23, 48, 2);
+    c.task.train_fraction = 0.6;
+    c.optimizer.grokfast = GrokfastKind::Ma;
+    c.optimizer.grokfast_window = 8;
+    c.optimizer.grokfast_lambda = 5.0;
+    c.optimizer.lr = 0.01;
+    let mut cpu = Trainer::<f32>::from_config(&c).unwrap();
+    let mut gpu = gpu_trainer(&c, Precision::Fp32, 7);
+    for _ in 0..30 {
+        cpu.step().unwrap();
+    }
+    run(&mut gpu, 30).unwrap();
+    let (cs, gs) = (cpu.state().unwrap(), gpu.state().unwrap());
+    assert_eq!(gs.grokfast_window.len(), 8 * cs.params.len());
+    assert_eq!(gs.grokfast_window.len(), cs.grokfast_window.len());
+    let rel = rel_err(&to64(&gs.grokfast_window), &to64(&cs.grokfast_window));
+    assert!(rel < 1e-3, "windows differ by {rel}");
+    let next = run(&mut gpu, 5).unwrap();
+    gpu.restore(gs).unwrap();
+    let again = run(&mut gpu, 5).unwrap();
+    assert_eq!(next, again, "restore continues bit-identically");
+    gpu.restore(cs).unwrap();
+    let from_cpu = run(&mut gpu, 5).unwrap();
+    let cpu_next: Vec<StepReport> = (0..5).map(|_| cpu.step().unwrap()).collect();
+    for (g, c) in from_cpu.iter().zip(&cpu_next) {
+        for (a, b) in g.train.iter().zip(&c.train) {
+            assert!(
+                (a.loss - b.loss).abs() <= 1e-3 * b.loss.abs().max(1e-3),
+                "{a:?} vs {b:?}"
+            );
         }
     }
 }

@@ -45,13 +45,22 @@ const BASE: &[&str] = &[
     "-q",
 ];
 
-#[test]
-fn a_resumed_run_is_bit_identical_to_an_uninterrupted_one() {
+/// Trains 600 steps straight and 300 + 300 resumed with `extra` settings over BASE, and
+/// checks the two final checkpoints (which must hold the optimizer tensors `state`) and
+/// logs are identical.
+fn resumed_equals_straight(extra: &[&str], state: &[&str]) {
     let tmp = tempfile::tempdir().unwrap();
     let straight = tmp.path().join("straight");
     let split = tmp.path().join("split");
     let run = |out: &Path, steps: &str| {
-        let o = train(&[BASE, &["--steps", steps, "--out", out.to_str().unwrap()]].concat());
+        let o = train(
+            &[
+                BASE,
+                extra,
+                &["--steps", steps, "--out", out.to_str().unwrap()],
+            ]
+            .concat(),
+        );
         assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     };
     run(&straight, "600");
@@ -68,8 +77,8 @@ fn a_resumed_run_is_bit_identical_to_an_uninterrupted_one() {
     let a = tensors(&straight.join(last));
     let b = tensors(&split.join(last));
     let names: Vec<&str> = a.iter().map(|(n, _)| n.as_str()).collect();
-    for name in ["params", "adam_m", "adam_v", "grokfast_ema", "u", "v", "w"] {
-        assert!(names.contains(&name), "{name} missing from {names:?}");
+    for name in ["params", "u", "v", "w"].iter().chain(state) {
+        assert!(names.contains(name), "{name} missing from {names:?}");
     }
     assert!(a == b, "final checkpoints differ");
     assert_eq!(metrics(&straight), metrics(&split));
@@ -85,6 +94,40 @@ fn a_resumed_run_is_bit_identical_to_an_uninterrupted_one() {
     assert_eq!(
         std::fs::read_to_string(split.join("metrics.jsonl")).unwrap(),
         before
+    );
+}
+
+#[test]
+fn a_resumed_run_is_bit_identical_to_an_uninterrupted_one() {
+    resumed_equals_straight(&[], &["adam_m", "adam_v", "grokfast_ema"]);
+}
+
+/// Grokfast-MA: the window is part of the checkpoint. Window 128 is full and has wrapped
+/// at the cut (step 300); window 500 without warmup is still filling there.
+#[test]
+fn a_resumed_grokfast_ma_run_is_bit_identical() {
+    let ma = [
+        "--set",
+        "optimizer.grokfast=ma",
+        "--set",
+        "optimizer.grokfast_lambda=5",
+    ];
+    resumed_equals_straight(
+        &[&ma[..], &["--set", "optimizer.grokfast_window=128"]].concat(),
+        &["adam_m", "adam_v", "grokfast_window"],
+    );
+    resumed_equals_straight(
+        &[
+            &ma[..],
+            &[
+                "--set",
+                "optimizer.grokfast_window=500",
+                "--set",
+                "optimizer.grokfast_warmup=false",
+            ],
+        ]
+        .concat(),
+        &["adam_m", "adam_v", "grokfast_window"],
     );
 }
 

@@ -253,15 +253,18 @@ static void pass_case(int batch, int n_in, int n_out, int m, int act, int act_k,
 
 // ---- optimizer step kernels against the host semantics (src/optim.rs, regularizer.rs)
 
-// reg: 0 none, 1 L2, 2 L23, 3 L2k with exponent q (ignored by the others).
+// reg: 0 none, 1 L2, 2 L23, 3 L2k with exponent q (ignored by the others). ma_window > 0
+// runs Grokfast-MA over that many gradients (else the EMA), for enough steps to wrap the
+// ring, with or without its warmup.
 static void optimizer_case(int kind, int reg, double lambda, double grokfast, bool tied,
-                           double q = 0.0) {
-    const int B = 2, n_in = 7, C = 9, m = 20, steps = 3;
+                           double q = 0.0, int ma_window = 0, bool ma_warmup = true) {
+    const int B = 2, n_in = 7, C = 9, m = 20, steps = ma_window > 0 ? ma_window + 3 : 3;
     Problem P = make(B, n_in, C, m, 0, 2, 0, 40);
     const size_t e = (size_t)B * n_in * m, o = (size_t)B * C * m;
     std::vector<float> u = P.u, v = tied ? std::vector<float>() : P.v, w = P.w;
     const size_t n_params = (tied ? 1 : 2) * e + o;
     std::vector<float> am(n_params, 0), av(n_params, 0), ema(n_params, 0);
+    std::vector<float> ma_ring((size_t)std::max(ma_window, 0) * n_params, 0);
     std::vector<double> norms(B * m), ring(4 * B * 4), ring_lr(4 * B), model_ctl(B * MCTL_WORDS);
     std::vector<u64> ctl(CTL_WORDS, 0), milestones = {1};
     std::vector<int> bad(B);
@@ -269,6 +272,7 @@ static void optimizer_case(int kind, int reg, double lambda, double grokfast, bo
     // host mirror
     std::vector<float> hu = u, hv = tied ? u : v, hw = w;
     std::vector<float> hm(n_params, 0), hvv(n_params, 0), hema;
+    std::vector<std::vector<float>> hwindow;  // the last ma_window gradients, oldest first
     const double factor = 2.0, b1 = 0.9, b2 = 0.98, eps = 1e-8, alpha = 0.98;
     // Per-model settings: model 1 differs from model 0 in every one (and does not filter),
     // as a [per_model] batch does.
@@ -311,9 +315,12 @@ static void optimizer_case(int kind, int reg, double lambda, double grokfast, bo
         up.n_in = n_in, up.n_out = C, up.m = m, up.tied = tied, up.kind = kind, up.reg = reg;
         up.beta1 = (float)b1, up.beta2 = (float)b2, up.one_minus_beta1 = (float)(1 - b1);
         up.one_minus_beta2 = (float)(1 - b2), up.eps = (float)eps, up.ga_alpha = (float)alpha;
-        up.one_minus_ga_alpha = (float)(1 - alpha), up.grokfast = grokfast > 0;
+        up.one_minus_ga_alpha = (float)(1 - alpha);
+        up.grokfast = grokfast > 0 ? (ma_window > 0 ? 2 : 1) : 0;
+        up.ma_ring = ma_ring.data(), up.ma_stride = (long long)n_params;
+        up.ma_window = ma_window, up.ma_warmup = ma_warmup;
         emu::launch({4, 3}, {256}, [&] { update_params(up); });
-        emu::launch({1}, {1}, [&] { advance_step(ctl.data()); });
+        emu::launch({1}, {1}, [&] { advance_step(ctl.data(), ma_window); });
 
         // ---- host semantics: regularizer on effective weights, chain (tied), optimizer
         const double mult = step >= 1 ? factor : 1.0;
@@ -368,7 +375,19 @@ static void optimizer_case(int kind, int reg, double lambda, double grokfast, bo
             if (q < blocks * emb_block) return (int)((q % emb_block) / per_emb);
             return (int)((q - blocks * emb_block) / per_w);
         };
-        if (grokfast > 0) {
+        if (grokfast > 0 && ma_window > 0) {
+            hwindow.push_back(grads);
+            if ((int)hwindow.size() > ma_window) hwindow.erase(hwindow.begin());
+            const int len = (int)hwindow.size();
+            if (!ma_warmup || len == ma_window)
+                for (size_t q = 0; q < grads.size(); ++q) {
+                    const float gl = (float)grokfasts[model_of(q)];
+                    if (gl <= 0.f) continue;
+                    float sum = hwindow[0][q];
+                    for (int j = 1; j < len; ++j) sum += hwindow[j][q];
+                    grads[q] += gl * (sum / (float)len);
+                }
+        } else if (grokfast > 0) {
             const bool fresh = hema.empty();
             if (fresh) hema = grads;
             for (size_t q = 0; q < grads.size(); ++q) {
@@ -410,9 +429,14 @@ static void optimizer_case(int kind, int reg, double lambda, double grokfast, bo
         worst = std::max(worst, rel_err(dev_params, ref));
     }
     if (ctl[CTL_STEP] != (u64)steps) worst = 1;
+    if (ma_window > 0 && (ctl[CTL_MA_LEN] != (u64)std::min(steps, ma_window) ||
+                          ctl[CTL_MA_HEAD] != (u64)(steps % ma_window)))
+        worst = 1;
     char name[160];
-    std::snprintf(name, sizeof name, "optimizer kind=%d reg=%d q=%g lambda=%g grokfast=%g tied=%d (%d steps)",
-                  kind, reg, q, lambda, grokfast, (int)tied, steps);
+    std::snprintf(name, sizeof name,
+                  "optimizer kind=%d reg=%d q=%g lambda=%g grokfast=%g%s tied=%d (%d steps)", kind,
+                  reg, q, lambda, grokfast,
+                  ma_window > 0 ? (ma_warmup ? " ma(warmup)" : " ma") : "", (int)tied, steps);
     check(name, worst, 1e-5);
 }
 
@@ -437,6 +461,11 @@ int main() {
     optimizer_case(0, 3, 1e-2, 0.0, true, 2.0);
     optimizer_case(1, 3, 1e-3, 2.0, false, 5.0);
     optimizer_case(0, 3, 1e-3, 0.0, false, 1.5);
+    // Grokfast-MA: GD and AdamW, tied and not, with and without warmup, window 1 and 3.
+    optimizer_case(0, 2, 1e-3, 5.0, false, 0.0, 3, true);
+    optimizer_case(0, 0, 0.0, 5.0, true, 0.0, 3, false);
+    optimizer_case(1, 2, 1e-3, 5.0, false, 0.0, 3, false);
+    optimizer_case(1, 1, 1e-2, 2.0, true, 0.0, 1, true);
     std::printf("%s\n", failures ? "EMULATION FAILED" : "emulation passed");
     return failures ? 1 : 0;
 }

@@ -277,6 +277,7 @@ fn state_dict<'py, F: Real + Element>(
 ) -> PyResult<Bound<'py, PyDict>> {
     let d = PyDict::new(py);
     d.set_item("step", s.step)?;
+    let n = s.params.len() / b.max(1);
     for (name, v) in [
         ("params", s.params),
         ("adam_m", s.adam_m),
@@ -290,6 +291,14 @@ fn state_dict<'py, F: Real + Element>(
         };
         d.set_item(name, from_vec(py, v, &shape)?)?;
     }
+    // The Grokfast-MA window: B × len × n_params (len ≤ window gradients, oldest first).
+    let w = s.grokfast_window;
+    let shape = if w.is_empty() {
+        vec![0]
+    } else {
+        vec![b, w.len() / (b * n), n]
+    };
+    d.set_item("grokfast_window", from_vec(py, w, &shape)?)?;
     Ok(d)
 }
 
@@ -300,7 +309,7 @@ fn state_from_dict<F: Real + Element + DtypeName>(
     let item = |name: &str| -> PyResult<Bound<'_, PyAny>> {
         d.get_item(name).map_err(|_| {
             PyKeyError::new_err(format!(
-                "the state has no '{name}' (a state is the dict Trainer.state() returns: step, params, adam_m, adam_v, grokfast_ema)"
+                "the state has no '{name}' (a state is the dict Trainer.state() returns: step, params, adam_m, adam_v, grokfast_ema, grokfast_window)"
             ))
         })
     };
@@ -321,6 +330,11 @@ fn state_from_dict<F: Real + Element + DtypeName>(
         adam_m: buf("adam_m")?,
         adam_v: buf("adam_v")?,
         grokfast_ema: buf("grokfast_ema")?,
+        // Optional, so a state saved before the MA filter existed still loads.
+        grokfast_window: match d.get_item("grokfast_window") {
+            Ok(x) => read::<F>(py, &x, "grokfast_window", &[1, 3], false)?.0,
+            Err(_) => Vec::new(),
+        },
     })
 }
 
@@ -490,7 +504,8 @@ impl PyTrainer {
     /// Everything that evolves in training, as a dict of NumPy arrays (copies):
     /// ``step``, ``params`` (``B × n_params``, the trainable parameters in storage
     /// order), ``adam_m``, ``adam_v``, ``grokfast_ema`` (same shape, or empty when not
-    /// in use). :meth:`load_state` takes it back.
+    /// in use), ``grokfast_window`` (``B × len × n_params``, the Grokfast-MA filter's last
+    /// gradients, oldest first, or empty). :meth:`load_state` takes it back.
     fn state(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         let b = self.config.models;
         Ok(match self.inner()? {

@@ -137,10 +137,26 @@ def test_state_round_trip_continues_identically(small):
     s = a.state()
     assert s["step"] == 5 and s["adam_m"].shape == s["params"].shape
     assert s["grokfast_ema"].shape == (0,)
+    assert s["grokfast_window"].shape == (0,)
     b = cw.Trainer(a.config)
     b.load_state(s)
     assert b.steps_done == 5
     ra, rb = a.step(4), b.step(4)
+    assert ra == rb
+    assert all(np.array_equal(x, y) for x, y in zip(a.weights(), b.weights()))
+
+
+def test_grokfast_ma_state_round_trip_continues_identically(small):
+    cfg = small.with_({"optimizer.grokfast": "ma", "optimizer.grokfast_window": 4,
+                       "optimizer.grokfast_lambda": 5.0})
+    a = cw.Trainer(cfg)
+    a.step(6)
+    s = a.state()
+    b_, n = s["params"].shape
+    assert s["grokfast_window"].shape == (b_, 4, n)
+    b = cw.Trainer(a.config)
+    b.load_state(s)
+    ra, rb = a.step(3), b.step(3)
     assert ra == rb
     assert all(np.array_equal(x, y) for x, y in zip(a.weights(), b.weights()))
 

@@ -51,8 +51,8 @@ pub struct Recipe {
     pub beta2: f64,
     /// AdamW ε.
     pub eps: f64,
-    /// Grokfast EMA factor α.
-    pub grokfast_alpha: f64,
+    /// Which Grokfast filter the models with λ > 0 run, and its shared setting.
+    pub grokfast: GrokfastFilter,
     /// One entry per model of the batch.
     pub models: Vec<ModelHypers>,
 }
@@ -64,10 +64,47 @@ impl Recipe {
         self.models[k].lr * self.lr_factor.powi(passed as i32)
     }
 
-    /// Whether any model runs the Grokfast filter (and so keeps an EMA).
+    /// Whether any model runs the Grokfast filter (and so keeps its state).
     pub fn uses_grokfast(&self) -> bool {
         self.models.iter().any(|m| m.grokfast_lambda > 0.0)
     }
+
+    /// The EMA factor α when the batch keeps a Grokfast EMA.
+    pub fn grokfast_ema_alpha(&self) -> Option<f64> {
+        match self.grokfast {
+            GrokfastFilter::Ema { alpha } if self.uses_grokfast() => Some(alpha),
+            _ => None,
+        }
+    }
+
+    /// The window length when the batch keeps a Grokfast-MA gradient window.
+    pub fn grokfast_ma_window(&self) -> Option<usize> {
+        match self.grokfast {
+            GrokfastFilter::Ma { window, .. } if self.uses_grokfast() => Some(window),
+            _ => None,
+        }
+    }
+}
+
+/// The Grokfast gradient filter of a batch (Lee et al. 2024). Its kind and setting are
+/// shared by the batch because they decide the shape of the state every model keeps
+/// (one EMA, or `window` past gradients, per parameter); λ is per model
+/// ([`ModelHypers::grokfast_lambda`]). Semantics: src/grokfast.rs.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum GrokfastFilter {
+    /// μ ← α·μ + (1−α)·g, μ starting at the first gradient; g ← g + λ·μ.
+    Ema {
+        /// The EMA factor α in [0, 1).
+        alpha: f64,
+    },
+    /// g ← g + λ·(mean of the last `window` gradients, this step's included).
+    Ma {
+        /// Gradients averaged (≥ 1).
+        window: usize,
+        /// As the reference `gradfilter_ma(warmup=True)`: no filtering until the window
+        /// is full. Without it, the mean is over the gradients held so far.
+        warmup: bool,
+    },
 }
 
 /// Which models train on which pairs. Models that share a split share one group, so a
@@ -121,8 +158,9 @@ pub struct PassesReport {
 /// Everything needed to continue a run exactly: what a checkpoint stores.
 ///
 /// Every vector is flat and model-major in the layout of [`Params::data`]
-/// (`batch × n_params`). An optimizer buffer that is not in use yet (GD's Adam moments,
-/// the Grokfast EMA when no model filters, any of them before the first step) is empty.
+/// (`batch × n_params`; the Grokfast window `batch × len × n_params`). An optimizer
+/// buffer that is not in use yet (GD's Adam moments, the Grokfast state when no model
+/// filters or the other filter runs, any of them before the first step) is empty.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TrainerState<F> {
     /// Steps taken so far.
@@ -135,6 +173,9 @@ pub struct TrainerState<F> {
     pub adam_v: Vec<F>,
     /// Grokfast EMA μ of the gradient.
     pub grokfast_ema: Vec<F>,
+    /// Grokfast-MA window: the last `len ≤ window` gradients, model-major and oldest
+    /// first (`[B][len][n_params]`, each gradient in [`Params::data`] order).
+    pub grokfast_window: Vec<F>,
 }
 
 /// A training step that runs somewhere: on the host over a backend's passes, or
@@ -174,4 +215,56 @@ pub trait Stepper<F: Real> {
 
     /// Continues from `state` (buffer lengths are checked by the caller).
     fn restore(&mut self, state: TrainerState<F>) -> Result<()>;
+}
+
+/// A Grokfast-MA window kept as a ring of `slots` gradient-sized slots of `n` values
+/// each (all models' gradients, in one order): the `len` newest gradients are the `len`
+/// slots before `head`, cyclically. Returns them in the layout of
+/// [`TrainerState::grokfast_window`]: `[batch][len][n / batch]`, oldest first. Shared by
+/// the host filter and the CUDA stepper, so both write the same checkpoint.
+pub fn window_from_ring<T: Copy>(
+    ring: &[T],
+    slots: usize,
+    len: usize,
+    head: usize,
+    batch: usize,
+) -> Vec<T> {
+    if len == 0 || slots == 0 {
+        return Vec::new();
+    }
+    let n = ring.len() / slots;
+    let per_model = n / batch.max(1);
+    let oldest = (head + slots - len) % slots;
+    let mut out = Vec::with_capacity(len * n);
+    for k in 0..batch {
+        for j in 0..len {
+            let start = ((oldest + j) % slots) * n + k * per_model;
+            out.extend_from_slice(&ring[start..start + per_model]);
+        }
+    }
+    out
+}
+
+/// The inverse of [`window_from_ring`]: a ring of `slots` slots of `n` values (unused
+/// slots `fill`) holding `window`'s gradients oldest first from slot 0, and their count
+/// (the next gradient goes to slot `count % slots`). The caller checked that `window`
+/// holds whole gradients, at most `slots` of them.
+pub fn ring_from_window<T: Copy>(
+    window: &[T],
+    slots: usize,
+    batch: usize,
+    n: usize,
+    fill: T,
+) -> (Vec<T>, usize) {
+    let len = window.len() / n.max(1);
+    let mut ring = vec![fill; slots * n];
+    let per_model = n / batch.max(1);
+    for k in 0..batch {
+        for j in 0..len {
+            let from = (k * len + j) * per_model;
+            let to = j * n + k * per_model;
+            ring[to..to + per_model].copy_from_slice(&window[from..from + per_model]);
+        }
+    }
+    (ring, len)
 }

@@ -221,11 +221,13 @@ fn seed_typed<F: Real>(
     out: &Path,
 ) -> Result<()> {
     let state = checkpoint::load_state::<F>(from, old)?;
-    let n = old.model_spec().n_params();
+    // Every buffer is model-major: `old.models` equal slices (the Grokfast window's
+    // slice is its `len` gradients of that model).
     let pick = |v: &[F]| -> Vec<F> {
         if v.is_empty() {
             return Vec::new();
         }
+        let n = v.len() / old.models;
         keep.iter()
             .flat_map(|&k| v[k * n..(k + 1) * n].iter().copied())
             .collect()
@@ -236,6 +238,7 @@ fn seed_typed<F: Real>(
         adam_m: pick(&state.adam_m),
         adam_v: pick(&state.adam_v),
         grokfast_ema: pick(&state.grokfast_ema),
+        grokfast_window: pick(&state.grokfast_window),
     };
     let weights = Params {
         spec: new.model_spec(),

@@ -201,7 +201,8 @@ impl<F: Real> Stepper<F> for HostStepper<F> {
             params: self.params.data.clone(),
             adam_m: self.optimizer.m.clone(),
             adam_v: self.optimizer.v.clone(),
-            grokfast_ema: self.optimizer.ema.clone(),
+            grokfast_ema: self.optimizer.grokfast.ema.clone(),
+            grokfast_window: self.optimizer.grokfast.window_state(self.params.batch),
         })
     }
 
@@ -210,7 +211,15 @@ impl<F: Real> Stepper<F> for HostStepper<F> {
         self.params.data = state.params;
         self.optimizer.m = state.adam_m;
         self.optimizer.v = state.adam_v;
-        self.optimizer.ema = state.grokfast_ema;
+        self.optimizer.grokfast.ema = state.grokfast_ema;
+        if let Some(window) = self.recipe.grokfast_ma_window() {
+            self.optimizer.grokfast.restore_window(
+                &state.grokfast_window,
+                window,
+                self.params.batch,
+                self.params.data.len(),
+            );
+        }
         self.params.effective_into(&mut self.weights);
         Ok(())
     }

@@ -10,10 +10,12 @@
 mod host;
 
 use crate::config::RunConfig;
-use crate::engine::stepper::{ModelHypers, Recipe, SplitGroup, Stepper, StepperSetup};
+use crate::engine::stepper::StepperSetup;
+use crate::engine::stepper::{GrokfastFilter, ModelHypers, Recipe, SplitGroup, Stepper};
 pub use crate::engine::stepper::{StepReport, TrainerState};
 use crate::engine::{Backend, CoreSpec, PassStats};
 use crate::error::{Error, Result};
+use crate::kinds::GrokfastKind;
 use crate::model::Weights;
 use crate::real::Real;
 use crate::regularizer::Regularizer;
@@ -91,7 +93,15 @@ pub fn recipe_for(config: &RunConfig) -> Recipe {
         beta1: o.beta1,
         beta2: o.beta2,
         eps: o.eps,
-        grokfast_alpha: o.grokfast_alpha,
+        grokfast: match o.grokfast {
+            GrokfastKind::Ema => GrokfastFilter::Ema {
+                alpha: o.grokfast_alpha,
+            },
+            GrokfastKind::Ma => GrokfastFilter::Ma {
+                window: o.grokfast_window,
+                warmup: o.grokfast_warmup,
+            },
+        },
         models: config
             .model_settings()
             .iter()
@@ -356,6 +366,17 @@ impl<F: Real> Trainer<F> {
                 got: format!("{} values", buffer.len()),
             });
         }
+        // The Grokfast-MA window: whole gradients, at most `window` of them, and none
+        // unless this recipe runs the MA filter.
+        let window = self.recipe.grokfast_ma_window().unwrap_or(0);
+        let held = state.grokfast_window.len();
+        if !held.is_multiple_of(n.max(1)) || held / n.max(1) > window {
+            return Err(Error::Shape {
+                what: "trainer state `grokfast_window`".into(),
+                expected: format!("a multiple of {n} values, at most {window} gradients"),
+                got: format!("{held} values"),
+            });
+        }
         self.stepper.restore(state)
     }
 }
@@ -397,5 +418,11 @@ mod tests {
         state.adam_m.clear();
         state.grokfast_ema.clear();
         trainer.restore(state).unwrap();
+
+        // A Grokfast window on a trainer that keeps none is refused, naming it.
+        let mut state = trainer.state().unwrap();
+        state.grokfast_window = vec![0.0; n];
+        let message = trainer.restore(state).unwrap_err().to_string();
+        assert!(message.contains("grokfast_window"), "{message}");
     }
 }

@@ -104,12 +104,14 @@ pub(crate) struct UpdateParams {
     pub adam_m: u64,
     pub adam_v: u64,
     pub ema: u64,
+    pub ma_ring: u64,
     pub norms: u64,
     pub ctl: u64,
     pub hypers: u64,
     pub model_ctl: u64,
     pub emb_len: i64,
     pub w_len: i64,
+    pub ma_stride: i64,
     pub reg_q: f64,
     pub n_in: i32,
     pub n_out: i32,
@@ -125,6 +127,9 @@ pub(crate) struct UpdateParams {
     pub ga_alpha: f32,
     pub one_minus_ga_alpha: f32,
     pub grokfast: i32,
+    pub ma_window: i32,
+    pub ma_warmup: i32,
+    pub pad0: i32,
 }
 
 // SAFETY: plain #[repr(C)] structs of integers and floats, laid out like their CUDA twins
@@ -153,7 +158,9 @@ pub(crate) mod ctl {
     pub const DIVERGED_MODEL: usize = 2;
     pub const DIVERGED_STEP: usize = 3;
     pub const EMA_READY: usize = 4;
-    pub const WORDS: usize = 6;
+    pub const MA_HEAD: usize = 6;
+    pub const MA_LEN: usize = 7;
+    pub const WORDS: usize = 8;
     /// f64 words per model in the `hypers` buffer (kernels/common.cuh HYPER_*), in
     /// this order: lr, weight decay, regularizer λ, Grokfast λ.
     pub const HYPER_WORDS: usize = 4;

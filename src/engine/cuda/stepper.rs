@@ -19,7 +19,7 @@
 
 use super::device::{enqueue_pass, DevPairs, DevWeights, Dims, Gpu, Plan, WeightPtrs, Workspace};
 use super::params::{ctl, ControlParams, FinalizeParams, UpdateParams};
-use crate::engine::stepper::TrainerState;
+use crate::engine::stepper::{ring_from_window, window_from_ring, GrokfastFilter, TrainerState};
 use crate::engine::stepper::{PassesReport, Recipe, StepReport, Stepper, StepperSetup};
 use crate::engine::{CoreSpec, PassStats};
 use crate::error::{Error, Result};
@@ -51,6 +51,9 @@ pub(crate) struct CudaStepper<F> {
     adam_m: CudaSlice<f32>,
     adam_v: CudaSlice<f32>,
     ema: CudaSlice<f32>,
+    /// Grokfast-MA window: `window` slots of `n_params` floats in device order (empty
+    /// unless the recipe runs the MA filter); its head and length are control words.
+    ma_ring: CudaSlice<f32>,
     norms: CudaSlice<f64>,
     ctl: CudaSlice<u64>,
     /// `[B][HYPER_WORDS]` per-model lr, weight decay, regularizer λ, Grokfast λ.
@@ -133,7 +136,12 @@ impl<F: Real> CudaStepper<F> {
         } else {
             0
         };
-        let ema_len = if recipe.uses_grokfast() { n_params } else { 0 };
+        let ema_len = if recipe.grokfast_ema_alpha().is_some() {
+            n_params
+        } else {
+            0
+        };
+        let ma_len = recipe.grokfast_ma_window().unwrap_or(0) * n_params;
         let mut milestones = gpu.alloc::<u64>(recipe.lr_milestones.len())?;
         if !recipe.lr_milestones.is_empty() {
             gpu.upload(&recipe.lr_milestones, &mut milestones)?;
@@ -163,6 +171,7 @@ impl<F: Real> CudaStepper<F> {
             adam_m: gpu.alloc(adam_len)?,
             adam_v: gpu.alloc(adam_len)?,
             ema: gpu.alloc(ema_len)?,
+            ma_ring: gpu.alloc(ma_len)?,
             norms: gpu.alloc(b * dims.m)?,
             ctl: gpu.alloc(ctl::WORDS)?,
             model_ctl: gpu.alloc(b * ctl::MCTL_WORDS)?,
@@ -303,6 +312,11 @@ impl<F: Real> CudaStepper<F> {
         )?;
         let emb_len = d.batch * d.emb_len();
         let w_len = d.batch * d.w_len();
+        let (grokfast, alpha, ma_window, ma_warmup) = match r.grokfast {
+            _ if !r.uses_grokfast() => (0, 0.0, 0, 0),
+            GrokfastFilter::Ema { alpha } => (1, alpha, 0, 0),
+            GrokfastFilter::Ma { window, warmup } => (2, 0.0, window as i32, warmup as i32),
+        };
         let longest = emb_len.max(w_len);
         let grid_x = longest.div_ceil(256).min(8 * self.gpu.sms).max(1) as u32;
         gpu.launch_struct(
@@ -319,12 +333,14 @@ impl<F: Real> CudaStepper<F> {
                 adam_m: gpu.ptr(&self.adam_m),
                 adam_v: gpu.ptr(&self.adam_v),
                 ema: gpu.ptr(&self.ema),
+                ma_ring: gpu.ptr(&self.ma_ring),
                 norms,
                 ctl: ctl_ptr,
                 hypers,
                 model_ctl,
                 emb_len: emb_len as i64,
                 w_len: w_len as i64,
+                ma_stride: self.n_params as i64,
                 reg_q: r.reg_q,
                 n_in,
                 n_out,
@@ -340,13 +356,16 @@ impl<F: Real> CudaStepper<F> {
                 one_minus_beta1: (1.0 - r.beta1) as f32,
                 one_minus_beta2: (1.0 - r.beta2) as f32,
                 eps: r.eps as f32,
-                ga_alpha: r.grokfast_alpha as f32,
-                one_minus_ga_alpha: (1.0 - r.grokfast_alpha) as f32,
-                grokfast: r.uses_grokfast() as i32,
+                ga_alpha: alpha as f32,
+                one_minus_ga_alpha: (1.0 - alpha) as f32,
+                grokfast,
+                ma_window,
+                ma_warmup,
+                pad0: 0,
             },
         )?;
         let mut ab = gpu.builder("advance_step");
-        ab.arg(&ctl_ptr);
+        ab.arg(&ctl_ptr).arg(&ma_window);
         gpu.finish("advance_step", ab, (1, 1, 1), (1, 1, 1))
     }
 
@@ -444,6 +463,33 @@ impl<F: Real> CudaStepper<F> {
                 min_margin: raw[3 * k + 2],
             })
             .collect())
+    }
+
+    /// The Grokfast-MA window in [`TrainerState::grokfast_window`]'s layout (empty
+    /// unless the MA filter runs and has taken a step), from the ring and the control
+    /// words `ctl_words`.
+    fn window_state(&self, ctl_words: &[u64]) -> Result<Vec<F>> {
+        let Some(window) = self.recipe.grokfast_ma_window() else {
+            return Ok(Vec::new());
+        };
+        let len = ctl_words[ctl::MA_LEN] as usize;
+        if len == 0 {
+            return Ok(Vec::new());
+        }
+        let ring: Vec<f32> = self
+            .gpu
+            .download(&self.ma_ring)?
+            .chunks_exact(self.n_params)
+            .flat_map(|slot| self.device_to_param_order(slot))
+            .collect();
+        let head = ctl_words[ctl::MA_HEAD] as usize;
+        Ok(from_f32(&window_from_ring(
+            &ring,
+            window,
+            len,
+            head,
+            self.dims.batch,
+        )))
     }
 
     /// Device layout [u (B·p·m) | v (B·p·m, untied) | w (B·n_out·m)] → Params order
@@ -572,7 +618,7 @@ impl<F: Real> Stepper<F> for CudaStepper<F> {
         let ctl_words = self.read_ctl()?;
         let started = ctl_words[ctl::STEP] > 0;
         let adam = self.recipe.optimizer == OptimizerKind::Adamw && started;
-        let ema = self.recipe.uses_grokfast() && ctl_words[ctl::EMA_READY] != 0;
+        let ema = self.recipe.grokfast_ema_alpha().is_some() && ctl_words[ctl::EMA_READY] != 0;
         let opt = |on: bool, buf: &CudaSlice<f32>| -> Result<Vec<F>> {
             Ok(if on {
                 from_f32(&self.device_to_param_order(&self.gpu.download(buf)?))
@@ -586,6 +632,7 @@ impl<F: Real> Stepper<F> for CudaStepper<F> {
             adam_m: opt(adam, &self.adam_m)?,
             adam_v: opt(adam, &self.adam_v)?,
             grokfast_ema: opt(ema, &self.ema)?,
+            grokfast_window: self.window_state(&ctl_words)?,
         })
     }
 
@@ -604,7 +651,7 @@ impl<F: Real> Stepper<F> for CudaStepper<F> {
         };
         self.gpu.upload(rest, &mut self.params.w)?;
         let adam_on = self.recipe.optimizer == OptimizerKind::Adamw;
-        let ema_on = self.recipe.uses_grokfast();
+        let ema_on = self.recipe.grokfast_ema_alpha().is_some();
         let dev_order = |host: &Vec<F>| {
             if host.is_empty() {
                 vec![0.0; n]
@@ -627,6 +674,22 @@ impl<F: Real> Stepper<F> for CudaStepper<F> {
         let mut words = vec![0u64; ctl::WORDS];
         words[ctl::STEP] = state.step;
         words[ctl::EMA_READY] = (!state.grokfast_ema.is_empty()) as u64;
+        if let Some(window) = self.recipe.grokfast_ma_window() {
+            let (ring, len) = ring_from_window(
+                &to_f32(&state.grokfast_window),
+                window,
+                self.dims.batch,
+                n,
+                0.0,
+            );
+            let dev: Vec<f32> = ring
+                .chunks_exact(n)
+                .flat_map(|slot| self.param_order_to_device(slot))
+                .collect();
+            self.gpu.upload(&dev, &mut self.ma_ring)?;
+            words[ctl::MA_LEN] = len as u64;
+            words[ctl::MA_HEAD] = (len % window) as u64;
+        }
         self.gpu.upload(&words, &mut self.ctl)?;
         self.gpu.sync()?;
         self.step = state.step;
