@@ -135,6 +135,7 @@ mod tests {
             optimizer: kind,
             lr_milestones: vec![1000, 2000],
             lr_factor: 2.0,
+            warmup_steps: 0,
             beta1: 0.9,
             beta2: 0.99,
             eps: 1e-8,
