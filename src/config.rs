@@ -197,6 +197,11 @@ pub struct TrainConfig {
     /// The improvement (absolute, in loss) that resets the patience; finite, ≥ 0. Only
     /// with `early_stop_patience > 0`.
     pub early_stop_min_delta: f64,
+    /// No model stops before this step (its best loss is still tracked from step 0):
+    /// room for a transient, such as the test loss rising while a grokking run
+    /// memorizes (the peer's precompute waits 10 000 epochs). Only with
+    /// `early_stop_patience > 0`.
+    pub early_stop_start: u64,
 }
 
 /// Optimizer and learning-rate schedule.
@@ -296,6 +301,7 @@ impl Default for TrainConfig {
             spectra_every: 500,
             early_stop_patience: 0,
             early_stop_min_delta: 0.0,
+            early_stop_start: 0,
         }
     }
 }
@@ -512,6 +518,13 @@ impl RunConfig {
                 return Err(Error::config(
                     "train.early_stop_min_delta",
                     t.early_stop_min_delta,
+                    "has no effect without train.early_stop_patience > 0",
+                ));
+            }
+            if t.early_stop_start != 0 {
+                return Err(Error::config(
+                    "train.early_stop_start",
+                    t.early_stop_start,
                     "has no effect without train.early_stop_patience > 0",
                 ));
             }

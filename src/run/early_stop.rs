@@ -1,5 +1,6 @@
 //! Early stopping per model: a model whose watched loss has not improved by
-//! `train.early_stop_min_delta` for `train.early_stop_patience` steps is frozen
+//! `train.early_stop_min_delta` for `train.early_stop_patience` steps (and not before
+//! step `train.early_stop_start`) is frozen
 //! ([`crate::train::Trainer::freeze`]) and reported with its stop step; the other models
 //! of the batch train on, with exactly the bits they would get without it. When every
 //! model has stopped the run ends there.
@@ -32,6 +33,8 @@ struct Watch {
 pub(super) struct EarlyStop {
     patience: u64,
     min_delta: f64,
+    /// No stop before this step.
+    start: u64,
     eval_every: u64,
     models: Vec<Watch>,
 }
@@ -43,6 +46,7 @@ impl EarlyStop {
         (t.early_stop_patience > 0).then(|| EarlyStop {
             patience: t.early_stop_patience,
             min_delta: t.early_stop_min_delta,
+            start: t.early_stop_start,
             eval_every: t.eval_every.max(1),
             models: vec![
                 Watch {
@@ -69,7 +73,7 @@ impl EarlyStop {
             if loss < w.best - self.min_delta {
                 w.best = loss;
                 w.best_step = step;
-            } else if step - w.best_step >= self.patience {
+            } else if step >= self.start && step - w.best_step >= self.patience {
                 w.stopped = Some(step);
                 stopping.push(k);
             }
@@ -143,6 +147,16 @@ mod tests {
         assert_eq!(r.observe(50, &[0.0, 0.25]), vec![1]);
         assert!(r.all_stopped());
         assert_eq!(r.stopped_at(1), Some(50));
+    }
+
+    #[test]
+    fn no_stop_before_the_start_step() {
+        let mut r = rule(20, 0.0, 1);
+        r.start = 50;
+        for step in (0..50).step_by(10) {
+            assert!(r.observe(step, &[1.0]).is_empty(), "step {step}");
+        }
+        assert_eq!(r.observe(50, &[1.0]), vec![0]);
     }
 
     #[test]
