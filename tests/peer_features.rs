@@ -56,7 +56,10 @@ fn fourier_sparse_init_puts_each_neurons_power_at_one_frequency() {
             per_freq[freq.unwrap()] += 1;
             let u: f64 = (0..p).map(|x| weights.u_array(0)[[i, x]].powi(2)).sum();
             let expected = 0.3f64.powi(2) * p as f64 / 2.0;
-            assert!((u - expected).abs() < 1e-12, "‖u_{i}‖² = {u}, want {expected}");
+            assert!(
+                (u - expected).abs() < 1e-12,
+                "‖u_{i}‖² = {u}, want {expected}"
+            );
         }
         // 40 neurons over the 6 frequencies 1..=6: 6 or 7 each.
         assert_eq!(per_freq[0], 0);
@@ -81,7 +84,10 @@ fn fourier_sparse_refuses_factored_models_and_p_2() {
     c.model.embed_dim = 4;
     let e = c.validate().unwrap_err().to_string();
     assert!(e.contains("model.init") && e.contains("embed_dim"), "{e}");
-    let e = fourier_config(2, 4, false).validate().unwrap_err().to_string();
+    let e = fourier_config(2, 4, false)
+        .validate()
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("model.init") && e.contains("p >= 3"), "{e}");
     let e = RunConfig::from_toml("[model]\ninit = \"fourier\"\n")
         .unwrap_err()
@@ -102,7 +108,11 @@ fn warmup_scales_the_first_updates() {
     let start = t.state().unwrap().params;
     let r = t.step().unwrap();
     assert_eq!(r.lr, vec![0.0]);
-    assert_eq!(t.state().unwrap().params, start, "step 0 of the warm-up moves nothing");
+    assert_eq!(
+        t.state().unwrap().params,
+        start,
+        "step 0 of the warm-up moves nothing"
+    );
     let lrs: Vec<f64> = (1..6).map(|_| t.step().unwrap().lr[0]).collect();
     let want = [0.0125, 0.025, 0.0375, 0.05, 0.05];
     for (got, want) in lrs.iter().zip(want) {
@@ -175,7 +185,10 @@ fn early_stop_freezes_exactly_the_plateaued_model() {
     run::start(&plain, &reference, &quiet()).unwrap();
     let summary: RunSummary = run::start(&config, &stopped, &quiet()).unwrap();
     let stop0 = summary.models[0].stopped_at.expect("model 0 plateaus");
-    assert_eq!(stop0, 60, "no improvement by 1e-3 over 60 steps from step 0");
+    assert_eq!(
+        stop0, 60,
+        "no improvement by 1e-3 over 60 steps from step 0"
+    );
     let stop1 = summary.models[1].stopped_at;
     assert!(stop1.is_none_or(|s| s > stop0), "{stop1:?}");
     assert_eq!(summary.step, stop1.unwrap_or(steps));

@@ -121,7 +121,9 @@ mod tests {
     fn frequencies_are_balanced_and_cover_every_one() {
         let mut rng = ChaCha8Rng::seed_from_u64(3);
         let f = frequencies(11, 23, &mut rng);
-        let counts: Vec<usize> = (1..=5).map(|k| f.iter().filter(|&&x| x == k).count()).collect();
+        let counts: Vec<usize> = (1..=5)
+            .map(|k| f.iter().filter(|&&x| x == k).count())
+            .collect();
         assert_eq!(counts.iter().sum::<usize>(), 23);
         assert!(counts.iter().all(|&c| c == 4 || c == 5), "{counts:?}");
     }

@@ -117,7 +117,9 @@ impl<'a, F: Real> Session<'a, F> {
             return Ok(());
         };
         let stopping = rule.observe(m.eval.step, &watched_losses(&m.eval));
-        m.stopped = (0..m.eval.train.len()).map(|k| rule.stopped_at(k)).collect();
+        m.stopped = (0..m.eval.train.len())
+            .map(|k| rule.stopped_at(k))
+            .collect();
         for k in stopping {
             self.trainer.freeze(k)?;
         }

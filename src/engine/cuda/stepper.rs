@@ -644,7 +644,8 @@ impl<F: Real> Stepper<F> for CudaStepper<F> {
         // The captured graph reads the hypers buffer at every replay, so rewriting it is
         // enough: step_control then computes lr 0 (decay 1, step size 0) for model k.
         self.recipe.models[k].lr = 0.0;
-        self.gpu.upload(&hyper_words(&self.recipe), &mut self.hypers)?;
+        self.gpu
+            .upload(&hyper_words(&self.recipe), &mut self.hypers)?;
         self.gpu.sync()
     }
 }
