@@ -252,3 +252,25 @@ fn early_stop_values_are_checked() {
     .unwrap();
     assert_eq!(RunConfig::from_toml(&ok.to_toml()).unwrap(), ok);
 }
+
+/// A point's `label` names it in the tables and sets nothing; a label that is not a
+/// string is refused naming it.
+#[test]
+fn sweep_point_labels_name_points_and_set_nothing() {
+    use clockwork::sweep::{expand::expand, spec::SweepSpec};
+    let text = "[base.set]\n\"task.p\" = 7\n\"model.width\" = 8\n\
+                [[points]]\nlabel = \"a\"\n\"optimizer.lr\" = 0.1\n\
+                [[points]]\nlabel = \"b\"\n\"optimizer.lr\" = 0.2\n";
+    let spec = SweepSpec::parse(text, "t", Path::new(".")).unwrap();
+    assert_eq!(spec.swept_keys(), vec!["label", "optimizer.lr"]);
+    let points = expand(&spec).unwrap();
+    assert_eq!(points.len(), 2);
+    assert_eq!(points[1].settings[0].1.as_str(), Some("b"));
+    let mut plain = points[0].config.clone();
+    plain.optimizer.lr = 0.2;
+    assert_eq!(points[1].config, plain, "the label changes no config key");
+    let e = SweepSpec::parse("[[points]]\nlabel = 3\n", "t", Path::new("."))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("points[0].label = 3"), "{e}");
+}
