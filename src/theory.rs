@@ -8,15 +8,16 @@ use crate::task::Op;
 /// γ* of a setup when the theory gives one, else None: the one rule every caller uses
 /// (the trainer's evaluations, the run summary, the analysis).
 ///
-/// Covered: x², addition mod p, untied and unfactored, and a margin taken over the whole
-/// table (`whole_table`). With a train split the margin is taken over the training
-/// pairs, which may exceed the all-pairs maximum, so no γ* is defined for it (compare
-/// the all-pairs margin with γ* instead). Tied or factored models are not covered by the
-/// construction, nor are other operations (a−b has the same γ* by relabelling, but is
-/// left out until the analysis covers it).
+/// Covered: x², addition or subtraction mod p, untied and unfactored, and a margin taken
+/// over the whole table (`whole_table`). a−b has a+b's γ*: relabelling b → −b permutes
+/// the rows of V, which changes neither the margins nor the norm (theory.md §4). With a
+/// train split the margin is taken over the training pairs, which may exceed the
+/// all-pairs maximum, so no γ* is defined for it (compare the all-pairs margin with γ*
+/// instead). Tied or factored models are not covered by the construction, nor are a·b,
+/// a/b (a group of order p − 1 plus the 0 row and column) or a²+ab+b².
 pub fn gamma_star(op: Op, spec: &ModelSpec, whole_table: bool) -> Option<f64> {
     (whole_table
-        && op == Op::Add
+        && matches!(op, Op::Add | Op::Sub)
         && spec.activation == Activation::Square
         && !spec.tied
         && spec.embed_dim.is_none())
@@ -115,10 +116,20 @@ mod tests {
         assert_eq!(format!("{:.6}", gamma_star_modular_addition(3)), "0.078567");
     }
 
+    /// theory.md §4: a−b mod 23 has γ* = 2.58e-3, a+b's value.
+    #[test]
+    fn gamma_star_of_subtraction_is_that_of_addition() {
+        let g = gamma_star(Op::Sub, &spec(23), true).unwrap();
+        assert_eq!(format!("{g:.2e}"), "2.58e-3");
+        assert_eq!(Some(g), gamma_star(Op::Add, &spec(23), true));
+        assert_eq!(gamma_star(Op::Sub, &spec(23), false), None, "split");
+    }
+
     #[test]
     fn gamma_star_is_undefined_outside_the_theorem() {
         assert_eq!(gamma_star(Op::Add, &spec(23), false), None, "split");
         assert_eq!(gamma_star(Op::Mul, &spec(23), true), None, "mul");
+        assert_eq!(gamma_star(Op::Div, &spec(23), true), None, "div");
         let mut s = spec(23);
         s.activation = Activation::Relu;
         assert_eq!(gamma_star(Op::Add, &s, true), None, "relu");

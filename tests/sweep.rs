@@ -2,10 +2,12 @@
 //! a diverging model is cut out and the others' results do not change; an interrupted
 //! sweep resumes to the same results and a finished one is never retrained; bad sweep
 //! files and mismatched shards are refused, naming the key and value, before anything
-//! is trained.
+//! is trained; `sweep report --explore` rewrites a finished directory (sweep or merged)
+//! to the same tables, with the explorer linked from index.html, and refuses an
+//! unfinished one.
 
 use clockwork::sweep::plan::Shard;
-use clockwork::sweep::{self, merge, Sweep, SweepOptions, SweepStatus};
+use clockwork::sweep::{self, merge, rewrite, Sweep, SweepOptions, SweepStatus};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -37,6 +39,7 @@ fn quiet() -> SweepOptions {
         progress: clockwork::run::Progress::Off,
         interrupt: None,
         quiet: true,
+        explore: false,
     }
 }
 
@@ -69,7 +72,7 @@ fn shards_merged_equal_one_unsharded_run_row_for_row() {
 
     let merged = tmp.path().join("merged");
     // Given in either order.
-    let report = merge::merge(&[shards[1].clone(), shards[0].clone()], &merged).unwrap();
+    let report = merge::merge(&[shards[1].clone(), shards[0].clone()], &merged, false).unwrap();
     assert_eq!(report.models, 8);
     for file in ["results.csv", "results.jsonl", "histories.jsonl"] {
         assert_eq!(read(merged.join(file)), read(whole.join(file)), "{file}");
@@ -81,6 +84,34 @@ fn shards_merged_equal_one_unsharded_run_row_for_row() {
     assert!(merged
         .join("categories_optimizer-lr_task-train-fraction.png")
         .exists());
+
+    // `sweep report DIR --explore`, on the sweep and on the merge: the same tables, and
+    // the explorer, linked from index.html, with every model.
+    assert!(!whole.join("explore.html").exists());
+    assert!(!read(whole.join("index.html")).contains("explore.html"));
+    let tables = ["results.csv", "results.jsonl", "histories.jsonl"];
+    let before: Vec<String> = tables.iter().map(|f| read(whole.join(f))).collect();
+    for dir in [&whole, &merged] {
+        let r = rewrite::rewrite(dir, true).unwrap();
+        assert_eq!(r.models, 8);
+        for (file, text) in tables.iter().zip(&before) {
+            assert_eq!(&read(dir.join(file)), text, "{file}");
+        }
+        // Cells [fraction][lr]: the two seeds of each setting.
+        let page = read(dir.join("explore.html"));
+        assert!(
+            page.contains(r#""cells":[[[0,1],[4,5]],[[2,3],[6,7]]]"#),
+            "{dir:?}"
+        );
+        assert!(read(dir.join("index.html")).contains(r#"<a href="explore.html">"#));
+    }
+    // Once there, a rerun without --explore keeps the page current rather than stale.
+    std::fs::write(whole.join("explore.html"), "stale").unwrap();
+    let r = sweep::run(&s, &whole, Shard::ALL, &quiet()).unwrap();
+    assert_eq!(r.trained, 0);
+    assert!(read(whole.join("explore.html")).contains("\"models\":[{\"model\":0"));
+    let e = rewrite::rewrite(tmp.path(), true).unwrap_err().to_string();
+    assert!(e.contains("not a sweep directory"), "{e}");
 }
 
 #[test]
@@ -146,6 +177,8 @@ fn an_interrupted_sweep_resumes_to_the_same_results_and_finished_batches_stay() 
     let r = sweep::run(&s, &dir, Shard::ALL, &options).unwrap();
     assert_eq!(r.status, SweepStatus::Interrupted);
     assert!(!dir.join("results.csv").exists());
+    let e = rewrite::rewrite(&dir, true).unwrap_err().to_string();
+    assert!(e.contains("batch 0 of shard 0/1 is not finished"), "{e}");
     flag.store(false, Ordering::SeqCst);
     let r = sweep::run(&s, &dir, Shard::ALL, &options).unwrap();
     assert_eq!(
@@ -197,15 +230,15 @@ fn mismatched_shards_are_refused_at_merge() {
     let dir = |n: &str| tmp.path().join(n);
     sweep::run(&s, &dir("s0"), Shard { index: 0, count: 2 }, &quiet()).unwrap();
     sweep::run(&t, &dir("t1"), Shard { index: 1, count: 2 }, &quiet()).unwrap();
-    let e = merge::merge(&[dir("s0"), dir("t1")], &dir("m"))
+    let e = merge::merge(&[dir("s0"), dir("t1")], &dir("m"), false)
         .unwrap_err()
         .to_string();
     assert!(e.contains("fingerprint") && e.contains("t1"), "{e}");
-    let e = merge::merge(&[dir("s0")], &dir("m"))
+    let e = merge::merge(&[dir("s0")], &dir("m"), false)
         .unwrap_err()
         .to_string();
     assert!(e.contains("1/2") && e.contains("missing"), "{e}");
-    let e = merge::merge(&[dir("s0"), dir("s0")], &dir("m"))
+    let e = merge::merge(&[dir("s0"), dir("s0")], &dir("m"), false)
         .unwrap_err()
         .to_string();
     assert!(e.contains("each shard once"), "{e}");

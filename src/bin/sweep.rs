@@ -1,12 +1,13 @@
 //! `sweep`: train every model of a sweep file in batched passes and draw its phase
-//! diagrams; `sweep merge` joins the directories of its shards.
+//! diagrams; `sweep merge` joins the directories of its shards; `sweep report` writes a
+//! finished directory's outputs again (with `--explore`, its interactive page).
 //!
 //! A thin command line over [`clockwork::sweep`] (the file format is in its docs).
 
 use clap::{Parser, Subcommand};
 use clockwork::run::Progress;
 use clockwork::sweep::plan::Shard;
-use clockwork::sweep::{self, estimate, merge, Sweep, SweepOptions, SweepStatus};
+use clockwork::sweep::{self, estimate, merge, rewrite, Sweep, SweepOptions, SweepStatus};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -44,6 +45,11 @@ struct Cli {
     /// No progress output
     #[arg(long)]
     quiet: bool,
+
+    /// Also write explore.html: the phase diagrams for any metric, a click on a cell shows
+    /// its models' curves (one self-contained page, no network)
+    #[arg(long)]
+    explore: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -56,6 +62,19 @@ enum Command {
         /// Where the merged tables and diagrams go (a new directory)
         #[arg(long, value_name = "DIR", required = true)]
         out: PathBuf,
+        /// Also write explore.html (the interactive page)
+        #[arg(long)]
+        explore: bool,
+    },
+    /// Write the tables, diagrams and index.html of a finished sweep (or merged)
+    /// directory again from what it holds, training nothing
+    Report {
+        /// The sweep directory
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+        /// Also write explore.html (the interactive page)
+        #[arg(long)]
+        explore: bool,
     },
 }
 
@@ -130,6 +149,16 @@ fn dry_run(sweep: &Sweep, shard: Shard) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// The explorer's path, when it was asked for.
+fn print_explorer(dir: &Path, explore: bool) {
+    if explore {
+        println!(
+            "explorer: {}",
+            dir.join(sweep::explore::EXPLORE_FILE).display()
+        );
+    }
+}
+
 fn default_out(sweep: &Sweep, shard: Shard) -> PathBuf {
     let name = if shard.count > 1 {
         format!(
@@ -151,29 +180,51 @@ fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             _ => {
+                // The message up to the usage: its first line and what it lists below it
+                // (e.g. the missing argument's name).
                 let text = e.to_string();
-                let line = text
+                let message: Vec<&str> = text
                     .lines()
-                    .next()
-                    .unwrap_or("")
-                    .trim_start_matches("error: ");
-                return fail(2, format!("{line} (see sweep --help)"));
+                    .take_while(|l| !l.trim().is_empty())
+                    .map(str::trim)
+                    .collect();
+                let message = message.join(" ");
+                let message = message.trim_start_matches("error: ");
+                return fail(2, format!("{message} (see sweep --help)"));
             }
         },
     };
-    if let Some(Command::Merge { dirs, out }) = &cli.command {
-        return match merge::merge(dirs, out) {
-            Ok(r) => {
-                println!(
-                    "merged {} shard(s): {} models → {}",
-                    dirs.len(),
-                    r.models,
-                    out.join(sweep::report::INDEX_FILE).display()
-                );
-                ExitCode::SUCCESS
-            }
-            Err(e) => fail(2, e),
-        };
+    match &cli.command {
+        Some(Command::Merge { dirs, out, explore }) => {
+            return match merge::merge(dirs, out, *explore) {
+                Ok(r) => {
+                    println!(
+                        "merged {} shard(s): {} models → {}",
+                        dirs.len(),
+                        r.models,
+                        out.join(sweep::report::INDEX_FILE).display()
+                    );
+                    print_explorer(out, *explore);
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(2, e),
+            };
+        }
+        Some(Command::Report { dir, explore }) => {
+            return match rewrite::rewrite(dir, *explore) {
+                Ok(r) => {
+                    println!(
+                        "{} models → {}",
+                        r.models,
+                        dir.join(sweep::report::INDEX_FILE).display()
+                    );
+                    print_explorer(dir, *explore);
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(2, e),
+            };
+        }
+        None => {}
     }
     let file = cli.file.expect("clap requires FILE without a subcommand");
     let shard = match cli.shard.as_deref().map(Shard::parse).transpose() {
@@ -212,6 +263,7 @@ fn main() -> ExitCode {
         },
         interrupt: Some(interrupt),
         quiet: cli.quiet,
+        explore: cli.explore,
     };
     match sweep::run(&sweep, &out, shard, &options) {
         Ok(r) if r.status == SweepStatus::Interrupted => {
@@ -234,6 +286,7 @@ fn main() -> ExitCode {
                 out.join(sweep::tables::RESULTS_CSV).display()
             );
             println!("page:    {}", out.join(sweep::report::INDEX_FILE).display());
+            print_explorer(&out, cli.explore);
             ExitCode::SUCCESS
         }
         Err(e) => fail(1, e),

@@ -76,8 +76,31 @@ fn values_of(rows: &[ModelRow], key: &str) -> Vec<String> {
     vals
 }
 
+/// The cells of a diagram: each key's values (ascending) and the rows of every cell.
+pub struct Cells<'a> {
+    /// Values of the x key, in TOML spelling.
+    pub xs: Vec<String>,
+    /// Values of the y key.
+    pub ys: Vec<String>,
+    /// `[y index][x index]`: the rows of that cell (the seeds and any other swept key).
+    pub rows: Vec<Vec<Vec<&'a ModelRow>>>,
+}
+
+/// The cells of `spec` over `rows`.
+pub fn cells<'a>(rows: &'a [ModelRow], spec: &DiagramSpec) -> Cells<'a> {
+    let g = Grid::of(rows, &spec.x, &spec.y);
+    let cells = (0..g.ys.len())
+        .map(|j| (0..g.xs.len()).map(|i| g.cell(rows, i, j)).collect())
+        .collect();
+    Cells {
+        xs: g.xs,
+        ys: g.ys,
+        rows: cells,
+    }
+}
+
 /// A value as a tick label (strings without their quotes).
-fn tick(v: &str) -> String {
+pub fn tick(v: &str) -> String {
     match v.parse::<f64>() {
         Ok(x) => fmt_num(x),
         Err(_) => v.trim_matches('"').to_string(),
@@ -96,7 +119,7 @@ fn cell_num(v: f64) -> String {
 }
 
 /// Mean and standard deviation (over the models that have the metric), and how many do.
-fn stats(cell: &[&ModelRow], metric: &str) -> (Option<f64>, Option<f64>, usize) {
+pub fn stats(cell: &[&ModelRow], metric: &str) -> (Option<f64>, Option<f64>, usize) {
     let xs: Vec<f64> = cell
         .iter()
         .filter_map(|r| r.metric(metric))
@@ -129,7 +152,8 @@ struct CategoryFigure {
     cells: Vec<Vec<Vec<Category>>>,
 }
 
-fn category_colour(c: Category) -> RGBColor {
+/// The colour of a category (the categorical map, and the sweep explorer's).
+pub(crate) fn category_colour(c: Category) -> RGBColor {
     match c {
         Category::Generalizes => RGBColor(44, 160, 44),
         Category::Memorizes => RGBColor(255, 127, 14),
@@ -345,10 +369,7 @@ pub fn draw_all(rows: &[ModelRow], specs: &[DiagramSpec], out: &Path) -> Result<
     let mut drawn = Vec::new();
     for spec in specs {
         let grid = || Grid::of(rows, &spec.x, &spec.y);
-        let g = grid();
-        let cells: Vec<Vec<Vec<&ModelRow>>> = (0..g.ys.len())
-            .map(|j| (0..g.xs.len()).map(|i| g.cell(rows, i, j)).collect())
-            .collect();
+        let cells = cells(rows, spec).rows;
         let per_cell = cells.iter().flatten().map(Vec::len).max().unwrap_or(0);
         for metric in &spec.metrics {
             let mut mean = Panel {

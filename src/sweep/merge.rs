@@ -3,9 +3,8 @@
 //! each of `0/n` … `n−1/n`, and finished; anything else is refused before anything is
 //! written, naming the directory and what does not match.
 
-use super::batch::{batch_dir, read_result};
 use super::spec::SweepSpec;
-use super::{resolved_diagrams, write_outputs, SweepMeta};
+use super::{resolved_diagrams, write_outputs, Outputs, SweepMeta};
 use crate::error::{Error, Result};
 use crate::fsutil::write_atomic;
 use std::path::{Path, PathBuf};
@@ -22,8 +21,8 @@ pub struct MergeReport {
     pub written: Vec<PathBuf>,
 }
 
-/// Merges the shard directories `dirs` into `out`.
-pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<MergeReport> {
+/// Merges the shard directories `dirs` into `out` (with `explore`, `explore.html` too).
+pub fn merge(dirs: &[PathBuf], out: &Path, explore: bool) -> Result<MergeReport> {
     let Some(first) = dirs.first() else {
         return Err(Error::config(
             "merge",
@@ -86,18 +85,9 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<MergeReport> {
     }
     let (mut rows, mut history) = (Vec::new(), Vec::new());
     for (dir, meta) in dirs.iter().zip(&metas) {
-        for b in (0..meta.batches).filter(|&b| meta.shard.holds(b)) {
-            let bdir = batch_dir(dir, b);
-            let result = read_result(&bdir)?.ok_or_else(|| Error::BadFile {
-                path: bdir.clone(),
-                reason: format!(
-                    "batch {b} of shard {} is not finished: run that shard again before merging",
-                    meta.shard
-                ),
-            })?;
-            rows.extend(result.rows);
-            history.extend(result.history);
-        }
+        let (r, h) = meta.read_batches(dir)?;
+        rows.extend(r);
+        history.extend(h);
     }
     if rows.len() != base.models {
         return Err(Error::BadFile {
@@ -131,11 +121,30 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<MergeReport> {
     )?;
     let (models, written) = write_outputs(
         out,
-        &format!("Sweep {} ({count} shards merged)", base.name),
-        &spec.swept_keys(),
-        &diagrams,
+        &Outputs {
+            title: &format!("Sweep {} ({count} shards merged)", base.name),
+            keys: &spec.swept_keys(),
+            diagrams: &diagrams,
+            explore,
+        },
         rows,
         history,
     )?;
     Ok(MergeReport { models, written })
+}
+
+/// The shard directories a merged directory was made from (its `merge.json`), as they
+/// were named to `merge`.
+pub fn shards_of(merged: &Path) -> Result<Vec<PathBuf>> {
+    let path = merged.join(MERGE_FILE);
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    #[derive(serde::Deserialize)]
+    struct Note {
+        shards: Vec<PathBuf>,
+    }
+    let note: Note = serde_json::from_str(&text).map_err(|e| Error::BadFile {
+        path: path.clone(),
+        reason: format!("not a merge description: {e}"),
+    })?;
+    Ok(note.shards)
 }

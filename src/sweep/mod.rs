@@ -33,21 +33,25 @@
 //! `train` resolves a config), [`plan`] (shape groups, batches, shards), [`batch`]
 //! (training a batch resumably, divergence handling), [`results`] (per-model rows),
 //! [`tables`], [`diagram`], [`report`] (the outputs), [`estimate`] (the dry run's time
-//! estimate) and [`merge`] (joining shards). Everything a sweep file can get wrong is
+//! estimate), [`merge`] (joining shards), [`explore`] (the interactive page) and
+//! [`rewrite`] (`sweep report`: the outputs again from what a directory holds). Everything a sweep file can get wrong is
 //! found by [`Sweep::load`], before anything is trained.
 //!
 //! A sweep directory holds `sweep.json` (what was swept, the fingerprint and the shard),
 //! `batches/bNNNNN/` (see [`batch`]), and the outputs: `results.csv`, `results.jsonl`,
-//! `histories.jsonl`, the diagrams (PNG + SVG) and `index.html`.
+//! `histories.jsonl`, the diagrams (PNG + SVG), `index.html` and, when asked for (and
+//! from then on, so it never goes stale), `explore.html`.
 
 pub mod batch;
 pub mod diagram;
 pub mod estimate;
 pub mod expand;
+pub mod explore;
 pub mod merge;
 pub mod plan;
 pub mod report;
 pub mod results;
+pub mod rewrite;
 pub mod spec;
 pub mod tables;
 
@@ -198,6 +202,26 @@ impl SweepMeta {
             reason: format!("not a sweep description: {e}"),
         })
     }
+
+    /// The rows and histories of every batch of this shard in `dir`, which must all be
+    /// finished (an unfinished one is refused, naming it).
+    pub fn read_batches(&self, dir: &Path) -> Result<(Vec<ModelRow>, Vec<MetricsRecord>)> {
+        let (mut rows, mut history) = (Vec::new(), Vec::new());
+        for b in (0..self.batches).filter(|&b| self.shard.holds(b)) {
+            let bdir = batch::batch_dir(dir, b);
+            let result = batch::read_result(&bdir)?.ok_or_else(|| Error::BadFile {
+                path: bdir.clone(),
+                reason: format!(
+                    "batch {b} of shard {} is not finished: run that shard again (the same \
+                     command resumes it)",
+                    self.shard
+                ),
+            })?;
+            rows.extend(result.rows);
+            history.extend(result.history);
+        }
+        Ok((rows, history))
+    }
 }
 
 /// How a sweep runs (none of this changes its results).
@@ -209,6 +233,8 @@ pub struct SweepOptions {
     pub interrupt: Option<Arc<AtomicBool>>,
     /// No per-batch lines on stderr.
     pub quiet: bool,
+    /// Also write `explore.html` ([`explore`]).
+    pub explore: bool,
 }
 
 /// How a sweep call ended.
@@ -274,6 +300,15 @@ fn prepare_out(out: &Path, sweep: &Sweep, shard: Shard) -> Result<()> {
     write_atomic(&out.join(META_FILE), text.as_bytes())
 }
 
+/// The pages' title for shard `shard` of sweep `name`.
+pub fn title(name: &str, shard: Shard) -> String {
+    if shard.count > 1 {
+        format!("Sweep {name} (shard {shard})")
+    } else {
+        format!("Sweep {name}")
+    }
+}
+
 /// Trains shard `shard` of `sweep` into `out` (resuming what is there: finished batches
 /// are read back, unfinished ones continue from their checkpoints), then writes the
 /// tables, diagrams and `index.html` of what the shard holds.
@@ -331,16 +366,15 @@ pub fn run(sweep: &Sweep, out: &Path, shard: Shard, options: &SweepOptions) -> R
             }
         }
     }
-    let title = if shard.count > 1 {
-        format!("Sweep {} (shard {shard})", sweep.spec.name)
-    } else {
-        format!("Sweep {}", sweep.spec.name)
-    };
+    let title = title(&sweep.spec.name, shard);
     let written = write_outputs(
         out,
-        &title,
-        &sweep.spec.swept_keys(),
-        &sweep.diagrams,
+        &Outputs {
+            title: &title,
+            keys: &sweep.spec.swept_keys(),
+            diagrams: &sweep.diagrams,
+            explore: options.explore,
+        },
         rows,
         history,
     )?;
@@ -355,24 +389,47 @@ pub fn run(sweep: &Sweep, out: &Path, shard: Shard, options: &SweepOptions) -> R
     })
 }
 
-/// Writes the tables, diagrams and page of `rows` (sorted by model) into `out`; returns
-/// the number of rows and the files.
+/// What [`write_outputs`] writes besides the rows.
+pub struct Outputs<'a> {
+    /// Title of the pages.
+    pub title: &'a str,
+    /// The swept keys (the tables' setting columns).
+    pub keys: &'a [String],
+    /// The diagrams to draw.
+    pub diagrams: &'a [DiagramSpec],
+    /// Write `explore.html` too. An `explore.html` already in the directory is rewritten
+    /// either way, so it never shows older results than the tables.
+    pub explore: bool,
+}
+
+/// Writes the tables, diagrams and pages of `rows` into `out`; returns the number of
+/// rows and the files.
 pub fn write_outputs(
     out: &Path,
-    title: &str,
-    keys: &[String],
-    diagrams: &[DiagramSpec],
+    o: &Outputs,
     mut rows: Vec<ModelRow>,
     mut history: Vec<MetricsRecord>,
 ) -> Result<(usize, Vec<PathBuf>)> {
     rows.sort_by_key(|r| r.model);
     history.sort_by_key(|r| (r.model, r.step));
-    let mut written = tables::write_tables(out, &rows, &history, keys)?;
-    let drawn = diagram::draw_all(&rows, diagrams, out)?;
+    let mut written = tables::write_tables(out, &rows, &history, o.keys)?;
+    let drawn = diagram::draw_all(&rows, o.diagrams, out)?;
     for d in &drawn {
         written.push(d.files.png.clone());
         written.push(d.files.svg.clone());
     }
-    written.push(report::write_index(out, title, &[], &rows, keys, &drawn)?);
+    if o.explore || out.join(explore::EXPLORE_FILE).exists() {
+        written.push(explore::write_explorer(
+            out, o.title, o.keys, o.diagrams, &rows, &history,
+        )?);
+    }
+    written.push(report::write_index(
+        out,
+        o.title,
+        &[],
+        &rows,
+        o.keys,
+        &drawn,
+    )?);
     Ok((rows.len(), written))
 }

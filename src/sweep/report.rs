@@ -1,5 +1,5 @@
-//! `index.html` of a sweep: counts per category, every diagram with its caption, and the
-//! results table, sortable by any column with a few lines of inline script (no network,
+//! `index.html` of a sweep: counts per category, a link to `explore.html` when the
+//! directory has one, every diagram with its caption, and the results table, sortable by any column with a few lines of inline script (no network,
 //! no external files but the pictures beside it).
 
 use super::diagram::Diagram;
@@ -74,6 +74,13 @@ pub fn write_index(
         rows.len(),
         esc(&counts.join(", "))
     ));
+    if out.join(super::explore::EXPLORE_FILE).is_file() {
+        h.push_str(&format!(
+            "<p class=\"explore\"><a href=\"{0}\">Open the interactive explorer ({0})</a>: \
+             the diagrams for any metric; click a cell for its models' curves.</p>",
+            super::explore::EXPLORE_FILE
+        ));
+    }
     if diagrams.is_empty() {
         h.push_str("<p>No diagrams: they need two swept keys besides the seed (or [[diagrams]] in the sweep file).</p>");
     }

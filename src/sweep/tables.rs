@@ -60,6 +60,12 @@ fn columns(keys: &[String]) -> Vec<&str> {
         .collect()
 }
 
+/// A swept value as `results.csv` writes it: its TOML spelling, a string without its
+/// quotes, empty when the model has no value for the key.
+pub fn setting_text(raw: Option<&str>) -> String {
+    raw.unwrap_or("").trim_matches('"').to_string()
+}
+
 /// `results.csv`: model, group, batch, each swept key, then the metrics.
 pub fn results_csv(rows: &[ModelRow], keys: &[String]) -> String {
     let mut w = csv::Writer::from_writer(Vec::new());
@@ -74,10 +80,7 @@ pub fn results_csv(rows: &[ModelRow], keys: &[String]) -> String {
             row.group.to_string(),
             row.batch.to_string(),
         ];
-        rec.extend(keys.iter().map(|k| {
-            let v = row.setting(k).unwrap_or("");
-            v.trim_matches('"').to_string()
-        }));
+        rec.extend(keys.iter().map(|k| setting_text(row.setting(k))));
         rec.extend(cols.iter().map(|c| cell(row, c)));
         w.write_record(&rec).expect("writing to memory");
     }

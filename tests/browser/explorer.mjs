@@ -3,11 +3,9 @@
 //
 //   node tests/browser/explorer.mjs RUN [--chromium PATH] [--shots DIR] [--sweep]
 //
-// No dependencies: Chromium is started with --remote-debugging-pipe and spoken to over
-// its DevTools protocol on file descriptors 3 (commands) and 4 (replies), messages
-// separated by NUL bytes. Fails (exit 1) on any JavaScript error or console error, any
-// request that leaves the file (the page must need no network), or a shown value that
-// disagrees with the run:
+// No dependencies (the browser is driven by ./devtools.mjs over the DevTools protocol).
+// Fails (exit 1) on any JavaScript error or console error, any request that leaves the
+// file (the page must need no network), or a shown value that disagrees with the run:
 //   - the slider moves the page to each checkpoint step it lists, play advances it;
 //   - a clicked neuron's dominant frequency, power share and phases at the last step
 //     equal neurons.csv (its final features);
@@ -16,11 +14,9 @@
 // With --shots DIR it saves a screenshot of each view there. With --sweep it moves the
 // slider over every snapshot and reports the page's own redraw times.
 
-import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync, mkdirSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { pathToFileURL } from "node:url";
+import { drive, fail } from "./devtools.mjs";
 
 const args = process.argv.slice(2);
 const opt = (name, dflt) => {
@@ -33,10 +29,6 @@ const shots = opt("--shots", null);
 const sweep = args.includes("--sweep");
 const page = join(run, "analysis", "explore.html");
 
-function fail(msg) {
-  throw new Error(msg);
-}
-
 // ---- the run's own numbers ----
 const summary = JSON.parse(readFileSync(join(run, "analysis", "summary.json"), "utf8"));
 const p = summary.p;
@@ -47,76 +39,9 @@ const rows = csv.slice(1).map((line) => Object.fromEntries(line.split(",").map((
 const neuronsOf = (model) => rows.filter((r) => +r.model === model)
   .map((r) => ({ neuron: +r.neuron, freq: +r.freq, fraction: +r.fraction, theta: [+r.theta_u, +r.theta_v, +r.theta_w] }));
 
-// ---- a minimal DevTools client over the pipe ----
-const profile = mkdtempSync(join(tmpdir(), "clockwork-chromium-"));
-const browser = spawn(chromium, [
-  "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-  "--disable-extensions", "--disable-default-apps", "--mute-audio",
-  "--remote-debugging-pipe", "--user-data-dir=" + profile, "about:blank",
-], { stdio: ["ignore", "ignore", "pipe", "pipe", "pipe"] });
-let stderr = "";
-browser.stderr.on("data", (d) => (stderr += d));
-const toBrowser = browser.stdio[3], fromBrowser = browser.stdio[4];
-let nextId = 1, buffer = "";
-const pending = new Map(), listeners = [];
-fromBrowser.on("data", (chunk) => {
-  buffer += chunk.toString("utf8");
-  let end;
-  while ((end = buffer.indexOf("\0")) >= 0) {
-    const msg = JSON.parse(buffer.slice(0, end));
-    buffer = buffer.slice(end + 1);
-    if (msg.id && pending.has(msg.id)) {
-      const { ok, bad, method } = pending.get(msg.id);
-      pending.delete(msg.id);
-      msg.error ? bad(new Error(method + ": " + JSON.stringify(msg.error))) : ok(msg.result);
-    } else if (msg.method) {
-      for (const l of listeners) l(msg);
-    }
-  }
-});
-function send(method, params = {}, sessionId) {
-  const id = nextId++;
-  toBrowser.write(JSON.stringify({ id, method, params, sessionId }) + "\0");
-  return new Promise((ok, bad) => pending.set(id, { ok, bad, method }));
-}
-const waitFor = (pred, what, ms = 30000) => new Promise((ok, bad) => {
-  const t = setTimeout(() => bad(new Error("timed out waiting for " + what)), ms);
-  listeners.push((m) => { if (pred(m)) { clearTimeout(t); ok(m); } });
-});
-
-const problems = [];
-async function main() {
-  const { targetId } = await send("Target.createTarget", { url: "about:blank" });
-  const { sessionId } = await send("Target.attachToTarget", { targetId, flatten: true });
-  const S = (method, params) => send(method, params, sessionId);
-  listeners.push((m) => {
-    if (m.sessionId !== sessionId) return;
-    if (m.method === "Runtime.exceptionThrown") problems.push("JavaScript exception: " + JSON.stringify(m.params.exceptionDetails.exception?.description ?? m.params.exceptionDetails.text));
-    if (m.method === "Runtime.consoleAPICalled" && (m.params.type === "error" || m.params.type === "assert")) problems.push("console error: " + m.params.args.map((a) => a.value ?? a.description).join(" "));
-    if (m.method === "Log.entryAdded" && m.params.entry.level === "error") problems.push("browser error: " + m.params.entry.text);
-    if (m.method === "Network.requestWillBeSent") {
-      const url = m.params.request.url;
-      if (!url.startsWith("file:") && !url.startsWith("data:") && url !== "about:blank") problems.push("network request: " + url);
-    }
-  });
-  await S("Runtime.enable");
-  await S("Page.enable");
-  await S("Log.enable");
-  await S("Network.enable");
-  await S("Emulation.setDeviceMetricsOverride", { width: 1280, height: 1000, deviceScaleFactor: 1, mobile: false });
-  const loaded = waitFor((m) => m.method === "Page.loadEventFired" && m.sessionId === sessionId, "the page to load", 60000);
-  const t0 = Date.now();
-  await S("Page.navigate", { url: pathToFileURL(page).href });
-  await loaded;
-  const ev = async (expr) => {
-    const r = await S("Runtime.evaluate", { expression: expr, returnByValue: true, awaitPromise: true });
-    if (r.exceptionDetails) fail("evaluating " + expr + ": " + JSON.stringify(r.exceptionDetails.exception?.description));
-    return r.result.value;
-  };
-  const check = (cond, msg) => { if (!cond) fail(msg); console.log("ok: " + msg); };
+drive(chromium, page, async ({ ev, send: S, check, loadMs, shoot: shootTo }) => {
   const shown = await ev("!!window.explorer && document.getElementById('error').hidden");
-  check(shown, "the page loads and draws without errors (" + (Date.now() - t0) + " ms to load)");
+  check(shown, "the page loads and draws without errors (" + loadMs + " ms to load)");
 
   // Steps the page lists = the run's checkpoints (all of them when few).
   const steps = await ev("JSON.parse(document.getElementById('data').textContent).steps");
@@ -204,14 +129,7 @@ async function main() {
   }
 
   if (shots) {
-    mkdirSync(shots, { recursive: true });
-    const shoot = async (name, sel) => {
-      const r = await ev(`(() => { const r = document.querySelector('${sel}').getBoundingClientRect(); return { x: r.left + scrollX, y: r.top + scrollY, width: r.width, height: r.height }; })()`);
-      const clip = { x: Math.max(0, r.x - 2), y: Math.max(0, r.y - 2), width: r.width + 4, height: r.height + 4, scale: 1 };
-      const { data } = await S("Page.captureScreenshot", { format: "png", clip, captureBeyondViewport: true });
-      writeFileSync(join(shots, name + ".png"), Buffer.from(data, "base64"));
-      console.log("screenshot: " + join(shots, name + ".png"));
-    };
+    const shoot = (name, sel) => shootTo(join(shots, name + ".png"), sel);
     await ev("window.scrollTo(0, 0)");
     for (const [name, sel] of [["explorer-page", "body"], ["explorer-curves", "#curves"], ["explorer-heatmap", "#heat"], ["explorer-inspector", "#inspector"], ["explorer-logits", "#logits"]]) {
       await shoot(name, sel);
@@ -220,19 +138,4 @@ async function main() {
     await setSlider(steps.length >> 1);
     await shoot("explorer-heatmap-mid", "#heat");
   }
-  if (problems.length) fail(problems.length + " JavaScript, console or network problem(s):");
-  console.log("browser test passed: " + page);
-}
-
-const limit = setTimeout(() => { problems.push("timed out after 100 s"); fail("timed out"); }, 100000);
-main()
-  .catch((e) => {
-    process.exitCode = 1;
-    const extra = problems.length ? "\n" + problems.join("\n") : "";
-    console.error("browser test FAILED: " + e.message + extra + (stderr ? "\nchromium stderr (tail):\n" + stderr.slice(-1500) : ""));
-  })
-  .finally(() => {
-    clearTimeout(limit);
-    browser.kill("SIGTERM");
-    setTimeout(() => { try { rmSync(profile, { recursive: true, force: true }); } catch {} process.exit(); }, 300);
-  });
+});

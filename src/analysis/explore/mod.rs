@@ -9,10 +9,12 @@
 //!
 //! The page needs no server and no network: the data ([`data::page_data`]) is JSON with
 //! base64 typed arrays inside the page, and the JavaScript and CSS (`page.js`,
-//! `page.css`, hand-written) are compiled into the binary with `include_str!`. The
+//! `page.css`, hand-written, built into [`scaffold`]'s frame after the code it shares
+//! with the sweep explorer) are compiled into the binary with `include_str!`. The
 //! page computes spectra and logits from the embedded weights itself.
 
 pub mod data;
+pub mod scaffold;
 
 use super::outdir;
 use super::pipeline::RunAnalysis;
@@ -25,25 +27,21 @@ use std::path::{Path, PathBuf};
 /// File name of the page (next to `index.html`, which links it when present).
 pub const EXPLORE_FILE: &str = "explore.html";
 
-const PAGE_JS: &str = include_str!("page.js");
-const PAGE_CSS: &str = include_str!("page.css");
-const PAGE_HTML: &str = include_str!("page.html");
+/// The run page's own body, script and style.
+const PARTS: scaffold::PageParts = scaffold::PageParts {
+    css: include_str!("page.css"),
+    body: include_str!("page.html"),
+    js: include_str!("page.js"),
+};
 
 /// The whole page for `a`.
 pub fn explore_html(a: &RunAnalysis) -> Result<String> {
     let data = data::page_data(a)?;
-    let json = serde_json::to_string(&data).map_err(|e| Error::BadFile {
+    let title = format!("{} — width {} — explorer", data.task, data.width);
+    scaffold::build_page(&title, &PARTS, &data).map_err(|e| Error::BadFile {
         path: a.dir.path.clone(),
         reason: format!("cannot serialize the explorer's data: {e}"),
-    })?;
-    // Inside <script> only "</" could end the element early; JSON allows "\u003c" for "<".
-    let json = json.replace('<', "\\u003c");
-    let title = format!("{} — width {} — explorer", data.task, data.width);
-    Ok(PAGE_HTML
-        .replace("{{TITLE}}", &html_escape(&title))
-        .replace("{{CSS}}", PAGE_CSS)
-        .replace("{{JS}}", PAGE_JS)
-        .replacen("{{DATA}}", &json, 1))
+    })
 }
 
 /// Writes `explore.html` for `a` into `out` (created if missing), atomically.
@@ -70,11 +68,4 @@ pub fn write_analysis_with_explorer(
         }
         Ok(files)
     })
-}
-
-/// Escapes text for the page's `<title>`.
-fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
 }

@@ -212,18 +212,22 @@ fn titled<DB: Backend>(root: &Area<DB>, title: &str) -> Fallible<Area<DB>> {
     Ok(root.titled(title, (FAMILY, px).into_font().color(&BLACK))?)
 }
 
+/// The stops of [`viridis`] (also handed to the sweep explorer's page, which colours its
+/// heat maps the same way).
+pub(crate) const VIRIDIS_STOPS: [(u8, u8, u8); 8] = [
+    (68, 1, 84),
+    (70, 50, 127),
+    (54, 92, 141),
+    (39, 127, 143),
+    (31, 162, 136),
+    (74, 194, 110),
+    (160, 219, 57),
+    (254, 232, 37),
+];
+
 /// Viridis (the heat maps' colour scale), linearly interpolated between 8 stops; `t` is clamped to [0, 1].
 pub(crate) fn viridis(t: f64) -> RGBColor {
-    const STOPS: [(u8, u8, u8); 8] = [
-        (68, 1, 84),
-        (70, 50, 127),
-        (54, 92, 141),
-        (39, 127, 143),
-        (31, 162, 136),
-        (74, 194, 110),
-        (160, 219, 57),
-        (254, 232, 37),
-    ];
+    const STOPS: [(u8, u8, u8); 8] = VIRIDIS_STOPS;
     let t = if t.is_finite() {
         t.clamp(0.0, 1.0)
     } else {
