@@ -301,6 +301,7 @@ mod tests {
             freqs_used: vec![],
             sinusoidal_share: None,
             diverged_step: None,
+            stop_step: None,
             category: Category::Memorizes,
         }
     }
