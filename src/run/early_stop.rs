@@ -125,8 +125,10 @@ mod tests {
     use super::*;
 
     fn rule(patience: u64, min_delta: f64, models: usize) -> EarlyStop {
-        let mut c = RunConfig::default();
-        c.models = models;
+        let mut c = RunConfig {
+            models,
+            ..RunConfig::default()
+        };
         c.train.eval_every = 10;
         c.train.early_stop_patience = patience;
         c.train.early_stop_min_delta = min_delta;

@@ -319,6 +319,7 @@ mod tests {
             gamma_star: None,
             reg_loss: None,
             elapsed_s: None,
+            stopped_at: None,
         }
     }
 
