@@ -7,8 +7,8 @@
 # (~200 MB) where it can be reached, else from PyPI (~3.5 GB with the CUDA libraries,
 # ~1.5 min here); CLOCKWORK_PY_TORCH=0 leaves it out, and the PyTorch tests then show as
 # skipped. Then, every time: clippy -D warnings on the python crate, the extension built
-# into the venv (maturin develop --release, sharing target/ with cargo), the `train`
-# binary the equality test runs, and pytest.
+# into the venv (maturin develop --release, sharing target/ with cargo), the `train` and
+# `sweep` binaries the equality tests run, and pytest.
 #
 # Environment:
 #   CLOCKWORK_CACHE      cache root (default ~/.cache/clockwork)
@@ -57,9 +57,10 @@ PYO3_PYTHON="$PY" cargo clippy -p clockwork-py --all-targets -- -D warnings
 echo "== python: building the extension (maturin develop --release)"
 (cd python && VIRTUAL_ENV="$VENV" PATH="$VENV/bin:$PATH" maturin develop --release --quiet)
 
-# The binary the Python run is compared with, built as scripts/test.sh builds it.
-cargo build --release --features dev-kernels --bin train --quiet
+# The binaries the Python runs are compared with, built as scripts/test.sh builds them.
+cargo build --release --features dev-kernels --bin train --bin sweep --quiet
 
 echo "== python: pytest python/tests"
 # shellcheck disable=SC2086
-CLOCKWORK_TRAIN_BIN="$PWD/target/release/train" "$PY" -m pytest python/tests -q ${PYTEST_ARGS:-}
+CLOCKWORK_TRAIN_BIN="$PWD/target/release/train" CLOCKWORK_SWEEP_BIN="$PWD/target/release/sweep" \
+    "$PY" -m pytest python/tests -q ${PYTEST_ARGS:-}

@@ -14,6 +14,10 @@ CUDA), with the GIL released.
 >>> U, V, W = tr.weights()                  # NumPy: U, V are m × p, W is p × m
 >>> cw.neuron_features(U, V, W, as_frame=True)   # one row per neuron (pandas)
 
+Sweeps (``clockwork.sweeps``): ``Sweep(path)`` / ``Sweep.from_dict({...})`` checks a
+grid of settings as the ``sweep`` binary does; ``plan()`` is its dry run, ``run(out=...)``
+trains it resumably, ``sweep_results(out)`` is the per-model table.
+
 Arrays: weights come out as new NumPy arrays (one copy per call; U and V are transposed
 views of it) and go in as any real array (NumPy, lists, CPU torch tensors), converted
 once. Errors are ``clockwork.Error`` subclasses that are also the matching built-in
@@ -22,8 +26,6 @@ once. Errors are ``clockwork.Error`` subclasses that are also the matching built
 
 from __future__ import annotations
 
-import csv as _csv
-import io as _io
 from typing import Any, Dict, Union
 
 from . import errors
@@ -44,6 +46,8 @@ from ._clockwork import (
     write_construction,
 )
 from ._clockwork import neuron_features as _neuron_features
+from ._tables import _as_table, _csv_table, resolve_as_frame
+from .sweeps import Sweep, merge_sweeps, report_sweep, sweep_histories, sweep_results, sweep_status
 from .errors import (
     BackendError,
     BadFileError,
@@ -70,26 +74,15 @@ __all__ = [
     "save_weights",
     "analyze",
     "summary",
+    "Sweep",
+    "sweep_results",
+    "sweep_histories",
+    "sweep_status",
+    "merge_sweeps",
+    "report_sweep",
     "errors",
     "__version__",
 ] + errors.__all__
-
-def _pandas():
-    try:
-        import pandas
-    except ImportError:
-        return None
-    return pandas
-
-
-def _as_table(columns: Dict[str, list], as_frame: bool) -> Any:
-    if as_frame:
-        pd = _pandas()
-        if pd is None:
-            raise ImportError("as_frame=True needs pandas (pip install pandas)")
-        return pd.DataFrame(columns)
-    return columns
-
 
 def neuron_features(u, v, w, threshold: float = 0.9, as_frame: bool = False) -> Any:
     """Per-neuron Fourier features of one model, as columns (a dict of lists) or, with
@@ -105,29 +98,6 @@ def neuron_features(u, v, w, threshold: float = 0.9, as_frame: bool = False) -> 
     return _as_table(_neuron_features(u, v, w, threshold), as_frame)
 
 
-def _parse_cell(s: str) -> Any:
-    if s == "":
-        return None
-    if s in ("true", "false"):
-        return s == "true"
-    try:
-        return int(s)
-    except ValueError:
-        pass
-    try:
-        return float(s)
-    except ValueError:
-        return s
-
-
-def _csv_table(text: str, as_frame: bool) -> Any:
-    if as_frame:
-        return _pandas().read_csv(_io.StringIO(text))
-    rows = list(_csv.reader(_io.StringIO(text)))
-    header, body = rows[0], rows[1:]
-    return {name: [_parse_cell(r[j]) for r in body] for j, name in enumerate(header)}
-
-
 def analyze(run_dir, threshold: float = 0.9, as_frame: Union[bool, None] = None) -> Dict[str, Any]:
     """Analyzes every checkpoint of a run directory, as ``analyze RUN`` does (nothing
     is written): spectra of every neuron, margins over all pairs, lottery, stages.
@@ -138,10 +108,7 @@ def analyze(run_dir, threshold: float = 0.9, as_frame: Union[bool, None] = None)
     installed (``as_frame=None``, the default) or asked for (``True``), else a dict of
     column lists (``False``).
     """
-    if as_frame is None:
-        as_frame = _pandas() is not None
-    elif as_frame and _pandas() is None:
-        raise ImportError("as_frame=True needs pandas (pip install pandas)")
+    as_frame = resolve_as_frame(as_frame)
     summary_dict, csv_texts = _analyze_run(run_dir, threshold)
     out: Dict[str, Any] = {"summary": summary_dict}
     for name, text in csv_texts.items():

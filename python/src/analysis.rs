@@ -131,7 +131,7 @@ pub fn spectra(
     let d = PyDict::new(py);
     d.set_item("power", from_vec(py, power, &[m, 3, nf])?)?;
     d.set_item("phase", from_vec(py, phase, &[m, 3, nf])?)?;
-    d.set_item("p", s.p)?;
+    d.set_item("p", s.n)?;
     d.set_item("n_freq", nf)?;
     Ok(d.into_any().unbind())
 }
@@ -237,7 +237,7 @@ pub fn phases<'py>(
             py,
             "freq",
             bad,
-            &format!("frequencies are 0..={} for p = {}", s.n_freq - 1, s.p),
+            &format!("frequencies are 0..={} for p = {}", s.n_freq - 1, s.n),
         ));
     }
     let at = |part: Part| -> Vec<f64> {
@@ -265,7 +265,7 @@ pub fn frequency_summary(
     threshold: f64,
 ) -> PyResult<Py<PyAny>> {
     let (s, f) = features_of(py, u, v, w, threshold)?;
-    values::to_py(py, &summary::summarize(&f, s.p / 2, threshold))
+    values::to_py(py, &summary::summarize(&f, s.n / 2, threshold))
 }
 
 fn spec_for(weights: &Weights<f64>, activation: Activation) -> ModelSpec {

@@ -33,7 +33,9 @@ fn obj<'py, T: IntoPyObject<'py>>(py: Python<'py>, x: T) -> Py<PyAny> {
 pub fn to_py(py: Python<'_>, e: Error) -> PyErr {
     let message = e.to_string();
     match e {
-        Error::InvalidConfig { key, value, reason } => raise(
+        Error::InvalidConfig {
+            key, value, reason, ..
+        } => raise(
             py,
             "ConfigError",
             message,
@@ -70,7 +72,22 @@ pub fn to_py(py: Python<'_>, e: Error) -> PyErr {
                 obj(py, source.raw_os_error()),
             ],
         ),
-        Error::Backend(_) => raise(py, "BackendError", message, vec![]),
+        // A file a format library refused: damaged or not ours, like BadFile; the
+        // library's error is quoted in the message and the reason.
+        Error::Format {
+            path,
+            reason,
+            source,
+        } => raise(
+            py,
+            "BadFileError",
+            message,
+            vec![
+                obj(py, path.display().to_string()),
+                obj(py, format!("{reason} ({source})")),
+            ],
+        ),
+        Error::Backend(_) | Error::Driver { .. } => raise(py, "BackendError", message, vec![]),
         // Error is non_exhaustive: a kind added later is still raised, as the base class.
         _ => raise(py, "Error", message, vec![]),
     }
@@ -101,6 +118,7 @@ pub fn config_error(
             key: key.to_string(),
             value: value.to_string(),
             reason: reason.to_string(),
+            source: None,
         },
     )
 }

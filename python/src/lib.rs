@@ -5,6 +5,7 @@
 //! - [`config`]: `Config` (presets, dicts, TOML files, overrides; the library's checks),
 //! - [`trainer`]: `Trainer` (step, evaluate, weights, state, checkpoints; GIL released),
 //! - [`analysis`]: spectra, frequencies, phases, margins, γ*, the construction, run dirs,
+//! - [`sweep`]: `Sweep` (sweep files, dicts, plans, resumable runs), merge, directory state,
 //! - [`arrays`]: NumPy in and out (where it copies), [`values`]: dicts and TOML values,
 //! - [`errors`]: the library's errors as Python exceptions.
 
@@ -14,6 +15,7 @@ mod analysis;
 mod arrays;
 mod config;
 mod errors;
+mod sweep;
 mod trainer;
 mod values;
 
@@ -35,6 +37,11 @@ fn _clockwork(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(analysis::load_checkpoint, m)?)?;
     m.add_function(wrap_pyfunction!(analysis::save_weights, m)?)?;
     m.add_function(wrap_pyfunction!(analysis::analyze_run, m)?)?;
+    m.add_class::<sweep::PySweep>()?;
+    m.add_function(wrap_pyfunction!(sweep::merge_sweeps, m)?)?;
+    m.add_function(wrap_pyfunction!(sweep::report_sweep, m)?)?;
+    m.add_function(wrap_pyfunction!(sweep::sweep_status, m)?)?;
+    m.add_function(wrap_pyfunction!(sweep::sweep_table_files, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -1,9 +1,9 @@
 //! Plain values across the boundary: JSON-like Rust values (summaries, configs) to
-//! Python dicts and lists, and Python config values to TOML values.
+//! Python dicts and lists, and Python config values (and sweep descriptions) to TOML.
 
 use crate::errors::config_error;
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString};
+use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyMapping, PyString};
 
 /// A `serde_json::Value` as Python objects (dict, list, int, float, str, bool, None).
 pub fn json_to_py(py: Python<'_>, v: &serde_json::Value) -> PyResult<Py<PyAny>> {
@@ -78,10 +78,31 @@ pub fn toml_to_py(py: Python<'_>, v: &toml::Value) -> PyResult<Py<PyAny>> {
 /// A Python config value (int, float, bool, str, or a list of them) written as the TOML
 /// text `--set key=value` takes, so it goes through the same checks as the command line.
 pub fn py_to_toml_text(py: Python<'_>, key: &str, x: &Bound<'_, PyAny>) -> PyResult<String> {
-    Ok(py_to_toml(py, key, x)?.to_string())
+    Ok(py_to_toml(py, key, x, false)?.to_string())
 }
 
-fn py_to_toml(py: Python<'_>, key: &str, x: &Bound<'_, PyAny>) -> PyResult<toml::Value> {
+/// A Python mapping as a TOML table, nested mappings as tables and lists of them as
+/// arrays of tables (a sweep description given as a dict); `key` names it in errors.
+/// Keys stay as written: `{"axes": {"task.p": [7, 11]}}` is `[axes] "task.p" = [7, 11]`.
+pub fn py_to_toml_table(py: Python<'_>, key: &str, x: &Bound<'_, PyAny>) -> PyResult<toml::Table> {
+    match py_to_toml(py, key, x, true)? {
+        toml::Value::Table(t) => Ok(t),
+        _ => Err(config_error(
+            py,
+            key,
+            x.repr()?,
+            &format!("expected a dict, not {}", x.get_type().name()?),
+        )),
+    }
+}
+
+/// `tables`: whether mappings are taken (as TOML tables); a config value is never one.
+fn py_to_toml(
+    py: Python<'_>,
+    key: &str,
+    x: &Bound<'_, PyAny>,
+    tables: bool,
+) -> PyResult<toml::Value> {
     // bool before int: Python's bool is an int.
     if x.is_instance_of::<PyBool>() {
         return Ok(toml::Value::Boolean(x.extract()?));
@@ -105,20 +126,46 @@ fn py_to_toml(py: Python<'_>, key: &str, x: &Bound<'_, PyAny>) -> PyResult<toml:
     if x.hasattr("__float__")? && !x.hasattr("__len__")? {
         return Ok(toml::Value::Float(x.call_method0("__float__")?.extract()?));
     }
+    if tables {
+        if let Ok(m) = x.cast::<PyMapping>() {
+            let mut t = toml::Table::new();
+            for item in m.items()?.iter() {
+                let (k, v): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item.extract()?;
+                let name: String = k.extract().map_err(|_| {
+                    config_error(
+                        py,
+                        key,
+                        k.repr().map(|r| r.to_string()).unwrap_or_default(),
+                        "keys must be strings",
+                    )
+                })?;
+                let sub = format!("{key}.{name}");
+                t.insert(name, py_to_toml(py, &sub, &v, tables)?);
+            }
+            return Ok(toml::Value::Table(t));
+        }
+    }
     if let Ok(items) = x.try_iter() {
         let mut out = Vec::new();
-        for item in items {
-            out.push(py_to_toml(py, key, &item?)?);
+        for (i, item) in items.enumerate() {
+            let sub = if tables {
+                format!("{key}[{i}]")
+            } else {
+                key.to_string()
+            };
+            out.push(py_to_toml(py, &sub, &item?, tables)?);
         }
         return Ok(toml::Value::Array(out));
     }
+    let what = if tables {
+        "a value must be a bool, int, float, str, or a list or dict of them"
+    } else {
+        "a config value must be a bool, int, float, str or a list of them"
+    };
     Err(config_error(
         py,
         key,
         x.repr()?,
-        &format!(
-            "a config value must be a bool, int, float, str or a list of them, not {}",
-            x.get_type().name()?
-        ),
+        &format!("{what}, not {}", x.get_type().name()?),
     ))
 }

@@ -23,3 +23,12 @@ def train_bin():
     if not path.exists():
         pytest.fail(f"{path} is missing: run `cargo build --release --bin train` (scripts/test-python.sh does)")
     return path
+
+
+@pytest.fixture(scope="session")
+def sweep_bin():
+    """The `sweep` binary (scripts/test-python.sh builds it; CLOCKWORK_SWEEP_BIN overrides)."""
+    path = pathlib.Path(os.environ.get("CLOCKWORK_SWEEP_BIN", REPO / "target" / "release" / "sweep"))
+    if not path.exists():
+        pytest.fail(f"{path} is missing: run `cargo build --release --bin sweep` (scripts/test-python.sh does)")
+    return path

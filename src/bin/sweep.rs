@@ -94,43 +94,34 @@ fn duration(s: f64) -> String {
 }
 
 fn dry_run(sweep: &Sweep, shard: Shard) -> ExitCode {
-    let axes: Vec<String> = sweep
-        .spec
-        .axes
-        .iter()
-        .map(|a| format!("{} ({})", a.key, a.values.len()))
-        .collect();
-    println!(
-        "sweep {}: {} models, {} shape group(s), {} batch(es) of at most {} (fingerprint {})",
-        sweep.spec.name,
-        sweep.points.len(),
-        sweep.plan.groups.len(),
-        sweep.plan.batches.len(),
-        sweep.spec.batch_max,
-        sweep.fingerprint
-    );
-    if !axes.is_empty() {
-        println!("axes: {}", axes.join(" × "));
-    }
-    if !sweep.spec.points.is_empty() {
-        println!("explicit points: {}", sweep.spec.points.len());
-    }
-    if shard.count > 1 {
-        let mine = sweep
-            .plan
-            .batches
-            .iter()
-            .filter(|b| shard.holds(b.index))
-            .count();
-        println!("shard {shard}: {mine} batch(es)");
-    }
-    let estimates = match estimate::estimate(sweep, shard) {
-        Ok(e) => e,
+    let plan = match estimate::dry_run(sweep, shard, true) {
+        Ok(p) => p,
         Err(e) => return fail(1, e),
     };
-    let mut total = 0.0;
-    for e in &estimates {
-        let g = &sweep.plan.groups[e.group];
+    println!(
+        "sweep {}: {} models, {} shape group(s), {} batch(es) of at most {} (fingerprint {})",
+        plan.name,
+        plan.models,
+        plan.groups.len(),
+        plan.batches,
+        plan.batch_max,
+        plan.fingerprint
+    );
+    if !plan.axes.is_empty() {
+        let axes: Vec<String> = plan
+            .axes
+            .iter()
+            .map(|(key, n)| format!("{key} ({n})"))
+            .collect();
+        println!("axes: {}", axes.join(" × "));
+    }
+    if plan.explicit_points > 0 {
+        println!("explicit points: {}", plan.explicit_points);
+    }
+    if shard.count > 1 {
+        println!("shard {shard}: {} batch(es)", plan.shard_batches);
+    }
+    for e in &plan.estimates {
         println!(
             "group {}: {} models in {} batch(es), {:.3} ms/step at the largest batch, ~{}\n  {}",
             e.group,
@@ -138,13 +129,12 @@ fn dry_run(sweep: &Sweep, shard: Shard) -> ExitCode {
             e.batches,
             1e3 * e.step_s,
             duration(e.total_s),
-            g.describe
+            plan.groups[e.group].describe
         );
-        total += e.total_s;
     }
     println!(
         "estimated time: ~{} (steps and evaluations timed on this machine just now)",
-        duration(total)
+        duration(plan.estimated_s.unwrap_or(0.0))
     );
     ExitCode::SUCCESS
 }
@@ -157,18 +147,6 @@ fn print_explorer(dir: &Path, explore: bool) {
             dir.join(sweep::explore::EXPLORE_FILE).display()
         );
     }
-}
-
-fn default_out(sweep: &Sweep, shard: Shard) -> PathBuf {
-    let name = if shard.count > 1 {
-        format!(
-            "{}-shard-{}-of-{}",
-            sweep.spec.name, shard.index, shard.count
-        )
-    } else {
-        sweep.spec.name.clone()
-    };
-    Path::new("sweeps").join(name)
 }
 
 fn main() -> ExitCode {
@@ -254,7 +232,7 @@ fn main() -> ExitCode {
             eprintln!("warning: cannot handle Ctrl-C ({e})");
         }
     }
-    let out = cli.out.unwrap_or_else(|| default_out(&sweep, shard));
+    let out = cli.out.unwrap_or_else(|| sweep::default_out(&sweep, shard));
     let options = SweepOptions {
         progress: if cli.quiet {
             Progress::Off

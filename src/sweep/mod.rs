@@ -265,6 +265,20 @@ pub struct SweepReport {
     pub written: Vec<PathBuf>,
 }
 
+/// Where a sweep's directory goes unless told: `sweeps/NAME`, or
+/// `sweeps/NAME-shard-i-of-n` for a slice.
+pub fn default_out(sweep: &Sweep, shard: Shard) -> PathBuf {
+    let name = if shard.count > 1 {
+        format!(
+            "{}-shard-{}-of-{}",
+            sweep.spec.name, shard.index, shard.count
+        )
+    } else {
+        sweep.spec.name.clone()
+    };
+    Path::new("sweeps").join(name)
+}
+
 /// Creates `out` or checks that it holds this sweep and shard.
 fn prepare_out(out: &Path, sweep: &Sweep, shard: Shard) -> Result<()> {
     let meta = SweepMeta {
