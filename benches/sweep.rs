@@ -59,6 +59,7 @@ fn histories() {
                 gamma_star: None,
                 reg_loss: Some(0.1),
                 elapsed_s: None,
+                stopped_at: None,
             })
         })
         .collect();

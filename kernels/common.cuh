@@ -114,6 +114,7 @@ struct ControlParams {
     double lr_factor;
     double beta1;
     double beta2;
+    double warmup_steps;   // linear warm-up length (0: none), as Recipe::warmup_factor
     int batch;
     int n_milestones;
     int ring_len;

@@ -94,16 +94,17 @@ extern "C" __global__ void __launch_bounds__(32) step_control(ControlParams P) {
     for (int o = 16; o > 0; o >>= 1) first = min(first, __shfl_xor_sync(0xffffffffu, first, o));
     u64* ctl = P.ctl;
     const long long step = (long long)ctl[CTL_STEP];
-    // lr_k · factor^(milestones <= step), as Recipe::lr_at.
+    // lr_k · factor^(milestones <= step) · warm-up, as Recipe::lr_at.
     int passed = 0;
     for (int j = 0; j < P.n_milestones; ++j) passed += (long long)P.milestones[j] <= step;
     double mult = 1.0;
     for (int j = 0; j < passed; ++j) mult *= P.lr_factor;
+    const double warm = (double)step < P.warmup_steps ? (double)step / P.warmup_steps : 1.0;
     const double t = (double)(step + 1);
     const double bias1 = 1.0 - pow(P.beta1, t);
     for (int z = lane; z < P.batch; z += 32) {
         const double* h = P.hypers + (size_t)z * HYPER_WORDS;
-        const double lr = h[HYPER_LR] * mult;
+        const double lr = h[HYPER_LR] * mult * warm;
         double* mc = P.model_ctl + (size_t)z * MCTL_WORDS;
         mc[MCTL_LR] = lr;
         mc[MCTL_DECAY] = 1.0 - lr * h[HYPER_WEIGHT_DECAY];

@@ -6,7 +6,7 @@
 
 use crate::error::{Error, Result};
 use crate::kinds::{Device, Dtype, GrokfastKind, Loss, OptimizerKind, Precision, RegularizerKind};
-use crate::model::{Activation, ModelInit, ModelSpec, Params};
+use crate::model::{Activation, InitKind, ModelInit, ModelSpec, Params};
 use crate::task::{Group, GroupName, Op, SplitKind, Task};
 use serde::{Deserialize, Serialize};
 
@@ -160,6 +160,12 @@ pub struct ModelConfig {
     /// `init_scale` for W, 1/√d for P_out). The `explainer` preset sets 1/√m, its colab's
     /// Linear-layer init of the output projection. See [`ModelInit::init_scale_out`].
     pub init_scale_out: f64,
+    /// How the weights are drawn: `"gaussian"` (default, std `init_scale`) or
+    /// `"fourier-sparse"`: every neuron's u, v, w one cosine of amplitude `init_scale`
+    /// at one frequency per neuron (frequencies balanced over the neurons, phases
+    /// uniform), the peer's "single-freq" start (see [`InitKind::FourierSparse`]).
+    /// Fourier-sparse needs an unfactored model and p ≥ 3.
+    pub init: InitKind,
 }
 
 /// Loss, regularizer and the length and bookkeeping of the run.
@@ -187,6 +193,20 @@ pub struct TrainConfig {
     /// `spectra.jsonl` every this many steps (0 = never), so the evolution of the features
     /// can be plotted without keeping every checkpoint.
     pub spectra_every: u64,
+    /// Early stop per model: a model whose test loss (its train loss when it trains on
+    /// the whole table) has not dropped by more than `early_stop_min_delta` below its
+    /// best for this many steps is frozen, its stop step reported; the others train on
+    /// with unchanged bits, and the run ends when all have stopped. Checked at the
+    /// evaluations, so a multiple of `eval_every`; 0 (the default) never stops.
+    pub early_stop_patience: u64,
+    /// The improvement (absolute, in loss) that resets the patience; finite, ≥ 0. Only
+    /// with `early_stop_patience > 0`.
+    pub early_stop_min_delta: f64,
+    /// No model stops before this step (its best loss is still tracked from step 0):
+    /// room for a transient, such as the test loss rising while a grokking run
+    /// memorizes (the peer's precompute waits 10 000 epochs). Only with
+    /// `early_stop_patience > 0`.
+    pub early_stop_start: u64,
 }
 
 /// Optimizer and learning-rate schedule.
@@ -203,6 +223,12 @@ pub struct OptimizerConfig {
     pub lr_milestones: Vec<u64>,
     /// Factor applied at each milestone (2 doubles the rate, as in the blog recipe).
     pub lr_factor: f64,
+    /// Linear learning-rate warm-up over the first this many steps (0 = none): the rate
+    /// of step `t < warmup_steps` is multiplied by `t / warmup_steps`, on top of the
+    /// milestones. Step 0 thus takes no step, as in the PyTorch recipe it mirrors
+    /// (`LambdaLR(lambda s: min(s / W, 1))`, stepped after each update, which the
+    /// modular-addition-feature-learning precompute uses with W = 10).
+    pub warmup_steps: u64,
     /// AdamW's first-moment decay β₁, in [0, 1).
     pub beta1: f64,
     /// AdamW's second-moment decay β₂, in [0, 1).
@@ -275,6 +301,7 @@ impl Default for ModelConfig {
             embed_dim: 0,
             init_scale: 0.5,
             init_scale_out: 0.0,
+            init: InitKind::Gaussian,
         }
     }
 }
@@ -290,6 +317,9 @@ impl Default for TrainConfig {
             eval_every: 500,
             checkpoint_every: 10_000,
             spectra_every: 500,
+            early_stop_patience: 0,
+            early_stop_min_delta: 0.0,
+            early_stop_start: 0,
         }
     }
 }
@@ -301,6 +331,7 @@ impl Default for OptimizerConfig {
             lr: 0.05,
             lr_milestones: (1..=10).map(|k| k * 1000).collect(),
             lr_factor: 2.0,
+            warmup_steps: 0,
             beta1: 0.9,
             beta2: 0.98,
             eps: 1e-8,
@@ -471,6 +502,7 @@ impl RunConfig {
                 init_scale: s.init_scale,
                 init_scale_out: (self.model.init_scale_out > 0.0)
                     .then_some(self.model.init_scale_out),
+                kind: self.model.init,
             })
             .collect();
         Params::init_each(&self.model_spec(), &inits)
@@ -566,6 +598,42 @@ impl RunConfig {
         Ok(())
     }
 
+    /// `train.early_stop_*`: the patience a multiple of `eval_every` (the rule runs at
+    /// the evaluations), the delta finite and ≥ 0 and only with a patience.
+    fn validate_early_stop(&self) -> Result<()> {
+        let t = &self.train;
+        finite_nonneg("train.early_stop_min_delta", t.early_stop_min_delta)?;
+        if t.early_stop_patience == 0 {
+            if t.early_stop_min_delta != 0.0 {
+                return Err(Error::config(
+                    "train.early_stop_min_delta",
+                    t.early_stop_min_delta,
+                    "has no effect without train.early_stop_patience > 0",
+                ));
+            }
+            if t.early_stop_start != 0 {
+                return Err(Error::config(
+                    "train.early_stop_start",
+                    t.early_stop_start,
+                    "has no effect without train.early_stop_patience > 0",
+                ));
+            }
+            return Ok(());
+        }
+        if !t.early_stop_patience.is_multiple_of(t.eval_every) {
+            return Err(Error::config(
+                "train.early_stop_patience",
+                t.early_stop_patience,
+                format!(
+                    "must be a multiple of train.eval_every = {} (the rule is checked at \
+                     the evaluations)",
+                    t.eval_every
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// Checks every value the engine cannot honour. The error is
     /// [`Error::InvalidConfig`] with the dotted TOML key (e.g. `optimizer.lr`), the value
     /// and what would be accepted. Does not check that a CUDA device exists.
@@ -628,11 +696,15 @@ impl RunConfig {
         }
         finite_nonneg("model.init_scale_out", self.model.init_scale_out)?;
         self.model_spec().validate()?;
+        if self.model.init == InitKind::FourierSparse {
+            crate::model::check_fourier_sparse(&self.model_spec())?;
+        }
         finite_nonneg("train.reg_strength", self.train.reg_strength)?;
         self.validate_reg_q()?;
         if self.train.eval_every == 0 {
             return Err(Error::config("train.eval_every", 0, "must be at least 1"));
         }
+        self.validate_early_stop()?;
         let o = &self.optimizer;
         if !(o.lr.is_finite() && o.lr >= 0.0) {
             return Err(Error::config(

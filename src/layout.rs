@@ -91,6 +91,10 @@ pub struct MetricsRecord {
     pub reg_loss: Option<f64>,
     /// Training wall time so far, over all sessions of the run.
     pub elapsed_s: Option<f64>,
+    /// The step at which early stopping froze this model (`train.early_stop_patience`),
+    /// on every record from then on; absent while it trains.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_at: Option<u64>,
 }
 
 /// One snapshot of one model's per-neuron spectra: a line of `spectra.jsonl`. The

@@ -18,6 +18,8 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 
+mod fourier_sparse;
+
 /// The hidden nonlinearity σ, applied to `u_i[a] + v_i[b]`.
 ///
 /// Written in configs as `"square"` (also `"x2"`, `"x^2"`), `"relu"` or `"powK"`
@@ -201,6 +203,27 @@ impl ModelSpec {
     }
 }
 
+/// Whether `spec` can be initialized [`InitKind::FourierSparse`] (an error naming
+/// `model.init` otherwise).
+pub fn check_fourier_sparse(spec: &ModelSpec) -> Result<()> {
+    fourier_sparse::check(spec)
+}
+
+/// How initial weights are drawn (`model.init`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum InitKind {
+    /// Independent Gaussians of std `init_scale` (the default).
+    #[default]
+    #[serde(rename = "gaussian")]
+    Gaussian,
+    /// Every neuron one cosine of amplitude `init_scale` at a frequency of its own
+    /// (frequencies balanced over the neurons, phases uniform): the peer's
+    /// "single-freq" initialization (`fourier_sparse` module docs say exactly what it
+    /// does). Unfactored models with p ≥ 3 only.
+    #[serde(rename = "fourier-sparse")]
+    FourierSparse,
+}
+
 /// Where one model's initial weights come from: the seed and stream of its generator
 /// and the standard deviation of its Gaussian draw.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -217,6 +240,9 @@ pub struct ModelInit {
     /// initializes its output projection as a Linear layer on the m hidden units
     /// (std 1/√m), not from the embedding side. `None` keeps the rule.
     pub init_scale_out: Option<f64>,
+    /// Gaussian or Fourier-sparse ([`InitKind`]); with Fourier-sparse `init_scale` (and
+    /// `init_scale_out` for W when given) is the amplitude of each neuron's cosine.
+    pub kind: InitKind,
 }
 
 /// The trainable parameters of a batch of `batch` models with one spec, stored as one
@@ -247,6 +273,7 @@ impl<F: Real> Params<F> {
                 stream,
                 init_scale: spec.init_scale,
                 init_scale_out: None,
+                kind: InitKind::Gaussian,
             })
             .collect();
         Params::init_each(spec, &inits)
@@ -288,12 +315,20 @@ impl<F: Real> Params<F> {
                 "must be a positive finite number",
             ));
         }
+        if inits.iter().any(|i| i.kind == InitKind::FourierSparse) {
+            check_fourier_sparse(spec)?;
+        }
         let batch = inits.len();
         let n = spec.n_params();
         let mut data = Vec::with_capacity(n * batch);
         for init in inits {
             let mut rng = ChaCha8Rng::seed_from_u64(init.seed);
             rng.set_stream(init.stream);
+            if init.kind == InitKind::FourierSparse {
+                let out = init.init_scale_out.unwrap_or(init.init_scale);
+                fourier_sparse::draw(spec, init.init_scale, out, &mut rng, &mut data);
+                continue;
+            }
             for (name, shape) in spec.tensors() {
                 // Factors are scaled so that the product E·P has std init_scale.
                 let std = match (name, init.init_scale_out) {

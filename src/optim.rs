@@ -114,6 +114,7 @@ pub(crate) mod tests {
             optimizer: kind,
             lr_milestones: vec![1000, 2000],
             lr_factor: 2.0,
+            warmup_steps: 0,
             beta1: 0.9,
             beta2: 0.99,
             eps: 1e-8,
@@ -138,6 +139,24 @@ pub(crate) mod tests {
         assert_eq!(r.lr_at(0, 999), 0.05);
         assert_eq!(r.lr_at(0, 1000), 0.1);
         assert_eq!(r.lr_at(0, 5000), 0.2);
+    }
+
+    /// The warm-up multiplies the milestone schedule by step/W before step W, exactly 1
+    /// from W on (step 0 takes no step, as PyTorch's `LambdaLR(min(s/W, 1))`).
+    #[test]
+    fn warmup_composes_with_the_milestones() {
+        let mut r = recipe(OptimizerKind::Gd, vec![hypers(0.4, 0.0, 0.0)]);
+        r.lr_milestones = vec![2];
+        r.warmup_steps = 4;
+        let lrs: Vec<f64> = (0..6).map(|t| r.lr_at(0, t)).collect();
+        assert_eq!(lrs, vec![0.0, 0.1, 0.4, 0.6000000000000001, 0.8, 0.8]);
+        r.warmup_steps = 0;
+        assert_eq!(r.lr_at(0, 0), 0.4);
+        let mut o = Optimizer::<f64>::new();
+        let mut p = vec![1.0];
+        r.warmup_steps = 4;
+        o.update(&r, 0, &mut p, &mut [5.0]);
+        assert_eq!(p, vec![1.0], "step 0 of a warm-up does not move");
     }
 
     #[test]

@@ -267,6 +267,10 @@ pub const KEY_DOCS: &[(&str, &str)] = &[
         "model.init_scale_out",
         "std of the init of W (of P_out when factored, W = E·P_out); 0 = the init_scale rule (init_scale for W, 1/√d for P_out)",
     ),
+    (
+        "model.init",
+        "gaussian (std init_scale) or fourier-sparse (each neuron's u, v, w one cosine of amplitude init_scale at its own frequency, the peer's single-freq init; unfactored, p ≥ 3)",
+    ),
     ("train.loss", "cross_entropy or mse (against one-hot)"),
     (
         "train.regularizer",
@@ -291,6 +295,18 @@ pub const KEY_DOCS: &[(&str, &str)] = &[
         "record every neuron's Fourier spectrum, margin and accuracy to spectra.jsonl every N steps (0 = never)",
     ),
     (
+        "train.early_stop_patience",
+        "freeze a model whose test loss (train loss without a split) has not improved by early_stop_min_delta for N steps (a multiple of eval_every; 0 = never)",
+    ),
+    (
+        "train.early_stop_min_delta",
+        "the loss improvement that resets the early-stop patience",
+    ),
+    (
+        "train.early_stop_start",
+        "no early stop before this step",
+    ),
+    (
         "optimizer.kind",
         "gd (full-batch gradient descent) or adamw",
     ),
@@ -302,6 +318,10 @@ pub const KEY_DOCS: &[(&str, &str)] = &[
     (
         "optimizer.lr_factor",
         "learning-rate multiplier at each milestone",
+    ),
+    (
+        "optimizer.warmup_steps",
+        "linear warm-up: the learning rate times step/N before step N (0 = none)",
     ),
     ("optimizer.beta1", "AdamW β1"),
     ("optimizer.beta2", "AdamW β2"),

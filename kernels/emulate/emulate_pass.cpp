@@ -273,7 +273,7 @@ static void optimizer_case(int kind, int reg, double lambda, double grokfast, bo
     std::vector<float> hu = u, hv = tied ? u : v, hw = w;
     std::vector<float> hm(n_params, 0), hvv(n_params, 0), hema;
     std::vector<std::vector<float>> hwindow;  // the last ma_window gradients, oldest first
-    const double factor = 2.0, b1 = 0.9, b2 = 0.98, eps = 1e-8, alpha = 0.98;
+    const double factor = 2.0, b1 = 0.9, b2 = 0.98, eps = 1e-8, alpha = 0.98, warmup = 2.0;
     // Per-model settings: model 1 differs from model 0 in every one (and does not filter),
     // as a [per_model] batch does.
     const double lr0s[2] = {kind == 0 ? 0.05 : 1e-2, kind == 0 ? 0.02 : 3e-3};
@@ -303,7 +303,7 @@ static void optimizer_case(int kind, int reg, double lambda, double grokfast, bo
                           hypers.data(), q, B, m, 4, reg};
         emu::launch({(unsigned)B}, {256}, [&] { finalize_models(fp); });
         ControlParams cp{ctl.data(), bad.data(), milestones.data(), ring_lr.data(), hypers.data(),
-                         model_ctl.data(), factor, b1, b2, B, 1, 4, 0};
+                         model_ctl.data(), factor, b1, b2, warmup, B, 1, 4, 0};
         emu::launch({1}, {32}, [&] { step_control(cp); });
         UpdateParams up{};
         up.u = pu, up.v = tied ? nullptr : v.data(), up.w = pw;
@@ -323,7 +323,8 @@ static void optimizer_case(int kind, int reg, double lambda, double grokfast, bo
         emu::launch({1}, {1}, [&] { advance_step(ctl.data(), ma_window); });
 
         // ---- host semantics: regularizer on effective weights, chain (tied), optimizer
-        const double mult = step >= 1 ? factor : 1.0;
+        // milestone at step 1, linear warm-up over `warmup` steps (lr 0 at step 0)
+        const double mult = (step >= 1 ? factor : 1.0) * (step < warmup ? step / warmup : 1.0);
         std::vector<double> hn(B * m, 0);
         for (int z = 0; z < B; ++z)
             for (int i = 0; i < m; ++i) {
@@ -346,7 +347,7 @@ static void optimizer_case(int kind, int reg, double lambda, double grokfast, bo
             worst = std::max(worst, std::fabs(ring[((step % 4) * B + z) * 4 + 1] - reg_value) /
                                         std::max(reg_value, 1e-12));
             const double lr = lr0s[z] * mult;
-            worst = std::max(worst, std::fabs(ring_lr[(step % 4) * B + z] - lr) / lr);
+            worst = std::max(worst, std::fabs(ring_lr[(step % 4) * B + z] - lr) / lr0s[z]);
         }
         auto coef = [&](int z, int i) -> float {
             const double lz = lambdas[z];

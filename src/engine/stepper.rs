@@ -45,6 +45,8 @@ pub struct Recipe {
     pub lr_milestones: Vec<u64>,
     /// Factor applied at each milestone.
     pub lr_factor: f64,
+    /// Linear warm-up length in steps (0: none); see [`Recipe::lr_at`].
+    pub warmup_steps: u64,
     /// AdamW β₁.
     pub beta1: f64,
     /// AdamW β₂.
@@ -58,10 +60,24 @@ pub struct Recipe {
 }
 
 impl Recipe {
-    /// Learning rate of model `k` at `step` (0-based): `lr_k · factor^#{milestones ≤ step}`.
+    /// Learning rate of model `k` at `step` (0-based):
+    /// `lr_k · factor^#{milestones ≤ step} · warmup(step)`, where `warmup(step)` is
+    /// `step / warmup_steps` before `warmup_steps` and 1 from then on (and always 1 when
+    /// `warmup_steps` is 0). The CUDA step (`step_control` in
+    /// kernels/optimizer_update.cu) computes the same product in the same order.
     pub fn lr_at(&self, k: usize, step: u64) -> f64 {
         let passed = self.lr_milestones.iter().filter(|&&s| s <= step).count();
-        self.models[k].lr * self.lr_factor.powi(passed as i32)
+        self.models[k].lr * self.lr_factor.powi(passed as i32) * self.warmup_factor(step)
+    }
+
+    /// The warm-up multiplier of `step`: `step / warmup_steps` before the end of the
+    /// warm-up, else exactly 1.
+    pub fn warmup_factor(&self, step: u64) -> f64 {
+        if step < self.warmup_steps {
+            step as f64 / self.warmup_steps as f64
+        } else {
+            1.0
+        }
     }
 
     /// Whether any model runs the Grokfast filter (and so keeps its state).
@@ -215,6 +231,14 @@ pub trait Stepper<F: Real> {
 
     /// Continues from `state` (buffer lengths are checked by the caller).
     fn restore(&mut self, state: TrainerState<F>) -> Result<()>;
+
+    /// Freezes model `k` (an early stop): from the next step on its learning rate is 0,
+    /// so its parameters stay bit for bit as they are (GD: θ − 0·g; AdamW: θ·(1 − 0·wd)
+    /// − 0·m̂/(√v̂ + ε), the denominator ≥ ε), while the other models' steps are
+    /// untouched. Its gradient is still computed with the batch's pass and its
+    /// optimizer moments still follow it; only the update is zero. Panics if `k` is not
+    /// a model of the batch.
+    fn freeze(&mut self, k: usize) -> Result<()>;
 }
 
 /// A Grokfast-MA window kept as a ring of `slots` gradient-sized slots of `n` values

@@ -14,6 +14,8 @@ use std::path::{Path, PathBuf};
 pub(super) struct Measured {
     /// Loss, accuracy, margin, regularizer value and learning rate of every model.
     pub eval: Evaluation,
+    /// The step each model was stopped early at (None: training, or no early stop).
+    pub stopped: Vec<Option<u64>>,
 }
 
 /// A number for JSON: non-finite becomes null.
@@ -39,6 +41,7 @@ impl Measured {
                 gamma_star: e.gamma_star[k].and_then(num),
                 reg_loss: num(e.reg_loss[k]),
                 elapsed_s: num(elapsed_s),
+                stopped_at: self.stopped.get(k).copied().flatten(),
             }
         })
     }
@@ -66,6 +69,7 @@ impl Measured {
                 margin: e.margin[k],
                 reg_loss: e.reg_loss[k],
                 gamma_star: e.gamma_star[k],
+                stopped_at: self.stopped.get(k).copied().flatten(),
             })
             .collect()
     }

@@ -64,6 +64,7 @@ use std::sync::Arc;
 
 mod dir;
 mod display;
+mod early_stop;
 mod lock;
 mod metrics;
 mod session;
@@ -103,7 +104,8 @@ pub struct RunOptions {
 /// How a run ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RunStatus {
-    /// Reached `train.steps`.
+    /// Reached `train.steps`, or every model stopped early (`train.early_stop_patience`;
+    /// [`RunSummary::step`] is then the step of the last stop).
     Completed,
     /// Stopped by the interrupt flag; resume with [`resume`].
     Interrupted,
@@ -126,6 +128,8 @@ pub struct ModelSummary {
     pub reg_loss: f64,
     /// γ* of the model's setup where the theory gives it.
     pub gamma_star: Option<f64>,
+    /// The step early stopping froze it at (`train.early_stop_patience`), if it did.
+    pub stopped_at: Option<u64>,
 }
 
 /// What a finished (or interrupted) run reports.
@@ -431,6 +435,8 @@ fn resume_typed<F: Real>(
     let step0_written = ckpt_step == 0 && !kept.is_empty();
     Session::new(trainer, files, metrics::max_elapsed(&kept), options)
         .resumed(path, step0_written)
+        .replay_early_stop(&kept)
+        .map_err(|e| RunError::failed(e, dir, None))?
         .run()
 }
 

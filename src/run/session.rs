@@ -8,11 +8,12 @@
 
 use super::dir::RunFiles;
 use super::display::Display;
+use super::early_stop::{watched_losses, EarlyStop};
 use super::metrics::Measured;
 use super::{RunError, RunOptions, RunStatus, RunSummary};
 use crate::checkpoint;
 use crate::error::{Error, Result};
-use crate::layout::RecordMetrics;
+use crate::layout::{MetricsRecord, RecordMetrics};
 use crate::real::Real;
 use crate::train::{Evaluation, Trainer, TrainerState};
 use std::path::PathBuf;
@@ -45,6 +46,8 @@ pub(super) struct Session<'a, F: Real> {
     /// Step 0's metrics and spectra are already in the files (a run resumed from its
     /// step-0 checkpoint): evaluate it, but do not write it again.
     step0_written: bool,
+    /// The early-stop rule (`train.early_stop_patience > 0`).
+    early_stop: Option<EarlyStop>,
 }
 
 impl<'a, F: Real> Session<'a, F> {
@@ -58,6 +61,7 @@ impl<'a, F: Real> Session<'a, F> {
     ) -> Self {
         let c = trainer.config();
         let (total, first) = (c.train.steps, trainer.steps_done());
+        let early_stop = EarlyStop::for_config(c);
         Session {
             total,
             eval_every: c.train.eval_every.max(1),
@@ -74,6 +78,7 @@ impl<'a, F: Real> Session<'a, F> {
             last_good: None,
             resumed_from: None,
             step0_written: false,
+            early_stop,
         }
     }
 
@@ -83,6 +88,42 @@ impl<'a, F: Real> Session<'a, F> {
         self.resumed_from = Some(checkpoint);
         self.step0_written = step0_written;
         self
+    }
+
+    /// A resumed session's early-stop state: the rule replayed over the `metrics.jsonl`
+    /// text kept up to the checkpoint, the models it stopped frozen again.
+    pub fn replay_early_stop(mut self, kept: &str) -> Result<Self> {
+        if let Some(rule) = self.early_stop.as_mut() {
+            let records: Vec<MetricsRecord> = kept
+                .lines()
+                .filter_map(|l| serde_json::from_str(l).ok())
+                .collect();
+            for k in rule.replay(&records) {
+                self.trainer.freeze(k)?;
+            }
+        }
+        Ok(self)
+    }
+
+    /// Whether every model has stopped early (the run ends).
+    fn all_stopped(&self) -> bool {
+        self.early_stop.as_ref().is_some_and(|r| r.all_stopped())
+    }
+
+    /// Applies the early-stop rule to an evaluation: models that stop are frozen, and
+    /// every stopped model's stop step goes into `m`.
+    fn early_stop(&mut self, m: &mut Measured) -> Result<()> {
+        let Some(rule) = self.early_stop.as_mut() else {
+            return Ok(());
+        };
+        let stopping = rule.observe(m.eval.step, &watched_losses(&m.eval));
+        m.stopped = (0..m.eval.train.len())
+            .map(|k| rule.stopped_at(k))
+            .collect();
+        for k in stopping {
+            self.trainer.freeze(k)?;
+        }
+        Ok(())
     }
 
     /// Trains up to `train.steps` (or the interrupt) and reports.
@@ -105,7 +146,7 @@ impl<'a, F: Real> Session<'a, F> {
         if self.first == 0 {
             self.evaluate_step_zero()?;
         }
-        while self.trainer.steps_done() < self.total {
+        while self.trainer.steps_done() < self.total && !self.all_stopped() {
             if self.interrupted() {
                 return Ok(RunStatus::Interrupted);
             }
@@ -129,7 +170,8 @@ impl<'a, F: Real> Session<'a, F> {
     /// Step 0 (of a run that has taken none): evaluated, logged and recorded, unless a
     /// resume from the step-0 checkpoint finds it on file.
     fn evaluate_step_zero(&mut self) -> Result<()> {
-        let m = self.measure_finite()?;
+        let mut m = self.measure_finite()?;
+        self.early_stop(&mut m)?;
         if !self.step0_written {
             self.log(&m)?;
             self.write_spectra(0, &record_metrics(&m.eval))?;
@@ -168,7 +210,8 @@ impl<'a, F: Real> Session<'a, F> {
 
     /// An evaluation step: logged, and its state becomes the last good one.
     fn evaluate(&mut self, done: u64) -> Result<()> {
-        let m = self.measure_finite()?;
+        let mut m = self.measure_finite()?;
+        self.early_stop(&mut m)?;
         self.log(&m)?;
         self.last_good = Some(self.trainer.state()?);
         self.display
@@ -216,9 +259,11 @@ impl<'a, F: Real> Session<'a, F> {
     }
 
     fn measure(&mut self) -> Result<Measured> {
-        Ok(Measured {
-            eval: self.trainer.evaluate()?,
-        })
+        let eval = self.trainer.evaluate()?;
+        let stopped = (0..eval.train.len())
+            .map(|k| self.early_stop.as_ref().and_then(|r| r.stopped_at(k)))
+            .collect();
+        Ok(Measured { eval, stopped })
     }
 
     /// [`Session::measure`], with a non-finite loss as [`Error::Diverged`].

@@ -160,7 +160,8 @@ pub fn run_batch(
             match &checkpoint {
                 Some(path) => {
                     let next_config = segment_config(points, &next)?;
-                    seed_segment(path, &config, &keep, &next_config, &next_dir)?;
+                    let history = kept_history(&seg_dir, &keep, ckpt_step.unwrap_or(0))?;
+                    seed_segment(path, &config, &keep, &next_config, &next_dir, &history)?;
                 }
                 None => remove_if_present(&next_dir)?,
             }
@@ -197,19 +198,41 @@ fn state_step(path: &Path) -> Result<u64> {
         })
 }
 
-/// Writes run directory `out` holding `new` and one checkpoint: the state of `from`
+/// The `metrics.jsonl` lines of segment `dir` up to `step` for the models `keep`
+/// (indices into its batch), renumbered to their places in `keep`: what the next
+/// segment's run directory starts with, so that a resume there replays the early-stop
+/// rule ([`crate::run`]) over the same history and keeps a stopped model frozen.
+fn kept_history(dir: &Path, keep: &[usize], step: u64) -> Result<String> {
+    let mut text = String::new();
+    for mut r in read_metrics(dir)? {
+        let Some(j) = keep.iter().position(|&k| k == r.model) else {
+            continue;
+        };
+        if r.step > step {
+            continue;
+        }
+        r.model = j;
+        text.push_str(&serde_json::to_string(&r).expect("plain numbers serialize"));
+        text.push('\n');
+    }
+    Ok(text)
+}
+
+/// Writes run directory `out` holding `new`, one checkpoint — the state of `from`
 /// (a checkpoint of config `old`) with only the models `keep` (indices into `old`'s
-/// batch). Built under a temporary name and renamed into place.
+/// batch) — and `history` as its `metrics.jsonl`. Built under a temporary name and
+/// renamed into place.
 fn seed_segment(
     from: &Path,
     old: &RunConfig,
     keep: &[usize],
     new: &RunConfig,
     out: &Path,
+    history: &str,
 ) -> Result<()> {
     match old.dtype {
-        Dtype::F32 => seed_typed::<f32>(from, old, keep, new, out),
-        Dtype::F64 => seed_typed::<f64>(from, old, keep, new, out),
+        Dtype::F32 => seed_typed::<f32>(from, old, keep, new, out, history),
+        Dtype::F64 => seed_typed::<f64>(from, old, keep, new, out, history),
     }
 }
 
@@ -219,6 +242,7 @@ fn seed_typed<F: Real>(
     keep: &[usize],
     new: &RunConfig,
     out: &Path,
+    history: &str,
 ) -> Result<()> {
     let state = checkpoint::load_state::<F>(from, old)?;
     // Every buffer is model-major: `old.models` equal slices (the Grokfast window's
@@ -251,6 +275,7 @@ fn seed_typed<F: Real>(
     remove_if_present(&tmp)?;
     std::fs::create_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
     write_atomic(&tmp.join(CONFIG_FILE), new.to_toml().as_bytes())?;
+    write_atomic(&tmp.join(METRICS_FILE), history.as_bytes())?;
     checkpoint::save_state(
         &checkpoint::path_for(&tmp, state.step),
         new,

@@ -70,6 +70,7 @@ fn resolve_point(
         .base_set
         .iter()
         .chain(settings)
+        .filter(|(k, _)| k != super::spec::LABEL)
         .map(|(k, v)| (k.clone(), raw(v)))
         .collect();
     crate::presets::resolve(&spec.preset, spec.config_file.as_deref(), &overrides).map_err(|e| {

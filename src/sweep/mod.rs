@@ -19,6 +19,7 @@
 //! seed = { seeds = 3 }                                 # 0, 1, 2 (first = s shifts them)
 //! [[points]]                        # optional explicit points, crossed with the axes
 //! "task.p" = 23
+//! label = "p23"                     # optional: names the point in tables (sets nothing)
 //! [categories]                      # final accuracies that decide a model's category
 //! train_acc = 0.95
 //! test_acc = 0.95

@@ -86,12 +86,16 @@ pub struct ModelRow {
     pub sinusoidal_share: Option<f64>,
     /// Step whose loss was not finite, for a diverged model.
     pub diverged_step: Option<u64>,
+    /// Step early stopping froze it at (`train.early_stop_patience`), if it did; its
+    /// final metrics are those of that step.
+    #[serde(default)]
+    pub stop_step: Option<u64>,
     /// The category from the sweep file's thresholds.
     pub category: Category,
 }
 
 /// The per-model metrics a diagram can show, in the tables' column order.
-pub const METRICS: [&str; 15] = [
+pub const METRICS: [&str; 16] = [
     "steps",
     "final_train_loss",
     "final_test_loss",
@@ -107,6 +111,7 @@ pub const METRICS: [&str; 15] = [
     "n_freqs_used",
     "sinusoidal_share",
     "diverged_step",
+    "stop_step",
 ];
 
 impl ModelRow {
@@ -129,6 +134,7 @@ impl ModelRow {
             "n_freqs_used" => Some(self.freqs_used.len() as f64),
             "sinusoidal_share" => self.sinusoidal_share,
             "diverged_step" => step(self.diverged_step),
+            "stop_step" => step(self.stop_step),
             _ => None,
         }
     }
@@ -210,12 +216,17 @@ pub fn rows(outcomes: &[ModelOutcome], p: usize, t: Thresholds) -> Result<Vec<Mo
         let best =
             |f: fn(&MetricsRecord) -> Option<f64>| o.history.iter().filter_map(f).reduce(f64::max);
         let st = stages(o.history.iter().map(|r| (r.step, r.train_acc, r.test_acc)));
+        let stop_step = last.and_then(|r| r.stopped_at);
         let mut row = ModelRow {
             model: o.model,
             group: o.group,
             batch: o.batch,
             settings: o.settings.clone(),
-            steps: o.diverged_step.or(last.map(|r| r.step)).unwrap_or_default(),
+            steps: o
+                .diverged_step
+                .or(stop_step)
+                .or(last.map(|r| r.step))
+                .unwrap_or_default(),
             final_train_loss: last.and_then(|r| r.train_loss),
             final_test_loss: last.and_then(|r| r.test_loss),
             final_train_acc: last.and_then(|r| r.train_acc),
@@ -233,6 +244,7 @@ pub fn rows(outcomes: &[ModelOutcome], p: usize, t: Thresholds) -> Result<Vec<Mo
                 .unwrap_or_default(),
             sinusoidal_share: summary.as_ref().map(|s| s.sinusoidal_share),
             diverged_step: o.diverged_step,
+            stop_step,
             category: Category::Fails,
         };
         row.category = categorize(&row, t);
@@ -271,6 +283,7 @@ mod tests {
             freqs_used: vec![],
             sinusoidal_share: None,
             diverged_step: None,
+            stop_step: None,
             category: Category::Fails,
         };
         assert_eq!(categorize(&row, t), Category::Memorizes);

@@ -103,6 +103,11 @@ impl Default for RawCategories {
     }
 }
 
+/// A point's name: `label = "grokking"` in `[[points]]` (or an axis of strings) is a
+/// swept key of the tables and diagrams that sets nothing in the config, so runs that
+/// differ in several keys at once can be told apart by one column.
+pub const LABEL: &str = "label";
+
 /// Keys the sweep sets itself: a sweep file may not name them.
 const RESERVED: [&str; 1] = ["models"];
 
@@ -188,6 +193,13 @@ impl SweepSpec {
             let mut settings = Vec::new();
             for (key, value) in point {
                 check_reserved(&format!("points[{i}]"), &key)?;
+                if key == LABEL && !value.is_str() {
+                    return Err(Error::config(
+                        &format!("points[{i}].{LABEL}"),
+                        value,
+                        "a label is a string naming the point",
+                    ));
+                }
                 if axes.iter().any(|a| a.key == key) {
                     return Err(Error::config(
                         &format!("points[{i}].{key}"),

@@ -22,12 +22,13 @@ pub const HISTORIES_JSONL: &str = "histories.jsonl";
 const EXTRA_COLUMNS: [&str; 4] = ["gamma_star", "freqs_used", "category", "seed"];
 
 /// The metrics that count steps or frequencies (written as integers).
-const WHOLE: [&str; 5] = [
+const WHOLE: [&str; 6] = [
     "steps",
     "memorization_step",
     "grok_step",
     "n_freqs_used",
     "diverged_step",
+    "stop_step",
 ];
 
 /// A cell's text: numbers in Rust's shortest round-trip form, empty when absent.

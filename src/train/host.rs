@@ -223,4 +223,9 @@ impl<F: Real> Stepper<F> for HostStepper<F> {
         self.params.effective_into(&mut self.weights);
         Ok(())
     }
+
+    fn freeze(&mut self, k: usize) -> Result<()> {
+        self.recipe.models[k].lr = 0.0;
+        Ok(())
+    }
 }

@@ -90,6 +90,7 @@ pub fn recipe_for(config: &RunConfig) -> Recipe {
         optimizer: o.kind,
         lr_milestones: o.lr_milestones.clone(),
         lr_factor: o.lr_factor,
+        warmup_steps: o.warmup_steps,
         beta1: o.beta1,
         beta2: o.beta2,
         eps: o.eps,
@@ -335,6 +336,23 @@ impl<F: Real> Trainer<F> {
     /// Where the steps run, for logs.
     pub fn describe(&self) -> String {
         self.stepper.describe()
+    }
+
+    /// Freezes model `k` from the next step on (an early stop; see
+    /// [`Stepper::freeze`]): its parameters no longer change, the other models train on
+    /// with exactly the bits they would get without it, and its learning rate reads 0
+    /// from then on. Fails with [`Error::InvalidConfig`] when `k` is not a model of the
+    /// batch.
+    pub fn freeze(&mut self, k: usize) -> Result<()> {
+        if k >= self.recipe.models.len() {
+            return Err(Error::config(
+                "model",
+                k,
+                format!("the batch has {} model(s)", self.recipe.models.len()),
+            ));
+        }
+        self.recipe.models[k].lr = 0.0;
+        self.stepper.freeze(k)
     }
 
     /// Snapshot of everything that evolves during training.

@@ -86,6 +86,7 @@ pub(crate) struct ControlParams {
     pub lr_factor: f64,
     pub beta1: f64,
     pub beta2: f64,
+    pub warmup_steps: f64,
     pub batch: i32,
     pub n_milestones: i32,
     pub ring_len: i32,

@@ -146,11 +146,7 @@ impl<F: Real> CudaStepper<F> {
         if !recipe.lr_milestones.is_empty() {
             gpu.upload(&recipe.lr_milestones, &mut milestones)?;
         }
-        let host_hypers: Vec<f64> = recipe
-            .models
-            .iter()
-            .flat_map(|h| [h.lr, h.weight_decay, h.reg_strength, h.grokfast_lambda])
-            .collect();
+        let host_hypers = hyper_words(&recipe);
         debug_assert_eq!(host_hypers.len(), b * ctl::HYPER_WORDS);
         let mut hypers = gpu.alloc::<f64>(host_hypers.len())?;
         gpu.upload(&host_hypers, &mut hypers)?;
@@ -304,6 +300,7 @@ impl<F: Real> CudaStepper<F> {
                 lr_factor: r.lr_factor,
                 beta1: r.beta1,
                 beta2: r.beta2,
+                warmup_steps: r.warmup_steps as f64,
                 batch: d.batch as i32,
                 n_milestones: r.lr_milestones.len() as i32,
                 ring_len: self.read_every as i32,
@@ -534,6 +531,16 @@ impl<F: Real> CudaStepper<F> {
     }
 }
 
+/// The `[B][HYPER_WORDS]` per-model words of a recipe: lr, weight decay, regularizer λ,
+/// Grokfast λ.
+fn hyper_words(recipe: &Recipe) -> Vec<f64> {
+    recipe
+        .models
+        .iter()
+        .flat_map(|h| [h.lr, h.weight_decay, h.reg_strength, h.grokfast_lambda])
+        .collect()
+}
+
 impl<F: Real> Stepper<F> for CudaStepper<F> {
     fn describe(&self) -> String {
         format!(
@@ -694,5 +701,14 @@ impl<F: Real> Stepper<F> for CudaStepper<F> {
         self.gpu.sync()?;
         self.step = state.step;
         Ok(())
+    }
+
+    fn freeze(&mut self, k: usize) -> Result<()> {
+        // The captured graph reads the hypers buffer at every replay, so rewriting it is
+        // enough: step_control then computes lr 0 (decay 1, step size 0) for model k.
+        self.recipe.models[k].lr = 0.0;
+        self.gpu
+            .upload(&hyper_words(&self.recipe), &mut self.hypers)?;
+        self.gpu.sync()
     }
 }

@@ -301,6 +301,7 @@ mod tests {
             freqs_used: vec![],
             sinusoidal_share: None,
             diverged_step: None,
+            stop_step: None,
             category: Category::Memorizes,
         }
     }
@@ -318,6 +319,7 @@ mod tests {
             gamma_star: None,
             reg_loss: None,
             elapsed_s: None,
+            stopped_at: None,
         }
     }
 
