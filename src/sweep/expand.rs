@@ -73,29 +73,40 @@ fn resolve_point(
         .filter(|(k, _)| k != super::spec::LABEL)
         .map(|(k, v)| (k.clone(), raw(v)))
         .collect();
-    crate::presets::resolve(&spec.preset, spec.config_file.as_deref(), &overrides).map_err(|e| {
-        match e {
+    let with_point = |e: Error| match e {
+        Error::InvalidConfig {
+            key,
+            value,
+            reason,
+            source,
+        } => {
+            let at = settings
+                .iter()
+                .map(|(k, v)| format!("{k} = {}", raw(v)))
+                .collect::<Vec<_>>()
+                .join(", ");
             Error::InvalidConfig {
                 key,
                 value,
-                reason,
+                reason: format!("{reason} (sweep point {id}: {at})"),
                 source,
-            } => {
-                let at = settings
-                    .iter()
-                    .map(|(k, v)| format!("{k} = {}", raw(v)))
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                Error::InvalidConfig {
-                    key,
-                    value,
-                    reason: format!("{reason} (sweep point {id}: {at})"),
-                    source,
-                }
             }
-            other => other,
         }
-    })
+        other => other,
+    };
+    let config = crate::presets::resolve(&spec.preset, spec.config_file.as_deref(), &overrides)
+        .map_err(with_point)?;
+    if let Some(group) = &config.task.group {
+        // The per-model table reads each model's spectra over Z_p (frequencies used,
+        // sinusoidal share); a group's irreps are not wired into it yet.
+        return Err(with_point(Error::config(
+            "task.group",
+            group,
+            "sweeps train modular tasks only for now: their results table reads spectra over Z_p; \
+             train a group with `train --group`",
+        )));
+    }
+    Ok(config)
 }
 
 #[cfg(test)]
@@ -133,5 +144,9 @@ mod tests {
             SweepSpec::parse("[axes]\n\"model.widht\" = [3]\n", "t", Path::new(".")).unwrap();
         let e = expand(&spec).unwrap_err().to_string();
         assert!(e.contains("model.widht"), "{e}");
+        let spec =
+            SweepSpec::parse("[axes]\n\"task.group\" = [\"S3\"]\n", "t", Path::new(".")).unwrap();
+        let e = expand(&spec).unwrap_err().to_string();
+        assert!(e.contains("task.group") && e.contains("S3"), "{e}");
     }
 }
