@@ -1,4 +1,7 @@
-//! What the two command-line front ends (`train`, `analyze`) share.
+//! What the command-line front ends (`train`, `analyze`, `sweep`) share.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 /// A command-line parser's multi-line report (clap's) as one line: the message and its
 /// indented details, without the usage and the "for more information" tail, so every
@@ -13,4 +16,24 @@ pub fn one_line(report: &str) -> String {
         .join(" ")
         .trim_start_matches("error: ")
         .to_string()
+}
+
+/// Installs the Ctrl-C handler the training binaries share: the first interrupt sets the
+/// returned flag (the loop finishes its step and checkpoints) and prints `on_first`; a
+/// second exits at once with 130. If no handler can be installed, says so on stderr with
+/// `without` (what an interrupt will cost) and returns a flag nothing sets.
+pub fn interrupt_flag(on_first: &'static str, without: &str) -> Arc<AtomicBool> {
+    let interrupt = Arc::new(AtomicBool::new(false));
+    let flag = interrupt.clone();
+    let installed = ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            eprintln!("\nsecond interrupt: exiting without a new checkpoint");
+            std::process::exit(130);
+        }
+        eprintln!("\n{on_first}");
+    });
+    if let Err(e) = installed {
+        eprintln!("warning: cannot handle Ctrl-C ({e}){without}");
+    }
+    interrupt
 }

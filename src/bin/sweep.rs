@@ -10,8 +10,6 @@ use clockwork::sweep::plan::Shard;
 use clockwork::sweep::{self, estimate, merge, rewrite, Sweep, SweepOptions, SweepStatus};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -216,22 +214,10 @@ fn main() -> ExitCode {
     if cli.dry_run {
         return dry_run(&sweep, shard);
     }
-    let interrupt = Arc::new(AtomicBool::new(false));
-    {
-        let flag = interrupt.clone();
-        let installed = ctrlc::set_handler(move || {
-            if flag.swap(true, Ordering::SeqCst) {
-                eprintln!("\nsecond interrupt: exiting without a new checkpoint");
-                std::process::exit(130);
-            }
-            eprintln!(
-                "\ninterrupt: writing a checkpoint of the current batch (Ctrl-C again to quit now)"
-            );
-        });
-        if let Err(e) = installed {
-            eprintln!("warning: cannot handle Ctrl-C ({e})");
-        }
-    }
+    let interrupt = clockwork::cli::interrupt_flag(
+        "interrupt: writing a checkpoint of the current batch (Ctrl-C again to quit now)",
+        "",
+    );
     let out = cli.out.unwrap_or_else(|| sweep::default_out(&sweep, shard));
     let options = SweepOptions {
         progress: if cli.quiet {

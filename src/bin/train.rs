@@ -16,8 +16,6 @@ use clockwork::presets;
 use clockwork::run::{self, Progress, RunError, RunFailure, RunOptions, RunStatus, RunSummary};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -150,20 +148,10 @@ fn fail(message: impl std::fmt::Display) -> ExitCode {
 
 fn main() -> ExitCode {
     // The handler goes in first, so a Ctrl-C at any point after start-up is ours.
-    let interrupt = Arc::new(AtomicBool::new(false));
-    {
-        let flag = interrupt.clone();
-        let installed = ctrlc::set_handler(move || {
-            if flag.swap(true, Ordering::SeqCst) {
-                eprintln!("\nsecond interrupt: exiting without a new checkpoint");
-                std::process::exit(130);
-            }
-            eprintln!("\ninterrupt: finishing the current step and writing a checkpoint (Ctrl-C again to quit now)");
-        });
-        if let Err(e) = installed {
-            eprintln!("warning: cannot handle Ctrl-C ({e}); an interrupt will lose progress since the last checkpoint");
-        }
-    }
+    let interrupt = clockwork::cli::interrupt_flag(
+        "interrupt: finishing the current step and writing a checkpoint (Ctrl-C again to quit now)",
+        "; an interrupt will lose progress since the last checkpoint",
+    );
 
     let command = Cli::command().after_help(after_help());
     let cli = match command.try_get_matches() {

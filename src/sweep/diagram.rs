@@ -113,6 +113,9 @@ fn cell_num(v: f64) -> String {
         format!("{v:.0}")
     } else if v.abs() >= 10.0 && v.abs() < 100.0 {
         format!("{v:.1}")
+    } else if v != 0.0 && v.abs() < 1e-3 {
+        // One significant digit: a cell holds ~6 characters (8e-9, not 7.81e-9).
+        format!("{v:.0e}")
     } else {
         fmt_num(v)
     }
@@ -162,6 +165,18 @@ pub(crate) fn category_colour(c: Category) -> RGBColor {
     }
 }
 
+/// Width of the row labels' area: the longest label (about 7 px a character at the
+/// label size) plus room for the axis name, so labels like `relu_single_freq` fit.
+fn y_label_px(grid: &Grid) -> u32 {
+    let longest = grid
+        .ys
+        .iter()
+        .map(|v| tick(v).chars().count())
+        .max()
+        .unwrap_or(0) as u32;
+    (7 * longest + 40).clamp(96, 240)
+}
+
 fn cell_px(grid: &Grid) -> (u32, u32) {
     let w = (560 / grid.xs.len().max(1) as u32).clamp(40, 110);
     let h = (460 / grid.ys.len().max(1) as u32).clamp(28, 80);
@@ -179,7 +194,7 @@ fn cell_chart<'a, DB: Backend>(
         .margin(10)
         .margin_right(16)
         .x_label_area_size(64)
-        .y_label_area_size(96)
+        .y_label_area_size(y_label_px(grid))
         .build_cartesian_2d(0.0..nx, 0.0..ny)?;
     chart
         .configure_mesh()
@@ -212,7 +227,7 @@ fn cell_chart<'a, DB: Backend>(
 impl Figure for HeatFigure {
     fn size(&self) -> (u32, u32) {
         let (cw, ch) = cell_px(&self.grid);
-        let panel_w = cw * self.grid.xs.len() as u32 + 96 + 26 + 110;
+        let panel_w = cw * self.grid.xs.len() as u32 + y_label_px(&self.grid) + 26 + 110;
         let h = ch * self.grid.ys.len() as u32 + 64 + 20 + 90;
         (panel_w * self.panels.len() as u32, h.max(360))
     }
@@ -300,7 +315,7 @@ fn colour_scale<DB: Backend>(bar: &Area<DB>, lo: f64, hi: f64) -> Draw {
 impl Figure for CategoryFigure {
     fn size(&self) -> (u32, u32) {
         let (cw, ch) = cell_px(&self.grid);
-        let w = cw * self.grid.xs.len() as u32 + 96 + 26 + 190;
+        let w = cw * self.grid.xs.len() as u32 + y_label_px(&self.grid) + 26 + 190;
         let h = ch * self.grid.ys.len() as u32 + 64 + 20 + 60;
         (w.max(520), h.max(360))
     }
@@ -403,27 +418,43 @@ pub fn draw_all(rows: &[ModelRow], specs: &[DiagramSpec], out: &Path) -> Result<
             }
             let name = format!("heat_{}_{}_{}", slug(metric), slug(&spec.x), slug(&spec.y));
             let title = format!(
-                "{} over {} × {} ({} models per cell)",
+                "{} over {} × {} ({} model{} per cell)",
                 metric_phrase(metric),
                 spec.x,
                 spec.y,
-                per_cell
+                per_cell,
+                if per_cell == 1 { "" } else { "s" }
             );
+            // With one model per cell the spread is zero everywhere: leave it out.
+            let one_per_cell = per_cell <= 1;
+            let panels = if one_per_cell {
+                vec![mean]
+            } else {
+                vec![mean, spread]
+            };
             let fig = HeatFigure {
                 grid: grid(),
-                panels: vec![mean, spread],
+                panels,
             };
             let files = render(&fig, &title, out, &name)?;
             drawn.push(Diagram {
                 name,
                 title,
-                caption: format!(
-                    "Left: the mean of {m} over the models of each cell (the seeds and any \
-                     other swept key); right: their standard deviation. \"k of n\": only k of \
-                     the cell's n models have a value (e.g. a grokking step only for models \
-                     that grokked); grey: none has.",
-                    m = metric_phrase(metric)
-                ),
+                caption: if one_per_cell {
+                    format!(
+                        "The {m} of each cell's one model; grey: it has no value (e.g. no \
+                         grokking step for a model that did not grok).",
+                        m = metric_phrase(metric)
+                    )
+                } else {
+                    format!(
+                        "Left: the mean of {m} over the models of each cell (the seeds and any \
+                         other swept key); right: their standard deviation. \"k of n\": only k \
+                         of the cell's n models have a value (e.g. a grokking step only for \
+                         models that grokked); grey: none has.",
+                        m = metric_phrase(metric)
+                    )
+                },
                 files,
             });
         }
