@@ -107,15 +107,15 @@ pub fn tick(v: &str) -> String {
     }
 }
 
-/// A cell's value with three significant digits at most (5000, 733, 0.92, 1.8e−3).
+/// A cell's value in about six characters (5000, 733, 0.92, 7.8e-3).
 fn cell_num(v: f64) -> String {
     if v.abs() >= 100.0 && v.abs() < 1e5 {
         format!("{v:.0}")
     } else if v.abs() >= 10.0 && v.abs() < 100.0 {
         format!("{v:.1}")
-    } else if v != 0.0 && v.abs() < 1e-3 {
-        // One significant digit: a cell holds ~6 characters (8e-9, not 7.81e-9).
-        format!("{v:.0e}")
+    } else if v != 0.0 && v.abs() < 1e-2 {
+        // Two significant digits: a cell holds ~6 characters (7.8e-3, not 7.81e-3).
+        format!("{v:.1e}")
     } else {
         fmt_num(v)
     }
@@ -178,7 +178,7 @@ fn y_label_px(grid: &Grid) -> u32 {
 }
 
 fn cell_px(grid: &Grid) -> (u32, u32) {
-    let w = (560 / grid.xs.len().max(1) as u32).clamp(40, 110);
+    let w = (560 / grid.xs.len().max(1) as u32).clamp(58, 110); // 58: "7.8e-3" fits
     let h = (460 / grid.ys.len().max(1) as u32).clamp(28, 80);
     (w, h)
 }
