@@ -2,28 +2,49 @@
 //! stepping B models of one shape, as a sweep batch does — for p = 23, m = 96 (x²) and
 //! the p = 67 explainer model at B = 1, 64, 1024, with the effective GFLOP/s of the three
 //! big products (6·p²·m·p·B per step; the explainer's factored embedding adds work this
-//! count leaves out). Also the cost of the sweep's `histories.jsonl` for 1000 models ×
-//! 200 evaluations (written and parsed back).
+//! count leaves out), and p = 113, m = 512 at B = 1 as the big-model efficiency the
+//! issue's targets compare against (both ratios are printed under the table). Also the
+//! cost of the sweep's `histories.jsonl` for 1000 models × 200 evaluations (written and
+//! parsed back).
 //!
-//! Plain timing (a warm-up step, then steps until 2 s or 50 steps), printed as one table;
-//! figures from a loaded machine are noisy, so compare rows of one run.
+//! Plain timing (a warm-up step, then steps for 1.5 s, at least 2 and at most 5000),
+//! printed as one table with the wall and the CPU time per step; figures from a loaded
+//! machine are noisy (the CPU time less so), so compare rows of one run, and old against
+//! new builds interleaved.
 
 use clockwork::layout::MetricsRecord;
 use clockwork::prelude::*;
 use clockwork::sweep::tables::histories_jsonl;
 use std::time::Instant;
 
-/// Seconds per step of a trainer for `config`.
-fn step_time(config: &RunConfig) -> f64 {
+/// CPU seconds (user + system, all threads) this process has used so far, from
+/// /proc/self/stat in clock ticks of 1/100 s (Linux's USER_HZ); None elsewhere.
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The fields after the parenthesized command name; utime and stime are 14th and 15th.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i)?.parse::<f64>().ok();
+    Some((ticks(11)? + ticks(12)?) / 100.0)
+}
+
+/// Wall and CPU seconds per step of a trainer for `config`. On a shared machine the CPU
+/// time is the steadier figure: time slices lost to other processes do not count.
+fn step_time(config: &RunConfig) -> (f64, Option<f64>) {
     let mut t = Trainer::<f32>::from_config(config).expect("bench config is valid");
     t.step().expect("warm-up step");
     let started = Instant::now();
+    let cpu_started = cpu_seconds();
     let mut n = 0;
-    while n < 50 && (n < 2 || started.elapsed().as_secs_f64() < 2.0) {
+    // At least 1 s, so the CPU clock (1/100 s ticks) resolves the step.
+    while n < 5000 && (n < 2 || started.elapsed().as_secs_f64() < 1.5) {
         t.step().expect("step");
         n += 1;
     }
-    started.elapsed().as_secs_f64() / n as f64
+    let wall = started.elapsed().as_secs_f64() / n as f64;
+    let cpu = cpu_seconds()
+        .zip(cpu_started)
+        .map(|(end, start)| (end - start) / n as f64);
+    (wall, cpu)
 }
 
 fn x2(b: usize) -> RunConfig {
@@ -87,24 +108,54 @@ fn histories() {
     );
 }
 
+/// p = 113, m = 512 (x²), the big-model efficiency the small batches are held to.
+fn big(b: usize) -> RunConfig {
+    let mut c = x2(b);
+    c.task.p = 113;
+    c.model.width = 512;
+    c
+}
+
 fn main() {
-    println!("| model | B | ms/step | model-steps/s | GFLOP/s (products) |");
-    println!("|---|---:|---:|---:|---:|");
-    type Shape = (&'static str, fn(usize) -> RunConfig);
-    let shapes: [Shape; 2] = [("p=23 m=96 x²", x2), ("p=67 explainer", explainer)];
-    for (name, make) in shapes {
-        for b in [1, 64, 1024] {
+    println!("| model | B | ms/step | model-steps/s | GFLOP/s (products) | CPU ms/step | model-steps per CPU-s |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    type Shape = (&'static str, fn(usize) -> RunConfig, &'static [usize]);
+    let shapes: [Shape; 3] = [
+        ("p=23 m=96 x²", x2, &[1, 64, 1024]),
+        ("p=67 explainer", explainer, &[1, 64, 1024]),
+        ("p=113 m=512 x²", big, &[1]),
+    ];
+    // (model-steps/s, GFLOP/s) of each row, for the targets below.
+    let mut rows = Vec::new();
+    for (name, make, batches) in shapes {
+        for &b in batches {
             let config = make(b);
-            let s = step_time(&config);
+            let (s, cpu) = step_time(&config);
             let (p, m) = (config.task.p as f64, config.model.width as f64);
             let flops = 6.0 * p * p * m * p * b as f64;
+            let (cpu_ms, per_cpu_s) = match cpu {
+                Some(c) => (format!("{:.2}", 1e3 * c), format!("{:.0}", b as f64 / c)),
+                None => ("-".into(), "-".into()),
+            };
             println!(
-                "| {name} | {b} | {:.2} | {:.0} | {:.1} |",
+                "| {name} | {b} | {:.2} | {:.0} | {:.1} | {cpu_ms} | {per_cpu_s} |",
                 1e3 * s,
                 b as f64 / s,
                 flops / s / 1e9
             );
+            rows.push((b as f64 / s, flops / s / 1e9));
         }
     }
+    println!(
+        "batching pays (per-model throughput at B = 1024 / B = 1, target ≥ 3): \
+         p=23 m=96 {:.2}×, explainer {:.2}×",
+        rows[2].0 / rows[0].0,
+        rows[5].0 / rows[3].0
+    );
+    println!(
+        "small-model efficiency (GFLOP/s of p=23 m=96 B=1024 / p=113 m=512 B=1, \
+         target ≥ 0.70): {:.2}",
+        rows[2].1 / rows[6].1
+    );
     histories();
 }

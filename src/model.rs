@@ -13,6 +13,7 @@ use ndarray::Array2;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 mod fourier_sparse;
@@ -382,107 +383,155 @@ impl<F: Real> Params<F> {
         weights
     }
 
-    /// Like [`Params::effective`], reusing `out`'s storage.
+    /// Like [`Params::effective`], reusing `out`'s storage. Models are independent, so
+    /// a large batch computes them in parallel (see [`models_per_task`]); each model's
+    /// values are the same whichever thread computes them.
     pub fn effective_into(&self, out: &mut Weights<F>) {
+        let n = self.spec.n_params();
+        let embed = self.spec.n_in * self.spec.width;
+        let outs = self.spec.n_out * self.spec.width;
+        self.data
+            .par_chunks(n)
+            .zip(out.u.par_chunks_mut(embed))
+            .zip(out.v.par_chunks_mut(embed))
+            .zip(out.w.par_chunks_mut(outs))
+            .with_min_len(models_per_task(n))
+            .for_each(|(((params, u), v), w)| self.effective_model(params, u, v, w));
+    }
+
+    /// One model's effective `u`, `v`, `w` from its parameters.
+    fn effective_model(&self, params: &[F], u: &mut [F], v: &mut [F], w: &mut [F]) {
         let spec = &self.spec;
         let (p, m, c) = (spec.n_in, spec.width, spec.n_out);
-        for k in 0..self.batch {
-            let params = self.model(k);
-            let (u, v, w) = out.model_mut(k);
-            match spec.embed_dim {
-                None => {
-                    u.copy_from_slice(&params[..p * m]);
-                    let rest = &params[p * m..];
-                    let rest = if spec.tied {
-                        v.copy_from_slice(u);
-                        rest
-                    } else {
-                        v.copy_from_slice(&rest[..p * m]);
-                        &rest[p * m..]
-                    };
-                    w.copy_from_slice(&rest[..c * m]);
+        match spec.embed_dim {
+            None => {
+                u.copy_from_slice(&params[..p * m]);
+                let rest = &params[p * m..];
+                let rest = if spec.tied {
+                    v.copy_from_slice(u);
+                    rest
+                } else {
+                    v.copy_from_slice(&rest[..p * m]);
+                    &rest[p * m..]
+                };
+                w.copy_from_slice(&rest[..c * m]);
+            }
+            Some(d) => {
+                let embed = &params[..p * d];
+                let proj_u = &params[p * d..p * d + d * m];
+                let mut next = p * d + d * m;
+                matmul(embed, proj_u, u, p, d, m);
+                if spec.tied {
+                    // V = E·P_u = U: copied, not multiplied again.
+                    v.copy_from_slice(u);
+                } else {
+                    next += d * m;
+                    matmul(embed, &params[next - d * m..next], v, p, d, m);
                 }
-                Some(d) => {
-                    let embed = &params[..p * d];
-                    let proj_u = &params[p * d..p * d + d * m];
-                    let mut next = p * d + d * m;
-                    let proj_v = if spec.tied {
-                        proj_u
-                    } else {
-                        next += d * m;
-                        &params[next - d * m..next]
-                    };
-                    let proj_out = &params[next..next + d * m];
-                    matmul(embed, proj_u, u, p, d, m);
-                    matmul(embed, proj_v, v, p, d, m);
-                    matmul(embed, proj_out, w, c, d, m);
-                }
+                let proj_out = &params[next..next + d * m];
+                matmul(embed, proj_out, w, c, d, m);
             }
         }
     }
 
     /// Maps gradients with respect to the effective weights onto the parameters
     /// (sums the two embedding gradients when tied, chains through the factors).
-    /// `out` has the layout of [`Params::data`] and is overwritten.
+    /// `out` has the layout of [`Params::data`] and is overwritten. Parallel over the
+    /// models of a large batch, like [`Params::effective_into`].
     pub fn chain_grads(&self, grads: &Weights<F>, out: &mut [F]) {
+        let n = self.spec.n_params();
+        let embed = self.spec.n_in * self.spec.width;
+        let outs = self.spec.n_out * self.spec.width;
+        let scratch = match (self.spec.embed_dim, self.spec.tied) {
+            (Some(_), true) => embed,
+            _ => 0,
+        };
+        out.par_chunks_mut(n)
+            .zip(self.data.par_chunks(n))
+            .zip(grads.u.par_chunks(embed))
+            .zip(grads.v.par_chunks(embed))
+            .zip(grads.w.par_chunks(outs))
+            .with_min_len(models_per_task(n))
+            .for_each_init(
+                || vec![F::zero(); scratch],
+                |sum, ((((out, params), gu), gv), gw)| {
+                    self.chain_model(params, (gu, gv, gw), out, sum)
+                },
+            );
+    }
+
+    /// [`Params::chain_grads`] of one model; `sum` is `n_in × m` scratch for a tied
+    /// factored model (empty otherwise).
+    fn chain_model(
+        &self,
+        params: &[F],
+        (gu, gv, gw): (&[F], &[F], &[F]),
+        out: &mut [F],
+        sum: &mut [F],
+    ) {
         let spec = &self.spec;
         let (p, m, c) = (spec.n_in, spec.width, spec.n_out);
-        let n = spec.n_params();
-        for k in 0..self.batch {
-            let (gu, gv, gw) = grads.model(k);
-            let params = self.model(k);
-            let out = &mut out[k * n..(k + 1) * n];
-            match spec.embed_dim {
-                None => {
-                    let (o_u, rest) = out.split_at_mut(p * m);
-                    for ((o, a), b) in o_u.iter_mut().zip(gu).zip(gv) {
-                        *o = if spec.tied { *a + *b } else { *a };
-                    }
-                    let rest = if spec.tied {
-                        rest
-                    } else {
-                        rest[..p * m].copy_from_slice(gv);
-                        &mut rest[p * m..]
-                    };
-                    rest[..c * m].copy_from_slice(gw);
+        match spec.embed_dim {
+            None => {
+                let (o_u, rest) = out.split_at_mut(p * m);
+                for ((o, a), b) in o_u.iter_mut().zip(gu).zip(gv) {
+                    *o = if spec.tied { *a + *b } else { *a };
                 }
-                Some(d) => {
-                    let embed = &params[..p * d];
-                    let proj_u = &params[p * d..p * d + d * m];
-                    let mut next = p * d + d * m;
-                    let proj_v = if spec.tied {
-                        proj_u
-                    } else {
-                        next += d * m;
-                        &params[next - d * m..next]
-                    };
-                    let proj_out = &params[next..next + d * m];
-                    let (g_embed, rest) = out.split_at_mut(p * d);
-                    // dE = dU_tok·P_uᵀ + dV_tok·P_vᵀ + dW·P_outᵀ   (each p×m · m×d)
-                    g_embed.fill(F::zero());
-                    for (g, proj) in [(gu, proj_u), (gv, proj_v), (gw, proj_out)] {
-                        unsafe {
-                            F::gemm(
-                                p,
-                                m,
-                                d,
-                                F::one(),
-                                g.as_ptr(),
-                                m as isize,
-                                1,
-                                proj.as_ptr(),
-                                1,
-                                m as isize,
-                                F::one(),
-                                g_embed.as_mut_ptr(),
-                                d as isize,
-                                1,
-                            );
-                        }
+                let rest = if spec.tied {
+                    rest
+                } else {
+                    rest[..p * m].copy_from_slice(gv);
+                    &mut rest[p * m..]
+                };
+                rest[..c * m].copy_from_slice(gw);
+            }
+            Some(d) => {
+                let embed = &params[..p * d];
+                let proj_u = &params[p * d..p * d + d * m];
+                let mut next = p * d + d * m;
+                let proj_v = if spec.tied {
+                    proj_u
+                } else {
+                    next += d * m;
+                    &params[next - d * m..next]
+                };
+                let proj_out = &params[next..next + d * m];
+                // Tied, U and V are the same product E·P_u, so their gradients enter
+                // both chains summed: one product each instead of two.
+                let token_grads: Vec<(&[F], &[F])> = if spec.tied {
+                    for ((s, a), b) in sum.iter_mut().zip(gu).zip(gv) {
+                        *s = *a + *b;
                     }
-                    // dP = Eᵀ·dX  (d×p · p×m)
-                    let (g_proj_u, rest) = rest.split_at_mut(d * m);
-                    let gemm_et = |g: &[F], dst: &mut [F], beta: F| unsafe {
+                    vec![(&*sum, proj_u), (gw, proj_out)]
+                } else {
+                    vec![(gu, proj_u), (gv, proj_v), (gw, proj_out)]
+                };
+                let (g_embed, rest) = out.split_at_mut(p * d);
+                // dE = dU_tok·P_uᵀ + dV_tok·P_vᵀ + dW·P_outᵀ   (each p×m · m×d)
+                g_embed.fill(F::zero());
+                for &(g, proj) in &token_grads {
+                    unsafe {
+                        F::gemm(
+                            p,
+                            m,
+                            d,
+                            F::one(),
+                            g.as_ptr(),
+                            m as isize,
+                            1,
+                            proj.as_ptr(),
+                            1,
+                            m as isize,
+                            F::one(),
+                            g_embed.as_mut_ptr(),
+                            d as isize,
+                            1,
+                        );
+                    }
+                }
+                // dP = Eᵀ·dX  (d×p · p×m), one per factor after the embedding.
+                for (&(g, _), dst) in token_grads.iter().zip(rest.chunks_exact_mut(d * m)) {
+                    unsafe {
                         F::gemm(
                             d,
                             p,
@@ -494,26 +543,24 @@ impl<F: Real> Params<F> {
                             g.as_ptr(),
                             m as isize,
                             1,
-                            beta,
+                            F::zero(),
                             dst.as_mut_ptr(),
                             m as isize,
                             1,
                         );
-                    };
-                    gemm_et(gu, g_proj_u, F::zero());
-                    let rest = if spec.tied {
-                        gemm_et(gv, g_proj_u, F::one());
-                        rest
-                    } else {
-                        let (g_proj_v, rest) = rest.split_at_mut(d * m);
-                        gemm_et(gv, g_proj_v, F::zero());
-                        rest
-                    };
-                    gemm_et(gw, &mut rest[..d * m], F::zero());
+                    }
                 }
             }
         }
     }
+}
+
+/// Models per parallel task in the per-model loops over a batch (effective weights,
+/// chain rule, optimizer): enough that a task holds about 64 K parameters, so a small
+/// batch of small models runs in the calling thread — rayon does not split below
+/// this — and never waits on the thread pool for microseconds of work.
+pub(crate) fn models_per_task(params_per_model: usize) -> usize {
+    (1usize << 16).div_ceil(params_per_model.max(1))
 }
 
 /// `out (r×m) = a (r×d) · b (d×m)`, all row-major.

@@ -8,7 +8,9 @@
 use crate::engine::stepper::Recipe;
 use crate::grokfast::GradFilter;
 use crate::kinds::OptimizerKind;
+use crate::model::models_per_task;
 use crate::real::Real;
+use rayon::prelude::*;
 
 /// Optimizer state. Buffers are empty until used, so GD carries none.
 ///
@@ -51,16 +53,17 @@ impl<F: Real> Optimizer<F> {
         self.grokfast.apply(recipe, grads);
         match recipe.optimizer {
             OptimizerKind::Gd => {
-                for (k, (p, g)) in params
-                    .chunks_exact_mut(per_model)
-                    .zip(grads.chunks_exact(per_model))
+                params
+                    .par_chunks_exact_mut(per_model)
+                    .zip(grads.par_chunks_exact(per_model))
                     .enumerate()
-                {
-                    let lr = F::of(recipe.lr_at(k, step));
-                    for (p, &g) in p.iter_mut().zip(g) {
-                        *p -= lr * g;
-                    }
-                }
+                    .with_min_len(models_per_task(per_model))
+                    .for_each(|(k, (p, g))| {
+                        let lr = F::of(recipe.lr_at(k, step));
+                        for (p, &g) in p.iter_mut().zip(g) {
+                            *p -= lr * g;
+                        }
+                    });
             }
             OptimizerKind::Adamw => {
                 if self.m.is_empty() {
@@ -74,22 +77,24 @@ impl<F: Real> Optimizer<F> {
                 let (nb1, nb2) = (F::of(1.0 - recipe.beta1), F::of(1.0 - recipe.beta2));
                 let inv_sqrt_bias2 = F::of(1.0 / bias2.sqrt());
                 let eps = F::of(recipe.eps);
-                let models = params
-                    .chunks_exact_mut(per_model)
-                    .zip(grads.chunks_exact(per_model))
-                    .zip(self.m.chunks_exact_mut(per_model))
-                    .zip(self.v.chunks_exact_mut(per_model));
-                for (k, (((p, g), m), v)) in models.enumerate() {
-                    let lr = recipe.lr_at(k, step);
-                    let decay = F::of(1.0 - lr * recipe.models[k].weight_decay);
-                    let step_size = F::of(lr / bias1);
-                    for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m).zip(v) {
-                        *p *= decay;
-                        *m = b1 * *m + nb1 * g;
-                        *v = b2 * *v + nb2 * g * g;
-                        *p -= step_size * *m / ((*v).sqrt() * inv_sqrt_bias2 + eps);
-                    }
-                }
+                params
+                    .par_chunks_exact_mut(per_model)
+                    .zip(grads.par_chunks_exact(per_model))
+                    .zip(self.m.par_chunks_exact_mut(per_model))
+                    .zip(self.v.par_chunks_exact_mut(per_model))
+                    .enumerate()
+                    .with_min_len(models_per_task(per_model))
+                    .for_each(|(k, (((p, g), m), v))| {
+                        let lr = recipe.lr_at(k, step);
+                        let decay = F::of(1.0 - lr * recipe.models[k].weight_decay);
+                        let step_size = F::of(lr / bias1);
+                        for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m).zip(v) {
+                            *p *= decay;
+                            *m = b1 * *m + nb1 * g;
+                            *v = b2 * *v + nb2 * g * g;
+                            *p -= step_size * *m / ((*v).sqrt() * inv_sqrt_bias2 + eps);
+                        }
+                    });
             }
         }
     }

@@ -42,15 +42,15 @@ fn bit_identical_across_runs_and_thread_counts() {
     assert_eq!(one, run(3, 2, 50));
 }
 
-/// Model 0 of a batch of 3 equals the model trained alone, bit for bit, and the other
-/// models of the batch differ from it.
-fn alone_equals_batch<F: Real>(options: CpuOptions) {
+/// Model 0 of a batch of `models` equals the model trained alone, bit for bit, and the
+/// other models of the batch differ from it.
+fn alone_equals_batch<F: Real>(options: CpuOptions, models: usize) {
     let alone = run_with::<F>(options, 1, 30);
-    let batch = run_with::<F>(options, 3, 30);
+    let batch = run_with::<F>(options, models, 30);
     assert_eq!(
         &batch[..alone.len()],
         &alone[..],
-        "{}: model 0 of a batch of 3 differs from the same model alone ({options:?})",
+        "{}: model 0 of a batch of {models} differs from the same model alone ({options:?})",
         F::NAME
     );
     assert_ne!(
@@ -74,8 +74,12 @@ fn a_model_trains_the_same_alone_or_in_a_batch() {
         min_chunk_work: 0,
         ..defaults
     };
+    // A batch of 3 on 2 threads runs a job per chunk; one of 9 (at least four models a
+    // thread) runs each model's chunks in turn on one thread: both sum as the model alone.
     for options in [defaults, chunked] {
-        alone_equals_batch::<f32>(options);
-        alone_equals_batch::<f64>(options);
+        for models in [3, 9] {
+            alone_equals_batch::<f32>(options, models);
+            alone_equals_batch::<f64>(options, models);
+        }
     }
 }
