@@ -25,10 +25,11 @@
 #[cfg(feature = "dev-kernels")]
 #[doc(hidden)]
 pub mod dev;
+mod heads;
 mod simd;
 mod tile;
 
-use super::{check_pass, AsPairSet, Backend, CoreSpec, PassStats};
+use super::{check_pass, AsPairSet, Backend, CoreSpec, HeadStats, PassStats};
 use crate::error::{Error, Result};
 use crate::model::{AsWeightsView, GradsBuffer, WeightsView, WeightsViewMut};
 use crate::real::Real;
@@ -220,12 +221,16 @@ impl CpuBackend {
                 let mut s = PassStats {
                     min_margin: f64::INFINITY,
                     count: pairs.len(),
+                    heads: HeadStats::zeros(pairs.heads.as_ref().map_or(0, |h| h.len())),
                     ..Default::default()
                 };
                 for job in model_jobs {
                     s.loss += job.loss;
                     s.correct += job.correct;
                     s.min_margin = s.min_margin.min(job.min_margin);
+                    for (total, part) in s.heads.iter_mut().zip(&job.heads) {
+                        total.merge(part);
+                    }
                 }
                 s
             })

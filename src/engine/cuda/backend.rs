@@ -105,6 +105,12 @@ impl CudaBackend {
         }
         let set = pairs.pair_set();
         check_pass(&weights, set)?;
+        if set.heads.is_some() {
+            return Err(Error::backend(
+                "the CUDA backend has no multi-head loss epilogue yet: train multi-head \
+                 tasks on the CPU (device = \"cpu\")",
+            ));
+        }
         let mut grads = match grads {
             Some(g) => Some(g.fit(weights.shape())?),
             None => None,
@@ -191,6 +197,7 @@ impl CudaBackend {
                 correct: raw[3 * k + 1] as usize,
                 count: set.len(),
                 min_margin: raw[3 * k + 2],
+                heads: Vec::new(),
             })
             .collect();
         if let Some(out) = grads.as_mut() {

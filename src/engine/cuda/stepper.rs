@@ -429,6 +429,7 @@ impl<F: Real> CudaStepper<F> {
                         correct: at(k, 2) as usize,
                         count: train_len,
                         min_margin: at(k, 3),
+                        heads: Vec::new(),
                     })
                     .collect(),
                 reg_loss: (0..b).map(|k| at(k, 1)).collect(),
@@ -457,6 +458,7 @@ impl<F: Real> CudaStepper<F> {
                 correct: raw[3 * k + 1] as usize,
                 count: n,
                 min_margin: raw[3 * k + 2],
+                heads: Vec::new(),
             })
             .collect())
     }
