@@ -151,3 +151,44 @@ extern "C" __global__ void __launch_bounds__(256) ce_rows(FwdParams P) {
         P.row_margin[(size_t)z * P.row_stride + row] = margin;
     }
 }
+
+// The multi-head epilogue (a head layout on the pair set: src/task/heads.rs). The forward
+// kernels run unfused for such a pass (raw logits to the chunk buffer); this kernel then
+// runs row_epilogue on each head's slice of each row, in place: head h owns the logits
+// head_off[h] .. head_off[h] + head_size[h], its class is label mod head_size[h], and its
+// gradient is scaled by head_w[h] / N. Per row it writes the weighted loss Σ_h w_h·loss_h
+// and the smallest head margin to row_loss / row_margin (so reduce_stats gives the
+// objective and "all heads right"), and each head's own loss and margin to head_loss /
+// head_margin ([B][n_heads] × row_stride, chunk-offset like row_loss), which the host
+// sums per head. One warp per row, heads in order: deterministic.
+// grid (ceil(rows/8), 1, B); block 256.
+extern "C" __global__ void __launch_bounds__(256)
+    heads_rows(FwdParams P, const int* __restrict__ head_off, const int* __restrict__ head_size,
+               const float* __restrict__ head_w, int n_heads, float* __restrict__ head_loss,
+               float* __restrict__ head_margin) {
+    const int z = blockIdx.z;
+    const int row = blockIdx.x * 8 + (threadIdx.x >> 5);
+    if (row >= P.rows) return;
+    const int lane = threadIdx.x & 31;
+    float* g = P.g + (size_t)z * P.g_stride + (size_t)row * P.n_out;
+    const u32 label = __ldg(P.py + row);
+    float total = 0.f, smallest = CW_INF;
+    for (int h = 0; h < n_heads; ++h) {
+        const int off = __ldg(head_off + h), size = __ldg(head_size + h);
+        const float w = __ldg(head_w + h);
+        float loss, margin;
+        row_epilogue(g + off, g + off, size, (int)(label % (u32)size), P.loss, P.inv_n * w,
+                     P.write_g, loss, margin);
+        total += w * loss;
+        smallest = fminf(smallest, margin);
+        if (lane == 0) {
+            const size_t at = ((size_t)z * n_heads + h) * P.row_stride + row;
+            head_loss[at] = loss;
+            head_margin[at] = margin;
+        }
+    }
+    if (lane == 0) {
+        P.row_loss[(size_t)z * P.row_stride + row] = total;
+        P.row_margin[(size_t)z * P.row_stride + row] = smallest;
+    }
+}

@@ -129,6 +129,16 @@ pub struct TaskConfig {
     /// elements, so `n_in = n_out = |G|`. Excludes `op` and `p` (leave them out).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
+    /// `"primes"`: seed 002's multi-task table ([`Task::multitask`]): inputs `x0, x1 < p`,
+    /// one output head per prime `q < p` with target `(x0 + x1·p) mod q`, each head's
+    /// cross-entropy divided by `ln q` and the heads summed. Needs a prime p ≥ 3;
+    /// excludes `op`, `group`, `target_mod` and an unordered split.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub heads: Option<String>,
+    /// One of the multi-task targets on its own ([`Task::mod_target`]): label
+    /// `(x0 + x1·p) mod target_mod`, a prime below p; `n_out = target_mod`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_mod: Option<usize>,
     /// The modulus: inputs and labels live in `0..p`, so the model has `n_in = n_out = p`.
     /// Must be at least 2, prime for `mul`/`div`, and at most 65 521.
     pub p: usize,
@@ -287,6 +297,8 @@ impl Default for TaskConfig {
         TaskConfig {
             op: Op::Add,
             group: None,
+            heads: None,
+            target_mod: None,
             p: 31,
             train_fraction: 1.0,
             split: SplitKind::Ordered,
@@ -384,11 +396,31 @@ impl RunConfig {
         }
     }
 
+    /// Number of output classes: the input vocabulary for an operation table or a group,
+    /// the sum of the primes below p for `task.heads`, `target_mod` for one target.
+    pub fn n_out(&self) -> usize {
+        if self.task.heads.is_some() {
+            crate::task::primes_below(self.task.p).iter().sum::<usize>().max(1)
+        } else if let Some(q) = self.task.target_mod {
+            q.max(1)
+        } else {
+            self.n_tokens()
+        }
+    }
+
+    /// Whether the task is seed 002's table (multi-task or one of its targets), whose
+    /// labels are not an operation of the inputs' group: no Fourier spectra or γ*.
+    pub fn is_base_p_task(&self) -> bool {
+        self.task.heads.is_some() || self.task.target_mod.is_some()
+    }
+
     /// The task in words for run descriptions: `group S4` or `add mod 31`.
     pub fn task_label(&self) -> String {
-        match &self.task.group {
-            Some(g) => format!("group {g}"),
-            None => format!("{} mod {}", self.task.op.name(), self.task.p),
+        match (&self.task.group, &self.task.heads, self.task.target_mod) {
+            (Some(g), _, _) => format!("group {g}"),
+            (_, Some(_), _) => format!("multi-task (x0+x1*p) mod primes < {}", self.task.p),
+            (_, _, Some(q)) => format!("(x0+x1*p) mod {q}, p = {}", self.task.p),
+            _ => format!("{} mod {}", self.task.op.name(), self.task.p),
         }
     }
 
@@ -396,7 +428,7 @@ impl RunConfig {
     pub fn model_spec(&self) -> ModelSpec {
         ModelSpec {
             n_in: self.n_tokens(),
-            n_out: self.n_tokens(),
+            n_out: self.n_out(),
             width: self.model.width,
             activation: self.model.activation,
             tied: self.model.tied,
@@ -446,6 +478,12 @@ impl RunConfig {
     /// The full operation table of `[task]` (every pair, before the train/test split,
     /// which [`crate::task::Split`] draws from `seed`).
     pub fn build_task(&self) -> Result<Task> {
+        if self.task.heads.is_some() {
+            return Task::multitask(self.task.p);
+        }
+        if let Some(q) = self.task.target_mod {
+            return Task::mod_target(self.task.p, q);
+        }
         match self.group_name()? {
             Some(g) => Group::build(&g).task(),
             None => Task::modular(self.task.op, self.task.p),

@@ -95,6 +95,19 @@ pub struct MetricsRecord {
     /// on every record from then on; absent while it trains.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stopped_at: Option<u64>,
+    /// Multi-head tasks (`task.heads`): each head's own mean loss on the training pairs,
+    /// in the order of the head layout (the task's primes, ascending); absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_head_loss: Option<Vec<Option<f64>>>,
+    /// Each head's accuracy on the training pairs (multi-head tasks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_head_acc: Option<Vec<Option<f64>>>,
+    /// Each head's loss on the held-out pairs (multi-head tasks with a split).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_head_loss: Option<Vec<Option<f64>>>,
+    /// Each head's accuracy on the held-out pairs (multi-head tasks with a split).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_head_acc: Option<Vec<Option<f64>>>,
 }
 
 /// One snapshot of one model's per-neuron spectra: a line of `spectra.jsonl`. The

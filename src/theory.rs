@@ -11,6 +11,10 @@ use crate::task::{Group, GroupName, Irreps, Op};
 /// the same conditions on the model (x², untied, unfactored). The one entry point the
 /// trainer and the analysis share.
 pub fn gamma_star_for(config: &RunConfig, whole_table: bool) -> Option<f64> {
+    if config.is_base_p_task() {
+        // (x0 + x1·p) mod q is no group operation on the inputs: no theorem covers it.
+        return None;
+    }
     let spec = config.model_spec();
     match config.group_name() {
         Ok(None) => gamma_star(config.task.op, &spec, whole_table),

@@ -65,17 +65,24 @@ struct Problem {
     int batch, n_in, n_out, m, act, act_k, loss;
     std::vector<uint32_t> a, b, y;
     std::vector<float> u, v, w;  // [B][n_in][m], [B][n_in][m], [B][n_out][m]
+    // A head layout (src/task/heads.rs), empty for a plain pass: head h owns the logits
+    // head_off[h] .. + head_size[h], its class is y mod head_size[h], weight head_w[h].
+    std::vector<int> head_off, head_size;
+    std::vector<float> head_w;
     int n() const { return (int)a.size(); }
+    int heads() const { return (int)head_size.size(); }
 };
 
 struct Result {
     std::vector<double> loss, correct, min_margin;
     std::vector<double> du, dv, dw;  // reference only
+    // [B][heads]: each head's mean loss, correct count, min margin (multi-head passes)
+    std::vector<double> head_loss, head_correct, head_margin;
 };
 
 static Problem make(int batch, int n_in, int n_out, int m, int act, int act_k, int loss,
                     int n_pairs) {
-    Problem p{batch, n_in, n_out, m, act, act_k, loss, {}, {}, {}, {}, {}, {}};
+    Problem p{batch, n_in, n_out, m, act, act_k, loss, {}, {}, {}, {}, {}, {}, {}, {}, {}};
     const double scale = act == 2 ? 0.35 : 0.5;
     for (int i = 0; i < n_pairs; ++i) {
         const uint32_t a = (uint32_t)(uniform() * n_in), b = (uint32_t)(uniform() * n_in);
@@ -98,30 +105,55 @@ static Result reference(const Problem& P, const float* v_ptr) {
         const float* v = v_ptr + (size_t)z * P.n_in * m;
         const float* w = P.w.data() + (size_t)z * C * m;
         double loss = 0, correct = 0, mn = INFINITY;
+        std::vector<double> hl(P.heads(), 0.0), hc(P.heads(), 0.0), hm(P.heads(), INFINITY);
         for (int t = 0; t < N; ++t) {
-            const int a = P.a[t], b = P.b[t], y = P.y[t];
+            const int a = P.a[t], b = P.b[t], y = P.heads() ? 0 : P.y[t];
             std::vector<double> h(m), f(C, 0.0), g(C);
             for (int i = 0; i < m; ++i) h[i] = act_d(P.act, P.act_k, (double)u[a * m + i] + v[b * m + i]);
             for (int c = 0; c < C; ++c)
                 for (int i = 0; i < m; ++i) f[c] += h[i] * w[c * m + i];
-            double other = -INFINITY;
-            for (int c = 0; c < C; ++c)
-                if (c != y) other = std::max(other, f[c]);
-            const double margin = f[y] - other;
-            mn = std::min(mn, margin);
-            correct += margin > 0;
-            if (P.loss == 0) {
-                double mx = -INFINITY, s = 0;
-                for (double x : f) mx = std::max(mx, x);
-                for (double x : f) s += std::exp(x - mx);
-                loss += (std::log(s) + mx - f[y]) / N;
-                for (int c = 0; c < C; ++c) g[c] = (std::exp(f[c] - mx) / s - (c == y)) / N;
-            } else {
-                for (int c = 0; c < C; ++c) {
-                    const double d = f[c] - (c == y);
-                    loss += d * d / ((double)N * C);
-                    g[c] = 2 * d / ((double)N * C);
+            // One softmax (or MSE) over classes [off, off + n) with class yy, gradient
+            // scaled by scale / N; returns (loss, margin).
+            auto slice = [&](int off, int n, int yy, double scale) {
+                double other = -INFINITY;
+                for (int c = 0; c < n; ++c)
+                    if (c != yy) other = std::max(other, f[off + c]);
+                const double margin = f[off + yy] - other;
+                double l = 0;
+                if (P.loss == 0) {
+                    double mx = -INFINITY, s = 0;
+                    for (int c = 0; c < n; ++c) mx = std::max(mx, f[off + c]);
+                    for (int c = 0; c < n; ++c) s += std::exp(f[off + c] - mx);
+                    l = std::log(s) + mx - f[off + yy];
+                    for (int c = 0; c < n; ++c)
+                        g[off + c] = scale * (std::exp(f[off + c] - mx) / s - (c == yy)) / N;
+                } else {
+                    for (int c = 0; c < n; ++c) {
+                        const double d = f[off + c] - (c == yy);
+                        l += d * d / n;
+                        g[off + c] = scale * 2 * d / ((double)N * n);
+                    }
                 }
+                return std::make_pair(l, margin);
+            };
+            if (P.heads() == 0) {
+                auto [l, margin] = slice(0, C, y, 1.0);
+                loss += l / N;
+                mn = std::min(mn, margin);
+                correct += margin > 0;
+            } else {
+                double smallest = INFINITY;
+                for (int h = 0; h < P.heads(); ++h) {
+                    const int q = P.head_size[h];
+                    auto [l, margin] = slice(P.head_off[h], q, (int)(P.y[t] % q), P.head_w[h]);
+                    loss += P.head_w[h] * l / N;
+                    hl[h] += l / N;
+                    hc[h] += margin > 0;
+                    hm[h] = std::min(hm[h], margin);
+                    smallest = std::min(smallest, margin);
+                }
+                mn = std::min(mn, smallest);
+                correct += smallest > 0;
             }
             for (int i = 0; i < m; ++i) {
                 const double s = (double)u[a * m + i] + v[b * m + i];
@@ -138,6 +170,9 @@ static Result reference(const Problem& P, const float* v_ptr) {
         r.loss.push_back(loss);
         r.correct.push_back(correct);
         r.min_margin.push_back(mn);
+        r.head_loss.insert(r.head_loss.end(), hl.begin(), hl.end());
+        r.head_correct.insert(r.head_correct.end(), hc.begin(), hc.end());
+        r.head_margin.insert(r.head_margin.end(), hm.begin(), hm.end());
     }
     r.du = du;
     r.dv = dv;
@@ -172,7 +207,9 @@ static Result run_pass(const Problem& P, float* u, float* v, float* w, int chunk
     dv = du;
     dw.assign((size_t)B * C * m, -7.f);
     int bn = C <= 32 ? 32 : C <= 64 ? 64 : 128;
-    const bool fused = C <= bn;
+    const int H = P.heads();
+    const bool fused = C <= bn && H == 0;  // a multi-head pass runs unfused + heads_rows
+    std::vector<float> head_loss((size_t)B * H * N), head_margin((size_t)B * H * N);
     for (int c = 0, start = 0; start < N; ++c, start += chunk_rows) {
         const int rows = std::min(chunk_rows, N - start);
         FwdParams fp{};
@@ -188,7 +225,13 @@ static Result run_pass(const Problem& P, float* u, float* v, float* w, int chunk
         if (bn == 32) emu::launch(grid, {128}, [&] { fwd_ce_bn32(fp); });
         if (bn == 64) emu::launch(grid, {128}, [&] { fwd_ce_bn64(fp); });
         if (bn == 128) emu::launch(grid, {256}, [&] { fwd_ce_bn128(fp); });
-        if (!fused) emu::launch({cdiv(rows, 8), 1, (unsigned)B}, {256}, [&] { ce_rows(fp); });
+        if (H > 0)
+            emu::launch({cdiv(rows, 8), 1, (unsigned)B}, {256}, [&] {
+                heads_rows(fp, P.head_off.data(), P.head_size.data(), P.head_w.data(), H,
+                           head_loss.data() + start, head_margin.data() + start);
+            });
+        else if (!fused)
+            emu::launch({cdiv(rows, 8), 1, (unsigned)B}, {256}, [&] { ce_rows(fp); });
         int per = (int)cdiv(cdiv(rows, want_splits), 16) * 16;
         int splits = (int)cdiv(rows, per);
         const bool direct = splits == 1 && c == 0;
@@ -228,6 +271,20 @@ static Result run_pass(const Problem& P, float* u, float* v, float* w, int chunk
         r.correct.push_back(stats[3 * z + 1]);
         r.min_margin.push_back(stats[3 * z + 2]);
     }
+    // Per-head sums as src/engine/cuda/backend.rs (head_sums) does them on the host.
+    for (int z = 0; z < B; ++z)
+        for (int h = 0; h < H; ++h) {
+            double l = 0, c = 0, mn = INFINITY;
+            for (int t = 0; t < N; ++t) {
+                const size_t at = ((size_t)z * H + h) * N + t;
+                l += head_loss[at];
+                c += head_margin[at] > 0;
+                mn = std::min(mn, (double)head_margin[at]);
+            }
+            r.head_loss.push_back(l / N);
+            r.head_correct.push_back(c);
+            r.head_margin.push_back(mn);
+        }
     return r;
 }
 
@@ -246,6 +303,50 @@ static void pass_case(int batch, int n_in, int n_out, int m, int act, int act_k,
         err = std::max(err, std::fabs(got.min_margin[z] - ref.min_margin[z]) /
                                 std::max(std::fabs(ref.min_margin[z]), 1.0) * 1e-2);
         if (std::fabs(got.correct[z] - ref.correct[z]) > 1) err = 1;
+    }
+    err = std::max({err, rel_err(du, ref.du), rel_err(dv, ref.dv), rel_err(dw, ref.dw)});
+    check(name, err, 1e-4);
+}
+
+// Seed 002's multi-head table on the emulator: inputs x0, x1 < n_in, one head per prime
+// q < n_in with class (x0 + x1·n_in) mod q, weight 1/ln q; every pair, cut in chunks.
+static void heads_case(int batch, int n_in, int m, int act, int loss, int chunk_rows) {
+    std::vector<int> primes;
+    for (int q = 2; q < n_in; ++q) {
+        bool prime = true;
+        for (int d = 2; d * d <= q; ++d) prime &= q % d != 0;
+        if (prime) primes.push_back(q);
+    }
+    int n_out = 0;
+    for (int q : primes) n_out += q;
+    Problem P = make(batch, n_in, n_out, m, act, 2, loss, 0);
+    for (int x0 = 0; x0 < n_in; ++x0)
+        for (int x1 = 0; x1 < n_in; ++x1) {
+            P.a.push_back(x0);
+            P.b.push_back(x1);
+            P.y.push_back(x0 + x1 * n_in);
+        }
+    for (int off = 0, h = 0; h < (int)primes.size(); off += primes[h], ++h) {
+        P.head_off.push_back(off);
+        P.head_size.push_back(primes[h]);
+        P.head_w.push_back((float)(1.0 / std::log((double)primes[h])));
+    }
+    std::vector<float> du, dv, dw;
+    Result got = run_pass(P, P.u.data(), P.v.data(), P.w.data(), chunk_rows, 1, du, dv, dw);
+    Result ref = reference(P, P.v.data());
+    char name[160];
+    std::snprintf(name, sizeof name, "heads B=%d p=%d heads=%d n_out=%d m=%d act=%d loss=%d chunk=%d",
+                  batch, n_in, P.heads(), n_out, m, act, loss, chunk_rows);
+    double err = 0;
+    for (size_t i = 0; i < ref.loss.size(); ++i) {
+        err = std::max(err, std::fabs(got.loss[i] - ref.loss[i]) / std::fabs(ref.loss[i]));
+        if (std::fabs(got.correct[i] - ref.correct[i]) > 1) err = 1;
+    }
+    for (size_t i = 0; i < ref.head_loss.size(); ++i) {
+        err = std::max(err, std::fabs(got.head_loss[i] - ref.head_loss[i]) / std::fabs(ref.head_loss[i]));
+        err = std::max(err, std::fabs(got.head_margin[i] - ref.head_margin[i]) /
+                                std::max(std::fabs(ref.head_margin[i]), 1.0) * 1e-2);
+        if (std::fabs(got.head_correct[i] - ref.head_correct[i]) > 1) err = 1;
     }
     err = std::max({err, rel_err(du, ref.du), rel_err(dv, ref.dv), rel_err(dw, ref.dw)});
     check(name, err, 1e-4);
@@ -451,6 +552,10 @@ int main() {
     // Chunks (accumulation across chunks) with and without splits.
     pass_case(2, 13, 13, 40, 0, 2, 1, 150, 64, 1);
     pass_case(1, 12, 40, 65, 1, 1, 0, 200, 64, 2);
+    // Multi-head epilogue: n_out 17 (one bn32 block) and 160 (several), CE and MSE, chunks.
+    heads_case(2, 11, 24, 0, 0, 121);
+    heads_case(1, 11, 20, 1, 1, 50);
+    heads_case(2, 37, 16, 1, 0, 700);
     // Optimizer kernels.
     optimizer_case(0, 2, 1e-3, 0.0, false);
     optimizer_case(0, 1, 1e-2, 0.0, true);

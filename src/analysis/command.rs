@@ -80,6 +80,9 @@ pub fn analyze_run(
     s: &Settings,
 ) -> Result<Printed, Failure> {
     outdir::check_analysis_dir(run, out).map_err(Failure::reading)?;
+    if let Some(printed) = heads_run(run, out, s)? {
+        return Ok(printed);
+    }
     let t0 = Instant::now();
     let analysis = pipeline::analyze(backend, run, &options(s)).map_err(Failure::reading)?;
     let elapsed_s = t0.elapsed().as_secs_f64();
@@ -90,6 +93,38 @@ pub fn analyze_run(
     }
     .map_err(Failure::other)?;
     report(&analysis, &files, out, s, elapsed_s)
+}
+
+/// A run on seed 002's table gets the per-head report ([`super::heads`]); None for any
+/// other run (or one whose config cannot be read: the pipeline reports that).
+fn heads_run(run: &Path, out: &Path, s: &Settings) -> Result<Option<Printed>, Failure> {
+    let is_heads = std::fs::read_to_string(run.join(crate::layout::CONFIG_FILE))
+        .ok()
+        .and_then(|t| crate::config::RunConfig::from_toml(&t).ok())
+        .is_some_and(|c| c.is_base_p_task());
+    if !is_heads {
+        return Ok(None);
+    }
+    let (dir, summary) = super::heads::analyze(run).map_err(Failure::reading)?;
+    let files = super::heads::write(&dir, &summary, out, s.pictures).map_err(Failure::other)?;
+    let mut written = text::files_text(&files, out);
+    if s.pictures {
+        written.push_str(&format!(
+            "head_accuracy: {}\n",
+            super::plot::head_accuracy::CAPTION
+        ));
+    }
+    Ok(Some(if s.json {
+        Printed {
+            stdout: serde_json::to_string_pretty(&summary).map_err(Failure::other)?,
+            stderr: written,
+        }
+    } else {
+        Printed {
+            stdout: super::heads::summary_text(&summary) + &written,
+            stderr: String::new(),
+        }
+    }))
 }
 
 /// The flags of `analyze construct`, as given.

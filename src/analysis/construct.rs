@@ -81,10 +81,8 @@ pub fn config(p: usize) -> Result<RunConfig> {
         dtype: crate::kinds::Dtype::F64,
         task: TaskConfig {
             op: Op::Add,
-            group: None,
             p,
-            train_fraction: 1.0,
-            split: crate::task::SplitKind::Ordered,
+            ..TaskConfig::default()
         },
         ..RunConfig::default()
     };

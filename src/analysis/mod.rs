@@ -10,6 +10,8 @@
 //! - [`margin`]: normalized margin of a checkpoint with the engine, and γ*,
 //! - [`construct`]: the exact max-margin solution (a known answer for all of the above),
 //! - [`construct_gromov`]: Gromov's analytic solution with random phases (his accuracies),
+//! - [`heads`]: the per-head report of a run on seed 002's multi-task table (no Fourier
+//!   view: its targets are not a group operation on the inputs),
 //! - [`progress`]: participation ratios, the init "lottery" check, grokking stages,
 //! - [`record`]: the `spectra.jsonl` recorder the training loop calls,
 //! - [`rundir`]: loading a run directory,
@@ -33,6 +35,7 @@ pub mod construct_gromov;
 pub mod construct_group;
 pub mod explore;
 pub mod fourier;
+pub mod heads;
 pub mod irrep_spectra;
 mod jsonl;
 pub mod margin;

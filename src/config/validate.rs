@@ -115,6 +115,61 @@ impl RunConfig {
         Ok(())
     }
 
+    /// `task.heads` and `task.target_mod` (seed 002's table): `heads` is `"primes"`, the
+    /// two exclude each other, `task.group`, a `task.op` (the targets are fixed) and an
+    /// unordered split (the table is not symmetric in x0, x1); p is a prime ≥ 3 and
+    /// `target_mod` a prime below it.
+    fn validate_base_p_task(&self) -> Result<()> {
+        let t = &self.task;
+        let key = match (&t.heads, t.target_mod) {
+            (None, None) => return Ok(()),
+            (Some(h), Some(q)) => {
+                return Err(Error::config(
+                    "task.target_mod",
+                    q,
+                    format!(
+                        "task.heads = \"{h}\" trains every target at once; give one of \
+                         task.heads and task.target_mod"
+                    ),
+                ))
+            }
+            (Some(h), None) => {
+                if h != "primes" {
+                    return Err(Error::config(
+                        "task.heads",
+                        h,
+                        "the one head layout is \"primes\" (one head per prime q < p, \
+                         target (x0 + x1·p) mod q)",
+                    ));
+                }
+                format!("task.heads = \"{h}\"")
+            }
+            (None, Some(q)) => format!("task.target_mod = {q}"),
+        };
+        if let Some(g) = &t.group {
+            return Err(Error::config(
+                "task.group",
+                g,
+                format!("{key} is a table over x0, x1 < p, not a group's; leave task.group out"),
+            ));
+        }
+        if t.op != TaskConfig::default().op {
+            return Err(Error::config(
+                "task.op",
+                t.op.name(),
+                format!("{key} fixes the targets ((x0 + x1·p) mod q); leave task.op out"),
+            ));
+        }
+        if t.split == SplitKind::Unordered {
+            return Err(Error::config(
+                "task.split",
+                t.split.name(),
+                format!("{key} is not symmetric in x0, x1: use \"ordered\""),
+            ));
+        }
+        crate::task::check_base_p(t.p, t.target_mod)
+    }
+
     /// `train.reg_q`: 0 (the activation's degree) or a finite q ≥ 1, and only with `l2k`.
     fn validate_reg_q(&self) -> Result<()> {
         let q = self.train.reg_q;
@@ -187,6 +242,7 @@ impl RunConfig {
             return Err(Error::config("models", 0, "need at least one model"));
         }
         self.validate_group()?;
+        self.validate_base_p_task()?;
         if self.task.p < 2 {
             return Err(Error::config(
                 "task.p",

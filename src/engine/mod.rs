@@ -17,6 +17,7 @@ use crate::model::{Activation, AsWeightsView, GradsBuffer, WeightsView};
 use crate::real::Real;
 use crate::task::PairSet;
 pub use pairs::{AsPairSet, FrozenPairs, PairsStamp};
+pub use crate::task::Heads;
 use stepper::{Stepper, StepperSetup};
 
 /// What the fused core computes: the activation and the loss. Passed with every call,
@@ -30,12 +31,17 @@ pub struct CoreSpec {
 }
 
 /// Per-model statistics of one pass over a pair set.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+///
+/// Under a head layout ([`crate::task::Heads`]) the top-level fields describe the whole
+/// model: `loss` is the weighted sum of the heads' mean losses (the objective), a pair is
+/// `correct` when every head classifies it correctly, and `min_margin` is the smallest
+/// head margin; `heads` holds each head's own figures.
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct PassStats {
     /// Mean data loss over the pairs (no regularizer); for MSE the mean is over pairs
-    /// and classes.
+    /// and classes. Under heads, `Σ_h weight_h · heads[h].loss`.
     pub loss: f64,
-    /// Pairs whose correct logit is strictly above every other logit.
+    /// Pairs whose correct logit is strictly above every other logit (of every head).
     pub correct: usize,
     /// Number of pairs.
     pub count: usize,
@@ -43,9 +49,66 @@ pub struct PassStats {
     /// some pair is misclassified). Divide by [`crate::theory::margin_norm`] for the
     /// scale-invariant γ.
     pub min_margin: f64,
+    /// One entry per head of the pair set's head layout, in layout order; empty without
+    /// one.
+    pub heads: Vec<HeadStats>,
+}
+
+/// One head's statistics in a [`PassStats`] (the pass's pair count applies).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct HeadStats {
+    /// Mean of the head's own loss over the pairs, before its weight.
+    pub loss: f64,
+    /// Pairs the head classifies correctly (its correct logit strictly above the head's
+    /// other logits).
+    pub correct: usize,
+    /// Smallest margin of the head over the pairs.
+    pub min_margin: f64,
+}
+
+impl HeadStats {
+    /// Adds one pair's figures: its loss contribution (already divided by the pair
+    /// count) and its margin.
+    #[inline(always)]
+    pub fn add_pair(&mut self, loss: f64, margin: f64) {
+        self.loss += loss;
+        if margin > 0.0 {
+            self.correct += 1;
+        }
+        if margin < self.min_margin {
+            self.min_margin = margin;
+        }
+    }
+
+    /// Adds another part of the same pass (a chunk's figures).
+    pub fn merge(&mut self, other: &HeadStats) {
+        self.loss += other.loss;
+        self.correct += other.correct;
+        self.min_margin = self.min_margin.min(other.min_margin);
+    }
+
+    /// Empty figures for `n` heads (margins at +∞, ready for [`HeadStats::add_pair`]).
+    pub fn zeros(n: usize) -> Vec<HeadStats> {
+        vec![
+            HeadStats {
+                min_margin: f64::INFINITY,
+                ..Default::default()
+            };
+            n
+        ]
+    }
 }
 
 impl PassStats {
+    /// Head `h`'s accuracy, `heads[h].correct / count`; NaN for an empty pass.
+    pub fn head_accuracy(&self, h: usize) -> f64 {
+        if self.count == 0 {
+            f64::NAN
+        } else {
+            self.heads[h].correct as f64 / self.count as f64
+        }
+    }
+
     /// Fraction of pairs classified correctly, `correct / count`, in [0, 1]; NaN for an
     /// empty pass.
     pub fn accuracy(&self) -> f64 {
@@ -142,7 +205,21 @@ pub(crate) fn check_pass<F>(weights: &WeightsView<'_, F>, pairs: &PairSet) -> Re
         });
     }
     let max_in = pairs.a.iter().chain(&pairs.b).copied().max().unwrap_or(0) as usize;
-    let max_label = pairs.label.iter().copied().max().unwrap_or(0) as usize;
+    // Under a head layout a label is read modulo each head's size: any value is valid,
+    // but the layout must cover the output exactly.
+    let max_label = match &pairs.heads {
+        None => pairs.label.iter().copied().max().unwrap_or(0) as usize,
+        Some(heads) => {
+            if heads.n_out() != weights.n_out() {
+                return Err(Error::Shape {
+                    what: "pairs".into(),
+                    expected: format!("a head layout of {} outputs", weights.n_out()),
+                    got: format!("{} heads of {} outputs", heads.len(), heads.n_out()),
+                });
+            }
+            0
+        }
+    };
     if max_in >= weights.n_in() || max_label >= weights.n_out() {
         return Err(Error::Shape {
             what: "pairs".into(),

@@ -1,7 +1,7 @@
 //! Plain-loop reference: the model exactly as written in shared/theory.md, one pair at a
 //! time, in whatever precision it is called with (tests call it in f64). Slow on purpose.
 
-use super::{CoreSpec, Loss, PassStats};
+use super::{CoreSpec, HeadStats, Loss, PassStats};
 use crate::model::{Activation, AsWeightsView, Weights};
 use crate::real::Real;
 use crate::task::PairSet;
@@ -80,43 +80,49 @@ pub fn loss_and_grad<F: Real>(
         let mut stats = PassStats {
             min_margin: f64::INFINITY,
             count: pairs.len(),
+            heads: HeadStats::zeros(pairs.heads.as_ref().map_or(0, |h| h.len())),
             ..Default::default()
         };
         let (u, v, w) = weights.model(k);
         for t in 0..pairs.len() {
+            // Without heads the label is the class; with heads each head reads its own.
             let (a, b, y) = (
                 pairs.a[t] as usize,
                 pairs.b[t] as usize,
                 pairs.label[t] as usize,
             );
             let f = logits(core.activation, &weights, k, a, b);
-            let other = (0..c_out)
-                .filter(|&c| c != y)
-                .map(|c| f[c])
-                .fold(f64::NEG_INFINITY, f64::max);
-            let margin = f[y] - other;
-            stats.min_margin = stats.min_margin.min(margin);
-            if margin > 0.0 {
-                stats.correct += 1;
-            }
-            // dL/df for this pair
-            let g: Vec<f64> = match core.loss {
-                Loss::CrossEntropy => {
-                    let max = f.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-                    let z: f64 = f.iter().map(|x| (x - max).exp()).sum();
-                    stats.loss += (z.ln() + max - f[y]) / n;
-                    (0..c_out)
-                        .map(|c| ((f[c] - max).exp() / z - if c == y { 1.0 } else { 0.0 }) / n)
-                        .collect()
+            let mut g = vec![0.0; c_out];
+            match &pairs.heads {
+                None => {
+                    let (loss, margin) = softmax_or_mse(core.loss, &f, y, 1.0 / n, &mut g);
+                    stats.loss += loss / n;
+                    stats.min_margin = stats.min_margin.min(margin);
+                    if margin > 0.0 {
+                        stats.correct += 1;
+                    }
                 }
-                Loss::Mse => (0..c_out)
-                    .map(|c| {
-                        let d = f[c] - if c == y { 1.0 } else { 0.0 };
-                        stats.loss += d * d / (n * c_out as f64);
-                        2.0 * d / (n * c_out as f64)
-                    })
-                    .collect(),
-            };
+                Some(heads) => {
+                    let mut all_right = true;
+                    for (h, head) in heads.heads().iter().enumerate() {
+                        let range = head.offset..head.offset + head.size;
+                        let (loss, margin) = softmax_or_mse(
+                            core.loss,
+                            &f[range.clone()],
+                            heads.class(h, pairs.label[t]),
+                            head.weight / n,
+                            &mut g[range],
+                        );
+                        stats.loss += head.weight * loss / n;
+                        stats.heads[h].add_pair(loss / n, margin);
+                        stats.min_margin = stats.min_margin.min(margin);
+                        all_right &= margin > 0.0;
+                    }
+                    if all_right {
+                        stats.correct += 1;
+                    }
+                }
+            }
             if let Some(grads) = grads.as_deref_mut() {
                 let (gu, gv, gw) = grads.model_mut(k);
                 for i in 0..m {
@@ -136,4 +142,37 @@ pub fn loss_and_grad<F: Real>(
         all.push(stats);
     }
     all
+}
+
+/// One softmax (or MSE) over the logits `f` with correct class `y`: writes
+/// `scale · dloss/df` into `g` and returns the loss and the margin `f_y − max_{c≠y} f_c`.
+/// The loss is the cross-entropy `log Σ_c e^{f_c} − f_y`, or for MSE the mean over the
+/// classes of `(f_c − 1[c = y])²`.
+fn softmax_or_mse(loss: Loss, f: &[f64], y: usize, scale: f64, g: &mut [f64]) -> (f64, f64) {
+    let other = (0..f.len())
+        .filter(|&c| c != y)
+        .map(|c| f[c])
+        .fold(f64::NEG_INFINITY, f64::max);
+    let margin = f[y] - other;
+    let value = match loss {
+        Loss::CrossEntropy => {
+            let max = f.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            let z: f64 = f.iter().map(|x| (x - max).exp()).sum();
+            for c in 0..f.len() {
+                g[c] = ((f[c] - max).exp() / z - if c == y { 1.0 } else { 0.0 }) * scale;
+            }
+            z.ln() + max - f[y]
+        }
+        Loss::Mse => {
+            let classes = f.len() as f64;
+            let mut sq = 0.0;
+            for c in 0..f.len() {
+                let d = f[c] - if c == y { 1.0 } else { 0.0 };
+                sq += d * d;
+                g[c] = 2.0 * d * scale / classes;
+            }
+            sq / classes
+        }
+    };
+    (value, margin)
 }

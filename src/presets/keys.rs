@@ -33,6 +33,14 @@ pub const KEY_DOCS: &[(&str, &str)] = &[
         "a finite group's table a·b instead of task.op/task.p: C<n>, D<n> (order 2n), S<n>, A<n>, products joined by x (e.g. S4, D7, A4, C5xC5); at most 128 elements",
     ),
     (
+        "task.heads",
+        "\"primes\": seed 002's multi-task table: inputs x0, x1 < p (p prime), one output head per prime q < p with target (x0 + x1·p) mod q, each head's CE ÷ ln q, summed; per-head loss/accuracy in metrics.jsonl",
+    ),
+    (
+        "task.target_mod",
+        "one of the multi-task targets alone: label (x0 + x1·p) mod q for this prime q < p (n_out = q)",
+    ),
+    (
         "task.train_fraction",
         "fraction of the p² pairs trained on, in (0, 1]; the rest is the test set",
     ),
@@ -192,6 +200,18 @@ pub fn keys_with_defaults() -> Vec<(String, toml::Value)> {
             at,
             ("task.group".into(), toml::Value::String(String::new())),
         );
+    }
+    for (key, empty) in [
+        ("task.heads", toml::Value::String(String::new())),
+        ("task.target_mod", toml::Value::Integer(0)),
+    ] {
+        if !out.iter().any(|(k, _)| k == key) {
+            let at = out
+                .iter()
+                .position(|(k, _)| k == "task.group")
+                .map_or(out.len(), |i| i + 1);
+            out.insert(at, (key.into(), empty));
+        }
     }
     out
 }

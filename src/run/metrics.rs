@@ -2,6 +2,7 @@
 //! back to a checkpoint on resume.
 
 use super::ModelSummary;
+use crate::engine::{HeadStats, PassStats};
 use crate::error::{Error, Result};
 use crate::fsutil::write_atomic;
 use crate::layout::{records_through, MetricsRecord, METRICS_FILE};
@@ -23,6 +24,11 @@ fn num(x: f64) -> Option<f64> {
     x.is_finite().then_some(x)
 }
 
+/// One figure per head of a multi-head pass (None for a plain or an empty pass).
+fn head_figures(s: &PassStats, f: impl Fn(&HeadStats) -> f64) -> Option<Vec<Option<f64>>> {
+    (!s.heads.is_empty() && s.count > 0).then(|| s.heads.iter().map(|h| num(f(h))).collect())
+}
+
 impl Measured {
     /// One `metrics.jsonl` record per model.
     fn records(&self, elapsed_s: f64) -> impl Iterator<Item = MetricsRecord> + '_ {
@@ -42,6 +48,11 @@ impl Measured {
                 reg_loss: num(e.reg_loss[k]),
                 elapsed_s: num(elapsed_s),
                 stopped_at: self.stopped.get(k).copied().flatten(),
+                train_head_loss: head_figures(train, |h| h.loss),
+                train_head_acc: head_figures(train, |h| h.correct as f64 / train.count as f64),
+                test_head_loss: test.and_then(|t| head_figures(t, |h| h.loss)),
+                test_head_acc: test
+                    .and_then(|t| head_figures(t, |h| h.correct as f64 / t.count as f64)),
             }
         })
     }

@@ -6,17 +6,22 @@
 
 mod eigen;
 mod group;
+mod heads;
 mod irreps;
 mod modular;
+mod multitask;
 mod split;
 
 pub use group::{Group, GroupName, MAX_GROUP_ORDER};
+pub use heads::{Head, Heads};
 pub use irreps::{Irrep, IrrepType, Irreps};
 pub(crate) use modular::pow_mod;
 pub use modular::{is_prime, Op, MAX_P};
+pub use multitask::{check_base_p, primes_below};
 pub use split::{Split, SplitKind};
 
 use crate::error::{Error, Result};
+use std::sync::Arc;
 
 /// A labelled table of input pairs.
 #[derive(Clone, Debug, PartialEq)]
@@ -34,15 +39,22 @@ pub struct Task {
 /// A list of examples in structure-of-arrays form, the layout the engine streams.
 ///
 /// Example `t` is `(a[t], b[t]) → label[t]`. The three vectors must have equal lengths
-/// ([`Task::new`] and the backends check, since the fields are public).
+/// ([`Task::new`] and the backends check, since the fields are public). With a head
+/// layout ([`PairSet::heads`]) the label is one integer read by every head modulo its
+/// size; without one it is the class, `< n_out`.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct PairSet {
     /// First inputs, each `< n_in` (row of `U` it selects).
     pub a: Vec<u32>,
     /// Second inputs, each `< n_in` (row of `V` it selects).
     pub b: Vec<u32>,
-    /// Correct classes, each `< n_out`.
+    /// Correct classes, each `< n_out`; or, under a head layout, the integer each head
+    /// reads its class from ([`Heads::class`]).
     pub label: Vec<u32>,
+    /// The head layout of a multi-head task (None: one softmax over all outputs). Part
+    /// of the pair set because it says what the labels mean; shared, not copied, by
+    /// [`PairSet::select`].
+    pub heads: Option<Arc<Heads>>,
 }
 
 impl PairSet {
@@ -67,6 +79,7 @@ impl PairSet {
             a: indices.iter().map(|&i| self.a[i]).collect(),
             b: indices.iter().map(|&i| self.b[i]).collect(),
             label: indices.iter().map(|&i| self.label[i]).collect(),
+            heads: self.heads.clone(),
         }
     }
 }
@@ -106,11 +119,21 @@ impl Task {
                 pairs.b[i] as usize,
                 pairs.label[i] as usize,
             );
-            if a >= n_in || b >= n_in || y >= n_out {
+            let label_ok = pairs.heads.is_some() || y < n_out;
+            if a >= n_in || b >= n_in || !label_ok {
                 return Err(Error::config(
                     "task",
                     format!("example {i} = ({a}, {b}) -> {y}"),
                     format!("inputs must be < {n_in} and labels < {n_out}"),
+                ));
+            }
+        }
+        if let Some(heads) = &pairs.heads {
+            if heads.n_out() != n_out {
+                return Err(Error::config(
+                    "task",
+                    format!("n_out={n_out}"),
+                    format!("the head layout has {} outputs", heads.n_out()),
                 ));
             }
         }
@@ -127,6 +150,25 @@ impl Task {
     /// for `p < 2`, `p > 65 521`, or a composite `p` with `mul`/`div`.
     pub fn modular(op: Op, p: usize) -> Result<Task> {
         modular::build(op, p)
+    }
+
+    /// Seed 002's multi-task table over inputs `x0, x1 < p`: one head per prime q < p
+    /// with target `(x0 + x1·p) mod q` and loss weight `1 / ln q`, the heads' losses
+    /// summed. Fails unless p is a prime ≥ 3 (module `multitask`).
+    pub fn multitask(p: usize) -> Result<Task> {
+        multitask::build(p)
+    }
+
+    /// The single-task version of one of [`Task::multitask`]'s targets: label
+    /// `(x0 + x1·p) mod q`, `n_in = p`, `n_out = q`. Fails unless p is a prime ≥ 3 and q
+    /// a prime below p.
+    pub fn mod_target(p: usize, q: usize) -> Result<Task> {
+        multitask::build_single(p, q)
+    }
+
+    /// The head layout, for a multi-head task.
+    pub fn heads(&self) -> Option<&Heads> {
+        self.pairs.heads.as_deref()
     }
 
     /// Number of examples in the table (p² for most ops, p(p−1) for `div`).

@@ -84,6 +84,7 @@ impl<F: Real> HostStepper<F> {
             correct: 0,
             count: 0,
             min_margin: f64::NAN,
+            heads: Vec::new(),
         };
         let mut stats = vec![empty; batch];
         for group in &self.groups {

@@ -24,6 +24,7 @@
 
 mod curves;
 pub(crate) mod frame;
+pub(crate) mod head_accuracy;
 mod ipr;
 mod irrep_power;
 mod margin;

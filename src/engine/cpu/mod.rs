@@ -31,10 +31,11 @@
 #[cfg(feature = "dev-kernels")]
 #[doc(hidden)]
 pub mod dev;
+mod heads;
 mod simd;
 mod tile;
 
-use super::{check_pass, AsPairSet, Backend, CoreSpec, PassStats};
+use super::{check_pass, AsPairSet, Backend, CoreSpec, HeadStats, PassStats};
 use crate::error::{Error, Result};
 use crate::model::{AsWeightsView, GradsBuffer, WeightsView, WeightsViewMut};
 use crate::real::Real;
@@ -227,7 +228,7 @@ impl CpuBackend {
         let stats: Vec<PassStats> = results
             .chunks(per_model)
             .map(|model_jobs| {
-                let mut s = empty_stats(pairs.len());
+                let mut s = empty_stats(pairs);
                 model_jobs.iter().for_each(|job| add_job_stats(&mut s, job));
                 s
             })
@@ -263,7 +264,7 @@ impl CpuBackend {
         let run_one = |k: usize, mut grads: Option<(&mut [F], &mut [F], &mut [F])>| {
             let slot = rayon::current_thread_index().unwrap_or(0) % slots.len();
             let mut out = slots[slot].lock().unwrap_or_else(|e| e.into_inner());
-            let mut stats = empty_stats(ctx.pairs.len());
+            let mut stats = empty_stats(ctx.pairs);
             for (i, &range) in chunks.iter().enumerate() {
                 job(ctx, k, range, grads.is_some(), &mut out);
                 add_job_stats(&mut stats, &out);
@@ -316,11 +317,12 @@ fn accumulate<F: Real>(dst: &mut [F], part: &[F], first: bool) {
     }
 }
 
-/// Statistics of a pass over `count` pairs before any job's share is added.
-fn empty_stats(count: usize) -> PassStats {
+/// Statistics of a pass over `pairs` (and their heads) before any job's share is added.
+fn empty_stats(pairs: &PairSet) -> PassStats {
     PassStats {
         min_margin: f64::INFINITY,
-        count,
+        count: pairs.len(),
+        heads: HeadStats::zeros(pairs.heads.as_ref().map_or(0, |h| h.len())),
         ..Default::default()
     }
 }
@@ -330,6 +332,9 @@ fn add_job_stats<F>(s: &mut PassStats, job: &tile::JobResult<F>) {
     s.loss += job.loss;
     s.correct += job.correct;
     s.min_margin = s.min_margin.min(job.min_margin);
+    for (total, part) in s.heads.iter_mut().zip(&job.heads) {
+        total.merge(part);
+    }
 }
 
 /// Sums the chunk gradients of each model in chunk order. Parallel over models and

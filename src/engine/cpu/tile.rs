@@ -5,7 +5,7 @@
 //! compile it once per instruction set; the loops are written lane-wise (fixed-width
 //! accumulators) so the compiler vectorizes them without reassociating floating point.
 
-use crate::engine::{CoreSpec, Loss};
+use crate::engine::{CoreSpec, HeadStats, Loss};
 use crate::model::WeightsView;
 use crate::real::Real;
 use crate::task::PairSet;
@@ -35,6 +35,8 @@ pub struct JobResult<F> {
     pub correct: usize,
     /// Smallest margin over the job's pairs.
     pub min_margin: f64,
+    /// The job's share of each head's figures under a head layout (empty without one).
+    pub heads: Vec<HeadStats>,
     /// The job's partial dL/dU (p × m, zeroed by [`JobResult::reset`]; empty without
     /// gradients).
     pub grad_u: Vec<F>,
@@ -50,10 +52,12 @@ pub struct JobResult<F> {
 impl<F: Real> JobResult<F> {
     /// Clears the statistics and sizes the gradients (zeroed) for a new job: `embed_len`
     /// elements for each embedding gradient, `w_len` for W's (none without `want_grads`).
+    /// Under a head layout the per-head figures are cleared by the head epilogue.
     pub fn reset(&mut self, want_grads: bool, embed_len: usize, w_len: usize) {
         self.loss = 0.0;
         self.correct = 0;
         self.min_margin = f64::INFINITY;
+        self.heads.clear();
         let len = |n: usize| if want_grads { n } else { 0 };
         reset(&mut self.grad_u, len(embed_len));
         reset(&mut self.grad_v, len(embed_len));
@@ -198,31 +202,41 @@ pub fn epilogue_row<F: Real>(
     inv_n: f64,
     out: &mut JobResult<F>,
 ) {
-    let f_y = row[y];
-    row[y] = F::neg_infinity();
-    let other = lane_max(row);
-    row[y] = f_y;
-    let margin = (f_y - other).f64();
+    let (row_loss, margin) = epilogue_slice(loss, row, y, inv_n);
     if margin > 0.0 {
         out.correct += 1;
     }
     if margin < out.min_margin {
         out.min_margin = margin;
     }
-    match loss {
+    out.loss += row_loss * inv_n;
+}
+
+/// The loss epilogue of one softmax (or MSE) over `row` with correct class `y`: turns the
+/// logits into `g_scale · dloss/dlogits` in place and returns the row's loss (unscaled)
+/// and its margin `f_y − max_{c≠y} f_c`. The plain pass calls it on whole rows with
+/// `g_scale = 1/N`; a multi-head pass on each head's slice with `weight/N`.
+#[inline(always)]
+pub fn epilogue_slice<F: Real>(loss: Loss, row: &mut [F], y: usize, g_scale: f64) -> (f64, f64) {
+    let f_y = row[y];
+    row[y] = F::neg_infinity();
+    let other = lane_max(row);
+    row[y] = f_y;
+    let margin = (f_y - other).f64();
+    let row_loss = match loss {
         Loss::CrossEntropy => {
             let max = if f_y > other { f_y } else { other };
             let sum = exp_in_place(row, max);
-            out.loss += (sum.f64().ln() + (max - f_y).f64()) * inv_n;
-            let scale = F::of(inv_n) / sum;
+            let scale = F::of(g_scale) / sum;
             for g in row.iter_mut() {
                 *g *= scale;
             }
-            row[y] -= F::of(inv_n);
+            row[y] -= F::of(g_scale);
+            sum.f64().ln() + (max - f_y).f64()
         }
         Loss::Mse => {
             row[y] -= F::one();
-            let scale = 2.0 * inv_n / row.len() as f64;
+            let scale = 2.0 * g_scale / row.len() as f64;
             let mut acc = [F::zero(); LANES];
             let mut chunks = row.chunks_exact_mut(LANES);
             for c in &mut chunks {
@@ -236,9 +250,10 @@ pub fn epilogue_row<F: Real>(
                 sq += g.f64() * g.f64();
                 *g *= F::of(scale);
             }
-            out.loss += sq * scale * 0.5;
+            sq / row.len() as f64
         }
-    }
+    };
+    (row_loss, margin)
 }
 
 /// The tile height for a job of `rows` rows: the fewest tiles of at most `max_tile`
@@ -311,14 +326,26 @@ pub(crate) fn job<F: Real, A: Act<F>>(
                 1,
             );
         }
-        for r in 0..rows {
-            epilogue_row(
+        match &ctx.pairs.heads {
+            None => {
+                for r in 0..rows {
+                    epilogue_row(
+                        ctx.core.loss,
+                        &mut logits[r * n_out..(r + 1) * n_out],
+                        y[r] as usize,
+                        ctx.inv_n,
+                        out,
+                    );
+                }
+            }
+            Some(heads) => super::heads::epilogue_rows(
                 ctx.core.loss,
-                &mut logits[r * n_out..(r + 1) * n_out],
-                y[r] as usize,
+                heads,
+                &mut logits[..rows * n_out],
+                y,
                 ctx.inv_n,
                 out,
-            );
+            ),
         }
         if want_grads {
             // logits now holds G. dW (n_out × m) += Gᵀ (n_out × rows) · hidden (rows × m)

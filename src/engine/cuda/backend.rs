@@ -22,7 +22,7 @@ use super::device::{enqueue_pass, DevPairs, DevWeights, Dims, Gpu, Plan, WeightP
 use super::stepper::{CudaStepper, DEFAULT_READ_EVERY};
 use super::Precision;
 use crate::engine::stepper::{Stepper, StepperSetup};
-use crate::engine::{check_pass, AsPairSet, Backend, CoreSpec, PairsStamp, PassStats};
+use crate::engine::{check_pass, AsPairSet, Backend, CoreSpec, HeadStats, PairsStamp, PassStats};
 use crate::error::{Error, Result};
 use crate::model::{AsWeightsView, GradsBuffer, WeightsView};
 use crate::real::Real;
@@ -150,11 +150,16 @@ impl CudaBackend {
             }
             None => Some(DevPairs::new(&st.gpu, set, dims.n_in, &plan)?),
         };
-        // Workspace for this plan (a grads-capable one serves evaluation too).
+        // Workspace for this plan and head count (a grads-capable one serves evaluation
+        // too).
+        let n_heads = set.heads.as_ref().map_or(0, |h| h.len());
         touch(
             &mut st.workspaces,
-            |(g, ws)| ws.plan == plan && (*g || !want_grads),
-            || Ok((want_grads, Workspace::new(&st.gpu, dims, plan, want_grads)?)),
+            |(g, ws)| ws.plan == plan && ws.n_heads == n_heads && (*g || !want_grads),
+            || {
+                let ws = Workspace::new(&st.gpu, dims, plan, want_grads, n_heads)?;
+                Ok((want_grads, ws))
+            },
         )?;
         if want_grads && st.grads.is_none() {
             st.grads = Some(DevWeights::zeros(&st.gpu, dims)?);
@@ -185,12 +190,22 @@ impl CudaBackend {
             if want_grads { gp } else { None },
         )?;
         let raw = gpu.download(&ws.stats)?;
-        let stats = (0..dims.batch)
-            .map(|k| PassStats {
+        let head_stats = if n_heads > 0 {
+            let loss = gpu.download(&ws.head_loss)?;
+            let margin = gpu.download(&ws.head_margin)?;
+            head_sums(&loss, &margin, dims.batch, n_heads, set.len())
+        } else {
+            vec![Vec::new(); dims.batch]
+        };
+        let stats = head_stats
+            .into_iter()
+            .enumerate()
+            .map(|(k, heads)| PassStats {
                 loss: raw[3 * k],
                 correct: raw[3 * k + 1] as usize,
                 count: set.len(),
                 min_margin: raw[3 * k + 2],
+                heads,
             })
             .collect();
         if let Some(out) = grads.as_mut() {
@@ -202,6 +217,33 @@ impl CudaBackend {
         }
         Ok(stats)
     }
+}
+
+/// Each model's per-head figures from the per-row head losses and margins `heads_rows`
+/// wrote (`[batch][n_heads][n]` each): the loss summed in row order in f64 then divided
+/// by `n`, so the result is deterministic.
+fn head_sums(
+    loss: &[f32],
+    margin: &[f32],
+    batch: usize,
+    n_heads: usize,
+    n: usize,
+) -> Vec<Vec<HeadStats>> {
+    (0..batch)
+        .map(|k| {
+            (0..n_heads)
+                .map(|h| {
+                    let at = (k * n_heads + h) * n;
+                    let mut s = HeadStats::zeros(1)[0];
+                    for (&l, &m) in loss[at..at + n].iter().zip(&margin[at..at + n]) {
+                        s.add_pair(l as f64, m as f64);
+                    }
+                    s.loss /= n as f64;
+                    s
+                })
+                .collect()
+        })
+        .collect()
 }
 
 /// Makes the entry `find` picks the most recently used (last) of `cache`, or appends

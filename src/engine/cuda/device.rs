@@ -364,6 +364,16 @@ pub(crate) struct DevPairs {
     pub rows_a: CudaSlice<i32>,
     pub ptr_b: CudaSlice<i32>,
     pub rows_b: CudaSlice<i32>,
+    /// The head layout of a multi-head pair set, uploaded with it.
+    pub heads: Option<DevHeads>,
+}
+
+/// A head layout ([`crate::task::Heads`]) on the device: what `heads_rows` reads.
+pub(crate) struct DevHeads {
+    pub count: usize,
+    pub offset: CudaSlice<i32>,
+    pub size: CudaSlice<i32>,
+    pub weight: CudaSlice<f32>,
 }
 
 /// CSR of `tokens` (one per row) over `n_in` values: offsets and row lists.
@@ -415,6 +425,24 @@ impl DevPairs {
             rows_a: up_i32(&ra)?,
             ptr_b: up_i32(&pb)?,
             rows_b: up_i32(&rb)?,
+            heads: match &pairs.heads {
+                None => None,
+                Some(h) => {
+                    let list = h.heads();
+                    let ints = |f: fn(&crate::task::Head) -> usize| -> Vec<i32> {
+                        list.iter().map(|x| f(x) as i32).collect()
+                    };
+                    let weights: Vec<f32> = list.iter().map(|x| x.weight as f32).collect();
+                    let mut weight = gpu.alloc(weights.len())?;
+                    gpu.upload(&weights, &mut weight)?;
+                    Some(DevHeads {
+                        count: list.len(),
+                        offset: up_i32(&ints(|x| x.offset))?,
+                        size: up_i32(&ints(|x| x.size))?,
+                        weight,
+                    })
+                }
+            },
         })
     }
 }
@@ -434,10 +462,22 @@ pub(crate) struct Workspace {
     pub row_margin: CudaSlice<f32>,
     /// [B][3]: mean loss, correct, min margin.
     pub stats: CudaSlice<f64>,
+    /// Heads of the pair sets this workspace serves (0: plain passes).
+    pub n_heads: usize,
+    /// [B][n_heads][n_pairs] each: every head's loss and margin per row (multi-head
+    /// passes; empty otherwise).
+    pub head_loss: CudaSlice<f32>,
+    pub head_margin: CudaSlice<f32>,
 }
 
 impl Workspace {
-    pub fn new(gpu: &Gpu, dims: Dims, plan: Plan, grads: bool) -> Result<Workspace> {
+    pub fn new(
+        gpu: &Gpu,
+        dims: Dims,
+        plan: Plan,
+        grads: bool,
+        n_heads: usize,
+    ) -> Result<Workspace> {
         let b = dims.batch;
         let needs_part = plan.max_splits > 1 || plan.chunk_rows < plan.n_pairs;
         Ok(Workspace {
@@ -457,6 +497,9 @@ impl Workspace {
             row_loss: gpu.alloc(b * plan.n_pairs)?,
             row_margin: gpu.alloc(b * plan.n_pairs)?,
             stats: gpu.alloc(b * 3)?,
+            n_heads,
+            head_loss: gpu.alloc(b * n_heads * plan.n_pairs)?,
+            head_margin: gpu.alloc(b * n_heads * plan.n_pairs)?,
         })
     }
 }
@@ -515,7 +558,14 @@ pub(crate) fn enqueue_pass(
         33..=64 => (64, "fwd_ce_bn64", 128),
         _ => (128, "fwd_ce_bn128", 256),
     };
-    let fused = d.n_out <= bn;
+    // A multi-head pass always takes the unfused forward and `heads_rows` (module docs
+    // of kernels/fused_forward_ce.cu).
+    let fused = d.n_out <= bn && pairs.heads.is_none();
+    if pairs.heads.as_ref().map_or(0, |h| h.count) != ws.n_heads {
+        return Err(Error::backend(
+            "internal: a CUDA workspace sized for another head count",
+        ));
+    }
     for (c, (start, rows)) in plan.chunks().into_iter().enumerate() {
         let fwd = FwdParams {
             u: weights.u,
@@ -548,7 +598,26 @@ pub(crate) fn enqueue_pass(
             (fwd_threads, 1, 1),
             &fwd,
         )?;
-        if !fused {
+        if let Some(heads) = &pairs.heads {
+            let n_heads = heads.count as i32;
+            let at = 4 * start as u64;
+            let (head_loss, head_margin) =
+                (gpu.ptr(&ws.head_loss) + at, gpu.ptr(&ws.head_margin) + at);
+            let (offset, size, weight) = (
+                gpu.ptr(&heads.offset),
+                gpu.ptr(&heads.size),
+                gpu.ptr(&heads.weight),
+            );
+            let mut b = gpu.builder("heads_rows");
+            b.arg(&fwd)
+                .arg(&offset)
+                .arg(&size)
+                .arg(&weight)
+                .arg(&n_heads)
+                .arg(&head_loss)
+                .arg(&head_margin);
+            gpu.finish("heads_rows", b, (blocks(rows, 8), 1, batch), (256, 1, 1))?;
+        } else if !fused {
             gpu.launch_struct("ce_rows", (blocks(rows, 8), 1, batch), (256, 1, 1), &fwd)?;
         }
         let Some(gr) = grads else { continue };

@@ -32,7 +32,13 @@ pub const FILES: [KernelFile; 4] = [
         path: "kernels/fused_forward_ce.cu",
         source: include_str!("../../../kernels/fused_forward_ce.cu"),
         precision_dependent: true,
-        kernels: &["fwd_ce_bn32", "fwd_ce_bn64", "fwd_ce_bn128", "ce_rows"],
+        kernels: &[
+            "fwd_ce_bn32",
+            "fwd_ce_bn64",
+            "fwd_ce_bn128",
+            "ce_rows",
+            "heads_rows",
+        ],
     },
     KernelFile {
         path: "kernels/fused_backward.cu",
@@ -66,11 +72,12 @@ pub const FILES: [KernelFile; 4] = [
 ];
 
 /// The kernels of a training step (the ones that must not spill registers).
-pub const STEP_KERNELS: [&str; 12] = [
+pub const STEP_KERNELS: [&str; 13] = [
     "fwd_ce_bn32",
     "fwd_ce_bn64",
     "fwd_ce_bn128",
     "ce_rows",
+    "heads_rows",
     "dw_partial",
     "dw_partial_m32",
     "dhidden",

@@ -95,9 +95,12 @@ fn from_f32<F: Real>(xs: &[f32]) -> Vec<F> {
 impl<F: Real> CudaStepper<F> {
     /// Whether this stepper covers `setup`: f32, unfactored, one split for the batch.
     pub(crate) fn covers(setup: &StepperSetup<F>) -> bool {
+        // Multi-head pair sets step on the host: the stepper's on-device metrics keep
+        // one loss and accuracy per model, not per head.
         F::ELEMENT == crate::kinds::Dtype::F32
             && setup.params.spec.embed_dim.is_none()
             && setup.groups.len() == 1
+            && setup.groups[0].train.heads.is_none()
     }
 
     /// Uploads `setup` to `gpu` (the caller checked [`CudaStepper::covers`]).
@@ -151,14 +154,14 @@ impl<F: Real> CudaStepper<F> {
         gpu.upload(&host_hypers, &mut hypers)?;
         let plan = Plan::new(&gpu, dims, train.len());
         let train_pairs = DevPairs::new(&gpu, train, dims.n_in, &plan)?;
-        let train_ws = Workspace::new(&gpu, dims, plan, true)?;
+        let train_ws = Workspace::new(&gpu, dims, plan, true, 0)?;
         let test_dev = if test.is_empty() {
             None
         } else {
             let plan = Plan::new(&gpu, dims, test.len());
             Some((
                 DevPairs::new(&gpu, test, dims.n_in, &plan)?,
-                Workspace::new(&gpu, dims, plan, false)?,
+                Workspace::new(&gpu, dims, plan, false, 0)?,
             ))
         };
         let mut stepper = CudaStepper {
@@ -429,6 +432,7 @@ impl<F: Real> CudaStepper<F> {
                         correct: at(k, 2) as usize,
                         count: train_len,
                         min_margin: at(k, 3),
+                        heads: Vec::new(),
                     })
                     .collect(),
                 reg_loss: (0..b).map(|k| at(k, 1)).collect(),
@@ -457,6 +461,7 @@ impl<F: Real> CudaStepper<F> {
                 correct: raw[3 * k + 1] as usize,
                 count: n,
                 min_margin: raw[3 * k + 2],
+                heads: Vec::new(),
             })
             .collect())
     }

@@ -320,6 +320,7 @@ mod tests {
             reg_loss: None,
             elapsed_s: None,
             stopped_at: None,
+            ..MetricsRecord::default()
         }
     }
 
