@@ -85,6 +85,7 @@ pub fn config(p: usize) -> Result<RunConfig> {
             p,
             train_fraction: 1.0,
             split: crate::task::SplitKind::Ordered,
+            ..TaskConfig::default()
         },
         ..RunConfig::default()
     };

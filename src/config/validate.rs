@@ -187,6 +187,7 @@ impl RunConfig {
             return Err(Error::config("models", 0, "need at least one model"));
         }
         self.validate_group()?;
+        self.validate_bits()?;
         if self.task.p < 2 {
             return Err(Error::config(
                 "task.p",

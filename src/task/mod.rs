@@ -4,12 +4,14 @@
 //! the input vocabulary and of the output. Modular arithmetic builds one with
 //! [`Task::modular`], finite groups with [`Group::task`]; multi-head tasks can build their own.
 
+mod bits;
 mod eigen;
 mod group;
 mod irreps;
 mod modular;
 mod split;
 
+pub use bits::{BitEncoding, Inputs, Parity, MAX_BITS, MAX_POPULATION_BITS};
 pub use group::{Group, GroupName, MAX_GROUP_ORDER};
 pub use irreps::{Irrep, IrrepType, Irreps};
 pub(crate) use modular::pow_mod;
@@ -43,6 +45,9 @@ pub struct PairSet {
     pub b: Vec<u32>,
     /// Correct classes, each `< n_out`.
     pub label: Vec<u32>,
+    /// What `a` and `b` mean: two token indices (the default), or one bit string held as
+    /// a mask in `a` for a dense-input model ([`Inputs::Bits`]).
+    pub inputs: Inputs,
 }
 
 impl PairSet {
@@ -67,6 +72,7 @@ impl PairSet {
             a: indices.iter().map(|&i| self.a[i]).collect(),
             b: indices.iter().map(|&i| self.b[i]).collect(),
             label: indices.iter().map(|&i| self.label[i]).collect(),
+            inputs: self.inputs,
         }
     }
 }
