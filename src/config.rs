@@ -154,9 +154,10 @@ pub struct TaskConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub encoding: Option<crate::task::BitEncoding>,
     /// Bit-string tasks: train on N sampled strings and test on `test_size` others.
-    /// The pool of N + test_size distinct strings is drawn from `seed`; each model's
-    /// split of it (its `[per_model]` seed) picks its N training strings, so the
-    /// models of a batch may train on different sets. Excludes `train_fraction`.
+    /// The pool of N + test_size distinct strings is drawn once (a fixed seed, see
+    /// `config/bits.rs`); each model's split of it (its seed) picks its N training
+    /// strings and tests on the rest, so the models of a batch train on different sets.
+    /// Excludes `train_fraction`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub train_size: Option<usize>,
     /// Bit-string tasks with `train_size`: the held-out strings per model (default 1000).

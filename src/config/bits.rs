@@ -9,6 +9,11 @@ use crate::task::Parity;
 pub const DEFAULT_PARITY_K: usize = 3;
 /// Held-out strings per model of a sampled bit-string task, unless `task.test_size`.
 pub const DEFAULT_TEST_SIZE: usize = 1000;
+/// Seed of a sampled task's pool of strings. Fixed, not `seed`: a batch's models carry
+/// their own seeds (`[per_model]`), and model k must train exactly as it would alone,
+/// so the pool cannot depend on which seed the batch's config happens to hold; each
+/// model's seed then picks its training strings from the pool (its split).
+pub const POOL_SEED: u64 = 0;
 
 impl RunConfig {
     /// The parity task of `[task]`, None for a table.
@@ -34,14 +39,14 @@ impl RunConfig {
     }
 
     /// The bit-string task, when `[task]` names one: the full population, or the pool of
-    /// `train_size + test_size` distinct strings drawn from `seed`.
+    /// `train_size + test_size` distinct strings drawn from [`POOL_SEED`].
     pub(super) fn build_bits_task(&self) -> Result<Option<Task>> {
         let Some(parity) = self.parity() else {
             return Ok(None);
         };
         match self.task.train_size {
             None => parity.population().map(Some),
-            Some(n) => parity.sampled(n + self.test_size(), self.seed).map(Some),
+            Some(n) => parity.sampled(n + self.test_size(), POOL_SEED).map(Some),
         }
     }
 

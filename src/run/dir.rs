@@ -200,8 +200,12 @@ impl RunFiles {
         options: &RunOptions,
     ) -> Result<RunFiles> {
         let spectra = match options.spectra {
-            // The recorded spectra are DFTs over Z_p: none for a group table.
-            Some(open) if config.train.spectra_every > 0 && config.task.group.is_none() => {
+            // The recorded spectra are DFTs over Z_p: none for a group table or bit strings.
+            Some(open)
+                if config.train.spectra_every > 0
+                    && config.task.group.is_none()
+                    && config.task.bits.is_none() =>
+            {
                 Some(open(dir, config.task.p)?)
             }
             _ => None,

@@ -401,7 +401,8 @@ fn collect(
             diverged_step: diverged.get(&id).map(|d| d.step),
         })
         .collect();
-    let p = points[batch.points[0]].config.task.p;
+    let config = &points[batch.points[0]].config;
+    let p = config.task.bits.is_none().then_some(config.task.p);
     Ok(BatchResult {
         rows: rows(&outcomes, p, thresholds)?,
         history: histories.into_iter().flatten().collect(),

@@ -194,23 +194,31 @@ pub fn categorize(row: &ModelRow, t: Thresholds) -> Category {
     }
 }
 
-/// The rows of a batch's models (frequencies from one batched DFT of their weights).
-pub fn rows(outcomes: &[ModelOutcome], p: usize, t: Thresholds) -> Result<Vec<ModelRow>> {
-    let plan = FourierPlan::new(p)?;
-    let snapshots: Vec<(&Weights<f64>, usize)> =
-        outcomes.iter().filter_map(|o| o.weights).collect();
-    let mut spectra = spectra_many(&plan, &snapshots)?.into_iter();
+/// The rows of a batch's models (frequencies from one batched DFT of their weights over
+/// Z_p; `p` None, for a bit-string task, leaves the frequency columns empty: its inputs
+/// are bits, not residues, and there is no spectrum to take).
+pub fn rows(outcomes: &[ModelOutcome], p: Option<usize>, t: Thresholds) -> Result<Vec<ModelRow>> {
+    let plan = p.map(FourierPlan::new).transpose()?;
+    let snapshots: Vec<(&Weights<f64>, usize)> = match plan {
+        Some(_) => outcomes.iter().filter_map(|o| o.weights).collect(),
+        None => Vec::new(),
+    };
+    let mut spectra = match &plan {
+        Some(plan) => spectra_many(plan, &snapshots)?,
+        None => Vec::new(),
+    }
+    .into_iter();
     let mut rows = Vec::with_capacity(outcomes.len());
     for o in outcomes {
-        let summary = match o.weights {
-            Some(_) => spectra.next().map(|s| {
+        let summary = match (o.weights, &plan) {
+            (Some(_), Some(plan)) => spectra.next().map(|s| {
                 summarize(
                     &neuron_features(&s, DEFAULT_THRESHOLD),
                     plan.n_freq() - 1,
                     DEFAULT_THRESHOLD,
                 )
             }),
-            None => None,
+            _ => None,
         };
         let last = o.history.last();
         let best =
