@@ -78,6 +78,9 @@ pub fn analyze_run(
     out: &Path,
     s: &Settings,
 ) -> Result<Printed, Failure> {
+    if super::bits::is_bits_run(run) {
+        return super::bits::analyze_run(backend, run, out, s);
+    }
     outdir::check_analysis_dir(run, out).map_err(Failure::reading)?;
     let t0 = Instant::now();
     let analysis = pipeline::analyze(backend, run, &options(s)).map_err(Failure::reading)?;

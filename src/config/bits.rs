@@ -108,6 +108,16 @@ impl RunConfig {
                 ),
             ));
         }
+        if self.device != Device::Cpu {
+            return Err(Error::config(
+                "device",
+                self.device,
+                format!(
+                    "task.bits = {n} needs the dense-input pass, which only the CPU backend \
+                     has so far (set device = \"cpu\")"
+                ),
+            ));
+        }
         if t.test_size.is_some() && t.train_size.is_none() {
             return Err(Error::config(
                 "task.test_size",
@@ -226,6 +236,7 @@ mod tests {
                 "model.tied = true",
             ),
             ("[task]\nbits = 8\nencoding = \"pm2\"\n", "encoding"),
+            ("device = \"cuda\"\n[task]\nbits = 8\n", "device = cuda:0"),
         ];
         for (text, want) in cases {
             let e = err(text);
