@@ -10,6 +10,7 @@ use crate::model::{Activation, InitKind, ModelInit, ModelSpec, Params};
 use crate::task::{Group, GroupName, Op, SplitKind, Task};
 use serde::{Deserialize, Serialize};
 
+mod bits;
 mod validate;
 
 /// A whole run: task, model, training recipe, optimizer and where it runs.
@@ -149,6 +150,29 @@ pub struct TaskConfig {
     /// side (commutative ops only; see [`SplitKind`]). Applies to every model's split,
     /// whatever its `[per_model]` seed and fraction.
     pub split: SplitKind,
+    /// A bit-string task instead of a table: n-bit inputs (1..=32), label = parity of
+    /// the first `parity_k` bits, two classes, and a dense first layer
+    /// ([`crate::model::ModelSpec::dense`]). Excludes `op`, `p` and `group`. Without
+    /// `train_size` the task is the full population of 2ⁿ strings (n ≤ 22), split by
+    /// `train_fraction`; with it, see `train_size`. (`config/bits.rs`.)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bits: Option<usize>,
+    /// Bit-string tasks: how many leading bits the parity label covers (default 3).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parity_k: Option<usize>,
+    /// Bit-string tasks: `"pm1"` (default; bit 0 → +1, bit 1 → −1) or `"01"`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encoding: Option<crate::task::BitEncoding>,
+    /// Bit-string tasks: train on N sampled strings and test on `test_size` others.
+    /// The pool of N + test_size distinct strings is drawn once (a fixed seed, see
+    /// `config/bits.rs`); each model's split of it (its seed) picks its N training
+    /// strings and tests on the rest, so the models of a batch train on different sets.
+    /// Excludes `train_fraction`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub train_size: Option<usize>,
+    /// Bit-string tasks with `train_size`: the held-out strings per model (default 1000).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub test_size: Option<usize>,
 }
 
 /// The model's hyperparameters (its input/output sizes come from the task).
@@ -302,6 +326,11 @@ impl Default for TaskConfig {
             p: 31,
             train_fraction: 1.0,
             split: SplitKind::Ordered,
+            bits: None,
+            parity_k: None,
+            encoding: None,
+            train_size: None,
+            test_size: None,
         }
     }
 }
@@ -400,7 +429,10 @@ impl RunConfig {
     /// the sum of the primes below p for `task.heads`, `target_mod` for one target.
     pub fn n_out(&self) -> usize {
         if self.task.heads.is_some() {
-            crate::task::primes_below(self.task.p).iter().sum::<usize>().max(1)
+            crate::task::primes_below(self.task.p)
+                .iter()
+                .sum::<usize>()
+                .max(1)
         } else if let Some(q) = self.task.target_mod {
             q.max(1)
         } else {
@@ -416,6 +448,9 @@ impl RunConfig {
 
     /// The task in words for run descriptions: `group S4` or `add mod 31`.
     pub fn task_label(&self) -> String {
+        if let Some(p) = self.parity() {
+            return format!("parity {} of {} bits", p.k, p.n);
+        }
         match (&self.task.group, &self.task.heads, self.task.target_mod) {
             (Some(g), _, _) => format!("group {g}"),
             (_, Some(_), _) => format!("multi-task (x0+x1*p) mod primes < {}", self.task.p),
@@ -426,14 +461,19 @@ impl RunConfig {
 
     /// The model's full spec (the task fixes its input and output sizes).
     pub fn model_spec(&self) -> ModelSpec {
+        let (n_in, n_out) = match self.parity() {
+            Some(p) => (p.n, 2),
+            None => (self.n_tokens(), self.n_out()),
+        };
         ModelSpec {
-            n_in: self.n_tokens(),
-            n_out: self.n_out(),
+            n_in,
+            n_out,
             width: self.model.width,
             activation: self.model.activation,
             tied: self.model.tied,
             embed_dim: (self.model.embed_dim > 0).then_some(self.model.embed_dim),
             init_scale: self.model.init_scale,
+            dense: self.task.bits.is_some(),
         }
     }
 
@@ -452,7 +492,9 @@ impl RunConfig {
                 reg_strength: pick(&pm.reg_strength, k, self.train.reg_strength),
                 grokfast_lambda: pick(&pm.grokfast_lambda, k, self.optimizer.grokfast_lambda),
                 init_scale: pick(&pm.init_scale, k, self.model.init_scale),
-                train_fraction: pick(&pm.train_fraction, k, self.task.train_fraction),
+                train_fraction: self
+                    .sampled_fraction()
+                    .unwrap_or_else(|| pick(&pm.train_fraction, k, self.task.train_fraction)),
             })
             .collect()
     }
@@ -478,6 +520,9 @@ impl RunConfig {
     /// The full operation table of `[task]` (every pair, before the train/test split,
     /// which [`crate::task::Split`] draws from `seed`).
     pub fn build_task(&self) -> Result<Task> {
+        if let Some(task) = self.build_bits_task()? {
+            return Ok(task);
+        }
         if self.task.heads.is_some() {
             return Task::multitask(self.task.p);
         }

@@ -202,7 +202,7 @@ string_serde!(Loss);
 
 /// Regularizer applied to the effective U, V, W (not to the factors of a factored
 /// model), per neuron, with `n_i = ‖u_i‖² + ‖v_i‖² + ‖w_i‖²`. In TOML: `"none"`, `"l2"`,
-/// `"l23"`, `"l2k"`. The strength λ is `train.reg_strength`, the exponent of `l2k`
+/// `"l23"`, `"l2k"`, `"l1"`. The strength λ is `train.reg_strength`, the exponent of `l2k`
 /// `train.reg_q`.
 ///
 /// The penalty that pushes a network's normalized margin up is the one matched to its
@@ -221,6 +221,9 @@ pub enum RegularizerKind {
     /// the activation's homogeneity degree). q = 3 is `l23`; q = 2 is `l2` at twice the
     /// strength (λ Σ n_i = 2 · (λ/2) Σ n_i).
     L2k,
+    /// λ Σ |θ| over every entry of U, V, W (seed 003's weight decay on its 1s-and-0s
+    /// task); subgradient λ·sign(θ), 0 at θ = 0. Per entry, not per neuron.
+    L1,
 }
 
 impl RegularizerKind {
@@ -231,6 +234,7 @@ impl RegularizerKind {
             RegularizerKind::L2 => "l2",
             RegularizerKind::L23 => "l23",
             RegularizerKind::L2k => "l2k",
+            RegularizerKind::L1 => "l1",
         }
     }
 }
@@ -281,6 +285,7 @@ mod tests {
             RegularizerKind::L2,
             RegularizerKind::L23,
             RegularizerKind::L2k,
+            RegularizerKind::L1,
         ] {
             let json = serde_json::to_string(&r).unwrap();
             assert_eq!(json, format!("\"{}\"", r.name()));

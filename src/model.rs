@@ -120,6 +120,13 @@ pub struct ModelSpec {
     pub embed_dim: Option<usize>,
     /// Standard deviation of the Gaussian initialization of U, V, W.
     pub init_scale: f64,
+    /// Dense first layer (bit-string tasks): `h = σ(U x)` with `x ∈ R^n_in` a whole input
+    /// vector rather than two tokens, so the model has `u` (stored `n_in × m`, row j the
+    /// weights of input j) and `w` but no `v`; its effective `V` is zero, which keeps
+    /// the norms, regularizers and margins of the shared code exact for it. Absent from
+    /// serialized specs when false, so older checkpoints read unchanged.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dense: bool,
 }
 
 impl ModelSpec {
@@ -148,6 +155,13 @@ impl ModelSpec {
                 "must be a positive finite number",
             ));
         }
+        if self.dense && (self.tied || self.embed_dim.is_some()) {
+            return Err(Error::config(
+                "model.tied",
+                self.tied,
+                "a dense first layer (bit-string task) has one input matrix: it is neither tied nor factored (leave model.tied and model.embed_dim out)",
+            ));
+        }
         if let Some(d) = self.embed_dim {
             if d == 0 {
                 return Err(Error::config(
@@ -173,7 +187,7 @@ impl ModelSpec {
     /// The named parameter tensors of one model, in storage order, with their shapes
     /// (row-major, storage orientation: `u`, `v` are `n_in × m`, `w` is `n_out × m`).
     ///
-    /// Unfactored: `u`, `v` (absent when tied), `w`. Factored: `embed` (`n_in × d`),
+    /// Unfactored: `u`, `v` (absent when tied or dense), `w`. Factored: `embed` (`n_in × d`),
     /// `proj_u`, `proj_v` (absent when tied), `proj_out` (each `d × m`). This is the
     /// layout of [`Params::data`] for each model.
     pub fn tensors(&self) -> Vec<(&'static str, [usize; 2])> {
@@ -181,7 +195,7 @@ impl ModelSpec {
         match self.embed_dim {
             None => {
                 let mut t = vec![("u", [p, m])];
-                if !self.tied {
+                if !self.tied && !self.dense {
                     t.push(("v", [p, m]));
                 }
                 t.push(("w", [c, m]));
@@ -407,7 +421,11 @@ impl<F: Real> Params<F> {
             None => {
                 u.copy_from_slice(&params[..p * m]);
                 let rest = &params[p * m..];
-                let rest = if spec.tied {
+                let rest = if spec.dense {
+                    // A dense first layer has no V: its effective V is zero.
+                    v.fill(F::zero());
+                    rest
+                } else if spec.tied {
                     v.copy_from_slice(u);
                     rest
                 } else {
@@ -477,7 +495,7 @@ impl<F: Real> Params<F> {
                 for ((o, a), b) in o_u.iter_mut().zip(gu).zip(gv) {
                     *o = if spec.tied { *a + *b } else { *a };
                 }
-                let rest = if spec.tied {
+                let rest = if spec.tied || spec.dense {
                     rest
                 } else {
                     rest[..p * m].copy_from_slice(gv);

@@ -56,13 +56,34 @@ impl Regularizer {
             RegularizerKind::L2k => {
                 strength * norms.iter().map(|n| n.powf(0.5 * self.q)).sum::<f64>()
             }
+            RegularizerKind::L1 => unreachable!("L1 is per entry: l1_value"),
+        }
+    }
+
+    /// L1's value for model `k`: `λ Σ |θ|` over its U, V and W.
+    fn l1_value<F: Real>(strength: f64, weights: &Weights<F>, k: usize) -> f64 {
+        let (u, v, w) = weights.model(k);
+        strength
+            * [u, v, w]
+                .iter()
+                .flat_map(|x| x.iter())
+                .map(|x| x.f64().abs())
+                .sum::<f64>()
+    }
+
+    /// The value of model `k` with λ = `strength`.
+    fn value_of<F: Real>(&self, strength: f64, weights: &Weights<F>, k: usize) -> f64 {
+        match self.kind {
+            _ if strength == 0.0 => 0.0,
+            RegularizerKind::L1 => Regularizer::l1_value(strength, weights, k),
+            _ => self.penalty(strength, &weights.neuron_sq_norms(k)),
         }
     }
 
     /// The regularizer's value per model, without a gradient (for evaluations).
     pub fn value<F: Real>(&self, weights: &Weights<F>) -> Vec<f64> {
         (0..weights.batch)
-            .map(|k| self.penalty(self.strength_of(k), &weights.neuron_sq_norms(k)))
+            .map(|k| self.value_of(self.strength_of(k), weights, k))
             .collect()
     }
 
@@ -80,6 +101,21 @@ impl Regularizer {
                 if self.kind == RegularizerKind::None || strength == 0.0 {
                     return 0.0;
                 }
+                if self.kind == RegularizerKind::L1 {
+                    // Subgradient λ·sign(θ), 0 at θ = 0 (so zero weights stay put).
+                    let (u, v, w) = weights.model(k);
+                    let (gu, gv, gw) = grads.model_mut(k);
+                    for (x, g) in [(u, gu), (v, gv), (w, gw)] {
+                        for (g, &x) in g.iter_mut().zip(x) {
+                            if x > F::zero() {
+                                *g += F::of(strength);
+                            } else if x < F::zero() {
+                                *g -= F::of(strength);
+                            }
+                        }
+                    }
+                    return Regularizer::l1_value(strength, weights, k);
+                }
                 let norms = weights.neuron_sq_norms(k);
                 let coef: Vec<F> = match self.kind {
                     RegularizerKind::L2 => vec![F::of(strength); m],
@@ -91,7 +127,7 @@ impl Regularizer {
                         .iter()
                         .map(|&n| F::of(l2k_coefficient(strength, self.q, n)))
                         .collect(),
-                    RegularizerKind::None => unreachable!("handled above"),
+                    RegularizerKind::None | RegularizerKind::L1 => unreachable!("handled above"),
                 };
                 let (u, v, w) = weights.model(k);
                 let (gu, gv, gw) = grads.model_mut(k);
@@ -172,6 +208,7 @@ mod tests {
             (RegularizerKind::L2k, 3.0),
             (RegularizerKind::L2k, 4.0),
             (RegularizerKind::L2k, 5.5),
+            (RegularizerKind::L1, 0.0),
         ];
         for (kind, q) in cases {
             let r = reg(kind, q);
@@ -232,5 +269,39 @@ mod tests {
         let r = reg(RegularizerKind::L2k, 2.0);
         let by_hand: f64 = 0.3 * w.neuron_sq_norms(0).iter().sum::<f64>();
         assert!((r.value(&w)[0] / by_hand - 1.0).abs() < 1e-14);
+    }
+
+    /// L1: λ Σ|θ| by hand, subgradient λ·sign(θ) and exactly 0 at θ = 0.
+    #[test]
+    fn l1_value_and_subgradient() {
+        let w = weights();
+        let r = reg(RegularizerKind::L1, 0.0);
+        let mut g = zeros_like(&w);
+        let values = r.apply(&w, &mut g);
+        assert_eq!(values, r.value(&w));
+        for k in 0..2 {
+            let (u, v, wo) = w.model(k);
+            let by_hand: f64 = u.iter().chain(v).chain(wo).map(|x| x.abs()).sum();
+            let lambda = r.strength[k];
+            assert!((values[k] / (lambda * by_hand) - 1.0).abs() < 1e-14);
+            let (gu, gv, gw) = g.model(k);
+            for (x, d) in u
+                .iter()
+                .chain(v)
+                .chain(wo)
+                .zip(gu.iter().chain(gv).chain(gw))
+            {
+                let want = if *x > 0.0 {
+                    lambda
+                } else if *x < 0.0 {
+                    -lambda
+                } else {
+                    0.0
+                };
+                assert_eq!(*d, want, "entry {x}");
+            }
+        }
+        // Model 1 has zero entries (its neuron 2), and their subgradient is 0.
+        assert!(w.model(1).0.iter().any(|&x| x == 0.0));
     }
 }

@@ -126,6 +126,7 @@ mod tests {
             activation: Activation::Square,
             tied: false,
             embed_dim: None,
+            dense: false,
             init_scale: 0.5,
         }
     }

@@ -259,6 +259,7 @@ fn construction_attains_gamma_star() {
             activation: Activation::Square,
             tied: false,
             embed_dim: None,
+            dense: false,
             init_scale: 1.0,
         };
         let random = Params::<f64>::init(&spec, 1, p as u64).unwrap().effective();

@@ -135,6 +135,7 @@ impl<F: Elem> Problem<F> {
             activation,
             tied: false,
             embed_dim: None,
+            dense: false,
             init_scale: 0.5,
         };
         let weights = Params::<F>::init(&spec, batch, seed)

@@ -79,6 +79,9 @@ pub fn analyze_run(
     out: &Path,
     s: &Settings,
 ) -> Result<Printed, Failure> {
+    if super::bits::is_bits_run(run) {
+        return super::bits::analyze_run(backend, run, out, s);
+    }
     outdir::check_analysis_dir(run, out).map_err(Failure::reading)?;
     if let Some(printed) = heads_run(run, out, s)? {
         return Ok(printed);

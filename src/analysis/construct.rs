@@ -82,6 +82,8 @@ pub fn config(p: usize) -> Result<RunConfig> {
         task: TaskConfig {
             op: Op::Add,
             p,
+            train_fraction: 1.0,
+            split: crate::task::SplitKind::Ordered,
             ..TaskConfig::default()
         },
         ..RunConfig::default()

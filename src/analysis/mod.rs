@@ -29,6 +29,7 @@
 //! `tables`/`report`/`text` ← `outdir`; nothing here constructs an engine backend.
 
 pub mod basis;
+pub mod bits;
 pub mod command;
 pub mod construct;
 pub mod construct_gromov;

@@ -243,6 +243,7 @@ impl RunConfig {
         }
         self.validate_group()?;
         self.validate_base_p_task()?;
+        self.validate_bits()?;
         if self.task.p < 2 {
             return Err(Error::config(
                 "task.p",

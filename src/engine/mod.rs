@@ -15,9 +15,9 @@ pub use crate::kinds::Loss;
 use crate::kinds::{Device, Precision};
 use crate::model::{Activation, AsWeightsView, GradsBuffer, WeightsView};
 use crate::real::Real;
+pub use crate::task::Heads;
 use crate::task::PairSet;
 pub use pairs::{AsPairSet, FrozenPairs, PairsStamp};
-pub use crate::task::Heads;
 use stepper::{Stepper, StepperSetup};
 
 /// What the fused core computes: the activation and the loss. Passed with every call,
@@ -204,7 +204,14 @@ pub(crate) fn check_pass<F>(weights: &WeightsView<'_, F>, pairs: &PairSet) -> Re
             ),
         });
     }
-    let max_in = pairs.a.iter().chain(&pairs.b).copied().max().unwrap_or(0) as usize;
+    if let Some((n, _)) = pairs.inputs.bits() {
+        check_dense_inputs(weights, pairs, n)?;
+    }
+    let max_in = match pairs.inputs.bits() {
+        // Masks, checked above; the token bound does not apply.
+        Some(_) => 0,
+        None => pairs.a.iter().chain(&pairs.b).copied().max().unwrap_or(0) as usize,
+    };
     // Under a head layout a label is read modulo each head's size: any value is valid,
     // but the layout must cover the output exactly.
     let max_label = match &pairs.heads {
@@ -241,6 +248,27 @@ pub(crate) fn check_pass<F>(weights: &WeightsView<'_, F>, pairs: &PairSet) -> Re
     Ok(())
 }
 
+/// A bit-string pair set against the weights: `n` bits is the model's `n_in` (at most
+/// 32), every mask below 2ⁿ and every `b` 0.
+fn check_dense_inputs<F>(weights: &WeightsView<'_, F>, pairs: &PairSet, n: usize) -> Result<()> {
+    if n != weights.n_in() || n == 0 || n > crate::task::MAX_BITS {
+        return Err(Error::Shape {
+            what: "bit-string pairs".into(),
+            expected: format!("{} input bits (the weights' n_in, 1..=32)", weights.n_in()),
+            got: format!("{n} bits"),
+        });
+    }
+    let limit = if n == 32 { u32::MAX } else { (1u32 << n) - 1 };
+    if let Some(t) = (0..pairs.len()).find(|&t| pairs.a[t] > limit || pairs.b[t] != 0) {
+        return Err(Error::Shape {
+            what: "bit-string pairs".into(),
+            expected: format!("masks below 2^{n} in a, b = 0"),
+            got: format!("example {t}: a = {}, b = {}", pairs.a[t], pairs.b[t]),
+        });
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -255,6 +283,7 @@ mod tests {
             activation: Activation::Relu,
             tied: false,
             embed_dim: None,
+            dense: false,
             init_scale: 0.7,
         };
         let weights = Params::<f64>::init(&spec, 2, 3).unwrap().effective();

@@ -1,5 +1,7 @@
 //! Plain-loop reference: the model exactly as written in shared/theory.md, one pair at a
 //! time, in whatever precision it is called with (tests call it in f64). Slow on purpose.
+//! Bit-string pair sets ([`crate::task::Inputs::Bits`]) take the dense first layer
+//! `s = U x` in place of the embedding lookup `u[a] + v[b]`.
 
 use super::{CoreSpec, HeadStats, Loss, PassStats};
 use crate::model::{Activation, AsWeightsView, Weights};
@@ -50,6 +52,43 @@ pub fn logits<F: Real>(
         .collect()
 }
 
+/// The dense input vector `x` of example `t` of a bit-string pair set (bit j of the
+/// mask `a[t]`, encoded), or None for a token pair set.
+pub fn dense_input(pairs: &PairSet, t: usize) -> Option<Vec<f64>> {
+    let (n, encoding) = pairs.inputs.bits()?;
+    let mask = pairs.a[t];
+    Some((0..n).map(|j| encoding.value(mask >> j & 1 == 1)).collect())
+}
+
+/// Pre-activations `s_i`, `i = 0..m`, of model `k` on example `t`: `u_i[a] + v_i[b]`
+/// for token pairs, `Σ_j U[j, i]·x_j` for a dense (bit-string) input.
+pub fn pre_activations<F: Real>(
+    weights: &(impl AsWeightsView<F> + ?Sized),
+    k: usize,
+    pairs: &PairSet,
+    t: usize,
+) -> Vec<f64> {
+    let weights = weights.weights_view();
+    let (u, v, _) = weights.model(k);
+    let m = weights.width();
+    match dense_input(pairs, t) {
+        None => {
+            let (a, b) = (pairs.a[t] as usize, pairs.b[t] as usize);
+            (0..m)
+                .map(|i| u[a * m + i].f64() + v[b * m + i].f64())
+                .collect()
+        }
+        Some(x) => (0..m)
+            .map(|i| {
+                x.iter()
+                    .enumerate()
+                    .map(|(j, xj)| u[j * m + i].f64() * xj)
+                    .sum()
+            })
+            .collect(),
+    }
+}
+
 /// Loss, stats and (if `grads` is given) gradients, straight from the definitions, one
 /// [`PassStats`] per model. `grads` is replaced by f64 gradients of the mean data loss in
 /// the engine layout (`u`, `v` separate even when tied). `weights` is a `&Weights` or
@@ -83,7 +122,7 @@ pub fn loss_and_grad<F: Real>(
             heads: HeadStats::zeros(pairs.heads.as_ref().map_or(0, |h| h.len())),
             ..Default::default()
         };
-        let (u, v, w) = weights.model(k);
+        let (_, _, w) = weights.model(k);
         for t in 0..pairs.len() {
             // Without heads the label is the class; with heads each head reads its own.
             let (a, b, y) = (
@@ -91,7 +130,13 @@ pub fn loss_and_grad<F: Real>(
                 pairs.b[t] as usize,
                 pairs.label[t] as usize,
             );
-            let f = logits(core.activation, &weights, k, a, b);
+            let s = pre_activations(&weights, k, pairs, t);
+            let hidden: Vec<f64> = s.iter().map(|&x| activate(core.activation, x)).collect();
+            let f: Vec<f64> = (0..c_out)
+                .map(|c| (0..m).map(|i| w[c * m + i].f64() * hidden[i]).sum())
+                .collect();
+            let x = dense_input(pairs, t);
+            // dL/df for this pair, one softmax (or MSE) per head.
             let mut g = vec![0.0; c_out];
             match &pairs.heads {
                 None => {
@@ -126,16 +171,24 @@ pub fn loss_and_grad<F: Real>(
             if let Some(grads) = grads.as_deref_mut() {
                 let (gu, gv, gw) = grads.model_mut(k);
                 for i in 0..m {
-                    let s = u[a * m + i].f64() + v[b * m + i].f64();
-                    let h = activate(core.activation, s);
                     let mut d = 0.0;
                     for c in 0..c_out {
-                        gw[c * m + i] += g[c] * h;
+                        gw[c * m + i] += g[c] * hidden[i];
                         d += g[c] * w[c * m + i].f64();
                     }
-                    let ds = d * activate_grad(core.activation, s);
-                    gu[a * m + i] += ds;
-                    gv[b * m + i] += ds;
+                    let ds = d * activate_grad(core.activation, s[i]);
+                    match &x {
+                        None => {
+                            gu[a * m + i] += ds;
+                            gv[b * m + i] += ds;
+                        }
+                        // Dense: dU[j, i] = Σ_t ds_i · x_j; V is absent (its gradient 0).
+                        Some(x) => {
+                            for (j, xj) in x.iter().enumerate() {
+                                gu[j * m + i] += ds * xj;
+                            }
+                        }
+                    }
                 }
             }
         }

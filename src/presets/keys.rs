@@ -48,6 +48,23 @@ pub const KEY_DOCS: &[(&str, &str)] = &[
         "task.split",
         "ordered (each pair (a,b) drawn alone) or unordered (pairs {a,b} drawn, (a,b) and (b,a) on one side; commutative ops only — with a tied model an ordered split leaks mirror pairs into the test set)",
     ),
+    (
+        "task.bits",
+        "a bit-string task instead of a table: n input bits (1..32), label = parity of the first task.parity_k bits, 2 classes, dense first layer; the full population of 2^n strings (n <= 22) unless task.train_size",
+    ),
+    ("task.parity_k", "bit-string tasks: bits whose parity is the label (default 3)"),
+    (
+        "task.encoding",
+        "bit-string tasks: pm1 (bit 0 -> +1, 1 -> -1; default) or 01",
+    ),
+    (
+        "task.train_size",
+        "bit-string tasks: train on N sampled strings (a fixed pool of N + test_size strings; each model's seed picks its N, the rest is its test set)",
+    ),
+    (
+        "task.test_size",
+        "bit-string tasks with train_size: held-out strings (default 1000)",
+    ),
     ("model.width", "hidden neurons m"),
     ("model.activation", "σ: square (x²), relu or powK (x^K)"),
     ("model.tied", "tied embeddings: v_i = u_i"),
@@ -211,6 +228,24 @@ pub fn keys_with_defaults() -> Vec<(String, toml::Value)> {
                 .position(|(k, _)| k == "task.group")
                 .map_or(out.len(), |i| i + 1);
             out.insert(at, (key.into(), empty));
+        }
+    }
+    // The bit-string keys, absent from the default (a table task), after task.split.
+    let optional = [
+        ("task.bits", toml::Value::Integer(0)),
+        ("task.parity_k", toml::Value::Integer(0)),
+        ("task.encoding", toml::Value::String(String::new())),
+        ("task.train_size", toml::Value::Integer(0)),
+        ("task.test_size", toml::Value::Integer(0)),
+    ];
+    let mut at = out
+        .iter()
+        .position(|(k, _)| k == "task.split")
+        .map_or(out.len(), |i| i + 1);
+    for (key, value) in optional {
+        if !out.iter().any(|(k, _)| k == key) {
+            out.insert(at, (key.into(), value));
+            at += 1;
         }
     }
     out

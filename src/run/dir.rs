@@ -200,11 +200,12 @@ impl RunFiles {
         options: &RunOptions,
     ) -> Result<RunFiles> {
         let spectra = match options.spectra {
-            // The recorded spectra are DFTs over Z_p: none for a group table.
-            // Nor for seed 002's table, whose labels are not an operation on Z_p.
+            // The recorded spectra are DFTs over Z_p: none for a group table or bit
+            // strings, nor for seed 002's table, whose labels are not an operation on Z_p.
             Some(open)
                 if config.train.spectra_every > 0
                     && config.task.group.is_none()
+                    && config.task.bits.is_none()
                     && !config.is_base_p_task() =>
             {
                 Some(open(dir, config.task.p)?)

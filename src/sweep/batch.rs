@@ -402,9 +402,14 @@ fn collect(
             diverged_step: diverged.get(&id).map(|d| d.step),
         })
         .collect();
-    let basis = Basis::for_config(&points[batch.points[0]].config)?;
+    // Frequencies need a basis the weights live in: none for bit strings (inputs are
+    // bits) or seed 002's table (labels are not an operation on the inputs).
+    let config = &points[batch.points[0]].config;
+    let basis = (config.task.bits.is_none() && !config.is_base_p_task())
+        .then(|| Basis::for_config(config))
+        .transpose()?;
     Ok(BatchResult {
-        rows: rows(&outcomes, &basis, thresholds)?,
+        rows: rows(&outcomes, basis.as_ref(), thresholds)?,
         history: histories.into_iter().flatten().collect(),
     })
 }

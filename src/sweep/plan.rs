@@ -194,7 +194,11 @@ pub fn batch_config(points: &[&Point]) -> Result<RunConfig> {
         reg_strength: cs.iter().map(|c| c.train.reg_strength).collect(),
         grokfast_lambda: cs.iter().map(|c| c.optimizer.grokfast_lambda).collect(),
         init_scale: cs.iter().map(|c| c.model.init_scale).collect(),
-        train_fraction: cs.iter().map(|c| c.task.train_fraction).collect(),
+        // A sampled bit-string task sizes its training set by task.train_size instead.
+        train_fraction: match first.config.task.train_size {
+            Some(_) => Vec::new(),
+            None => cs.iter().map(|c| c.task.train_fraction).collect(),
+        },
     };
     config.validate()?;
     Ok(config)

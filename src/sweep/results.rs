@@ -199,22 +199,33 @@ pub fn categorize(row: &ModelRow, t: Thresholds) -> Category {
 }
 
 /// The rows of a batch's models (frequencies from one batched transform of their weights
-/// in `basis`, the batch's task basis).
-pub fn rows(outcomes: &[ModelOutcome], basis: &Basis, t: Thresholds) -> Result<Vec<ModelRow>> {
-    let snapshots: Vec<(&Weights<f64>, usize)> =
-        outcomes.iter().filter_map(|o| o.weights).collect();
-    let mut spectra = basis.spectra_many(&snapshots)?.into_iter();
+/// in `basis`, the batch's task basis; `None` — bit strings, seed 002's table — leaves
+/// the frequency columns empty: there is no spectrum to take).
+pub fn rows(
+    outcomes: &[ModelOutcome],
+    basis: Option<&Basis>,
+    t: Thresholds,
+) -> Result<Vec<ModelRow>> {
+    let snapshots: Vec<(&Weights<f64>, usize)> = match basis {
+        Some(_) => outcomes.iter().filter_map(|o| o.weights).collect(),
+        None => Vec::new(),
+    };
+    let mut spectra = match basis {
+        Some(basis) => basis.spectra_many(&snapshots)?,
+        None => Vec::new(),
+    }
+    .into_iter();
     let mut rows = Vec::with_capacity(outcomes.len());
     for o in outcomes {
-        let summary = match o.weights {
-            Some(_) => spectra.next().map(|s| {
+        let summary = match (o.weights, basis) {
+            (Some(_), Some(basis)) => spectra.next().map(|s| {
                 summarize(
                     &neuron_features_with(&s, basis.invariant(), DEFAULT_THRESHOLD),
                     basis.max_freq(),
                     DEFAULT_THRESHOLD,
                 )
             }),
-            None => None,
+            _ => None,
         };
         let last = o.history.last();
         let best =

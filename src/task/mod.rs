@@ -4,6 +4,7 @@
 //! the input vocabulary and of the output. Modular arithmetic builds one with
 //! [`Task::modular`], finite groups with [`Group::task`]; multi-head tasks can build their own.
 
+mod bits;
 mod eigen;
 mod group;
 mod heads;
@@ -12,6 +13,7 @@ mod modular;
 mod multitask;
 mod split;
 
+pub use bits::{BitEncoding, Inputs, Parity, MAX_BITS, MAX_POPULATION_BITS};
 pub use group::{Group, GroupName, MAX_GROUP_ORDER};
 pub use heads::{Head, Heads};
 pub use irreps::{Irrep, IrrepType, Irreps};
@@ -55,6 +57,9 @@ pub struct PairSet {
     /// of the pair set because it says what the labels mean; shared, not copied, by
     /// [`PairSet::select`].
     pub heads: Option<Arc<Heads>>,
+    /// What `a` and `b` mean: two token indices (the default), or one bit string held as
+    /// a mask in `a` for a dense-input model ([`Inputs::Bits`]).
+    pub inputs: Inputs,
 }
 
 impl PairSet {
@@ -80,6 +85,7 @@ impl PairSet {
             b: indices.iter().map(|&i| self.b[i]).collect(),
             label: indices.iter().map(|&i| self.label[i]).collect(),
             heads: self.heads.clone(),
+            inputs: self.inputs,
         }
     }
 }

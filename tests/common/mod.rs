@@ -27,6 +27,7 @@ pub fn spec(p: usize, m: usize, activation: Activation) -> ModelSpec {
         activation,
         tied: false,
         embed_dim: None,
+        dense: false,
         init_scale: 0.5,
     }
 }

@@ -28,6 +28,7 @@
 //! alternatives (matrixmultiply, a hand-written AVX2 microkernel) live in the kernel
 //! harness, benches/cpu_kernels/, not here.
 
+mod dense;
 #[cfg(feature = "dev-kernels")]
 #[doc(hidden)]
 pub mod dev;
@@ -43,6 +44,9 @@ use crate::task::PairSet;
 use rayon::prelude::*;
 use std::any::Any;
 use std::sync::Mutex;
+
+/// One job of a pass: model `k`, a pair range, whether gradients are wanted.
+type JobFn<F> = fn(&tile::Context<F>, usize, (usize, usize), bool, &mut tile::JobResult<F>);
 
 /// Tuning knobs of the CPU backend. The defaults are what the `step` benchmark picked.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -181,7 +185,13 @@ impl CpuBackend {
         pairs: &PairSet,
         grads: Option<&mut dyn GradsBuffer<F>>,
     ) -> Result<Vec<PassStats>> {
-        self.run_jobs(core, weights, pairs, grads, simd::run_job::<F>)
+        // Bit-string pair sets take the dense-input job (dense.rs); the chunking, threads
+        // and reduction are shared.
+        let job = match pairs.inputs.bits() {
+            Some(_) => dense::run_job::<F> as JobFn<F>,
+            None => simd::run_job::<F>,
+        };
+        self.run_jobs(core, weights, pairs, grads, job)
     }
 
     /// One pass in which `job` computes every (model, pair range) job: the chunking, the

@@ -47,6 +47,8 @@ pub struct JobResult<F> {
     hidden: Vec<F>,
     logits: Vec<F>,
     delta: Vec<F>,
+    /// A fourth workspace, for the dense-input job's input tile (`super::dense`).
+    extra: Vec<F>,
 }
 
 impl<F: Real> JobResult<F> {
@@ -62,6 +64,25 @@ impl<F: Real> JobResult<F> {
         reset(&mut self.grad_u, len(embed_len));
         reset(&mut self.grad_v, len(embed_len));
         reset(&mut self.grad_w, len(w_len));
+    }
+}
+
+impl<F> JobResult<F> {
+    /// The job's four tile workspaces, taken out (the dense-input job's input,
+    /// pre-activation, hidden and logits tiles); [`JobResult::put_back`] returns them so
+    /// the next pass reuses their storage.
+    pub(super) fn take_workspaces(&mut self) -> [Vec<F>; 4] {
+        [
+            std::mem::take(&mut self.extra),
+            std::mem::take(&mut self.delta),
+            std::mem::take(&mut self.hidden),
+            std::mem::take(&mut self.logits),
+        ]
+    }
+
+    /// Gives back what [`JobResult::take_workspaces`] took.
+    pub(super) fn put_back(&mut self, [extra, delta, hidden, logits]: [Vec<F>; 4]) {
+        (self.extra, self.delta, self.hidden, self.logits) = (extra, delta, hidden, logits);
     }
 }
 

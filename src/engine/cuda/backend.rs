@@ -105,6 +105,12 @@ impl CudaBackend {
         }
         let set = pairs.pair_set();
         check_pass(&weights, set)?;
+        if let Some((n, _)) = set.inputs.bits() {
+            // The token kernels would read the masks as embedding rows: refused, not run.
+            return Err(Error::backend(format!(
+                "the CUDA backend has no dense-input (bit-string, {n} bits) kernel yet;                  train bit-string tasks with device = \"cpu\""
+            )));
+        }
         let mut grads = match grads {
             Some(g) => Some(g.fit(weights.shape())?),
             None => None,

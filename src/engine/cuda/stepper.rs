@@ -75,12 +75,15 @@ pub(crate) struct CudaStepper<F> {
     _element: PhantomData<F>,
 }
 
-fn reg_code(kind: RegularizerKind) -> i32 {
+/// The kernels' code of a per-neuron regularizer; None for L1 (per entry), which the
+/// resident step does not run ([`CudaStepper::covers`] declines it: the host steps).
+fn reg_code(kind: RegularizerKind) -> Option<i32> {
     match kind {
-        RegularizerKind::None => 0,
-        RegularizerKind::L2 => 1,
-        RegularizerKind::L23 => 2,
-        RegularizerKind::L2k => 3,
+        RegularizerKind::None => Some(0),
+        RegularizerKind::L2 => Some(1),
+        RegularizerKind::L23 => Some(2),
+        RegularizerKind::L2k => Some(3),
+        RegularizerKind::L1 => None,
     }
 }
 
@@ -93,12 +96,15 @@ fn from_f32<F: Real>(xs: &[f32]) -> Vec<F> {
 }
 
 impl<F: Real> CudaStepper<F> {
-    /// Whether this stepper covers `setup`: f32, unfactored, one split for the batch.
+    /// Whether this stepper covers `setup`: f32, unfactored, token (not dense) inputs, a
+    /// per-neuron regularizer (not L1), one split for the batch.
     pub(crate) fn covers(setup: &StepperSetup<F>) -> bool {
         // Multi-head pair sets step on the host: the stepper's on-device metrics keep
         // one loss and accuracy per model, not per head.
         F::ELEMENT == crate::kinds::Dtype::F32
             && setup.params.spec.embed_dim.is_none()
+            && !setup.params.spec.dense
+            && reg_code(setup.recipe.regularizer).is_some()
             && setup.groups.len() == 1
             && setup.groups[0].train.heads.is_none()
     }
@@ -265,7 +271,7 @@ impl<F: Real> CudaStepper<F> {
             (32, 8, 1),
         )?;
         let r = &self.recipe;
-        let reg = reg_code(r.regularizer);
+        let reg = reg_code(r.regularizer).unwrap_or(0);
         let hypers = gpu.ptr(&self.hypers);
         let model_ctl = gpu.ptr(&self.model_ctl);
         let ctl_ptr = gpu.ptr(&self.ctl);

@@ -1,0 +1,215 @@
+//! The fused job for dense inputs (bit-string tasks): `hidden = σ(U x)` with `U` a dense
+//! `n × m` first layer instead of the embedding gather `u[a] + v[b]`.
+//!
+//! # Strategy
+//! Per tile of `rows` examples: unpack the masks into the input tile `X` (rows × n, ±1 or
+//! 0/1), `S = X·U` (one GEMM, rows × n × m), `hidden = σ(S)`, logits `= hidden·Wᵀ`, the
+//! shared loss epilogue ([`tile::epilogue_row`]), `dW += Gᵀ·hidden`, `D = G·W` (written
+//! over `hidden`, no longer needed), `D ⊙= σ'(S)` and `dU += Xᵀ·D` (a GEMM again, where
+//! the token job scatters rows). Four products, all through [`Real::gemm`]; the
+//! elementwise loops are compiled per instruction set like the token job's. V is absent:
+//! its gradient stays zero. Chunking, threads and the fixed-order reduction are the
+//! backend's, so a model's bits do not depend on the batch or the thread count.
+
+use super::simd::{level, Level};
+use super::tile::{self, balanced_tile, Act, Context, JobResult, Pow, Relu, Square};
+use crate::model::Activation;
+use crate::real::Real;
+
+/// The dense job for model `k`, examples `range`, with σ dispatched at compile time and
+/// the instruction set at run time (see `super::simd`).
+pub(crate) fn run_job<F: Real>(
+    ctx: &Context<F>,
+    k: usize,
+    range: (usize, usize),
+    want: bool,
+    out: &mut JobResult<F>,
+) {
+    match ctx.core.activation {
+        Activation::Square => dispatch(ctx, Square, k, range, want, out),
+        Activation::Relu => dispatch(ctx, Relu, k, range, want, out),
+        Activation::Pow(n) => dispatch(ctx, Pow(n), k, range, want, out),
+    }
+}
+
+fn dispatch<F: Real, A: Act<F>>(
+    ctx: &Context<F>,
+    act: A,
+    k: usize,
+    range: (usize, usize),
+    want: bool,
+    out: &mut JobResult<F>,
+) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: the level was detected on this CPU.
+        match level() {
+            Level::Avx512 => return unsafe { job_avx512(ctx, act, k, range, want, out) },
+            Level::Avx2 => return unsafe { job_avx2(ctx, act, k, range, want, out) },
+            Level::Scalar => {}
+        }
+    }
+    job(ctx, act, k, range, want, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+unsafe fn job_avx512<F: Real, A: Act<F>>(
+    ctx: &Context<F>,
+    act: A,
+    k: usize,
+    range: (usize, usize),
+    want: bool,
+    out: &mut JobResult<F>,
+) {
+    job(ctx, act, k, range, want, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn job_avx2<F: Real, A: Act<F>>(
+    ctx: &Context<F>,
+    act: A,
+    k: usize,
+    range: (usize, usize),
+    want: bool,
+    out: &mut JobResult<F>,
+) {
+    job(ctx, act, k, range, want, out)
+}
+
+/// `c (r×n) = α·a·b + β·c` with explicit strides (row, column) for `a` and `b`;
+/// `c` is row-major with `n` columns.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn gemm<F: Real>(
+    (r, kk, n): (usize, usize, usize),
+    a: &[F],
+    (a_rs, a_cs): (usize, usize),
+    b: &[F],
+    (b_rs, b_cs): (usize, usize),
+    beta: F,
+    c: &mut [F],
+) {
+    debug_assert!(c.len() >= r * n);
+    // SAFETY: every caller passes slices holding the r×kk, kk×n and r×n matrices at
+    // these strides (sized from the same rows, n, m, n_out).
+    unsafe {
+        F::gemm(
+            r,
+            kk,
+            n,
+            F::one(),
+            a.as_ptr(),
+            a_rs as isize,
+            a_cs as isize,
+            b.as_ptr(),
+            b_rs as isize,
+            b_cs as isize,
+            beta,
+            c.as_mut_ptr(),
+            n as isize,
+            1,
+        );
+    }
+}
+
+/// One dense job: model `k`, examples `start..end` (module docs).
+#[inline(always)]
+fn job<F: Real, A: Act<F>>(
+    ctx: &Context<F>,
+    act: A,
+    k: usize,
+    (start, end): (usize, usize),
+    want_grads: bool,
+    out: &mut JobResult<F>,
+) {
+    let (n, encoding) = ctx
+        .pairs
+        .inputs
+        .bits()
+        .expect("the backend runs the dense job on bit-string pairs only");
+    let weights = ctx.weights;
+    let (u, _, w) = weights.model(k);
+    let (m, n_out) = (weights.width(), weights.n_out());
+    let tile_rows = balanced_tile(end - start, ctx.tile_rows);
+    out.reset(want_grads, n * m, n_out * m);
+    let [mut x, mut pre, mut hidden, mut logits] = out.take_workspaces();
+    x.resize(tile_rows * n, F::zero());
+    pre.resize(tile_rows * m, F::zero());
+    hidden.resize(tile_rows * m, F::zero());
+    logits.resize(tile_rows * n_out, F::zero());
+    let (clear, set) = (F::of(encoding.value(false)), F::of(encoding.value(true)));
+    let mut t0 = start;
+    while t0 < end {
+        let t1 = (t0 + tile_rows).min(end);
+        let rows = t1 - t0;
+        let (masks, y) = (&ctx.pairs.a[t0..t1], &ctx.pairs.label[t0..t1]);
+        for (row, &mask) in x.chunks_exact_mut(n).zip(masks) {
+            for (j, v) in row.iter_mut().enumerate() {
+                *v = if mask >> j & 1 == 1 { set } else { clear };
+            }
+        }
+        // S (rows × m) = X (rows × n) · U (n × m); hidden = σ(S).
+        gemm((rows, n, m), &x, (n, 1), u, (m, 1), F::zero(), &mut pre);
+        for (h, &s) in hidden[..rows * m].iter_mut().zip(&pre[..rows * m]) {
+            *h = act.act(s);
+        }
+        // logits (rows × n_out) = hidden · Wᵀ, then G in place.
+        gemm(
+            (rows, m, n_out),
+            &hidden,
+            (m, 1),
+            w,
+            (1, m),
+            F::zero(),
+            &mut logits,
+        );
+        for r in 0..rows {
+            tile::epilogue_row(
+                ctx.core.loss,
+                &mut logits[r * n_out..(r + 1) * n_out],
+                y[r] as usize,
+                ctx.inv_n,
+                out,
+            );
+        }
+        if want_grads {
+            // dW (n_out × m) += Gᵀ · hidden
+            gemm(
+                (n_out, rows, m),
+                &logits,
+                (1, n_out),
+                &hidden,
+                (m, 1),
+                F::one(),
+                &mut out.grad_w,
+            );
+            // D (rows × m) = G · W, over hidden; D ⊙= σ'(S).
+            gemm(
+                (rows, n_out, m),
+                &logits,
+                (n_out, 1),
+                w,
+                (m, 1),
+                F::zero(),
+                &mut hidden,
+            );
+            for (d, &s) in hidden[..rows * m].iter_mut().zip(&pre[..rows * m]) {
+                *d *= act.grad(s);
+            }
+            // dU (n × m) += Xᵀ (n × rows) · D (rows × m)
+            gemm(
+                (n, rows, m),
+                &x,
+                (1, n),
+                &hidden,
+                (m, 1),
+                F::one(),
+                &mut out.grad_u,
+            );
+        }
+        t0 = t1;
+    }
+    out.put_back([x, pre, hidden, logits]);
+}
