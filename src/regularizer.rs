@@ -2,8 +2,9 @@
 
 use crate::engine::stepper::Recipe;
 use crate::kinds::RegularizerKind;
-use crate::model::Weights;
+use crate::model::{models_per_task, Weights};
 use crate::real::Real;
+use rayon::prelude::*;
 
 /// A regularizer with one strength λ per model.
 ///
@@ -95,11 +96,22 @@ impl Regularizer {
     /// L_{2,q} is `λ Σ n_i^{q/2}` (gradient `q·λ·n_i^{q/2−1} · x`).
     pub fn apply<F: Real>(&self, weights: &Weights<F>, grads: &mut Weights<F>) -> Vec<f64> {
         let m = weights.width;
-        (0..weights.batch)
-            .map(|k| {
+        let embed = weights.n_in * m;
+        let outs = weights.n_out * m;
+        let mut penalties = vec![0.0; weights.batch];
+        // Models are independent: a large batch regularizes them in parallel, each by one
+        // thread exactly as alone.
+        penalties
+            .par_iter_mut()
+            .zip(grads.u.par_chunks_mut(embed))
+            .zip(grads.v.par_chunks_mut(embed))
+            .zip(grads.w.par_chunks_mut(outs))
+            .enumerate()
+            .with_min_len(models_per_task(2 * embed + outs))
+            .for_each(|(k, (((penalty, gu), gv), gw))| {
                 let strength = self.strength_of(k);
                 if self.kind == RegularizerKind::None || strength == 0.0 {
-                    return 0.0;
+                    return;
                 }
                 if self.kind == RegularizerKind::L1 {
                     // Subgradient λ·sign(θ), 0 at θ = 0 (so zero weights stay put).
@@ -130,7 +142,6 @@ impl Regularizer {
                     RegularizerKind::None | RegularizerKind::L1 => unreachable!("handled above"),
                 };
                 let (u, v, w) = weights.model(k);
-                let (gu, gv, gw) = grads.model_mut(k);
                 for (x, g) in [(u, gu), (v, gv), (w, gw)] {
                     for (x_row, g_row) in x.chunks_exact(m).zip(g.chunks_exact_mut(m)) {
                         for ((g, &x), &c) in g_row.iter_mut().zip(x_row).zip(&coef) {
@@ -138,9 +149,9 @@ impl Regularizer {
                         }
                     }
                 }
-                self.penalty(strength, &norms)
-            })
-            .collect()
+                *penalty = self.penalty(strength, &norms);
+            });
+        penalties
     }
 }
 
