@@ -31,6 +31,7 @@ pub mod bits;
 pub mod command;
 pub mod construct;
 pub mod construct_gromov;
+pub mod construct_group;
 pub mod explore;
 pub mod fourier;
 pub mod irrep_spectra;

@@ -21,6 +21,7 @@
 use super::expand::{raw, Point};
 use super::plan::{batch_config, Batch};
 use super::results::{rows, ModelOutcome, ModelRow, Thresholds};
+use crate::analysis::basis::Basis;
 use crate::checkpoint::{self, Checkpoint};
 use crate::config::RunConfig;
 use crate::error::{Error, Result};
@@ -401,10 +402,14 @@ fn collect(
             diverged_step: diverged.get(&id).map(|d| d.step),
         })
         .collect();
+    // Frequencies need a basis the weights live in: none for bit strings.
     let config = &points[batch.points[0]].config;
-    let p = config.task.bits.is_none().then_some(config.task.p);
+    let basis = match config.task.bits {
+        Some(_) => None,
+        None => Some(Basis::for_config(config)?),
+    };
     Ok(BatchResult {
-        rows: rows(&outcomes, p, thresholds)?,
+        rows: rows(&outcomes, basis.as_ref(), thresholds)?,
         history: histories.into_iter().flatten().collect(),
     })
 }
