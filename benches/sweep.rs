@@ -2,10 +2,12 @@
 //! stepping B models of one shape, as a sweep batch does — for p = 23, m = 96 (x²) and
 //! the p = 67 explainer model at B = 1, 64, 1024, with the effective GFLOP/s of the three
 //! big products (6·p²·m·p·B per step; the explainer's factored embedding adds work this
-//! count leaves out), and p = 113, m = 512 at B = 1 as the big-model efficiency the
-//! issue's targets compare against (both ratios are printed under the table). Also the
-//! cost of the sweep's `histories.jsonl` for 1000 models × 200 evaluations (written and
-//! parsed back).
+//! count leaves out), p = 113, m = 512 at B = 1 as the big-model efficiency the issue's
+//! targets compare against (both ratios are printed under the table), and seed 003's
+//! 30-bit parity task at B = 1024 (n = 30, k = 3, 1200 training strings, ReLU m = 64,
+//! AdamW with L1; nine seeds, so nine training sets in the batch as in its phase
+//! diagram; products 4·N·n·m + 6·N·m·2 per model). Also the cost of the sweep's
+//! `histories.jsonl` for 1000 models × 200 evaluations (written and parsed back).
 //!
 //! Plain timing (a warm-up step, then steps for 1.5 s, at least 2 and at most 5000),
 //! printed as one table with the wall and the CPU time per step; figures from a loaded
@@ -56,6 +58,39 @@ fn x2(b: usize) -> RunConfig {
     c.optimizer.lr = 1e-4;
     c.optimizer.lr_milestones.clear();
     c
+}
+
+/// Seed 003's 1s-and-0s model: 30 bits, parity of 3, 1200 training strings, ReLU
+/// m = 64, AdamW + L1; model k's seed is k mod 9 (nine training sets per batch).
+fn bits30(b: usize) -> RunConfig {
+    let mut c = RunConfig::default();
+    c.task.bits = Some(30);
+    c.task.parity_k = Some(3);
+    c.task.train_size = Some(1200);
+    c.model.width = 64;
+    c.model.activation = Activation::Relu;
+    c.model.init_scale = 0.1;
+    c.train.regularizer = RegularizerKind::L1;
+    c.train.reg_strength = 1e-4;
+    c.optimizer.kind = OptimizerKind::Adamw;
+    c.optimizer.lr = 1e-3;
+    c.optimizer.lr_milestones.clear();
+    c.models = b;
+    c.per_model.seed = (0..b as u64).map(|k| k % 9).collect();
+    c
+}
+
+/// Multiply-adds ×2 of one step's products, per model: the table's 6·p²·m·p, or for
+/// a bit-string task X·U, Xᵀ·dS (2·N·n·m each) and the three W products (2·N·m·2).
+fn step_flops(config: &RunConfig) -> f64 {
+    let m = config.model.width as f64;
+    match (config.task.bits, config.task.train_size) {
+        (Some(n), Some(rows)) => 4.0 * rows as f64 * n as f64 * m + 12.0 * rows as f64 * m,
+        _ => {
+            let p = config.task.p as f64;
+            6.0 * p * p * m * p
+        }
+    }
 }
 
 fn explainer(b: usize) -> RunConfig {
@@ -120,11 +155,13 @@ fn big(b: usize) -> RunConfig {
 fn main() {
     println!("| model | B | ms/step | model-steps/s | GFLOP/s (products) | CPU ms/step | model-steps per CPU-s |");
     println!("|---|---:|---:|---:|---:|---:|---:|");
+    /// A row group of the table: its name, its config at batch size B, the B to time.
     type Shape = (&'static str, fn(usize) -> RunConfig, &'static [usize]);
-    let shapes: [Shape; 3] = [
+    let shapes: [Shape; 4] = [
         ("p=23 m=96 x²", x2, &[1, 64, 1024]),
         ("p=67 explainer", explainer, &[1, 64, 1024]),
         ("p=113 m=512 x²", big, &[1]),
+        ("30-bit parity (seed 003)", bits30, &[1024]),
     ];
     // (model-steps/s, GFLOP/s) of each row, for the targets below.
     let mut rows = Vec::new();
@@ -132,8 +169,7 @@ fn main() {
         for &b in batches {
             let config = make(b);
             let (s, cpu) = step_time(&config);
-            let (p, m) = (config.task.p as f64, config.model.width as f64);
-            let flops = 6.0 * p * p * m * p * b as f64;
+            let flops = step_flops(&config) * b as f64;
             let (cpu_ms, per_cpu_s) = match cpu {
                 Some(c) => (format!("{:.2}", 1e3 * c), format!("{:.0}", b as f64 / c)),
                 None => ("-".into(), "-".into()),

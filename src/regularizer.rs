@@ -290,11 +290,11 @@ mod tests {
         let mut g = zeros_like(&w);
         let values = r.apply(&w, &mut g);
         assert_eq!(values, r.value(&w));
-        for k in 0..2 {
+        for (k, value) in values.iter().enumerate() {
             let (u, v, wo) = w.model(k);
             let by_hand: f64 = u.iter().chain(v).chain(wo).map(|x| x.abs()).sum();
             let lambda = r.strength[k];
-            assert!((values[k] / (lambda * by_hand) - 1.0).abs() < 1e-14);
+            assert!((value / (lambda * by_hand) - 1.0).abs() < 1e-14);
             let (gu, gv, gw) = g.model(k);
             for (x, d) in u
                 .iter()
@@ -313,6 +313,6 @@ mod tests {
             }
         }
         // Model 1 has zero entries (its neuron 2), and their subgradient is 0.
-        assert!(w.model(1).0.iter().any(|&x| x == 0.0));
+        assert!(w.model(1).0.contains(&0.0));
     }
 }

@@ -11,6 +11,9 @@ use crate::task::{Group, GroupName, Irreps, Op};
 /// the same conditions on the model (x², untied, unfactored). The one entry point the
 /// trainer and the analysis share.
 pub fn gamma_star_for(config: &RunConfig, whole_table: bool) -> Option<f64> {
+    if let Some(parity) = config.parity() {
+        return gamma_star_parity_setup(config, parity, whole_table);
+    }
     if config.is_base_p_task() {
         // (x0 + x1·p) mod q is no group operation on the inputs: no theorem covers it.
         return None;
@@ -103,6 +106,47 @@ pub fn margin_norm<F: Real>(weights: &Weights<F>, k: usize, activation: Activati
         .sum()
 }
 
+/// Maximum normalized margin of the x^k network on sparse parity of k bits (theory.md
+/// §2, seed 000): `k!·√(2·(k+1)^{−(k+1)})`; k = 4 gives 0.60716.
+///
+/// How the margin is defined for the engine's bit-string task so that this formula is
+/// the bound: inputs x ∈ {±1}ⁿ (`encoding = "pm1"`), the label y = parity of the first k
+/// bits (y = 0 exactly when Π_{j<k} x_j = +1), two logits f_0, f_1, the margin of a
+/// string f_y − f_{1−y}, and the normalizer Σ_i (‖u_i‖² + ‖w_i‖²)^{(k+1)/2} with
+/// u_i ∈ Rⁿ the neuron's row of the dense first layer and w_i ∈ R² its two output
+/// weights (the code's [`margin_norm`] with V = 0, h = k+1); the margin is the minimum
+/// over all 2ⁿ strings. Why the √2: only w_i1 − w_i0 =: a_i reaches the margin, and
+/// ‖w_i‖² ≥ a_i²/2 (equality at w_i = (−a_i/2, a_i/2)), so the two-logit network is
+/// the scalar one f = Σ_i a_i (u_i·x)^k with a_i's cost halved. The construction
+/// attaining it: for every sign pattern s ∈ {±1}^k, one neuron with u = c·s on the
+/// parity bits (0 elsewhere) and a = b·Π s, which gives
+/// `Σ_s Π s (s·x)^k = 2^k k! Π x_j`; the ratio b·c^k / (k c² + b²/2)^{(k+1)/2} is
+/// largest at k c² = k/(k+1), b²/2 = 1/(k+1), where it is √2·(k+1)^{−(k+1)/2}.
+pub fn gamma_star_sparse_parity(k: u32) -> f64 {
+    let factorial: f64 = (1..=k).map(f64::from).product();
+    factorial * (2.0 * (k as f64 + 1.0).powf(-(k as f64 + 1.0))).sqrt()
+}
+
+/// The conditions under which [`gamma_star_sparse_parity`] bounds a parity run's
+/// margin: σ = x^k with k the parity's size, ±1 inputs, the margin over every string
+/// (the population task, trained on all of it, `whole_table`).
+fn gamma_star_parity_setup(
+    config: &RunConfig,
+    parity: crate::task::Parity,
+    whole_table: bool,
+) -> Option<f64> {
+    let degree = match config.model.activation {
+        Activation::Square => 2,
+        Activation::Pow(d) => d,
+        Activation::Relu => return None,
+    };
+    let covered = whole_table
+        && degree as usize == parity.k
+        && parity.encoding == crate::task::BitEncoding::PlusMinusOne
+        && config.task.train_size.is_none();
+    covered.then(|| gamma_star_sparse_parity(degree))
+}
+
 /// Normalized margin: the smallest unnormalized margin over the pairs divided by
 /// [`margin_norm`]. Scale-invariant.
 pub fn normalized_margin<F: Real>(
@@ -117,6 +161,28 @@ pub fn normalized_margin<F: Real>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sparse_parity_gamma_star_and_its_conditions() {
+        assert!((gamma_star_sparse_parity(4) - 0.60716).abs() < 5e-6);
+        // k = 2: 2·√(2/27).
+        assert!((gamma_star_sparse_parity(2) - 2.0 * (2.0f64 / 27.0).sqrt()).abs() < 1e-15);
+        let c = RunConfig::from_toml(
+            "[task]\nbits = 6\nparity_k = 4\n[model]\nactivation = \"pow4\"\n",
+        )
+        .unwrap();
+        assert_eq!(gamma_star_for(&c, true), Some(gamma_star_sparse_parity(4)));
+        assert_eq!(gamma_star_for(&c, false), None, "a split");
+        let mut relu = c.clone();
+        relu.model.activation = Activation::Relu;
+        assert_eq!(gamma_star_for(&relu, true), None);
+        let mut zero_one = c.clone();
+        zero_one.task.encoding = Some(crate::task::BitEncoding::ZeroOne);
+        assert_eq!(gamma_star_for(&zero_one, true), None);
+        let mut other_k = c;
+        other_k.task.parity_k = Some(3);
+        assert_eq!(gamma_star_for(&other_k, true), None);
+    }
 
     fn spec(p: usize) -> ModelSpec {
         ModelSpec {
