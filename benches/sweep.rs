@@ -60,6 +60,7 @@ fn histories() {
                 reg_loss: Some(0.1),
                 elapsed_s: None,
                 stopped_at: None,
+                ..MetricsRecord::default()
             })
         })
         .collect();

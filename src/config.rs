@@ -400,7 +400,10 @@ impl RunConfig {
     /// the sum of the primes below p for `task.heads`, `target_mod` for one target.
     pub fn n_out(&self) -> usize {
         if self.task.heads.is_some() {
-            crate::task::primes_below(self.task.p).iter().sum::<usize>().max(1)
+            crate::task::primes_below(self.task.p)
+                .iter()
+                .sum::<usize>()
+                .max(1)
         } else if let Some(q) = self.task.target_mod {
             q.max(1)
         } else {

@@ -31,7 +31,11 @@ fn seed_loss(act: Activation, weights: &Weights<f64>, k: usize, p: usize) -> Exp
     let (u, v, w) = weights.model(k);
     let n = (p * p) as f64;
     let mut grad = weights.clone();
-    grad.u.iter_mut().chain(&mut grad.v).chain(&mut grad.w).for_each(|x| *x = 0.0);
+    grad.u
+        .iter_mut()
+        .chain(&mut grad.v)
+        .chain(&mut grad.w)
+        .for_each(|x| *x = 0.0);
     let mut out = Expected {
         loss: 0.0,
         head_loss: vec![0.0; primes.len()],
@@ -120,7 +124,10 @@ fn check_against_seed(stats: &PassStats, expected: &Expected, tol: f64, what: &s
         );
         assert_eq!(head.correct, expected.head_correct[h], "{what}: head {h}");
     }
-    assert_eq!(stats.correct, expected.all_correct, "{what}: all heads right");
+    assert_eq!(
+        stats.correct, expected.all_correct,
+        "{what}: all heads right"
+    );
 }
 
 fn grad_vec(g: &Weights<f64>, k: usize) -> Vec<f64> {
@@ -157,7 +164,12 @@ fn fused_cpu_and_reference_match_the_seed_formula_in_f64() {
         for k in 0..2 {
             let expected = seed_loss(act, &weights, k, 11);
             check_against_seed(&stats[k], &expected, 1e-12, &format!("cpu {act} model {k}"));
-            check_against_seed(&ref_stats[k], &expected, 1e-12, &format!("ref {act} model {k}"));
+            check_against_seed(
+                &ref_stats[k],
+                &expected,
+                1e-12,
+                &format!("ref {act} model {k}"),
+            );
             let want = grad_vec(&expected.grad, 0);
             let e = rel_err(&grad_vec(&grads, k), &want);
             assert!(e < 1e-12, "cpu {act} model {k}: gradient rel err {e:e}");
@@ -187,7 +199,10 @@ fn f32_fast_path_matches_the_f64_reference() {
         let (s, r) = (&stats[k], &ref_stats[k]);
         assert!((s.loss - r.loss).abs() < 1e-5 * r.loss, "model {k}");
         for (h, (a, b)) in s.heads.iter().zip(&r.heads).enumerate() {
-            assert!((a.loss - b.loss).abs() < 1e-5 * b.loss, "model {k} head {h}");
+            assert!(
+                (a.loss - b.loss).abs() < 1e-5 * b.loss,
+                "model {k} head {h}"
+            );
             // Only pairs within f32 rounding of a tie may flip; at this init none do.
             assert!(a.correct.abs_diff(b.correct) <= 1, "model {k} head {h}");
         }
@@ -275,7 +290,10 @@ fn config_errors_name_the_key_and_value() {
         ("heads = \"primes\"\ntarget_mod = 5", "task.target_mod = 5"),
         ("heads = \"primes\"\ngroup = \"S3\"", "task.group = S3"),
         ("heads = \"primes\"\nop = \"mul\"", "task.op = mul"),
-        ("heads = \"primes\"\nsplit = \"unordered\"", "task.split = unordered"),
+        (
+            "heads = \"primes\"\nsplit = \"unordered\"",
+            "task.split = unordered",
+        ),
         ("heads = \"primes\"\np = 9", "task.p = 9"),
         ("target_mod = 4\np = 7", "task.target_mod = 4"),
         ("target_mod = 11\np = 7", "task.target_mod = 11"),

@@ -100,17 +100,18 @@ pub fn analyze(path: &Path) -> Result<(RunDir, HeadsSummary)> {
             let rows = dir.metrics_of(k);
             let last = rows.last();
             // A single target's head is the model itself; a multi-head run logs each head.
-            let head_value = |r: &crate::layout::MetricsRecord,
-                              h: usize,
-                              multi: fn(&crate::layout::MetricsRecord) -> &Option<Vec<Option<f64>>>,
-                              plain: fn(&crate::layout::MetricsRecord) -> Option<f64>|
-             -> Option<f64> {
-                if single {
-                    plain(r)
-                } else {
-                    multi(r).as_ref().and_then(|v| v.get(h).copied().flatten())
-                }
-            };
+            let head_value =
+                |r: &crate::layout::MetricsRecord,
+                 h: usize,
+                 multi: fn(&crate::layout::MetricsRecord) -> &Option<Vec<Option<f64>>>,
+                 plain: fn(&crate::layout::MetricsRecord) -> Option<f64>|
+                 -> Option<f64> {
+                    if single {
+                        plain(r)
+                    } else {
+                        multi(r).as_ref().and_then(|v| v.get(h).copied().flatten())
+                    }
+                };
             let heads = qs
                 .iter()
                 .enumerate()

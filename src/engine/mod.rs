@@ -15,9 +15,9 @@ pub use crate::kinds::Loss;
 use crate::kinds::{Device, Precision};
 use crate::model::{Activation, AsWeightsView, GradsBuffer, WeightsView};
 use crate::real::Real;
+pub use crate::task::Heads;
 use crate::task::PairSet;
 pub use pairs::{AsPairSet, FrozenPairs, PairsStamp};
-pub use crate::task::Heads;
 use stepper::{Stepper, StepperSetup};
 
 /// What the fused core computes: the activation and the loss. Passed with every call,

@@ -130,6 +130,9 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("heads[1].weight"), "{e}");
-        assert!(Heads::new(Vec::new()).unwrap_err().to_string().contains("heads"));
+        assert!(Heads::new(Vec::new())
+            .unwrap_err()
+            .to_string()
+            .contains("heads"));
     }
 }

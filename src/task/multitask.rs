@@ -108,7 +108,10 @@ mod tests {
         assert_eq!(single.n_out, 5);
         let heads = multi.heads().unwrap();
         for i in 0..single.len() {
-            assert_eq!(single.pairs.label[i] as usize, heads.class(2, multi.pairs.label[i]));
+            assert_eq!(
+                single.pairs.label[i] as usize,
+                heads.class(2, multi.pairs.label[i])
+            );
         }
     }
 

@@ -3,8 +3,8 @@
 //! all-heads accuracy (a pair counts when every head is right) in black.
 
 use super::frame::{
-    legend, render as render_files, series_steps, viridis, whole_label, Area, Axes, Backend,
-    Draw, Figure, Series,
+    legend, render as render_files, series_steps, viridis, whole_label, Area, Axes, Backend, Draw,
+    Figure, Series,
 };
 use super::PictureFiles;
 use crate::analysis::heads::HeadsSummary;
@@ -58,7 +58,11 @@ pub fn render(dir: &RunDir, s: &HeadsSummary, out: &Path) -> Result<Option<Pictu
         .enumerate()
         .map(|(h, head)| Series {
             label: head.name.clone(),
-            color: viridis(if n > 1 { h as f64 / (n - 1) as f64 } else { 0.0 }),
+            color: viridis(if n > 1 {
+                h as f64 / (n - 1) as f64
+            } else {
+                0.0
+            }),
             dashed: false,
             points: rows
                 .iter()
