@@ -8,6 +8,9 @@
 #   slider, clicks neurons on the heat map and types pairs, and checks the shown
 #   dominant frequency, power share and phases against neurons.csv and the argmax logit
 #   against (a + b) mod p, for each model picked in the page's model menu;
+# - the run explorer on a group's table: the s4-x2 preset for 6000 steps (a checkpoint
+#   every 500), whose page works in S4's irreps: the shown dominant irrep and share
+#   against neurons.csv, no phases, the argmax logit against the table's answer;
 # - the sweep explorer: trains a small sweep (a+b mod 13, width 64, AdamW, weight decay
 #   0.3 / 3 × train fraction 0.6 / 0.9 × two seeds = 8 models, 1500 steps) with
 #   `sweep --explore`, and drives it with tests/browser/sweep-explorer.mjs: every
@@ -68,6 +71,11 @@ else
         --set train.checkpoint_every=100 --set train.spectra_every=100 \
         --set train.eval_every=50 --out "$RUN" --quiet >/dev/null
     target/release/analyze "$RUN" --explore >/dev/null
+    GROUP_RUN="$WORK/group-run"
+    echo "== training a small S4 run for the explorer in the irrep basis ($GROUP_RUN)"
+    target/release/train --preset s4-x2 --set train.steps=6000 \
+        --set train.checkpoint_every=500 --out "$GROUP_RUN" --quiet >/dev/null
+    target/release/analyze "$GROUP_RUN" --explore >/dev/null
     SWEEP="$WORK/sweep"
     echo "== training a small sweep for the sweep explorer ($SWEEP)"
     cat > "$WORK/sweep.toml" <<'TOML'
@@ -109,6 +117,10 @@ fi
 if [ -n "$RUN" ]; then
     echo "== driving $RUN/analysis/explore.html in headless Chromium"
     node tests/browser/explorer.mjs "$RUN" --chromium "$CHROMIUM" "$@"
+fi
+if [ -n "${GROUP_RUN:-}" ]; then
+    echo "== driving $GROUP_RUN/analysis/explore.html in headless Chromium"
+    node tests/browser/explorer.mjs "$GROUP_RUN" --chromium "$CHROMIUM"
 fi
 SWEEPS=()
 [ -n "$SWEEP" ] && SWEEPS+=("$SWEEP")

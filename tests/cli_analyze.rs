@@ -653,3 +653,65 @@ fn spectra_records_survive_a_resume_bit_identically() {
         "spectra.jsonl of the resumed run differs from the uninterrupted one"
     );
 }
+
+/// `analyze construct --kind group`: the exact max-margin network of S3's table meets the
+/// group γ* (theory.md §2) with every neuron in one irrep and every irrep used; the
+/// checkpoint reloads and scores the same; groups with complex irreps and flag mix-ups
+/// are bad input (exit 2, nothing written).
+#[test]
+fn construct_group_meets_the_group_gamma_star() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("maxmargin-s3");
+    let o = analyze(&[
+        "construct",
+        "--kind",
+        "group",
+        "--group",
+        "S3",
+        "--out",
+        s(&out),
+    ]);
+    let stdout = text(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{stdout}\n{}", text(&o.stderr));
+    for needle in [
+        "width 18",
+        "γ* = 2.3605e-2, γ/γ* = 1.0000",
+        "irreps used (2/2): ρ1 ρ2; missing: none",
+        "sinusoidal neurons 18 of 18",
+        "known answers: γ/γ* = 1.000000000",
+    ] {
+        assert!(stdout.contains(needle), "{needle:?} missing from\n{stdout}");
+    }
+    let list = clockwork::checkpoint::list(&out).unwrap();
+    let ck = clockwork::checkpoint::Checkpoint::load(&list[0].1).unwrap();
+    let backend = clockwork::engine::open::<f64>(
+        clockwork::kinds::Device::Cpu,
+        clockwork::kinds::Precision::Fp32,
+        0,
+    )
+    .unwrap();
+    let m =
+        clockwork::analysis::margin::margins_all_pairs(backend.as_ref(), &ck.config, &ck.weights)
+            .unwrap();
+    assert_eq!(m[0].accuracy, 1.0);
+    assert!((m[0].ratio.unwrap() - 1.0).abs() < 1e-9);
+
+    for (args, needle) in [
+        (vec!["--group", "A4"], "real type"),
+        (vec!["--group", "Q8"], "Q8"),
+        (vec![], "--group"),
+        (vec!["--group", "S3", "--p", "7"], "--kind group takes"),
+    ] {
+        let bad = tmp.path().join("bad");
+        let mut all = vec!["construct", "--kind", "group", "--out", s(&bad)];
+        all.extend(args);
+        let o = analyze(&all);
+        let err = text(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{all:?}: {err}");
+        assert!(
+            err.starts_with("error: ") && err.contains(needle),
+            "{all:?}: {err}"
+        );
+        assert!(!bad.exists(), "{all:?} wrote {}", bad.display());
+    }
+}

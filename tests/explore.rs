@@ -136,3 +136,74 @@ fn explore_embeds_the_runs_own_weights_and_answers() {
         assert_eq!(model["final_freq"][i].to_string(), f[freq]);
     }
 }
+
+/// A group's table: the page works in the group's irreps — it embeds an orthonormal basis
+/// of each irrep's matrix-element subspace (together a basis of the functions on G), the
+/// answers are the Cayley table, and the final dominant "frequency" is neurons.csv's irrep.
+#[test]
+fn explore_of_a_group_run_embeds_its_irreps_and_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let run_s = run.to_str().unwrap();
+    run_ok(
+        env!("CARGO_BIN_EXE_train"),
+        &[
+            "--group",
+            "S3",
+            "--width",
+            "24",
+            "--steps",
+            "200",
+            "--set",
+            "train.checkpoint_every=100",
+            "--out",
+            run_s,
+            "-q",
+        ],
+    );
+    run_ok(env!("CARGO_BIN_EXE_analyze"), &[run_s, "--explore"]);
+    let html = std::fs::read_to_string(run.join("analysis").join("explore.html")).unwrap();
+    let d = page_data(&html);
+    let n = 6usize;
+    assert_eq!(d["p"], n);
+    let irreps = d["basis"]["irreps"]
+        .as_array()
+        .expect("irreps for a group run");
+    assert_eq!(irreps.len(), 3, "S3: trivial, sign, standard");
+    let vectors: Vec<Vec<f64>> = irreps
+        .iter()
+        .flat_map(|r| {
+            let b: Vec<f64> = r["basis"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap())
+                .collect();
+            assert_eq!(b.len() % n, 0);
+            b.chunks(n).map(<[f64]>::to_vec).collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(vectors.len(), n, "Σ isotypic dims = |G|");
+    for (i, x) in vectors.iter().enumerate() {
+        for (j, y) in vectors.iter().enumerate() {
+            let dot: f64 = x.iter().zip(y).map(|(a, b)| a * b).sum();
+            let want = if i == j { 1.0 } else { 0.0 };
+            assert!((dot - want).abs() < 1e-9, "⟨b{i}, b{j}⟩ = {dot}");
+        }
+    }
+    let group = clockwork::task::Group::named("S3").unwrap();
+    for a in 0..n {
+        for b in 0..n {
+            assert_eq!(d["answer"][a * n + b], group.mul(a, b));
+        }
+    }
+    let csv = std::fs::read_to_string(run.join("analysis").join("neurons.csv")).unwrap();
+    let mut lines = csv.lines();
+    let head: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = |name: &str| head.iter().position(|h| *h == name).unwrap();
+    for line in lines {
+        let f: Vec<&str> = line.split(',').collect();
+        let i: usize = f[col("neuron")].parse().unwrap();
+        assert_eq!(d["models"][0]["final_freq"][i].to_string(), f[col("freq")]);
+    }
+}

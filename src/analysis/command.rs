@@ -6,6 +6,7 @@
 
 use super::construct::{self, KnownAnswers};
 use super::construct_gromov::{self, GromovDraws, GromovSpec};
+use super::construct_group;
 use super::pipeline::{self, Options, RunAnalysis};
 use super::{outdir, tables, text};
 use crate::engine::Backend;
@@ -143,6 +144,8 @@ pub struct ConstructFlags {
     pub draws: Option<usize>,
     /// `--seed` (gromov only; 0 when absent).
     pub seed: Option<u64>,
+    /// `--kind group --group G`: the exact max-margin network of G's table.
+    pub group: Option<String>,
 }
 
 /// `analyze construct`: checks the flags of the chosen kind, then runs it.
@@ -151,6 +154,19 @@ pub fn construct(
     f: &ConstructFlags,
     s: &Settings,
 ) -> Result<Printed, Failure> {
+    if let Some(group) = &f.group {
+        if f.gromov || f.p.is_some() || f.width.is_some() || f.draws.is_some() || f.seed.is_some() {
+            return Err(Failure::input(
+                "--kind group takes --group G and --out DIR only (its width is 2·Σ d³ over \
+                 the group's nontrivial irreps)",
+            ));
+        }
+        let out = f
+            .out
+            .as_deref()
+            .ok_or_else(|| Failure::input("construct --kind group needs --out DIR"))?;
+        return construct_group_run(backend, group, out, f.force, s);
+    }
     if f.gromov {
         let width = f
             .width
@@ -213,6 +229,53 @@ pub fn construct_max_margin(
             out.display(),
             printed.stdout,
             KnownAnswers::text(&known)
+        );
+    }
+    Ok(printed)
+}
+
+/// `analyze construct --kind group --group G --out OUT [--force]`: the exact max-margin
+/// network of a group's table (src/analysis/construct_group.rs) as a run directory,
+/// analyzed in the group's irreps, with γ = γ* checked.
+pub fn construct_group_run(
+    backend: &dyn Backend<f64>,
+    group: &str,
+    out: &Path,
+    force: bool,
+    s: &Settings,
+) -> Result<Printed, Failure> {
+    // Bad names and groups with complex irreps are input errors, reported before
+    // anything is written.
+    let width = construct_group::width(group).map_err(Failure::input)?;
+    outdir::check_new_run_dir(out, force).map_err(Failure::reading)?;
+    let t0 = Instant::now();
+    outdir::replace_dir(out, |tmp| construct_group::write_run(backend, group, tmp))
+        .map_err(Failure::other)?;
+    let analysis = pipeline::analyze(backend, out, &options(s)).map_err(Failure::other)?;
+    let files = outdir::write_analysis(&analysis, &out.join("analysis"), s.pictures)
+        .map_err(Failure::other)?;
+    let elapsed_s = t0.elapsed().as_secs_f64();
+    let margin = analysis
+        .summary
+        .models
+        .first()
+        .map(|m| m.margin.clone())
+        .ok_or_else(|| Failure::other("the constructed run has no model"))?;
+    // Past the checks a miss is a bug, not bad input.
+    let ratio = margin.ratio.unwrap_or(f64::NAN);
+    if (ratio - 1.0).abs() > 1e-9 || margin.accuracy < 1.0 {
+        return Err(Failure::other(format!(
+            "the construction of {group} misses its known answer: γ/γ* = {ratio}, accuracy {}",
+            margin.accuracy
+        )));
+    }
+    let mut printed = report(&analysis, &files, &out.join("analysis"), s, elapsed_s)?;
+    if !s.json {
+        printed.stdout = format!(
+            "wrote the max-margin construction of {group}'s table (x², width {width}) to {}\n{}\
+             known answers: γ/γ* = {ratio:.12} (|γ/γ* − 1| ≤ 1e-9), accuracy 100%\n",
+            out.display(),
+            printed.stdout,
         );
     }
     Ok(printed)

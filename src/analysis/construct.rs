@@ -177,6 +177,11 @@ pub(crate) fn write_constructed_run(
         lines.push('\n');
     }
     write_atomic(&dir.join(layout::METRICS_FILE), lines.as_bytes())?;
+    if config.task.group.is_some() {
+        // spectra.jsonl is over Z_p; a group's run is analyzed in its irreps from the
+        // checkpoint, as a trained group run is.
+        return Ok(());
+    }
     let spectra = dir.join(super::record::SPECTRA_FILE);
     let _ = std::fs::remove_file(&spectra);
     SpectraRecorder::create(dir, config.task.p)?.append_all(0, weights, &[])

@@ -32,6 +32,7 @@ pub mod basis;
 pub mod command;
 pub mod construct;
 pub mod construct_gromov;
+pub mod construct_group;
 pub mod explore;
 pub mod fourier;
 pub mod heads;

@@ -82,6 +82,8 @@ enum Kind {
     Maxmargin,
     /// Gromov's analytic solution with random phases (needs --width)
     Gromov,
+    /// The exact max-margin network of a group's table, γ = γ* (needs --group and --out)
+    Group,
 }
 
 #[derive(Subcommand, Debug)]
@@ -119,6 +121,10 @@ enum Command {
         #[arg(long, value_name = "S")]
         seed: Option<u64>,
 
+        /// group: the group, e.g. S3, S4, D5 (irreps all of real type)
+        #[arg(long, value_name = "G")]
+        group: Option<String>,
+
         #[command(flatten)]
         common: Common,
     },
@@ -139,7 +145,8 @@ fn main() -> ExitCode {
     let command = Cli::command().after_help(
         "EXAMPLES:\n  analyze runs/default-20250101-120000\n  analyze RUN --json > summary.json\n  \
          analyze construct --p 23 --out runs/maxmargin-23\n  \
-         analyze construct --kind gromov --width 97 --draws 10\n\n\
+         analyze construct --kind gromov --width 97 --draws 10\n  \
+         analyze construct --kind group --group S4 --out runs/maxmargin-s4\n\n\
          OUTPUT (in --out): summary.json, neurons.csv, frequencies.csv, checkpoints.csv, \
          timeline.csv,\n  the pictures (PNG and SVG) and index.html.\n\n\
          EXIT CODES: 0 done; 2 bad input (one `error:` line; nothing written); 1 other failures.",
@@ -195,8 +202,14 @@ fn run(cli: Cli) -> Result<Printed, Failure> {
             width,
             draws,
             seed,
+            group,
             common,
         }) => {
+            if (kind == Kind::Group) != group.is_some() {
+                return Err(Failure::input(
+                    "--kind group needs --group G, and --group belongs to --kind group",
+                ));
+            }
             let flags = ConstructFlags {
                 gromov: kind == Kind::Gromov,
                 p,
@@ -205,6 +218,7 @@ fn run(cli: Cli) -> Result<Printed, Failure> {
                 width,
                 draws,
                 seed,
+                group,
             };
             let (backend, s) = open(&common)?;
             command::construct(backend.as_ref(), &flags, &s)

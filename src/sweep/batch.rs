@@ -21,6 +21,7 @@
 use super::expand::{raw, Point};
 use super::plan::{batch_config, Batch};
 use super::results::{rows, ModelOutcome, ModelRow, Thresholds};
+use crate::analysis::basis::Basis;
 use crate::checkpoint::{self, Checkpoint};
 use crate::config::RunConfig;
 use crate::error::{Error, Result};
@@ -401,9 +402,9 @@ fn collect(
             diverged_step: diverged.get(&id).map(|d| d.step),
         })
         .collect();
-    let p = points[batch.points[0]].config.task.p;
+    let basis = Basis::for_config(&points[batch.points[0]].config)?;
     Ok(BatchResult {
-        rows: rows(&outcomes, p, thresholds)?,
+        rows: rows(&outcomes, &basis, thresholds)?,
         history: histories.into_iter().flatten().collect(),
     })
 }

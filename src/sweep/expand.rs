@@ -96,16 +96,6 @@ fn resolve_point(
     };
     let config = crate::presets::resolve(&spec.preset, spec.config_file.as_deref(), &overrides)
         .map_err(with_point)?;
-    if let Some(group) = &config.task.group {
-        // The per-model table reads each model's spectra over Z_p (frequencies used,
-        // sinusoidal share); a group's irreps are not wired into it yet.
-        return Err(with_point(Error::config(
-            "task.group",
-            group,
-            "sweeps train modular tasks only for now: their results table reads spectra over Z_p; \
-             train a group with `train --group`",
-        )));
-    }
     Ok(config)
 }
 
@@ -144,9 +134,13 @@ mod tests {
             SweepSpec::parse("[axes]\n\"model.widht\" = [3]\n", "t", Path::new(".")).unwrap();
         let e = expand(&spec).unwrap_err().to_string();
         assert!(e.contains("model.widht"), "{e}");
-        let spec =
-            SweepSpec::parse("[axes]\n\"task.group\" = [\"S3\"]\n", "t", Path::new(".")).unwrap();
+        let spec = SweepSpec::parse(
+            "[axes]\n\"task.group\" = [\"S3\", \"S6\"]\n",
+            "t",
+            Path::new("."),
+        )
+        .unwrap();
         let e = expand(&spec).unwrap_err().to_string();
-        assert!(e.contains("task.group") && e.contains("S3"), "{e}");
+        assert!(e.contains("task.group") && e.contains("S6"), "{e}");
     }
 }

@@ -1,11 +1,15 @@
 //! One model's results: what its metric history and final weights say — final and best
-//! accuracy, the memorization and grokking steps, losses, normalized margin, the Fourier
+//! accuracy, the memorization and grokking steps, losses, normalized margin, the
 //! frequencies it uses and its share of sinusoidal neurons — and the category the sweep
 //! file's thresholds put it in.
+//!
+//! "Frequencies" are read in the task's own basis ([`Basis::for_config`]): the DFT over
+//! Z_p for a+b, a−b, a²+ab+b², the discrete-log basis for a·b and a/b, and the irreps
+//! for a group task (frequency k = irrep ρk; "sinusoidal" = one irrep holds the power).
 
-use crate::analysis::fourier::{spectra_many, FourierPlan};
+use crate::analysis::basis::Basis;
 use crate::analysis::progress::stages;
-use crate::analysis::summary::{neuron_features, summarize, DEFAULT_THRESHOLD};
+use crate::analysis::summary::{neuron_features_with, summarize, DEFAULT_THRESHOLD};
 use crate::error::Result;
 use crate::layout::MetricsRecord;
 use crate::model::Weights;
@@ -194,19 +198,19 @@ pub fn categorize(row: &ModelRow, t: Thresholds) -> Category {
     }
 }
 
-/// The rows of a batch's models (frequencies from one batched DFT of their weights).
-pub fn rows(outcomes: &[ModelOutcome], p: usize, t: Thresholds) -> Result<Vec<ModelRow>> {
-    let plan = FourierPlan::new(p)?;
+/// The rows of a batch's models (frequencies from one batched transform of their weights
+/// in `basis`, the batch's task basis).
+pub fn rows(outcomes: &[ModelOutcome], basis: &Basis, t: Thresholds) -> Result<Vec<ModelRow>> {
     let snapshots: Vec<(&Weights<f64>, usize)> =
         outcomes.iter().filter_map(|o| o.weights).collect();
-    let mut spectra = spectra_many(&plan, &snapshots)?.into_iter();
+    let mut spectra = basis.spectra_many(&snapshots)?.into_iter();
     let mut rows = Vec::with_capacity(outcomes.len());
     for o in outcomes {
         let summary = match o.weights {
             Some(_) => spectra.next().map(|s| {
                 summarize(
-                    &neuron_features(&s, DEFAULT_THRESHOLD),
-                    plan.n_freq() - 1,
+                    &neuron_features_with(&s, basis.invariant(), DEFAULT_THRESHOLD),
+                    basis.max_freq(),
                     DEFAULT_THRESHOLD,
                 )
             }),

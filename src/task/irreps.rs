@@ -106,6 +106,12 @@ impl Irrep {
         self.iso_dim
     }
 
+    /// The orthonormal basis of its isotypic component: [`Irrep::isotypic_dim`] vectors
+    /// of |G| entries each, concatenated (what [`Irrep::power`] projects on).
+    pub fn isotypic_basis(&self) -> &[f64] {
+        &self.basis
+    }
+
     /// ‖P x‖²: the squared norm of the part of the function `x` on G in this irrep's
     /// matrix-element subspace.
     pub fn power(&self, x: &[f64]) -> f64 {

@@ -10,6 +10,9 @@
 //   - a clicked neuron's dominant frequency, power share and phases at the last step
 //     equal neurons.csv (its final features);
 //   - the argmax logit for a chosen pair is (a + b) mod p, for several pairs;
+//   - for a group's table (analyzed in its irreps): the dominant irrep and its share
+//     equal neurons.csv, the page says there are no phases, and the argmax logit is the
+//     page's correct answer (the run must be trained to 100 %);
 //   - both checks again for every other model of the run, picked in the model menu.
 // With --shots DIR it saves a screenshot of each view there. With --sweep it moves the
 // slider over every snapshot and reports the page's own redraw times.
@@ -32,7 +35,8 @@ const page = join(run, "analysis", "explore.html");
 // ---- the run's own numbers ----
 const summary = JSON.parse(readFileSync(join(run, "analysis", "summary.json"), "utf8"));
 const p = summary.p;
-if (!summary.task.startsWith("a+b")) fail("this check needs an a+b task, got " + summary.task);
+const irreps = summary.basis.unit === "irrep";
+if (!irreps && !summary.task.startsWith("a+b")) fail("this check needs an a+b task or a group's table, got " + summary.task);
 const csv = readFileSync(join(run, "analysis", "neurons.csv"), "utf8").trim().split("\n");
 const head = csv[0].split(",");
 const rows = csv.slice(1).map((line) => Object.fromEntries(line.split(",").map((v, j) => [head[j], v])));
@@ -87,6 +91,10 @@ drive(chromium, page, async ({ ev, send: S, check, loadMs, shoot: shootTo }) => 
       check(+got.k === n.freq, `model ${model}, neuron ${n.neuron}: dominant frequency shown ${got.k} = neurons.csv ${n.freq}`);
       const frac = parseFloat(got.frac) / 100;
       check(Math.abs(frac - n.fraction) < 0.01, `neuron ${n.neuron}: power share shown ${got.frac} ≈ neurons.csv ${n.fraction}`);
+      if (irreps) {
+        check(got.phases === "none in the irrep basis", `neuron ${n.neuron}: no phases in the irrep basis (shown: ${got.phases})`);
+        continue;
+      }
       const th = got.phases.split(",").map(parseFloat);
       const dist = (x, y) => { const d = Math.abs(x - y) % (2 * Math.PI); return Math.min(d, 2 * Math.PI - d); };
       check(th.length === 3 && th.every((t, j) => dist(t, n.theta[j]) < 0.05), `neuron ${n.neuron}: phases shown ${got.phases} ≈ neurons.csv ${n.theta.map((t) => t.toFixed(3)).join(", ")}`);
@@ -101,7 +109,11 @@ drive(chromium, page, async ({ ev, send: S, check, loadMs, shoot: shootTo }) => 
     await typeInto("a", a);
     await typeInto("b", b);
     const r = await ev(`(() => { const e = document.getElementById('logit-result'); return { arg: e.dataset.argmax, correct: e.dataset.correct, text: e.textContent }; })()`);
-    check(+r.correct === (a + b) % p && +r.arg === (a + b) % p, `pair (${a}, ${b}): argmax logit shown ${r.arg} = (a + b) mod p = ${(a + b) % p}`);
+    if (irreps) {
+      check(r.correct !== "" && +r.arg === +r.correct, `pair (${a}, ${b}): argmax logit shown ${r.arg} = the table's a·b = ${r.correct}`);
+    } else {
+      check(+r.correct === (a + b) % p && +r.arg === (a + b) % p, `pair (${a}, ${b}): argmax logit shown ${r.arg} = (a + b) mod p = ${(a + b) % p}`);
+    }
   }
   };
   await checkModel(0);

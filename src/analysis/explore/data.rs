@@ -46,6 +46,18 @@ pub struct PageBasis {
     pub v_sign: Option<f64>,
     /// The residual as a formula, e.g. `θu + θv − θw`.
     pub formula: Option<String>,
+    /// For a group's table: its irreps, whose projections replace the DFT ("frequency"
+    /// k = irrep ρk, no phases); `None` for a DFT basis.
+    pub irreps: Option<Vec<PageIrrep>>,
+}
+
+/// One irrep as the page uses it: power at ρk = Σ over its basis vectors of (b · x)².
+#[derive(Serialize)]
+pub struct PageIrrep {
+    /// `ρ2 (dim 2)`-style label.
+    pub label: String,
+    /// Orthonormal basis of its isotypic component, vectors of |G| entries concatenated.
+    pub basis: Vec<f64>,
 }
 
 fn page_basis(b: &Basis) -> PageBasis {
@@ -58,6 +70,15 @@ fn page_basis(b: &Basis) -> PageBasis {
         generator: report.generator,
         v_sign: b.invariant().map(|i| i.v_sign()),
         formula: b.invariant().map(|i| i.formula().to_string()),
+        irreps: b.irreps().map(|r| {
+            r.irreps
+                .iter()
+                .map(|irrep| PageIrrep {
+                    label: irrep.label(),
+                    basis: irrep.isotypic_basis().to_vec(),
+                })
+                .collect()
+        }),
     }
 }
 
@@ -68,7 +89,7 @@ pub struct PageData {
     pub task: String,
     /// Run directory as given to `analyze`.
     pub run: String,
-    /// The modulus (inputs and outputs range over 0..p).
+    /// The modulus, or |G| for a group's table (inputs and outputs range over 0..p).
     pub p: usize,
     /// Hidden width m.
     pub width: usize,
@@ -230,13 +251,14 @@ fn activation_of(act: Activation) -> (String, u32) {
 pub fn page_data(a: &RunAnalysis) -> Result<PageData> {
     let dir = &a.dir;
     let config = &dir.config;
-    let p = config.task.p;
+    // p = |G| for a group's table (the basis knows it; `task.p` is unused there).
+    let p = a.basis.p();
     let spec = config.model_spec();
     let m = spec.width;
     if spec.n_out != p || spec.n_in != p {
         return Err(Error::Shape {
             what: "model for the explorer".into(),
-            expected: format!("inputs and outputs over Z_p, p = {p}"),
+            expected: format!("inputs and outputs over the task's {p} elements"),
             got: format!("n_in = {}, n_out = {}", spec.n_in, spec.n_out),
         });
     }

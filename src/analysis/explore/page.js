@@ -9,8 +9,15 @@
 // power P_k = 2|X_k|^2 / n (k and n-k combined; k = 0 and k = n/2 once), phase arg X_k,
 // dominant frequency = the largest P_k over k >= 1 of the combined u+v+w power (ties
 // to the lower k), its share counted against the total including k = 0.
+// For a group's table the basis is its irreps (D.basis.irreps, src/analysis/irrep_spectra.rs):
+// "frequency" k is irrep ρk, its power the squared norm of the vector's projection on ρk's
+// matrix-element subspace (an orthonormal basis of which is embedded), and there are no
+// phases.
 const P = D.p, M = D.width, S = D.steps.length;
-const N = D.basis.size, NF = (N >> 1) + 1, TOK = D.basis.tokens;
+const IRREPS = D.basis.irreps;
+const N = D.basis.size, NF = IRREPS ? IRREPS.length : (N >> 1) + 1, TOK = D.basis.tokens;
+const UNIT = IRREPS ? "irrep" : "frequency";
+const kName = (k) => (IRREPS ? "ρ" + k : String(k));
 
 // ---- Fourier basis: the one place the page decides what "frequency" means ----
 function basisTables(n) {
@@ -76,6 +83,20 @@ function spectraAt(m, s) {
       const base = (s * 3 + part) * M + i, sc = m.scale[base], off = base * P;
       for (let j = 0; j < N; j++) x[j] = m.q[off + TOK[j]] * sc;
       const o = (part * M + i) * NF;
+      if (IRREPS) {
+        for (let k = 0; k < NF; k++) {
+          const b = IRREPS[k].basis;
+          let pw = 0;
+          for (let v = 0; v < b.length; v += N) {
+            let dot = 0;
+            for (let j = 0; j < N; j++) dot += b[v + j] * x[j];
+            pw += dot * dot;
+          }
+          power[o + k] = pw;
+          comb[i * NF + k] += pw;
+        }
+        continue;
+      }
       for (let k = 0; k < NF; k++) {
         let r = 0, q = 0;
         const t = k * N;
@@ -151,7 +172,16 @@ function bars(ctx, box, vals, opts) {
 
 // ---- header ----
 $("title").textContent = D.task + " — width " + M + ", " + (D.activation === "relu" ? "ReLU" : "σ(x) = x^" + D.power) + (D.tied ? ", tied" : "") + (D.embed_dim > 0 ? ", factored (dim " + D.embed_dim + ")" : "");
-$("info").textContent = "run: " + D.run + " · p = " + P + " · " + S + " snapshot" + (S === 1 ? "" : "s") + " at steps " + D.steps[0] + " … " + D.steps[S - 1] + (D.gamma_star ? " · γ* = " + fmt(D.gamma_star) : "") + " · Fourier basis: " + D.basis.name + " over " + D.basis.group + (D.basis.generator ? " (generator " + D.basis.generator + ")" : "");
+$("info").textContent = "run: " + D.run + " · p = " + P + " · " + S + " snapshot" + (S === 1 ? "" : "s") + " at steps " + D.steps[0] + " … " + D.steps[S - 1] + (D.gamma_star ? " · γ* = " + fmt(D.gamma_star) : "") + (IRREPS ? " · basis: the irreps of " + D.basis.group + " (" + IRREPS.map((r) => r.label).join(", ") + ")" : " · Fourier basis: " + D.basis.name + " over " + D.basis.group + (D.basis.generator ? " (generator " + D.basis.generator + ")" : ""));
+if (IRREPS) {
+  // The page's words for a group's table: irreps instead of frequencies, no phases.
+  $("ipr-caption").textContent = "mean IPR of the neurons' power (1 = one irrep)";
+  $("heat-title").textContent = "Power of each neuron per irrep";
+  $("heat-help").textContent = "Rows: neurons, grouped by their final dominant irrep (labels on the left); columns: the irreps ρ0 … ρ" + (NF - 1) + " of " + D.basis.group + " (ρ0 = the mean). Colour: share of the neuron's power ‖u‖²+‖v‖²+‖w‖² in ρk's matrix-element subspace (square-root scale). Click a row to inspect that neuron.";
+  $("insp-k-label").textContent = "dominant irrep now (u+v+w)";
+  $("insp-final-label").textContent = "final irrep (group)";
+  $("logit-help").textContent = "Below: the same logits split by irrep group (the neurons whose final irrep is ρk), the eight groups with the largest vote for the correct answer drawn in colour (the legend gives each vote, and the remaining groups' total). Where they agree is the answer.";
+}
 const notes = [];
 if (S < D.checkpoints_total) notes.push("Showing " + S + " of the run's " + D.checkpoints_total + " checkpoints (evenly spaced, first and last kept) to keep this page under ~20 MB; the curves keep every logged step.");
 if (S === 1 && D.checkpoints_total === 1) notes.push("The run kept one checkpoint (step " + D.steps[0] + "), so the heat map, the inspector and the logits show that step only; the curves cover every logged step. Train with train.checkpoint_every to scrub through training.");
@@ -279,7 +309,7 @@ function drawHeat(m, sp) {
       const y0 = HM.T + start * HM.rowH, y1 = HM.T + r * HM.rowH;
       ctx.fillStyle = groupColor(k);
       ctx.fillRect(HM.L - 6, y0, 4, Math.max(y1 - y0, 1));
-      if (y1 - y0 >= 9) ctx.fillText(String(k), HM.L - 9, (y0 + y1) / 2 + 4);
+      if (y1 - y0 >= 9) ctx.fillText(kName(k), HM.L - 9, (y0 + y1) / 2 + 4);
       if (r < M) {
         ctx.strokeStyle = "rgba(0,0,0,0.25)";
         ctx.beginPath();
@@ -293,8 +323,8 @@ function drawHeat(m, sp) {
   ctx.textAlign = "center";
   ctx.fillStyle = "#555";
   const tick = NF > 30 ? 10 : 5;
-  for (let k = 0; k < NF; k += tick) ctx.fillText(String(k), HM.L + (k + 0.5) * HM.cell, HM.T + HM.H + 13);
-  ctx.fillText("frequency k", HM.L + HM.W / 2, HM.T + HM.H + 26);
+  for (let k = 0; k < NF; k += tick) ctx.fillText(kName(k), HM.L + (k + 0.5) * HM.cell, HM.T + HM.H + 13);
+  ctx.fillText(IRREPS ? "irrep ρk" : "frequency k", HM.L + HM.W / 2, HM.T + HM.H + 26);
   ctx.textAlign = "left";
   ctx.fillText("final k", 2, HM.T - 6);
   if (state.neuron >= 0) {
@@ -327,7 +357,7 @@ function drawInspector(m, sp) {
   }
   const k = sp.freq[i];
   set("insp-neuron", String(i), i);
-  set("insp-k", String(k), k);
+  set("insp-k", kName(k), k);
   set("insp-frac", pct(sp.frac[i]));
   const partShare = [0, 1, 2].map((part) => {
     let tot = 0;
@@ -336,12 +366,12 @@ function drawInspector(m, sp) {
     return tot > 0 ? sp.power[o + k] / tot : 0;
   });
   set("insp-parts", partShare.map(pct).join(" / "));
-  set("insp-final", String(m.md.final_freq[i]) + " (share " + pct(m.md.final_fraction[i]) + " at the last checkpoint)");
+  set("insp-final", kName(m.md.final_freq[i]) + " (share " + pct(m.md.final_fraction[i]) + " at the last checkpoint)");
   const th = [0, 1, 2].map((part) => {
     const o = (part * M + i) * NF + k;
     return Math.atan2(sp.im[o], sp.re[o]);
   });
-  set("insp-phases", th.map((t) => t.toFixed(3)).join(", ") + " rad");
+  set("insp-phases", IRREPS ? "none in the irrep basis" : th.map((t) => t.toFixed(3)).join(", ") + " rad");
   if (D.basis.v_sign !== null) {
     $("insp-residual-label").textContent = D.basis.formula + " (wrapped)";
     set("insp-residual", wrap(th[0] + D.basis.v_sign * th[1] - th[2]).toFixed(4) + " rad");
@@ -361,7 +391,7 @@ function drawInspector(m, sp) {
   for (let part = 0; part < 3; part++) {
     const o = (part * M + i) * NF;
     const pw = Array.from(sp.power.subarray(o, o + NF));
-    bars(cs, [30, part * H3, W - 34, H3 - 4], pw, { title: "power of " + names[part] + " per frequency (k = " + k + " outlined)", color: (j) => (j === k ? "#d35400" : "#888"), mark: k });
+    bars(cs, [30, part * H3, W - 34, H3 - 4], pw, { title: "power of " + names[part] + " per " + UNIT + " (" + kName(k) + " outlined)", color: (j) => (j === k ? "#d35400" : "#888"), mark: k });
   }
   // phase circle
   const cp = $("insp-phase").getContext("2d");
@@ -371,6 +401,11 @@ function drawInspector(m, sp) {
   cp.arc(cx, cy, R, 0, 2 * Math.PI);
   cp.stroke();
   cp.fillStyle = "#222";
+  if (IRREPS) {
+    cp.fillStyle = "#222";
+    cp.fillText("no phases in the irrep basis", 4, 12);
+    return;
+  }
   cp.fillText("phases at k = " + k, 4, 12);
   const arrow = (t, color, label, dash) => {
     const x = cx + R * Math.cos(t), y = cy - R * Math.sin(t);
@@ -472,14 +507,14 @@ function drawLogits(m) {
   shown.forEach(([k, v], j) => {
     line(v, groupColor(k));
     wv.fillStyle = groupColor(k);
-    wv.fillText("k = " + k + ": " + fmt(correct >= 0 ? v[correct] : 0), L + w + 8, T + 12 + 14 * j);
+    wv.fillText((IRREPS ? kName(k) : "k = " + k) + ": " + fmt(correct >= 0 ? v[correct] : 0), L + w + 8, T + 12 + 14 * j);
   });
   if (ranked.length > 8) {
     wv.fillStyle = "#999";
     wv.fillText(ranked.length - 8 + " more groups: " + fmt(correct >= 0 ? rest[correct] : 0), L + w + 8, T + 12 + 14 * 8);
   }
   wv.fillStyle = "#555";
-  wv.fillText("contribution to each logit by final-frequency group (legend: vote for the correct c)", L, 11);
+  wv.fillText("contribution to each logit by final-" + UNIT + " group (legend: vote for the correct c)", L, 11);
   wv.textAlign = "center";
   const tick2 = P > 60 ? 10 : 5;
   for (let c = 0; c < P; c += tick2) wv.fillText(String(c), X(c), T + h + 13);

@@ -10,11 +10,15 @@ use super::{drawable, overlaid, quantile, timeline_reason, Prepared, RunAnalysis
 use crate::analysis::progress;
 use plotters::prelude::*;
 
-/// How to read the picture.
-pub(super) const CAPTION: &str =
-    "Inverse participation ratio Σ P_k² / (Σ P_k)² of each neuron's combined power spectrum \
-     (1 = all power at one frequency); line = mean over neurons, band = 10th to 90th \
-     percentile.";
+/// How to read the picture, in the words of the run's basis.
+pub(super) fn caption(a: &RunAnalysis) -> String {
+    format!(
+        "Inverse participation ratio Σ P_k² / (Σ P_k)² of each neuron's combined power \
+         spectrum (1 = all power at one {}); line = mean over neurons, band = 10th to 90th \
+         percentile.",
+        super::units(a).one
+    )
+}
 
 struct IprLine {
     label: String,

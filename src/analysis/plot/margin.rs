@@ -14,7 +14,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 pub(super) const CAPTION: &str =
     "Normalized margin γ = min over pairs of (f_y − max_{c≠y} f_c) / Σ_i (‖u_i‖² + ‖v_i‖² + \
      ‖w_i‖²)^{h/2}. The dashed line is the maximum γ* of the theory where it applies \
-     (x², a+b mod p, all pairs).";
+     (x² over all pairs: a+b and a−b mod p, S3, S4, S5).";
 
 struct MarginFig {
     lines: Vec<Series>,

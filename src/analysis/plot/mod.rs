@@ -143,19 +143,19 @@ fn prepare(a: &RunAnalysis) -> Vec<Spec> {
         Spec::new(
             "spectra_grid",
             spectra_grid::prepare(a),
-            spectra_grid::CAPTION.into(),
+            spectra_grid::caption(a),
         ),
         Spec::new(
             "neurons_per_frequency",
             neurons_per_frequency::prepare(a),
-            neurons_per_frequency::CAPTION.into(),
+            neurons_per_frequency::caption(a),
         ),
         Spec::new(
             "phase_residuals",
             phase_residuals::prepare(a),
             phase_residuals::CAPTION.into(),
         ),
-        Spec::new("ipr", ipr::prepare(a), ipr::CAPTION.into()),
+        Spec::new("ipr", ipr::prepare(a), ipr::caption(a)),
         Spec::new(
             "irrep_power",
             irrep_power::prepare(a),
@@ -182,6 +182,30 @@ fn timeline_reason(a: &RunAnalysis) -> Option<String> {
             plural(a.summary.checkpoints)
         )
     })
+}
+
+/// What the captions call the basis's components, singular and plural: `frequency`
+/// (a DFT) or `irrep` (a group's irreps), and how the spectrum is named.
+struct Units {
+    one: &'static str,
+    many: &'static str,
+    spectrum: &'static str,
+}
+
+fn units(a: &RunAnalysis) -> Units {
+    if a.basis.irreps().is_some() {
+        Units {
+            one: "irrep",
+            many: "irreps",
+            spectrum: "power over the group's irreps",
+        }
+    } else {
+        Units {
+            one: "frequency",
+            many: "frequencies",
+            spectrum: "Fourier power spectrum",
+        }
+    }
 }
 
 /// The "s" of a count of `n`.

@@ -9,14 +9,19 @@ use super::frame::{
 use super::{drawable, model0_phrase, Prepared, RunAnalysis};
 use plotters::prelude::*;
 
-/// How to read the picture.
-pub(super) const CAPTION: &str =
-    "Neurons per dominant frequency (in the analysis basis) at the final checkpoint, and \
-     how many of them are sinusoidal (u, v and w each above the threshold share at that \
-     frequency). Shaded: frequencies with no sinusoidal neuron. Dots: each frequency's \
-     share of Σ n_i (orange) and of Σ n_i^{3/2} (green), n_i = ‖u_i‖²+‖v_i‖²+‖w_i‖², \
-     scaled by m to the neuron axis. For σ = x² a neuron's logits scale as n_i^{3/2}: the \
-     max-margin solution makes the green dots equal (dashed line), not the bars.";
+/// How to read the picture, in the words of the run's basis.
+pub(super) fn caption(a: &RunAnalysis) -> String {
+    let u = super::units(a);
+    let (one, many) = (u.one, u.many);
+    format!(
+        "Neurons per dominant {one} (in the analysis basis) at the final checkpoint, and how \
+         many of them are sinusoidal (u, v and w each above the threshold share at that \
+         {one}). Shaded: {many} with no sinusoidal neuron. Dots: each {one}'s share of Σ n_i \
+         (orange) and of Σ n_i^{{3/2}} (green), n_i = ‖u_i‖²+‖v_i‖²+‖w_i‖², scaled by m to the \
+         neuron axis. For σ = x² a neuron's logits scale as n_i^{{3/2}}: on Z_p the \
+         max-margin solution makes the green dots equal (dashed line), not the bars."
+    )
+}
 
 struct PerFreq {
     /// Index = frequency (0 unused).

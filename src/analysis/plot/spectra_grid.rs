@@ -9,12 +9,16 @@ use super::{drawable, model0_phrase, ordered_neurons, Prepared, RunAnalysis, MAX
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-/// How to read the picture.
-pub(super) const CAPTION: &str =
-    "Final Fourier power spectrum of individual neurons in the analysis basis (combined \
-     u, v, w power per frequency k, as shares of the neuron's power in that basis); the \
-     dominant frequency is highlighted. \
-     Panels are grouped by dominant frequency and sampled evenly across each group.";
+/// How to read the picture, in the words of the run's basis.
+pub(super) fn caption(a: &RunAnalysis) -> String {
+    let u = super::units(a);
+    format!(
+        "Final {} of individual neurons in the analysis basis (combined u, v, w power per \
+         {} k, as shares of the neuron's power in that basis); the dominant {} is \
+         highlighted. Panels are grouped by dominant {} and sampled evenly across each group.",
+        u.spectrum, u.one, u.one, u.one
+    )
+}
 
 /// Left label column, bottom axis strip and top title strip of the grid, pixels.
 const GRID_LEFT: u32 = 150;
