@@ -346,7 +346,12 @@ fn train_and_analyze_report_every_head() {
     common::assert_success(&out);
     let text = common::text(&out.stdout);
     assert!(text.contains("mod 5") && text.contains("grokked"), "{text}");
-    for file in ["summary.json", "heads.csv", "head_accuracy.png", "head_accuracy.svg"] {
+    for file in [
+        "summary.json",
+        "heads.csv",
+        "head_accuracy.png",
+        "head_accuracy.svg",
+    ] {
         assert!(analysis.join(file).is_file(), "{file}");
     }
     let summary: serde_json::Value =
