@@ -309,3 +309,65 @@ fn config_errors_name_the_key_and_value() {
     let ok = RunConfig::from_toml("[task]\nheads = \"primes\"\np = 13\n").unwrap();
     assert_eq!(ok.model_spec().n_out, 2 + 3 + 5 + 7 + 11);
 }
+
+/// The shipped binaries end to end: a tiny multi-task run writes each head's figures to
+/// metrics.jsonl, and `analyze` reports them (summary.json, heads.csv, the picture, the
+/// text), each head's grokking step the first evaluation with test accuracy ≥ 95 %.
+#[test]
+fn train_and_analyze_report_every_head() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let out = common::train(&[
+        "--set",
+        "task.heads=primes",
+        "--p",
+        "7",
+        "--width",
+        "48",
+        "--fraction",
+        "0.6",
+        "--steps",
+        "600",
+        "--set",
+        "train.eval_every=50",
+        "-q",
+        "--out",
+        run.to_str().unwrap(),
+    ]);
+    common::assert_success(&out);
+    let metrics = common::metrics(&run);
+    let last = metrics.last().unwrap();
+    let test_heads = last["test_head_acc"].as_array().unwrap();
+    assert_eq!(test_heads.len(), 3, "heads mod 2, 3, 5");
+    assert_eq!(last["train_head_loss"].as_array().unwrap().len(), 3);
+    let analysis = run.join("analysis");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_analyze"))
+        .args([run.to_str().unwrap(), "--out", analysis.to_str().unwrap()])
+        .output()
+        .unwrap();
+    common::assert_success(&out);
+    let text = common::text(&out.stdout);
+    assert!(text.contains("mod 5") && text.contains("grokked"), "{text}");
+    for file in [
+        "summary.json",
+        "heads.csv",
+        "head_accuracy.png",
+        "head_accuracy.svg",
+    ] {
+        assert!(analysis.join(file).is_file(), "{file}");
+    }
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(analysis.join("summary.json")).unwrap())
+            .unwrap();
+    let heads = summary["models"][0]["heads"].as_array().unwrap();
+    assert_eq!(heads.len(), 3);
+    // Each head's grokking step, recomputed here from metrics.jsonl.
+    for (h, head) in heads.iter().enumerate() {
+        let first = metrics
+            .iter()
+            .find(|r| r["test_head_acc"][h].as_f64().is_some_and(|a| a >= 0.95))
+            .map(|r| r["step"].as_u64().unwrap());
+        assert_eq!(head["stages"]["generalized"].as_u64(), first, "head {h}");
+        assert_eq!(head["final_test_acc"].as_f64(), test_heads[h].as_f64());
+    }
+}

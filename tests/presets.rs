@@ -51,6 +51,7 @@ fn every_listed_preset_is_tested_here() {
         "explainer",
         "gromov-mse",
         "s4-x2",
+        "multitask",
     ];
     let listed: Vec<&str> = PRESETS.iter().map(|(n, _)| *n).collect();
     assert_eq!(listed, tested, "add a test below for each new preset");
@@ -91,6 +92,16 @@ fn s4_x2_runs() {
     runs_without_diverging("s4-x2");
     let c = preset("s4-x2").unwrap();
     assert_eq!((c.n_tokens(), c.model.width), (24, 126));
+}
+
+#[test]
+fn multitask_runs() {
+    runs_without_diverging("multitask");
+    let c = preset("multitask").unwrap();
+    // 11 heads, one per prime below 37: 2 + 3 + 5 + … + 31 outputs.
+    assert_eq!((c.task.p, c.model_spec().n_out), (37, 160));
+    let eval = Trainer::<f32>::from_config(&c).unwrap().evaluate().unwrap();
+    assert_eq!(eval.test_of(0).unwrap().heads.len(), 11);
 }
 
 /// The explainer's unordered split holds per model: with `[per_model]` seeds and fractions,

@@ -131,6 +131,13 @@ impl PassStats {
 /// Both calls return one [`PassStats`] per model and fail with [`Error::Shape`] when a
 /// weight slice does not match its shape or a pair indexes outside the weights, or an
 /// error for an empty pair set.
+///
+/// Multi-head pair sets: when `pairs` carries a head layout ([`crate::task::Heads`],
+/// which must cover exactly the weights' `n_out` outputs) the loss of a pair is
+/// `Σ_h weight_h · loss_h`, each head's softmax-CE (or MSE) taken over its own slice of
+/// the logits against class `label mod size_h`, still in one pass; the stats then carry
+/// one [`HeadStats`] per head. Every backend implements this (a backend that could not
+/// would have to refuse such a pair set, never ignore its layout).
 pub trait Backend<F: Real>: Send + Sync {
     /// Short description for logs, e.g. `"cpu (2 threads, avx2)"`.
     fn describe(&self) -> String;
