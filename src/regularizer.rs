@@ -116,7 +116,6 @@ impl Regularizer {
                 if self.kind == RegularizerKind::L1 {
                     // Subgradient λ·sign(θ), 0 at θ = 0 (so zero weights stay put).
                     let (u, v, w) = weights.model(k);
-                    let (gu, gv, gw) = grads.model_mut(k);
                     for (x, g) in [(u, gu), (v, gv), (w, gw)] {
                         for (g, &x) in g.iter_mut().zip(x) {
                             if x > F::zero() {
@@ -126,7 +125,8 @@ impl Regularizer {
                             }
                         }
                     }
-                    return Regularizer::l1_value(strength, weights, k);
+                    *penalty = Regularizer::l1_value(strength, weights, k);
+                    return;
                 }
                 let norms = weights.neuron_sq_norms(k);
                 let coef: Vec<F> = match self.kind {
