@@ -277,6 +277,7 @@ fn spec_for(weights: &Weights<f64>, activation: Activation) -> ModelSpec {
         tied: false,
         embed_dim: None,
         init_scale: 1.0,
+        dense: false,
     }
 }
 
@@ -335,6 +336,7 @@ pub fn gamma_star(py: Python<'_>, p: usize, op: &str, activation: &str) -> PyRes
         tied: false,
         embed_dim: None,
         init_scale: 1.0,
+        dense: false,
     };
     Ok(theory::gamma_star(op, &spec, true))
 }

@@ -11,72 +11,10 @@
 //! its gradient stays zero. Chunking, threads and the fixed-order reduction are the
 //! backend's, so a model's bits do not depend on the batch or the thread count.
 
-use super::simd::{level, Level};
-use super::tile::{self, balanced_tile, Act, Context, JobResult, Pow, Relu, Square};
-use crate::model::Activation;
+use super::tile::{self, balanced_tile, Act, Context, JobResult};
 use crate::real::Real;
 
-/// The dense job for model `k`, examples `range`, with σ dispatched at compile time and
-/// the instruction set at run time (see `super::simd`).
-pub(crate) fn run_job<F: Real>(
-    ctx: &Context<F>,
-    k: usize,
-    range: (usize, usize),
-    want: bool,
-    out: &mut JobResult<F>,
-) {
-    match ctx.core.activation {
-        Activation::Square => dispatch(ctx, Square, k, range, want, out),
-        Activation::Relu => dispatch(ctx, Relu, k, range, want, out),
-        Activation::Pow(n) => dispatch(ctx, Pow(n), k, range, want, out),
-    }
-}
-
-fn dispatch<F: Real, A: Act<F>>(
-    ctx: &Context<F>,
-    act: A,
-    k: usize,
-    range: (usize, usize),
-    want: bool,
-    out: &mut JobResult<F>,
-) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        // SAFETY: the level was detected on this CPU.
-        match level() {
-            Level::Avx512 => return unsafe { job_avx512(ctx, act, k, range, want, out) },
-            Level::Avx2 => return unsafe { job_avx2(ctx, act, k, range, want, out) },
-            Level::Scalar => {}
-        }
-    }
-    job(ctx, act, k, range, want, out)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
-unsafe fn job_avx512<F: Real, A: Act<F>>(
-    ctx: &Context<F>,
-    act: A,
-    k: usize,
-    range: (usize, usize),
-    want: bool,
-    out: &mut JobResult<F>,
-) {
-    job(ctx, act, k, range, want, out)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn job_avx2<F: Real, A: Act<F>>(
-    ctx: &Context<F>,
-    act: A,
-    k: usize,
-    range: (usize, usize),
-    want: bool,
-    out: &mut JobResult<F>,
-) {
-    job(ctx, act, k, range, want, out)
-}
+super::simd::per_isa_job!(job);
 
 /// `c (r×n) = α·a·b + β·c` with explicit strides (row, column) for `a` and `b`;
 /// `c` is row-major with `n` columns.

@@ -4,9 +4,6 @@
 //! baseline target. The best level the CPU supports is picked once; setting
 //! `CLOCKWORK_SIMD=avx2` or `=scalar` caps it (to compare paths or rule one out).
 
-use super::tile::{self, Act, Context, JobResult, Pow, Relu, Square};
-use crate::model::Activation;
-use crate::real::Real;
 use std::sync::OnceLock;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -55,62 +52,79 @@ pub(crate) fn level_name() -> &'static str {
     }
 }
 
-pub(crate) fn run_job<F: Real>(
-    ctx: &Context<F>,
-    k: usize,
-    range: (usize, usize),
-    want: bool,
-    out: &mut JobResult<F>,
-) {
-    match ctx.core.activation {
-        Activation::Square => dispatch(ctx, Square, k, range, want, out),
-        Activation::Relu => dispatch(ctx, Relu, k, range, want, out),
-        Activation::Pow(n) => dispatch(ctx, Pow(n), k, range, want, out),
-    }
-}
-
-fn dispatch<F: Real, A: Act<F>>(
-    ctx: &Context<F>,
-    act: A,
-    k: usize,
-    range: (usize, usize),
-    want: bool,
-    out: &mut JobResult<F>,
-) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        // SAFETY: the level was detected on this CPU.
-        match level() {
-            Level::Avx512 => return unsafe { job_avx512(ctx, act, k, range, want, out) },
-            Level::Avx2 => return unsafe { job_avx2(ctx, act, k, range, want, out) },
-            Level::Scalar => {}
+/// Defines `run_job` for a generic fused job `$job(ctx, act, k, range, want, out)`: σ
+/// picked at compile time (one monomorphization per activation), the instruction set at
+/// run time — `$job` is compiled three times, inside an AVX-512 function, an AVX2+FMA one
+/// and the baseline one, so its lane-wise loops vectorize for each. The token job (here)
+/// and the dense job (`super::dense`) both use it.
+macro_rules! per_isa_job {
+    ($job:path) => {
+        /// The job for model `k`, pairs `range`, at the best instruction set this CPU has
+        /// (see `super::simd`).
+        pub(crate) fn run_job<F: $crate::real::Real>(
+            ctx: &$crate::engine::cpu::tile::Context<F>,
+            k: usize,
+            range: (usize, usize),
+            want: bool,
+            out: &mut $crate::engine::cpu::tile::JobResult<F>,
+        ) {
+            use $crate::engine::cpu::tile::{Pow, Relu, Square};
+            use $crate::model::Activation;
+            match ctx.core.activation {
+                Activation::Square => dispatch(ctx, Square, k, range, want, out),
+                Activation::Relu => dispatch(ctx, Relu, k, range, want, out),
+                Activation::Pow(n) => dispatch(ctx, Pow(n), k, range, want, out),
+            }
         }
-    }
-    tile::job(ctx, act, k, range, want, out)
-}
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
-unsafe fn job_avx512<F: Real, A: Act<F>>(
-    ctx: &Context<F>,
-    act: A,
-    k: usize,
-    range: (usize, usize),
-    want: bool,
-    out: &mut JobResult<F>,
-) {
-    tile::job(ctx, act, k, range, want, out)
-}
+        fn dispatch<F: $crate::real::Real, A: $crate::engine::cpu::tile::Act<F>>(
+            ctx: &$crate::engine::cpu::tile::Context<F>,
+            act: A,
+            k: usize,
+            range: (usize, usize),
+            want: bool,
+            out: &mut $crate::engine::cpu::tile::JobResult<F>,
+        ) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                use $crate::engine::cpu::simd::{level, Level};
+                // SAFETY: the level was detected on this CPU.
+                match level() {
+                    Level::Avx512 => return unsafe { job_avx512(ctx, act, k, range, want, out) },
+                    Level::Avx2 => return unsafe { job_avx2(ctx, act, k, range, want, out) },
+                    Level::Scalar => {}
+                }
+            }
+            $job(ctx, act, k, range, want, out)
+        }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn job_avx2<F: Real, A: Act<F>>(
-    ctx: &Context<F>,
-    act: A,
-    k: usize,
-    range: (usize, usize),
-    want: bool,
-    out: &mut JobResult<F>,
-) {
-    tile::job(ctx, act, k, range, want, out)
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+        unsafe fn job_avx512<F: $crate::real::Real, A: $crate::engine::cpu::tile::Act<F>>(
+            ctx: &$crate::engine::cpu::tile::Context<F>,
+            act: A,
+            k: usize,
+            range: (usize, usize),
+            want: bool,
+            out: &mut $crate::engine::cpu::tile::JobResult<F>,
+        ) {
+            $job(ctx, act, k, range, want, out)
+        }
+
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn job_avx2<F: $crate::real::Real, A: $crate::engine::cpu::tile::Act<F>>(
+            ctx: &$crate::engine::cpu::tile::Context<F>,
+            act: A,
+            k: usize,
+            range: (usize, usize),
+            want: bool,
+            out: &mut $crate::engine::cpu::tile::JobResult<F>,
+        ) {
+            $job(ctx, act, k, range, want, out)
+        }
+    };
 }
+pub(crate) use per_isa_job;
+
+per_isa_job!(super::tile::job);
