@@ -2,10 +2,16 @@
 
 import os
 import pathlib
+import signal
 
 import pytest
 
 import clockwork as cw
+
+# A shell that starts this suite in the background (`cmd &`, nohup) hands Python SIGINT
+# ignored, and Python then installs no KeyboardInterrupt handler; the Ctrl-C tests need
+# the one an interactive run has.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 

@@ -79,12 +79,24 @@ pub fn analyze_run(
     out: &Path,
     s: &Settings,
 ) -> Result<Printed, Failure> {
+    // The explorer page reads spectra over Z_p or a group's irreps: bit strings and
+    // seed 002's table get their own reports and no page, and say so.
+    let without_page = |mut printed: Printed, what: &str| {
+        if s.explore {
+            printed.stderr.push_str(&format!(
+                "note: --explore: no explorer page for {what} runs (it needs an operation or \
+                 group table); the analysis above is complete\n"
+            ));
+        }
+        printed
+    };
     if super::bits::is_bits_run(run) {
-        return super::bits::analyze_run(backend, run, out, s);
+        return super::bits::analyze_run(backend, run, out, s)
+            .map(|p| without_page(p, "bit-string"));
     }
     outdir::check_analysis_dir(run, out).map_err(Failure::reading)?;
     if let Some(printed) = heads_run(run, out, s)? {
-        return Ok(printed);
+        return Ok(without_page(printed, "multi-task"));
     }
     let t0 = Instant::now();
     let analysis = pipeline::analyze(backend, run, &options(s)).map_err(Failure::reading)?;
