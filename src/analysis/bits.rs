@@ -192,20 +192,37 @@ fn write(run: &Path, summary: &BitsSummary, out: &Path, pictures: bool) -> Resul
     Ok(files)
 }
 
-/// Model 0's first layer as a heat map: one row per neuron (sorted by its weight on the
-/// parity bits, strongest first), one column per input bit; red positive, blue negative.
+/// Model 0's first layer as a heat map: one row per live neuron (sorted by its weight on
+/// the parity bits, strongest first), one column per input bit; red positive, blue
+/// negative. Only the fewest neurons holding 99.9 % of ‖U‖² are drawn (L1 leaves most of
+/// them near zero); the title counts them, so the live ones get the height.
 fn draw_weights(u: &[f64], n: usize, summary: &BitsSummary, path: &Path) -> Result<()> {
     let m = u.len() / n;
-    let mut order: Vec<usize> = (0..m).collect();
+    // The fewest neurons holding 99.9 % of ‖U‖² (L1 leaves the rest near zero).
+    let sq_norm = |i: usize| -> f64 { (0..n).map(|j| u[j * m + i].powi(2)).sum() };
+    let mut by_norm: Vec<usize> = (0..m).collect();
+    by_norm.sort_by(|&a, &b| sq_norm(b).total_cmp(&sq_norm(a)));
+    let total: f64 = (0..m).map(sq_norm).sum();
+    let mut held = 0.0;
+    let mut order: Vec<usize> = by_norm
+        .into_iter()
+        .take_while(|&i| {
+            let keep = held < 0.999 * total || total == 0.0;
+            held += sq_norm(i);
+            keep
+        })
+        .collect();
     let parity_weight =
         |i: usize| -> f64 { (0..summary.parity_k).map(|j| u[j * m + i].powi(2)).sum() };
     order.sort_by(|&a, &b| parity_weight(b).total_cmp(&parity_weight(a)));
+    let rows = order.len();
     let max = u.iter().fold(0.0f64, |a, x| a.max(x.abs())).max(1e-12);
-    let (cell_w, cell_h) = (24u32, (600 / m as u32).clamp(3, 16));
+    let (cell_w, cell_h) = (24u32, (600 / rows as u32).clamp(3, 40));
     let (left, top, bottom) = (60u32, 50u32, 40u32);
     let size = (
-        left + cell_w * n as u32 + 20,
-        top + cell_h * m as u32 + bottom,
+        // Wide enough for the title and the axis note even with a few bits.
+        (left + cell_w * n as u32 + 20).max(760),
+        top + cell_h * rows as u32 + bottom,
     );
     super::plot::frame::ensure_font()?;
     let tmp = path.with_extension("tmp.png");
@@ -213,8 +230,9 @@ fn draw_weights(u: &[f64], n: usize, summary: &BitsSummary, path: &Path) -> Resu
         let root = BitMapBackend::new(&tmp, size).into_drawing_area();
         root.fill(&WHITE)?;
         let title = format!(
-            "U of model 0 ({} neurons × {} bits; label = parity of the first {} bits), step {}",
-            m, n, summary.parity_k, summary.final_step
+            "U of model 0, step {}: {rows} of {m} neurons × {n} bits (label: parity of bits 0–{})",
+            summary.final_step,
+            summary.parity_k - 1
         );
         root.draw(&Text::new(title, (10, 10), ("sans-serif", 16)))?;
         for (r, &i) in order.iter().enumerate() {
@@ -237,7 +255,7 @@ fn draw_weights(u: &[f64], n: usize, summary: &BitsSummary, path: &Path) -> Resu
         }
         for j in (0..n).step_by(if n > 16 { 5 } else { 1 }) {
             let x = (left + j as u32 * cell_w + 4) as i32;
-            let y = (top + cell_h * m as u32 + 6) as i32;
+            let y = (top + cell_h * rows as u32 + 6) as i32;
             root.draw(&Text::new(format!("{j}"), (x, y), ("sans-serif", 12)))?;
         }
         root.draw(&Text::new(
@@ -246,7 +264,9 @@ fn draw_weights(u: &[f64], n: usize, summary: &BitsSummary, path: &Path) -> Resu
             ("sans-serif", 12),
         ))?;
         root.draw(&Text::new(
-            format!("input bit  (|U| max {max:.3})"),
+            format!(
+                "input bit  (|U| max {max:.3}; drawn: the fewest neurons holding 99.9 % of ‖U‖²)"
+            ),
             (left as i32, (size.1 - 16) as i32),
             ("sans-serif", 12),
         ))?;
