@@ -2,8 +2,7 @@
 //! pass (forward + loss, optionally backward) over a pair set. Shared by
 //! [`super::CudaBackend`] and the device-resident stepper.
 //!
-//! (Over 600 lines: context, module cache, buffers and the pass's launch sequence share
-//! the `Gpu` handle's invariants.)
+//! The buffers a pass fills live in `buffers.rs`.
 //!
 //! Everything here only *enqueues* work on one stream (no host synchronization), so the
 //! same sequence can be captured into a CUDA graph. cudarc's per-buffer event tracking
@@ -14,13 +13,13 @@
 //! graph is being captured, so the trainer then skips the graph), and compare against
 //! the CPU with `cargo test --release --test cuda_vs_cpu -- --nocapture`.
 
+pub(crate) use super::buffers::{DevPairs, DevWeights, Dims, Plan, Workspace};
 use super::kernels::{compile_cached, FILES};
 use super::params::{host_sizes, BwdParams, FwdParams};
 use super::Precision;
 use crate::engine::{CoreSpec, Loss};
 use crate::error::{Error, Result};
 use crate::model::Activation;
-use crate::task::PairSet;
 use cudarc::driver::{
     CudaContext, CudaFunction, CudaSlice, CudaStream, DevicePtr, DeviceRepr, LaunchConfig,
     PushKernelArg, ValidAsZeroBits,
@@ -29,13 +28,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Rows of the forward tile (pairs per block): kernels/fused_forward_ce.cu `FwdCfg::BM`.
-const FWD_BM: usize = 64;
+pub(super) const FWD_BM: usize = 64;
 /// K slab depth of every GEMM (`TileCfg::BK`).
-const SLAB: usize = 16;
+pub(super) const SLAB: usize = 16;
 /// Least rows of one dW split (so a split runs at least 16 slabs).
-const MIN_SPLIT_ROWS: usize = 256;
+pub(super) const MIN_SPLIT_ROWS: usize = 256;
 /// Default budget for the per-chunk buffers (logits/G, dS, dW partials), in MiB.
-const DEFAULT_CHUNK_MIB: usize = 768;
+pub(super) const DEFAULT_CHUNK_MIB: usize = 768;
 
 pub(crate) fn driver_err(what: &str) -> impl Fn(cudarc::driver::DriverError) -> Error + '_ {
     move |e| Error::backend_from(format!("CUDA error in {what}: {e}"), e)
@@ -257,253 +256,6 @@ fn blocks(n: usize, per: usize) -> u32 {
     n.div_ceil(per).max(1) as u32
 }
 
-/// Shape of a batch of models.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub(crate) struct Dims {
-    pub batch: usize,
-    pub n_in: usize,
-    pub n_out: usize,
-    pub m: usize,
-}
-
-impl Dims {
-    pub fn emb_len(&self) -> usize {
-        self.n_in * self.m
-    }
-    pub fn w_len(&self) -> usize {
-        self.n_out * self.m
-    }
-}
-
-/// Device copies of U, V, W (or their gradients) for the whole batch, model-major.
-pub(crate) struct DevWeights {
-    pub u: CudaSlice<f32>,
-    pub v: CudaSlice<f32>,
-    pub w: CudaSlice<f32>,
-}
-
-impl DevWeights {
-    pub fn zeros(gpu: &Gpu, d: Dims) -> Result<DevWeights> {
-        Ok(DevWeights {
-            u: gpu.alloc(d.batch * d.emb_len())?,
-            v: gpu.alloc(d.batch * d.emb_len())?,
-            w: gpu.alloc(d.batch * d.w_len())?,
-        })
-    }
-}
-
-/// How a pass over `n_pairs` pairs is cut: chunks of rows (only when the buffers of one
-/// chunk would exceed the budget) and the dW row splits.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Plan {
-    pub n_pairs: usize,
-    pub chunk_rows: usize,
-    /// Most dW splits of any chunk (sizes the partials buffer).
-    pub max_splits: usize,
-}
-
-impl Plan {
-    pub fn new(gpu: &Gpu, d: Dims, n_pairs: usize) -> Plan {
-        let budget = std::env::var("CLOCKWORK_CUDA_CHUNK_MIB")
-            .ok()
-            .and_then(|s| s.parse::<usize>().ok())
-            .unwrap_or(DEFAULT_CHUNK_MIB)
-            << 20;
-        let per_row = 4 * d.batch * (d.n_out + d.m);
-        // gridDim.y of the row-tiled kernels is at most 65535 tiles of 64 rows.
-        let mut chunk_rows = (budget / per_row.max(1)).clamp(FWD_BM, 65535 * FWD_BM);
-        if chunk_rows < n_pairs {
-            chunk_rows -= chunk_rows % FWD_BM;
-        } else {
-            chunk_rows = n_pairs;
-        }
-        let mut plan = Plan {
-            n_pairs,
-            chunk_rows,
-            max_splits: 1,
-        };
-        plan.max_splits = plan.splits(gpu, d, chunk_rows).0;
-        plan
-    }
-
-    /// Chunks as (first row, rows).
-    pub fn chunks(&self) -> Vec<(usize, usize)> {
-        (0..self.n_pairs.div_ceil(self.chunk_rows).max(1))
-            .map(|c| {
-                let start = c * self.chunk_rows;
-                (start, self.chunk_rows.min(self.n_pairs - start))
-            })
-            .collect()
-    }
-
-    /// (splits, rows per split) of dW for a chunk of `rows` rows: enough blocks to fill
-    /// the GPU about four times over, each split at least MIN_SPLIT_ROWS rows.
-    pub fn splits(&self, gpu: &Gpu, d: Dims, rows: usize) -> (usize, usize) {
-        let bm = if d.n_out <= 32 { 32 } else { 64 };
-        let tiles = d.m.div_ceil(64) * d.n_out.div_ceil(bm) * d.batch;
-        let target = 4 * gpu.sms;
-        let s = (target / tiles.max(1))
-            .min(rows.div_ceil(MIN_SPLIT_ROWS))
-            .min(65535 / d.batch)
-            .max(1);
-        let per = rows.div_ceil(s).div_ceil(SLAB) * SLAB;
-        (rows.div_ceil(per).max(1), per)
-    }
-}
-
-/// A pair set on the device, with the per-chunk CSR lists of rows per token.
-pub(crate) struct DevPairs {
-    pub len: usize,
-    pub chunk_rows: usize,
-    pub a: CudaSlice<u32>,
-    pub b: CudaSlice<u32>,
-    pub y: CudaSlice<u32>,
-    /// Per chunk c: (n_in + 1) offsets at c*(n_in+1), into the row list starting at the
-    /// chunk's first row (rows are chunk-relative, ascending).
-    pub ptr_a: CudaSlice<i32>,
-    pub rows_a: CudaSlice<i32>,
-    pub ptr_b: CudaSlice<i32>,
-    pub rows_b: CudaSlice<i32>,
-    /// The head layout of a multi-head pair set, uploaded with it.
-    pub heads: Option<DevHeads>,
-}
-
-/// A head layout ([`crate::task::Heads`]) on the device: what `heads_rows` reads.
-pub(crate) struct DevHeads {
-    pub count: usize,
-    pub offset: CudaSlice<i32>,
-    pub size: CudaSlice<i32>,
-    pub weight: CudaSlice<f32>,
-}
-
-/// CSR of `tokens` (one per row) over `n_in` values: offsets and row lists.
-fn csr(tokens: &[u32], n_in: usize) -> (Vec<i32>, Vec<i32>) {
-    let mut ptr = vec![0i32; n_in + 1];
-    for &t in tokens {
-        ptr[t as usize + 1] += 1;
-    }
-    for i in 0..n_in {
-        ptr[i + 1] += ptr[i];
-    }
-    let mut fill = ptr.clone();
-    let mut rows = vec![0i32; tokens.len()];
-    for (r, &t) in tokens.iter().enumerate() {
-        rows[fill[t as usize] as usize] = r as i32;
-        fill[t as usize] += 1;
-    }
-    (ptr, rows)
-}
-
-impl DevPairs {
-    pub fn new(gpu: &Gpu, pairs: &PairSet, n_in: usize, plan: &Plan) -> Result<DevPairs> {
-        let (mut pa, mut ra, mut pb, mut rb) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for (start, rows) in plan.chunks() {
-            let (p, r) = csr(&pairs.a[start..start + rows], n_in);
-            pa.extend(p);
-            ra.extend(r);
-            let (p, r) = csr(&pairs.b[start..start + rows], n_in);
-            pb.extend(p);
-            rb.extend(r);
-        }
-        let up_u32 = |v: &[u32]| -> Result<CudaSlice<u32>> {
-            let mut d = gpu.alloc(v.len())?;
-            gpu.upload(v, &mut d)?;
-            Ok(d)
-        };
-        let up_i32 = |v: &[i32]| -> Result<CudaSlice<i32>> {
-            let mut d = gpu.alloc(v.len())?;
-            gpu.upload(v, &mut d)?;
-            Ok(d)
-        };
-        Ok(DevPairs {
-            len: pairs.len(),
-            chunk_rows: plan.chunk_rows,
-            a: up_u32(&pairs.a)?,
-            b: up_u32(&pairs.b)?,
-            y: up_u32(&pairs.label)?,
-            ptr_a: up_i32(&pa)?,
-            rows_a: up_i32(&ra)?,
-            ptr_b: up_i32(&pb)?,
-            rows_b: up_i32(&rb)?,
-            heads: match &pairs.heads {
-                None => None,
-                Some(h) => {
-                    let list = h.heads();
-                    let ints = |f: fn(&crate::task::Head) -> usize| -> Vec<i32> {
-                        list.iter().map(|x| f(x) as i32).collect()
-                    };
-                    let weights: Vec<f32> = list.iter().map(|x| x.weight as f32).collect();
-                    let mut weight = gpu.alloc(weights.len())?;
-                    gpu.upload(&weights, &mut weight)?;
-                    Some(DevHeads {
-                        count: list.len(),
-                        offset: up_i32(&ints(|x| x.offset))?,
-                        size: up_i32(&ints(|x| x.size))?,
-                        weight,
-                    })
-                }
-            },
-        })
-    }
-}
-
-/// Per-pass scratch: chunk buffers, per-row statistics, per-model results.
-pub(crate) struct Workspace {
-    pub dims: Dims,
-    pub plan: Plan,
-    /// [B][chunk rows][n_out]: logits, then G.
-    pub g: CudaSlice<f32>,
-    /// [B][chunk rows][m]: σ'(s) ⊙ D.
-    pub ds: CudaSlice<f32>,
-    /// [B][max splits][n_out][m].
-    pub dw_part: CudaSlice<f32>,
-    /// [B][n_pairs] each.
-    pub row_loss: CudaSlice<f32>,
-    pub row_margin: CudaSlice<f32>,
-    /// [B][3]: mean loss, correct, min margin.
-    pub stats: CudaSlice<f64>,
-    /// Heads of the pair sets this workspace serves (0: plain passes).
-    pub n_heads: usize,
-    /// [B][n_heads][n_pairs] each: every head's loss and margin per row (multi-head
-    /// passes; empty otherwise).
-    pub head_loss: CudaSlice<f32>,
-    pub head_margin: CudaSlice<f32>,
-}
-
-impl Workspace {
-    pub fn new(
-        gpu: &Gpu,
-        dims: Dims,
-        plan: Plan,
-        grads: bool,
-        n_heads: usize,
-    ) -> Result<Workspace> {
-        let b = dims.batch;
-        let needs_part = plan.max_splits > 1 || plan.chunk_rows < plan.n_pairs;
-        Ok(Workspace {
-            dims,
-            plan,
-            g: gpu.alloc(b * plan.chunk_rows * dims.n_out)?,
-            ds: gpu.alloc(if grads {
-                b * plan.chunk_rows * dims.m
-            } else {
-                0
-            })?,
-            dw_part: gpu.alloc(if grads && needs_part {
-                b * plan.max_splits * dims.w_len()
-            } else {
-                0
-            })?,
-            row_loss: gpu.alloc(b * plan.n_pairs)?,
-            row_margin: gpu.alloc(b * plan.n_pairs)?,
-            stats: gpu.alloc(b * 3)?,
-            n_heads,
-            head_loss: gpu.alloc(b * n_heads * plan.n_pairs)?,
-            head_margin: gpu.alloc(b * n_heads * plan.n_pairs)?,
-        })
-    }
-}
-
 fn act_code(a: Activation) -> (i32, i32) {
     match a {
         Activation::Square => (0, 2),
@@ -719,16 +471,4 @@ pub(crate) fn enqueue_pass(
         .arg(&inv_n)
         .arg(&stats);
     gpu.finish("reduce_stats", b, (batch, 1, 1), (256, 1, 1))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::csr;
-
-    #[test]
-    fn csr_lists_rows_per_token_in_order() {
-        let (ptr, rows) = csr(&[2, 0, 2, 1, 0], 3);
-        assert_eq!(ptr, vec![0, 2, 3, 5]);
-        assert_eq!(rows, vec![1, 4, 3, 0, 2]);
-    }
 }

@@ -31,6 +31,7 @@
 //! [`Precision`]).
 
 mod backend;
+mod buffers;
 mod device;
 pub mod kernels;
 mod params;
