@@ -34,6 +34,7 @@ mod dense;
 pub mod dev;
 mod epilogue;
 mod heads;
+mod narrow;
 mod simd;
 mod tile;
 

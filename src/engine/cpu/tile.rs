@@ -6,6 +6,9 @@
 //! accumulators) so the compiler vectorizes them without reassociating floating point.
 
 use super::epilogue::{epilogue_columns, COLUMN_BLOCK};
+#[cfg(target_arch = "x86_64")]
+use super::narrow;
+use super::narrow::Isa;
 use crate::engine::{CoreSpec, HeadStats};
 use crate::model::WeightsView;
 use crate::real::Real;
@@ -181,6 +184,59 @@ pub fn balanced_tile(rows: usize, max_tile: usize) -> usize {
     rows.div_ceil(tiles).max(1)
 }
 
+/// The hand-blocked backward kernels ([`super::narrow`]) take a job's products when they
+/// can: f32 on AVX2 or AVX-512, up to this many classes. Past it the `gemm` crate's
+/// packed kernels win (p = 113, m = 512: measured in the commit that set it).
+const NARROW_MAX_OUT: usize = 64;
+
+/// Whether the narrow kernels may run: `CLOCKWORK_KERNELS=gemm` sends every product
+/// through the `gemm` crate instead, to compare the two in one build (unset or `narrow`:
+/// the default; another value is reported once on stderr and ignored).
+fn narrow_allowed() -> bool {
+    static ALLOWED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ALLOWED.get_or_init(|| match std::env::var("CLOCKWORK_KERNELS").as_deref() {
+        Ok("gemm") => false,
+        Ok("narrow") | Err(_) => true,
+        Ok(other) => {
+            eprintln!("clockwork: CLOCKWORK_KERNELS={other:?} is not gemm or narrow; using narrow");
+            true
+        }
+    })
+}
+
+/// The instruction set of the narrow kernels for an `F` job with `n_out` classes, if any.
+#[inline(always)]
+fn narrow_isa<F: Real>(n_out: usize) -> Option<Isa> {
+    let is_f32 = std::any::TypeId::of::<F>() == std::any::TypeId::of::<f32>();
+    if is_f32 && n_out <= NARROW_MAX_OUT && narrow_allowed() {
+        Isa::detect()
+    } else {
+        None
+    }
+}
+
+/// dS = σ'(U[a] + V[b]) ⊙ D for one row (`d`: its `m` values of D) added into dU[a]
+/// and dV[b], recomputing the pre-activation rather than storing it.
+#[inline(always)]
+fn scatter_row<F: Real, A: Act<F>>(
+    act: A,
+    (u, v): (&[F], &[F]),
+    a: u32,
+    b: u32,
+    d: &[F],
+    out: &mut JobResult<F>,
+) {
+    let m = d.len();
+    let (ia, ib) = (a as usize * m, b as usize * m);
+    let (us, vs) = (&u[ia..ia + m], &v[ib..ib + m]);
+    let (gu, gv) = (&mut out.grad_u[ia..ia + m], &mut out.grad_v[ib..ib + m]);
+    for ((((gu, gv), &d), &x), &z) in gu.iter_mut().zip(gv).zip(d).zip(us).zip(vs) {
+        let ds = d * act.grad(x + z);
+        *gu += ds;
+        *gv += ds;
+    }
+}
+
 /// One job: model `k`, pairs `start..end`.
 #[inline(always)]
 pub(crate) fn job<F: Real, A: Act<F>>(
@@ -196,7 +252,6 @@ pub(crate) fn job<F: Real, A: Act<F>>(
     let (p, m, n_out) = (weights.n_in(), weights.width(), weights.n_out());
     // Never more than the job's rows, so it also sizes the workspaces.
     let tile_rows = balanced_tile(end - start, ctx.tile_rows);
-    let grad_len = |n: usize| if want_grads { n } else { 0 };
     out.reset(want_grads, p * m, n_out * m);
     // The logits tile is class-major (`logits[c·ld + r]`) for the column epilogue, or
     // row-major under a head layout, whose epilogue cuts each row into heads. The
@@ -204,14 +259,36 @@ pub(crate) fn job<F: Real, A: Act<F>>(
     let class_major = ctx.pairs.heads.is_none();
     let ld = tile_rows.div_ceil(COLUMN_BLOCK) * COLUMN_BLOCK;
     let (row_step, class_step) = if class_major { (1, ld) } else { (n_out, 1) };
+    // With the narrow kernels, hidden's rows (and W's, repacked) are padded with zeros to
+    // whole vectors: `hs` neurons a row.
+    let narrow = narrow_isa::<F>(n_out);
+    let hs = narrow.map_or(m, |isa| m.div_ceil(isa.lanes()) * isa.lanes());
+    // ... and the logits kernel reads Wᵀ packed as m rows of `cp` classes.
+    let cp = narrow.map_or(n_out, |isa| n_out.div_ceil(isa.lanes()) * isa.lanes());
     // Workspaces: every element is written before it is read, so no zeroing needed
     // beyond the first growth.
-    let mut hidden = std::mem::take(&mut out.hidden);
-    let mut logits = std::mem::take(&mut out.logits);
-    let mut delta = std::mem::take(&mut out.delta);
-    hidden.resize(tile_rows * m, F::zero());
+    // `packed_w`: W with rows padded to `hs` neurons, then Wᵀ as m rows of `cp` classes.
+    let [mut packed_w, mut delta, mut hidden, mut logits] = out.take_workspaces();
+    hidden.resize(tile_rows * hs, F::zero());
     logits.resize(ld * n_out, F::zero());
-    delta.resize(grad_len(tile_rows * m), F::zero());
+    if let Some(isa) = narrow {
+        delta.resize(narrow::backprop_block_rows(isa) * hs, F::zero());
+        packed_w.clear();
+        packed_w.resize(n_out * hs + m * cp, F::zero());
+        let (w_padded, w_t) = packed_w.split_at_mut(n_out * hs);
+        for (c, (padded, row)) in w_padded
+            .chunks_exact_mut(hs)
+            .zip(w.chunks_exact(m))
+            .enumerate()
+        {
+            padded[..m].copy_from_slice(row);
+            for (j, &x) in row.iter().enumerate() {
+                w_t[j * cp + c] = x;
+            }
+        }
+    } else if want_grads {
+        delta.resize(tile_rows * m, F::zero());
+    }
     let mut t0 = start;
     while t0 < end {
         let t1 = (t0 + tile_rows).min(end);
@@ -225,28 +302,46 @@ pub(crate) fn job<F: Real, A: Act<F>>(
         // hidden = σ(U[a] + V[b]), built here and nowhere else.
         for r in 0..rows {
             let (ua, vb) = (&u[a[r] as usize * m..][..m], &v[b[r] as usize * m..][..m]);
-            for ((h, &x), &z) in hidden[r * m..(r + 1) * m].iter_mut().zip(ua).zip(vb) {
+            let row = &mut hidden[r * hs..(r + 1) * hs];
+            for ((h, &x), &z) in row.iter_mut().zip(ua).zip(vb) {
                 *h = act.act(x + z);
             }
+            row[m..].fill(F::zero());
         }
         // logits (rows × n_out) = hidden (rows × m) · Wᵀ (m × n_out)
-        unsafe {
-            F::gemm(
-                rows,
-                m,
-                n_out,
-                F::one(),
-                hidden.as_ptr(),
-                m as isize,
-                1,
-                w.as_ptr(),
-                1,
-                m as isize,
-                F::zero(),
-                logits.as_mut_ptr(),
-                row_step as isize,
-                class_step as isize,
-            );
+        match narrow {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: detected ISA; hidden holds rows × hs, packed Wᵀ m × cp values and
+            // logits every (row, class) at these steps; F is f32 (narrow_isa).
+            Some(isa) => unsafe {
+                narrow::logits_at(
+                    isa,
+                    bytemuck::cast_slice(&hidden[..rows * hs]),
+                    (hs, m, rows),
+                    bytemuck::cast_slice(&packed_w[n_out * hs..]),
+                    (cp, n_out),
+                    bytemuck::cast_slice_mut(&mut logits),
+                    (row_step, class_step),
+                )
+            },
+            _ => unsafe {
+                F::gemm(
+                    rows,
+                    m,
+                    n_out,
+                    F::one(),
+                    hidden.as_ptr(),
+                    hs as isize,
+                    1,
+                    w.as_ptr(),
+                    1,
+                    m as isize,
+                    F::zero(),
+                    logits.as_mut_ptr(),
+                    row_step as isize,
+                    class_step as isize,
+                );
+            },
         }
         match &ctx.pairs.heads {
             None => epilogue_columns(
@@ -268,61 +363,91 @@ pub(crate) fn job<F: Real, A: Act<F>>(
                 out,
             ),
         }
-        if want_grads {
-            // logits now holds G. dW (n_out × m) += Gᵀ (n_out × rows) · hidden (rows × m)
-            // D (rows × m) = G (rows × n_out) · W (n_out × m)
-            unsafe {
-                F::gemm(
-                    n_out,
-                    rows,
-                    m,
-                    F::one(),
-                    logits.as_ptr(),
-                    class_step as isize,
-                    row_step as isize,
-                    hidden.as_ptr(),
-                    m as isize,
-                    1,
-                    F::one(),
-                    out.grad_w.as_mut_ptr(),
-                    m as isize,
-                    1,
-                );
-                F::gemm(
+        // logits now holds G: dW (n_out × m) += Gᵀ (n_out × rows) · hidden (rows × m) and
+        // D (rows × m) = G (rows × n_out) · W (n_out × m), scattered as it comes.
+        match narrow {
+            #[cfg(target_arch = "x86_64")]
+            Some(isa) if want_grads => {
+                let grads = narrow::Grads {
+                    g: bytemuck::cast_slice(&logits[..]),
+                    row_step,
+                    class_step,
                     rows,
                     n_out,
-                    m,
-                    F::one(),
-                    logits.as_ptr(),
-                    row_step as isize,
-                    class_step as isize,
-                    w.as_ptr(),
-                    m as isize,
-                    1,
-                    F::zero(),
-                    delta.as_mut_ptr(),
-                    m as isize,
-                    1,
-                );
+                };
+                // SAFETY: `isa` was detected on this CPU; hidden holds rows × hs values,
+                // packed W n_out × hs, grad_w n_out × m, delta block × hs; F is f32
+                // (narrow_isa).
+                unsafe {
+                    narrow::grad_w_at(
+                        isa,
+                        grads,
+                        bytemuck::cast_slice(&hidden[..rows * hs]),
+                        hs,
+                        bytemuck::cast_slice_mut(&mut out.grad_w),
+                        m,
+                    );
+                }
+                let block = narrow::backprop_block_rows(isa);
+                for r0 in (0..rows).step_by(block) {
+                    unsafe {
+                        narrow::backprop_rows_at(
+                            isa,
+                            grads,
+                            bytemuck::cast_slice(&packed_w[..n_out * hs]),
+                            hs,
+                            r0,
+                            bytemuck::cast_slice_mut(&mut delta[..block * hs]),
+                        );
+                    }
+                    for i in 0..block.min(rows - r0) {
+                        let d = &delta[i * hs..i * hs + m];
+                        scatter_row(act, (u, v), a[r0 + i], b[r0 + i], d, out);
+                    }
+                }
             }
-            // dS = σ'(U[a] + V[b]) ⊙ D, recomputing the pre-activation rather than storing it.
-            for r in 0..rows {
-                let (ia, ib) = (a[r] as usize * m, b[r] as usize * m);
-                let d_row = &mut delta[r * m..(r + 1) * m];
-                for ((d, &x), &z) in d_row.iter_mut().zip(&u[ia..ia + m]).zip(&v[ib..ib + m]) {
-                    *d *= act.grad(x + z);
+            _ if want_grads => {
+                unsafe {
+                    F::gemm(
+                        n_out,
+                        rows,
+                        m,
+                        F::one(),
+                        logits.as_ptr(),
+                        class_step as isize,
+                        row_step as isize,
+                        hidden.as_ptr(),
+                        hs as isize,
+                        1,
+                        F::one(),
+                        out.grad_w.as_mut_ptr(),
+                        m as isize,
+                        1,
+                    );
+                    F::gemm(
+                        rows,
+                        n_out,
+                        m,
+                        F::one(),
+                        logits.as_ptr(),
+                        row_step as isize,
+                        class_step as isize,
+                        w.as_ptr(),
+                        m as isize,
+                        1,
+                        F::zero(),
+                        delta.as_mut_ptr(),
+                        m as isize,
+                        1,
+                    );
                 }
-                for (g, &d) in out.grad_u[ia..ia + m].iter_mut().zip(d_row.iter()) {
-                    *g += d;
-                }
-                for (g, &d) in out.grad_v[ib..ib + m].iter_mut().zip(d_row.iter()) {
-                    *g += d;
+                for r in 0..rows {
+                    scatter_row(act, (u, v), a[r], b[r], &delta[r * m..(r + 1) * m], out);
                 }
             }
+            _ => {}
         }
         t0 = t1;
     }
-    out.hidden = hidden;
-    out.logits = logits;
-    out.delta = delta;
+    out.put_back([packed_w, delta, hidden, logits]);
 }

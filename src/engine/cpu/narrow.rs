@@ -1,0 +1,568 @@
+//! Hand-blocked f32 kernels for the two backward products of a tile, for the small models
+//! of a sweep (p = 23, m = 96: every product is rows × 96 · 96 × 23 or thinner).
+//!
+//! # Why not the `gemm` crate here
+//! `gemm` packs both operands of every call into its own panels and picks blocks for big
+//! matrices; for a tile of 176 rows × 23 classes × 96 neurons the packing and the block
+//! set-up cost as much as the multiply-adds (perf: half of a sweep step in `gemm`, a
+//! third of it packing and dispatch). Here nothing is packed: the kernels read the tile's
+//! own buffers in place, and one register block covers all 96 neurons.
+//!
+//! # Strategy
+//! Both kernels keep a block of `MR × NV` SIMD registers of sums (AVX-512: 4 × 6 zmm,
+//! 4 rows × 96 neurons; AVX2: 6 × 2 ymm, 6 rows × 16 neurons) and per step of the inner
+//! dimension load `NV` vectors of neurons and broadcast `MR` scalars of `G`, so each
+//! loaded vector feeds `MR` FMAs and each broadcast `NV` (6·4 = 24 FMAs per 10 loads):
+//!
+//! | kernel            | block of                 | inner dim | vectors loaded   | broadcast |
+//! |-------------------|--------------------------|-----------|------------------|-----------|
+//! | [`backprop_rows`] | `D = G·W`: MR rows       | classes   | a row of `W`     | `G[r, c]` |
+//! | [`grad_w`]        | `dW += Gᵀ·hidden`: MR classes | rows | a row of `hidden` | `G[r, c]` |
+//!
+//! `G` is read through (row step, class step) strides, so a class-major tile (the column
+//! epilogue's) and a row-major one (the multi-head epilogue's) both work. Neuron rows are
+//! padded to a whole number of vectors (`W` repacked once per job, `hidden` written so by
+//! the job) so no load is partial; the `MR` edge repeats the last row (its sums are
+//! dropped) and the neuron edge takes a block with fewer vectors (`NV` is a const
+//! generic, one instantiation per count). [`backprop_rows`] returns a few rows of `D`
+//! at a time to the caller, which applies σ' and scatters them into dU, dV at once: `D`
+//! is never stored as a tile.
+//!
+//! Checked against the f64 reference by every engine test (`tests/engine_vs_reference.rs`
+//! runs the production path, which takes these kernels for f32 on AVX2 and AVX-512).
+
+#[cfg(target_arch = "x86_64")]
+use std::arch::x86_64::*;
+
+/// A SIMD register of f32 lanes and the few operations the kernels use.
+///
+/// # Safety
+/// Every method needs the instruction set of its implementation and valid pointers.
+#[cfg(target_arch = "x86_64")]
+pub(super) trait Lanes: Copy {
+    /// Lanes per register.
+    const N: usize;
+    /// Row blocking (`MR`) and neuron vectors (`NV`) of the kernels: as many sums as
+    /// the register file holds with room for the loads.
+    const MR: usize;
+    /// See [`Lanes::MR`].
+    const NV: usize;
+    unsafe fn zero() -> Self;
+    unsafe fn splat(x: f32) -> Self;
+    unsafe fn load(p: *const f32) -> Self;
+    unsafe fn store(self, p: *mut f32);
+    /// `self · b + c`.
+    unsafe fn mul_add(self, b: Self, c: Self) -> Self;
+    /// Adds the first `n` lanes into `p[..n]` (all lanes when `n >= N`).
+    unsafe fn add_into(self, p: *mut f32, n: usize);
+}
+
+/// AVX-512: 32 zmm registers, 24 of them sums.
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy)]
+pub(super) struct Avx512(__m512);
+
+/// AVX2: 16 ymm registers, 12 of them sums.
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy)]
+pub(super) struct Avx2(__m256);
+
+#[cfg(target_arch = "x86_64")]
+impl Lanes for Avx512 {
+    const N: usize = 16;
+    const MR: usize = 4;
+    const NV: usize = 6;
+    #[inline(always)]
+    unsafe fn zero() -> Self {
+        Avx512(_mm512_setzero_ps())
+    }
+    #[inline(always)]
+    unsafe fn splat(x: f32) -> Self {
+        Avx512(_mm512_set1_ps(x))
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> Self {
+        Avx512(_mm512_loadu_ps(p))
+    }
+    #[inline(always)]
+    unsafe fn store(self, p: *mut f32) {
+        _mm512_storeu_ps(p, self.0)
+    }
+    #[inline(always)]
+    unsafe fn mul_add(self, b: Self, c: Self) -> Self {
+        Avx512(_mm512_fmadd_ps(self.0, b.0, c.0))
+    }
+    #[inline(always)]
+    unsafe fn add_into(self, p: *mut f32, n: usize) {
+        let mask: __mmask16 = if n >= 16 { !0 } else { (1u16 << n) - 1 };
+        let sum = _mm512_add_ps(_mm512_maskz_loadu_ps(mask, p), self.0);
+        _mm512_mask_storeu_ps(p, mask, sum)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Lanes for Avx2 {
+    const N: usize = 8;
+    const MR: usize = 6;
+    const NV: usize = 2;
+    #[inline(always)]
+    unsafe fn zero() -> Self {
+        Avx2(_mm256_setzero_ps())
+    }
+    #[inline(always)]
+    unsafe fn splat(x: f32) -> Self {
+        Avx2(_mm256_set1_ps(x))
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> Self {
+        Avx2(_mm256_loadu_ps(p))
+    }
+    #[inline(always)]
+    unsafe fn store(self, p: *mut f32) {
+        _mm256_storeu_ps(p, self.0)
+    }
+    #[inline(always)]
+    unsafe fn mul_add(self, b: Self, c: Self) -> Self {
+        Avx2(_mm256_fmadd_ps(self.0, b.0, c.0))
+    }
+    #[inline(always)]
+    unsafe fn add_into(self, p: *mut f32, n: usize) {
+        let lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        let mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(n.min(8) as i32), lane);
+        let sum = _mm256_add_ps(_mm256_maskload_ps(p, mask), self.0);
+        _mm256_maskstore_ps(p, mask, sum)
+    }
+}
+
+/// `G` of a tile: element (row r, class c) at `ptr[r·row_step + c·class_step]`.
+#[derive(Clone, Copy)]
+pub(super) struct Grads<'a> {
+    pub g: &'a [f32],
+    pub row_step: usize,
+    pub class_step: usize,
+    pub rows: usize,
+    pub n_out: usize,
+}
+
+impl Grads<'_> {
+    /// Whether every (row, class) of the view lies inside the slice (checked once per
+    /// kernel call, so the inner loops read unchecked).
+    fn in_bounds(&self) -> bool {
+        self.rows > 0
+            && self.n_out > 0
+            && (self.rows - 1) * self.row_step + (self.n_out - 1) * self.class_step < self.g.len()
+    }
+
+    /// G[r, c]. Safety: `r < rows`, `c < n_out` and [`Grads::in_bounds`].
+    #[inline(always)]
+    unsafe fn at(&self, r: usize, c: usize) -> f32 {
+        *self
+            .g
+            .get_unchecked(r * self.row_step + c * self.class_step)
+    }
+}
+
+/// The widest block of at most `L::NV` vectors, then the rest, over `vectors` vectors:
+/// calls `$body::<NV>(first vector)` with a const `NV` for each block.
+macro_rules! for_each_block {
+    ($lanes:ty, $vectors:expr, |$nv:ident, $v0:ident| $body:expr) => {{
+        let vectors: usize = $vectors;
+        let mut $v0 = 0;
+        while $v0 < vectors {
+            let left = (vectors - $v0).min(<$lanes>::NV);
+            match left {
+                6 => {
+                    const $nv: usize = 6;
+                    $body
+                }
+                5 => {
+                    const $nv: usize = 5;
+                    $body
+                }
+                4 => {
+                    const $nv: usize = 4;
+                    $body
+                }
+                3 => {
+                    const $nv: usize = 3;
+                    $body
+                }
+                2 => {
+                    const $nv: usize = 2;
+                    $body
+                }
+                _ => {
+                    const $nv: usize = 1;
+                    $body
+                }
+            }
+            $v0 += left;
+        }
+    }};
+}
+
+/// `D = G·W` for rows `r0..r0 + L::MR` of the tile (fewer at its end): row `r0 + i`'s
+/// `mp` values of `D` (zero past `m`) into `d[i·mp..]`. `w` is `W` with rows padded to
+/// `mp` (a multiple of `L::N`) neurons. The caller applies σ' and scatters the rows;
+/// one call per block rather than a callback, so that loop is compiled with the caller's
+/// instruction set and inlined there.
+///
+/// # Safety
+/// The CPU must have `L`'s instruction set; `w` holds `n_out · mp` values, `d`
+/// `L::MR · mp`.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(super) unsafe fn backprop_rows<L: Lanes>(
+    g: Grads<'_>,
+    w: &[f32],
+    mp: usize,
+    r0: usize,
+    d: &mut [f32],
+) {
+    if r0 >= g.rows {
+        return;
+    }
+    assert!(g.in_bounds() && w.len() >= g.n_out * mp && mp.is_multiple_of(L::N));
+    assert!(d.len() >= L::MR * mp);
+    let live = L::MR.min(g.rows - r0);
+    for_each_block!(L, mp / L::N, |NV, v0| {
+        let sums = backprop_block::<L, NV>(g, w, mp, r0, v0 * L::N);
+        for (i, row) in sums.iter().enumerate().take(live) {
+            for (v, s) in row.iter().enumerate() {
+                s.store(d.as_mut_ptr().add(i * mp + (v0 + v) * L::N));
+            }
+        }
+    });
+}
+
+/// One block of [`backprop_rows`]: rows `r0..r0 + MR` (the last row repeated past the
+/// tile's end), neurons `j0..j0 + NV·N`.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn backprop_block<L: Lanes, const NV: usize>(
+    g: Grads<'_>,
+    w: &[f32],
+    mp: usize,
+    r0: usize,
+    j0: usize,
+) -> [[L; NV]; 6] {
+    let mut acc = [[L::zero(); NV]; 6];
+    let rows: [usize; 6] = std::array::from_fn(|i| (r0 + i).min(g.rows - 1));
+    for c in 0..g.n_out {
+        let w_row = w.as_ptr().add(c * mp + j0);
+        let w_vec: [L; NV] = std::array::from_fn(|v| L::load(w_row.add(v * L::N)));
+        for i in 0..L::MR {
+            let gi = L::splat(g.at(rows[i], c));
+            for v in 0..NV {
+                acc[i][v] = gi.mul_add(w_vec[v], acc[i][v]);
+            }
+        }
+    }
+    acc
+}
+
+/// `dW += Gᵀ·hidden` (`dW` is `n_out × m`, row-major; `hidden` is the tile's rows of
+/// `mp` neurons, zero past `m`), one block of `L::MR` classes × up to `L::NV` vectors of
+/// neurons at a time, summing over the tile's rows.
+///
+/// # Safety
+/// The CPU must have `L`'s instruction set; `hidden` holds `g.rows · mp` values and
+/// `grad_w` `g.n_out · m`.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(super) unsafe fn grad_w<L: Lanes>(
+    g: Grads<'_>,
+    hidden: &[f32],
+    mp: usize,
+    grad_w: &mut [f32],
+    m: usize,
+) {
+    if g.rows == 0 {
+        return;
+    }
+    assert!(g.in_bounds() && mp.is_multiple_of(L::N) && m <= mp);
+    assert!(hidden.len() >= g.rows * mp && grad_w.len() >= g.n_out * m);
+    for c0 in (0..g.n_out).step_by(L::MR) {
+        let live = L::MR.min(g.n_out - c0);
+        for_each_block!(L, mp / L::N, |NV, v0| {
+            let sums = grad_w_block::<L, NV>(g, hidden, mp, c0, v0 * L::N);
+            for (i, row) in sums.iter().enumerate().take(live) {
+                for (v, s) in row.iter().enumerate() {
+                    let j = (v0 + v) * L::N;
+                    if j < m {
+                        s.add_into(grad_w.as_mut_ptr().add((c0 + i) * m + j), m - j);
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// One block of [`grad_w`]: classes `c0..c0 + MR` (the last class repeated past
+/// `n_out`), neurons `j0..j0 + NV·N`, summed over all rows.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn grad_w_block<L: Lanes, const NV: usize>(
+    g: Grads<'_>,
+    hidden: &[f32],
+    mp: usize,
+    c0: usize,
+    j0: usize,
+) -> [[L; NV]; 6] {
+    let mut acc = [[L::zero(); NV]; 6];
+    let classes: [usize; 6] = std::array::from_fn(|i| (c0 + i).min(g.n_out - 1));
+    for r in 0..g.rows {
+        let h_row = hidden.as_ptr().add(r * mp + j0);
+        let h_vec: [L; NV] = std::array::from_fn(|v| L::load(h_row.add(v * L::N)));
+        for i in 0..L::MR {
+            let gi = L::splat(g.at(r, classes[i]));
+            for v in 0..NV {
+                acc[i][v] = gi.mul_add(h_vec[v], acc[i][v]);
+            }
+        }
+    }
+    acc
+}
+
+/// The instruction set the kernels run at, or `None` (no AVX2+FMA, or not x86-64):
+/// the job then takes the `gemm` products.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Isa {
+    Avx512,
+    Avx2,
+}
+
+impl Isa {
+    /// The best the CPU has, capped by `CLOCKWORK_SIMD` like the rest of the job.
+    pub(super) fn detect() -> Option<Isa> {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use super::simd::{level, Level};
+            match level() {
+                Level::Avx512 => return Some(Isa::Avx512),
+                Level::Avx2 => return Some(Isa::Avx2),
+                Level::Scalar => {}
+            }
+        }
+        None
+    }
+
+    /// Lanes of a register: neuron rows are padded to a multiple of this.
+    pub(super) fn lanes(self) -> usize {
+        match self {
+            Isa::Avx512 => 16,
+            Isa::Avx2 => 8,
+        }
+    }
+}
+
+/// [`backprop_rows`] at `isa`, compiled for it.
+///
+/// # Safety
+/// `isa` must come from [`Isa::detect`]; the slices as [`backprop_rows`] requires, with
+/// `mp` a multiple of `isa.lanes()`.
+#[cfg(target_arch = "x86_64")]
+pub(super) unsafe fn backprop_rows_at(
+    isa: Isa,
+    g: Grads<'_>,
+    w: &[f32],
+    mp: usize,
+    r0: usize,
+    d: &mut [f32],
+) {
+    #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+    unsafe fn avx512(g: Grads<'_>, w: &[f32], mp: usize, r0: usize, d: &mut [f32]) {
+        backprop_rows::<Avx512>(g, w, mp, r0, d)
+    }
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn avx2(g: Grads<'_>, w: &[f32], mp: usize, r0: usize, d: &mut [f32]) {
+        backprop_rows::<Avx2>(g, w, mp, r0, d)
+    }
+    match isa {
+        Isa::Avx512 => avx512(g, w, mp, r0, d),
+        Isa::Avx2 => avx2(g, w, mp, r0, d),
+    }
+}
+
+/// Rows [`backprop_rows_at`] computes per call at `isa`.
+pub(super) fn backprop_block_rows(isa: Isa) -> usize {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => Avx512::MR,
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => Avx2::MR,
+        #[allow(unreachable_patterns)]
+        _ => 1,
+    }
+}
+
+/// [`grad_w`] at `isa`, compiled for it.
+///
+/// # Safety
+/// As [`backprop_rows_at`], and the slices as [`grad_w`] requires.
+#[cfg(target_arch = "x86_64")]
+pub(super) unsafe fn grad_w_at(
+    isa: Isa,
+    g: Grads<'_>,
+    hidden: &[f32],
+    mp: usize,
+    dw: &mut [f32],
+    m: usize,
+) {
+    #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+    unsafe fn avx512(g: Grads<'_>, h: &[f32], mp: usize, dw: &mut [f32], m: usize) {
+        grad_w::<Avx512>(g, h, mp, dw, m)
+    }
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn avx2(g: Grads<'_>, h: &[f32], mp: usize, dw: &mut [f32], m: usize) {
+        grad_w::<Avx2>(g, h, mp, dw, m)
+    }
+    match isa {
+        Isa::Avx512 => avx512(g, hidden, mp, dw, m),
+        Isa::Avx2 => avx2(g, hidden, mp, dw, m),
+    }
+}
+
+/// `logits = hidden · Wᵀ` for rows `r0..r0 + MR` (fewer at the tile's end), classes in
+/// the SIMD lanes: `w_t` is `Wᵀ` packed as `m` rows of `cp` classes (`cp` a multiple of
+/// `L::N`, zero past `n_out`), and each block keeps `MR` rows × `NC` vectors of classes
+/// in registers, broadcasting one `hidden` value per row per neuron. The sums are stored
+/// through (row step, class step) strides into `logits`, so a class-major tile (the
+/// column epilogue's) is written directly — one scalar store per logit, a small price
+/// next to the `m` FMAs behind each.
+///
+/// # Safety
+/// The CPU must have `L`'s instruction set; `hidden` holds `rows · hs` values, `w_t`
+/// `m · cp`, and every (row < rows, class < n_out) lies inside `logits`.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn logits_block<L: Lanes, const NC: usize, const MR: usize>(
+    hidden: &[f32],
+    (hs, m, rows): (usize, usize, usize),
+    w_t: &[f32],
+    (cp, n_out, c0): (usize, usize, usize),
+    logits: &mut [f32],
+    (row_step, class_step): (usize, usize),
+    r0: usize,
+) {
+    let mut acc = [[L::zero(); NC]; MR];
+    let h_rows: [*const f32; MR] =
+        std::array::from_fn(|i| hidden.as_ptr().add((r0 + i).min(rows - 1) * hs));
+    for j in 0..m {
+        let w_row = w_t.as_ptr().add(j * cp + c0);
+        let w_vec: [L; NC] = std::array::from_fn(|k| L::load(w_row.add(k * L::N)));
+        for i in 0..MR {
+            let h = L::splat(*h_rows[i].add(j));
+            for k in 0..NC {
+                acc[i][k] = h.mul_add(w_vec[k], acc[i][k]);
+            }
+        }
+    }
+    let mut block = [0.0f32; 64];
+    let classes = (n_out - c0).min(NC * L::N);
+    for (i, row) in acc.iter().enumerate().take(MR.min(rows - r0)) {
+        for (k, s) in row.iter().enumerate() {
+            s.store(block.as_mut_ptr().add(k * L::N));
+        }
+        let base = (r0 + i) * row_step + c0 * class_step;
+        for (c, &x) in block[..classes].iter().enumerate() {
+            *logits.get_unchecked_mut(base + c * class_step) = x;
+        }
+    }
+}
+
+/// Every row and class of the tile through [`logits_block`], with the block shape for
+/// `L`: class blocks of up to four vectors, rows per block as registers allow.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn logits_all<L: Lanes>(
+    hidden: &[f32],
+    dims: (usize, usize, usize),
+    w_t: &[f32],
+    (cp, n_out): (usize, usize),
+    logits: &mut [f32],
+    steps: (usize, usize),
+) {
+    let rows = dims.2;
+    // Sum registers: up to 24 of AVX-512's 32, up to 12 of AVX2's 16.
+    let wide = L::N == 16;
+    for c0 in (0..n_out).step_by(4 * L::N) {
+        let nc = (n_out - c0).div_ceil(L::N).min(4);
+        let classes = (cp, n_out, c0);
+        macro_rules! run {
+            ($nc:literal, $mr:literal) => {
+                for r0 in (0..rows).step_by($mr) {
+                    logits_block::<L, $nc, $mr>(hidden, dims, w_t, classes, logits, steps, r0)
+                }
+            };
+        }
+        match (wide, nc) {
+            (true, 1) => run!(1, 12),
+            (true, 2) => run!(2, 12),
+            (true, 3) => run!(3, 8),
+            (true, _) => run!(4, 6),
+            // AVX2 keeps a register or two spare (MR·NC + NC + 1 ≤ 15): at 4 × 3 = 12 sums
+            // LLVM spilled one to the stack and the loop ran at half speed.
+            (false, 1) => run!(1, 8),
+            (false, 2) => run!(2, 6),
+            (false, 3) => run!(3, 3),
+            (false, _) => run!(4, 2),
+        }
+    }
+}
+
+/// `logits = hidden · Wᵀ` for the whole tile at `isa` ([`logits_block`]): `hidden` is
+/// `rows` rows of `hs` neurons (the first `m` used), `w_t` is `Wᵀ` packed as `m` rows of
+/// `cp` classes, the result goes to `logits[r·row_step + c·class_step]`.
+///
+/// # Safety
+/// `isa` must come from [`Isa::detect`] and `cp` be a multiple of `isa.lanes()`; the
+/// slices hold what [`logits_block`] reads and writes.
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+pub(super) unsafe fn logits_at(
+    isa: Isa,
+    hidden: &[f32],
+    (hs, m, rows): (usize, usize, usize),
+    w_t: &[f32],
+    (cp, n_out): (usize, usize),
+    logits: &mut [f32],
+    (row_step, class_step): (usize, usize),
+) {
+    if rows == 0 || n_out == 0 {
+        return;
+    }
+    assert!(hidden.len() >= rows * hs && m <= hs && w_t.len() >= m * cp);
+    assert!(cp.is_multiple_of(isa.lanes()) && n_out <= cp);
+    assert!((rows - 1) * row_step + (n_out - 1) * class_step < logits.len());
+    let dims = (hs, m, rows);
+    let steps = (row_step, class_step);
+    #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+    unsafe fn avx512(
+        h: &[f32],
+        dims: (usize, usize, usize),
+        w_t: &[f32],
+        classes: (usize, usize),
+        out: &mut [f32],
+        steps: (usize, usize),
+    ) {
+        logits_all::<Avx512>(h, dims, w_t, classes, out, steps)
+    }
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn avx2(
+        h: &[f32],
+        dims: (usize, usize, usize),
+        w_t: &[f32],
+        classes: (usize, usize),
+        out: &mut [f32],
+        steps: (usize, usize),
+    ) {
+        logits_all::<Avx2>(h, dims, w_t, classes, out, steps)
+    }
+    match isa {
+        Isa::Avx512 => avx512(hidden, dims, w_t, (cp, n_out), logits, steps),
+        Isa::Avx2 => avx2(hidden, dims, w_t, (cp, n_out), logits, steps),
+    }
+}
