@@ -30,7 +30,9 @@ pub(crate) struct FwdParams {
     pub write_g: i32,
     pub fused: i32,
     pub inv_n: f32,
-    pub pad0: i32,
+    pub bits: i32,
+    pub x_set: f32,
+    pub x_clear: f32,
 }
 
 #[repr(C)]
@@ -55,7 +57,9 @@ pub(crate) struct BwdParams {
     pub act_k: i32,
     pub splits: i32,
     pub rows_per_split: i32,
-    pub pad0: i32,
+    pub bits: i32,
+    pub x_set: f32,
+    pub x_clear: f32,
 }
 
 #[repr(C)]
