@@ -2,15 +2,16 @@
 // by the host after common.cuh to every kernels/*.cu (src/engine/cuda/kernels.rs).
 //
 // A bit-string row stores its input as a mask in `pa` (bit j = input j, src/task/bits.rs);
-// input j is x_j = x_set when the bit is set, else x_clear (±1 or 0/1: BitEncoding). The
-// first layer is a dense n × m matrix U (n ≤ 32), so the pre-activation of neuron i is
-// s_i = Σ_j x_j U[j][i], a K = n product. It is recomputed where it is needed — inside the
-// operand load of the forward product (LoadBitsHiddenRowsK) and of the dW product
-// (LoadBitsHiddenKRows), and in the dhidden epilogue (bits_preact) — so X, S and σ(S)
-// never exist in global memory: the same trade the token gather makes (LoadHidden* in
-// common.cuh), at n FMAs per element instead of one add. Both loaders are laid out so that
-// a thread's elements of a slab share one neuron column: the n reads of U[·][i] happen once
-// per slab and serve all of the thread's rows (E·n FMAs per n loads, U stays in L1).
+// input j is x_j = x_set when the bit is set, else x_clear (±1 or 0/1: BitEncoding; the
+// parameter structs carry them as small integers, common.cuh). The first layer is a dense
+// n × m matrix U (n ≤ 32), so the pre-activation of neuron i is s_i = Σ_j x_j U[j][i], a
+// K = n product. It is recomputed where it is needed — inside the operand load of the
+// forward product (LoadBitsHiddenRowsK) and of the dW product (LoadBitsHiddenKRows), and
+// in the dhidden epilogue (bits_act_grad_tile) — so X, S and σ(S) never exist in global
+// memory: the same trade the token gather makes (LoadHidden* in common.cuh), at n FMAs
+// per element instead of one add. All three are laid out so that a thread's elements
+// share one neuron column: the n reads of U[·][i] serve all of the thread's rows (E·n
+// FMAs per n loads, U stays in L1).
 // The one product that must see X explicitly, dU = Xᵀ·dS, is in dense_input.cu
 // (LoadBitsKRows is its A operand).
 //
@@ -157,49 +158,37 @@ struct LoadBitsKRows {
     }
 };
 
-// The pre-activations of a lane's accumulators in a GEMM tile whose rows are pairs
-// (from r0) and columns neurons (from i0), in the accumulator layout of Frag (common.cuh):
-// s[mt][nt][q] for row wm0 + mt·16 + g + 8·(q>>1), neuron wn0 + nt·8 + 2t + (q&1). Per bit:
-// 2·NT loads of U and 4·MT·NT FMAs. Rows past `rows` get s = 0 (never written).
-template <class Cfg, class Params>
-__device__ __forceinline__ void bits_preact(const Params& P, int z, int r0, int i0,
-                                            float (&s)[Cfg::MT][Cfg::NT][4]) {
+// σ'(s) of a BM (pairs, from r0) × BN (neurons, from i0) tile of a dense pass, into
+// shared memory `dg` ([BM][BN+1]), for the dhidden epilogue. Thread t owns neuron
+// i0 + t % BN and BM·BN/THREADS of the rows, taken 8 at a time: per 8 rows, n loads of
+// U[·][i] and 8·n FMAs, with only 8 masks and 8 sums live. (Recomputing s straight into
+// the accumulator layout put the accumulators in local memory: the unrolled loops around
+// a runtime loop over the bits were not unrolled.)
+template <int BM, int BN, int THREADS, class Params>
+__device__ __forceinline__ void bits_act_grad_tile(const Params& P, int z, int r0, int i0,
+                                                   float* dg) {
+    static_assert(THREADS % BN == 0 && BM % (THREADS / BN * 8) == 0, "whole 8-row groups");
+    constexpr int ROWS = BM / (THREADS / BN);  // rows per thread
+    const int col = (int)threadIdx.x % BN, first = (int)threadIdx.x / BN * ROWS;
+    const int i = i0 + col;
     const float* u = P.u + (size_t)z * P.emb_stride;
-    const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-    const int wm0 = warp_row0<Cfg>(), wn0 = warp_col0<Cfg>();
-    u32 mask[Cfg::MT][2];
+    const float x_set = P.x_set, x_clear = P.x_clear;
+    for (int r = first; r < first + ROWS; r += 8) {
+        u32 mask[8];
+        float s[8];
 #pragma unroll
-    for (int mt = 0; mt < Cfg::MT; ++mt)
-#pragma unroll
-        for (int h = 0; h < 2; ++h) {
-            const int row = r0 + wm0 + mt * 16 + g + 8 * h;
-            mask[mt][h] = row < P.rows ? __ldg(P.pa + row) : 0u;
+        for (int j = 0; j < 8; ++j) {
+            const int row = r0 + r + j;
+            mask[j] = row < P.rows ? __ldg(P.pa + row) : 0u;
+            s[j] = 0.f;
         }
+        if (i < P.m)
+            for (int b = 0; b < P.bits; ++b) {
+                const float ub = __ldg(u + (size_t)b * P.m + i);
 #pragma unroll
-    for (int mt = 0; mt < Cfg::MT; ++mt)
-#pragma unroll
-        for (int nt = 0; nt < Cfg::NT; ++nt)
-#pragma unroll
-            for (int q = 0; q < 4; ++q) s[mt][nt][q] = 0.f;
-    for (int b = 0; b < P.bits; ++b) {
-        float ub[Cfg::NT][2];
-#pragma unroll
-        for (int nt = 0; nt < Cfg::NT; ++nt)
-#pragma unroll
-            for (int c = 0; c < 2; ++c) {
-                const int i = i0 + wn0 + nt * 8 + 2 * t + c;
-                ub[nt][c] = i < P.m ? __ldg(u + (size_t)b * P.m + i) : 0.f;
+                for (int j = 0; j < 8; ++j) s[j] = fmaf(bit_x(mask[j], b, x_set, x_clear), ub, s[j]);
             }
 #pragma unroll
-        for (int mt = 0; mt < Cfg::MT; ++mt)
-#pragma unroll
-            for (int h = 0; h < 2; ++h) {
-                const float x = bit_x(mask[mt][h], b, P.x_set, P.x_clear);
-#pragma unroll
-                for (int nt = 0; nt < Cfg::NT; ++nt)
-#pragma unroll
-                    for (int c = 0; c < 2; ++c)
-                        s[mt][nt][2 * h + c] = fmaf(x, ub[nt][c], s[mt][nt][2 * h + c]);
-            }
+        for (int j = 0; j < 8; ++j) dg[(r + j) * (BN + 1) + col] = act_grad(P.act, P.act_k, s[j]);
     }
 }

@@ -62,9 +62,14 @@ struct FwdParams {
     int write_g;           // 1: write dL/dlogits (training), 0: statistics only
     int fused;             // 1: the whole row is in this block (n_out <= BN): epilogue here
     float inv_n;           // 1 / (number of pairs of the whole pass)
-    int bits;              // dense (bit-string) input of this many bits, pa = masks; 0: tokens
-    float x_set;           // input value of a set bit (bit_inputs.cuh), dense passes only
-    float x_clear;         // input value of a clear bit
+    // Dense (bit-string) input of `bits` bits, pa = masks; 0: tokens. A set bit is the
+    // input x_set, a clear one x_clear (bit_inputs.cuh; ±1 or 0/1, so integers). Packed
+    // in the 4 bytes that were padding: a larger struct changes how NVVM schedules the
+    // parameter loads, and with it the token kernels' registers (dw_partial_m32 fp32
+    // went from 128 to 146, past 4 blocks per SM).
+    short bits;
+    signed char x_set;
+    signed char x_clear;
 };
 
 // dW partial products (split over rows) and D = G·W with the σ' epilogue.
@@ -88,9 +93,9 @@ struct BwdParams {
     int act_k;
     int splits;            // row splits of dw_partial (blockIdx.z = model*splits + split)
     int rows_per_split;    // multiple of the K slab
-    int bits;              // as FwdParams
-    float x_set;
-    float x_clear;
+    short bits;            // as FwdParams (the padding slot, for the same reason)
+    signed char x_set;
+    signed char x_clear;
 };
 
 // Per-model end of a training step: regularizer value, divergence flag, metrics ring.

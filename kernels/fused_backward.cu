@@ -16,7 +16,8 @@
 // n_out <= 32, where a 64-row class tile would be mostly padding.
 //
 // Dense (bit-string) passes run the same products with H = σ(X·U) built from the masks
-// (dw_partial_bits*, LoadBitsHiddenKRows) and dS = σ'(X·U) ⊙ D (dhidden_bits, bits_preact:
+// (dw_partial_bits*, LoadBitsHiddenKRows) and dS = σ'(X·U) ⊙ D (dhidden_bits,
+// bits_act_grad_tile:
 // bit_inputs.cuh); their dU = Xᵀ·dS is dense_input.cu's, in place of embed_segsum.
 
 typedef TileCfg<64, 64, 16, 32, 32> BwdCfg64;   // 128 threads
@@ -129,8 +130,9 @@ extern "C" __global__ void __launch_bounds__(128, 3) dhidden(BwdParams P) {
         }
 }
 
-// dhidden for a dense (bit-string) pass: dS = D ⊙ σ'(X·U), the pre-activations of the
-// lane's accumulators recomputed from the masks (bits_preact, bit_inputs.cuh).
+// dhidden for a dense (bit-string) pass: dS = D ⊙ σ'(X·U), σ'(X·U) of the tile recomputed
+// from the masks into shared memory once the product is done (bits_act_grad_tile,
+// bit_inputs.cuh).
 // grid (ceil(m/64), ceil(rows/64), B); block 128.
 extern "C" __global__ void __launch_bounds__(128, 3) dhidden_bits(BwdParams P) {
     typedef BwdCfg64 Cfg;
@@ -139,22 +141,14 @@ extern "C" __global__ void __launch_bounds__(128, 3) dhidden_bits(BwdParams P) {
     const int r0 = blockIdx.y * Cfg::BM;
     const int i0 = blockIdx.x * Cfg::BN;
     Frag<Cfg> f;
-    dhidden_product(P, z, r0, i0, smem, f);
-    float s[Cfg::MT][Cfg::NT][4];
-    bits_preact<Cfg>(P, z, r0, i0, s);
+    dhidden_product(P, z, r0, i0, smem, f);  // ends with a barrier: smem is free
+    float* dg = smem;                        // [BM][BN+1] σ'(s), 16.6 KB of the 18 KB
+    static_assert(Cfg::BM * (Cfg::BN + 1) <= Cfg::SMEM, "σ' tile fits the main loop's smem");
+    bits_act_grad_tile<Cfg::BM, Cfg::BN, Cfg::THREADS>(P, z, r0, i0, dg);
+    __syncthreads();
     float* ds = P.ds + (size_t)z * P.ds_stride;
-    const int lane = threadIdx.x & 31, g = lane >> 2, t = lane & 3;
-    const int wm0 = warp_row0<Cfg>(), wn0 = warp_col0<Cfg>();
-#pragma unroll
-    for (int mt = 0; mt < Cfg::MT; ++mt)
-#pragma unroll
-        for (int nt = 0; nt < Cfg::NT; ++nt)
-#pragma unroll
-            for (int q = 0; q < 4; ++q) {
-                const int row = r0 + wm0 + mt * 16 + g + 8 * (q >> 1);
-                const int i = i0 + wn0 + nt * 8 + 2 * t + (q & 1);
-                if (row < P.rows && i < P.m)
-                    ds[(size_t)row * P.m + i] =
-                        f.acc[mt][nt][q] * act_grad(P.act, P.act_k, s[mt][nt][q]);
-            }
+    for_each_acc<Cfg>(f, [&](int r, int c, float x) {
+        const int row = r0 + r, i = i0 + c;
+        if (row < P.rows && i < P.m) ds[(size_t)row * P.m + i] = x * dg[r * (Cfg::BN + 1) + c];
+    });
 }

@@ -249,7 +249,7 @@ static Result run_pass(const Problem& P, float* u, float* v, float* w, int chunk
         fp.g_stride = (long long)rows * C, fp.row_stride = N;
         fp.rows = rows, fp.m = m, fp.n_out = C, fp.act = P.act, fp.act_k = P.act_k;
         fp.loss = P.loss, fp.write_g = 1, fp.fused = fused, fp.inv_n = (float)(1.0 / N);
-        fp.bits = P.bits, fp.x_set = P.x_set, fp.x_clear = P.x_clear;
+        fp.bits = (short)P.bits, fp.x_set = (signed char)P.x_set, fp.x_clear = (signed char)P.x_clear;
         Dim3 grid{cdiv(C, bn), cdiv(rows, 64), (unsigned)B};
         if (bn == 32) emu::launch(grid, {128}, [&] { dense ? fwd_ce_bits_bn32(fp) : fwd_ce_bn32(fp); });
         if (bn == 64) emu::launch(grid, {128}, [&] { dense ? fwd_ce_bits_bn64(fp) : fwd_ce_bn64(fp); });
@@ -272,7 +272,7 @@ static Result run_pass(const Problem& P, float* u, float* v, float* w, int chunk
         bp.ds_stride = (long long)rows * m;
         bp.rows = rows, bp.m = m, bp.n_out = C, bp.act = P.act, bp.act_k = P.act_k;
         bp.splits = splits, bp.rows_per_split = per;
-        bp.bits = P.bits, bp.x_set = P.x_set, bp.x_clear = P.x_clear;
+        bp.bits = fp.bits, bp.x_set = fp.x_set, bp.x_clear = fp.x_clear;
         if (C <= 32)
             emu::launch({cdiv(m, 64), cdiv(C, 32), (unsigned)(B * splits)}, {128},
                         [&] { dense ? dw_partial_bits_m32(bp) : dw_partial_m32(bp); });

@@ -7,7 +7,7 @@
 //! launch sequence that fills them.
 
 use super::device::{Gpu, DEFAULT_CHUNK_MIB, FWD_BM, MIN_SPLIT_ROWS, SLAB};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::task::{Inputs, PairSet};
 use cudarc::driver::CudaSlice;
 
@@ -126,23 +126,41 @@ pub(crate) struct DevPairs {
 }
 
 /// How the dense-input kernels read a mask (kernels/bit_inputs.cuh): `bits` inputs, bit
-/// j giving `x_set` when set and `x_clear` when clear ([`crate::task::BitEncoding`]).
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// j giving `x_set` when set and `x_clear` when clear ([`crate::task::BitEncoding`]), as
+/// the small integers the parameter structs carry (kernels/common.cuh says why).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct DenseBits {
-    pub bits: usize,
-    pub x_set: f32,
-    pub x_clear: f32,
+    pub bits: i16,
+    pub x_set: i8,
+    pub x_clear: i8,
 }
 
 impl DenseBits {
-    /// The encoding of a bit-string pair set, None for token pairs.
-    pub fn of(inputs: Inputs) -> Option<DenseBits> {
-        let (bits, encoding) = inputs.bits()?;
-        Some(DenseBits {
-            bits,
-            x_set: encoding.value(true) as f32,
-            x_clear: encoding.value(false) as f32,
-        })
+    /// The encoding of a bit-string pair set, None for token pairs; an error for an
+    /// encoding whose values are not small integers (none today: ±1 and 0/1).
+    pub fn of(inputs: Inputs) -> Result<Option<DenseBits>> {
+        let Some((bits, encoding)) = inputs.bits() else {
+            return Ok(None);
+        };
+        let small = |set: bool| -> Result<i8> {
+            let x = encoding.value(set);
+            if x.fract() == 0.0 && x.abs() <= 127.0 {
+                Ok(x as i8)
+            } else {
+                Err(Error::backend(format!(
+                    "the CUDA dense-input kernels take bit values that are small integers; \
+                     encoding {} gives {x}",
+                    encoding.name()
+                )))
+            }
+        };
+        Ok(Some(DenseBits {
+            bits: i16::try_from(bits).map_err(|_| {
+                Error::backend(format!("{bits} input bits do not fit the kernels' i16"))
+            })?,
+            x_set: small(true)?,
+            x_clear: small(false)?,
+        }))
     }
 }
 
@@ -174,7 +192,7 @@ fn csr(tokens: &[u32], n_in: usize) -> (Vec<i32>, Vec<i32>) {
 
 impl DevPairs {
     pub fn new(gpu: &Gpu, pairs: &PairSet, n_in: usize, plan: &Plan) -> Result<DevPairs> {
-        let dense = DenseBits::of(pairs.inputs);
+        let dense = DenseBits::of(pairs.inputs)?;
         let (mut pa, mut ra, mut pb, mut rb) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         // Masks are no token indices: a dense set has no CSR lists.
         let chunks = if dense.is_some() {

@@ -330,8 +330,7 @@ pub(crate) fn enqueue_pass(
             "internal: a CUDA workspace sized for the other input kind (dense vs tokens)",
         ));
     }
-    let (bits, x_set, x_clear) =
-        dense.map_or((0, 0.0, 0.0), |b| (b.bits as i32, b.x_set, b.x_clear));
+    let (bits, x_set, x_clear) = dense.map_or((0, 0, 0), |b| (b.bits, b.x_set, b.x_clear));
     let (bn, fwd_kernel, fwd_threads) = match (d.n_out, dense.is_some()) {
         (0..=32, false) => (32, "fwd_ce_bn32", 128),
         (33..=64, false) => (64, "fwd_ce_bn64", 128),
