@@ -320,7 +320,18 @@ impl Workspace {
 
 #[cfg(test)]
 mod tests {
-    use super::csr;
+    use super::{csr, DenseBits};
+    use crate::task::{BitEncoding, Inputs};
+
+    #[test]
+    fn dense_bits_carry_each_encodings_values() {
+        let of = |encoding| DenseBits::of(Inputs::Bits { n: 30, encoding }).unwrap();
+        let pm1 = of(BitEncoding::PlusMinusOne).unwrap();
+        assert_eq!((pm1.bits, pm1.x_set, pm1.x_clear), (30, -1, 1));
+        let zero_one = of(BitEncoding::ZeroOne).unwrap();
+        assert_eq!((zero_one.x_set, zero_one.x_clear), (1, 0));
+        assert_eq!(DenseBits::of(Inputs::Tokens).unwrap(), None);
+    }
 
     #[test]
     fn csr_lists_rows_per_token_in_order() {
