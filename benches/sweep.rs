@@ -153,6 +153,12 @@ fn big(b: usize) -> RunConfig {
 }
 
 fn main() {
+    // `cargo bench --bench sweep -- FILTER...`: only rows whose "name B=…" contains a
+    // filter (the target ratios need every row, so they print only without filters).
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
     println!("| model | B | ms/step | model-steps/s | GFLOP/s (products) | CPU ms/step | model-steps per CPU-s |");
     println!("|---|---:|---:|---:|---:|---:|---:|");
     /// A row group of the table: its name, its config at batch size B, the B to time.
@@ -167,6 +173,10 @@ fn main() {
     let mut rows = Vec::new();
     for (name, make, batches) in shapes {
         for &b in batches {
+            let label = format!("{name} B={b}");
+            if !filters.is_empty() && !filters.iter().any(|f| label.contains(f.as_str())) {
+                continue;
+            }
             let config = make(b);
             let (s, cpu) = step_time(&config);
             let flops = step_flops(&config) * b as f64;
@@ -182,6 +192,9 @@ fn main() {
             );
             rows.push((b as f64 / s, flops / s / 1e9));
         }
+    }
+    if !filters.is_empty() {
+        return;
     }
     println!(
         "batching pays (per-model throughput at B = 1024 / B = 1, target ≥ 3): \

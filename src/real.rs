@@ -132,7 +132,11 @@ pub fn fast_exp_f32(x: f32) -> f32 {
         + r * (1.0
             + r * (0.5
                 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
-    let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    // 2^n from n's bits: adding 1.5·2^23 puts the integer n in the low mantissa bits
+    // (exact for |n| < 2^22); the shift keeps n + 127, the biased exponent, alone.
+    // Not `n as i32`, whose saturating conversion (NaN → 0) kept the loop scalar.
+    const ROUND: f32 = 12_582_912.0;
+    let scale = f32::from_bits((n + ROUND).to_bits().wrapping_add(127) << 23);
     p * scale
 }
 

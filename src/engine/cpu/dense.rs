@@ -4,14 +4,14 @@
 //! # Strategy
 //! Per tile of `rows` examples: unpack the masks into the input tile `X` (rows × n, ±1 or
 //! 0/1), `S = X·U` (one GEMM, rows × n × m), `hidden = σ(S)`, logits `= hidden·Wᵀ`, the
-//! shared loss epilogue ([`tile::epilogue_row`]), `dW += Gᵀ·hidden`, `D = G·W` (written
+//! shared loss epilogue ([`super::epilogue::epilogue_row`]), `dW += Gᵀ·hidden`, `D = G·W` (written
 //! over `hidden`, no longer needed), `D ⊙= σ'(S)` and `dU += Xᵀ·D` (a GEMM again, where
 //! the token job scatters rows). Four products, all through [`Real::gemm`]; the
 //! elementwise loops are compiled per instruction set like the token job's. V is absent:
 //! its gradient stays zero. Chunking, threads and the fixed-order reduction are the
 //! backend's, so a model's bits do not depend on the batch or the thread count.
 
-use super::tile::{self, balanced_tile, Act, Context, JobResult};
+use super::tile::{balanced_tile, Act, Context, JobResult};
 use crate::real::Real;
 
 super::simd::per_isa_job!(job);
@@ -104,7 +104,7 @@ fn job<F: Real, A: Act<F>>(
             &mut logits,
         );
         for r in 0..rows {
-            tile::epilogue_row(
+            super::epilogue::epilogue_row(
                 ctx.core.loss,
                 &mut logits[r * n_out..(r + 1) * n_out],
                 y[r] as usize,

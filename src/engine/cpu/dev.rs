@@ -13,7 +13,8 @@ use crate::model::{GradsBuffer, Weights};
 use crate::real::Real;
 use crate::task::PairSet;
 
-pub use super::tile::{balanced_tile, epilogue_row, Act, Context, JobResult, Pow, Relu, Square};
+pub use super::epilogue::epilogue_row;
+pub use super::tile::{balanced_tile, Act, Context, JobResult, Pow, Relu, Square};
 
 /// One pass of `backend` with `job` computing each job — model `k`, pairs
 /// `start..end` — into its [`JobResult`] (reset it first: [`JobResult::reset`]) in place

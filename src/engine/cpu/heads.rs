@@ -5,7 +5,8 @@
 //! products (and the backward ones, which see the concatenated heads' gradient) are
 //! unchanged: no per-head pass.
 
-use super::tile::{epilogue_slice, JobResult};
+use super::epilogue::epilogue_slice;
+use super::tile::JobResult;
 use crate::engine::{HeadStats, Loss};
 use crate::real::Real;
 use crate::task::Heads;

@@ -32,6 +32,7 @@ mod dense;
 #[cfg(feature = "dev-kernels")]
 #[doc(hidden)]
 pub mod dev;
+mod epilogue;
 mod heads;
 mod simd;
 mod tile;

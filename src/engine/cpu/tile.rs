@@ -5,7 +5,8 @@
 //! compile it once per instruction set; the loops are written lane-wise (fixed-width
 //! accumulators) so the compiler vectorizes them without reassociating floating point.
 
-use crate::engine::{CoreSpec, HeadStats, Loss};
+use super::epilogue::{epilogue_columns, COLUMN_BLOCK};
+use crate::engine::{CoreSpec, HeadStats};
 use crate::model::WeightsView;
 use crate::real::Real;
 use crate::task::PairSet;
@@ -171,112 +172,6 @@ impl<F: Real> Act<F> for Pow {
     }
 }
 
-const LANES: usize = 8;
-
-/// Maximum of a slice, with eight independent lanes so it vectorizes.
-#[inline(always)]
-fn lane_max<F: Real>(x: &[F]) -> F {
-    let mut acc = [F::neg_infinity(); LANES];
-    let chunks = x.chunks_exact(LANES);
-    let tail = chunks.remainder();
-    for c in chunks {
-        for l in 0..LANES {
-            acc[l] = if c[l] > acc[l] { c[l] } else { acc[l] };
-        }
-    }
-    let mut best = F::neg_infinity();
-    for &v in acc.iter().chain(tail) {
-        if v > best {
-            best = v;
-        }
-    }
-    best
-}
-
-/// Replaces `x[c]` by `exp(x[c] − shift)` and returns the sum, lane-wise.
-#[inline(always)]
-fn exp_in_place<F: Real>(x: &mut [F], shift: F) -> F {
-    let mut acc = [F::zero(); LANES];
-    let mut chunks = x.chunks_exact_mut(LANES);
-    for c in &mut chunks {
-        for l in 0..LANES {
-            let e = F::softmax_exp(c[l] - shift);
-            c[l] = e;
-            acc[l] += e;
-        }
-    }
-    let mut sum = F::zero();
-    for v in chunks.into_remainder() {
-        *v = F::softmax_exp(*v - shift);
-        sum += *v;
-    }
-    acc.iter().fold(F::zero(), |s, &a| s + a) + sum
-}
-
-/// Turns a row of logits into `dL/dlogits` in place (already divided by the number of
-/// pairs) and records the row's loss, correctness and margin.
-#[inline(always)]
-pub fn epilogue_row<F: Real>(
-    loss: Loss,
-    row: &mut [F],
-    y: usize,
-    inv_n: f64,
-    out: &mut JobResult<F>,
-) {
-    let (row_loss, margin) = epilogue_slice(loss, row, y, inv_n);
-    if margin > 0.0 {
-        out.correct += 1;
-    }
-    if margin < out.min_margin {
-        out.min_margin = margin;
-    }
-    out.loss += row_loss * inv_n;
-}
-
-/// The loss epilogue of one softmax (or MSE) over `row` with correct class `y`: turns the
-/// logits into `g_scale · dloss/dlogits` in place and returns the row's loss (unscaled)
-/// and its margin `f_y − max_{c≠y} f_c`. The plain pass calls it on whole rows with
-/// `g_scale = 1/N`; a multi-head pass on each head's slice with `weight/N`.
-#[inline(always)]
-pub fn epilogue_slice<F: Real>(loss: Loss, row: &mut [F], y: usize, g_scale: f64) -> (f64, f64) {
-    let f_y = row[y];
-    row[y] = F::neg_infinity();
-    let other = lane_max(row);
-    row[y] = f_y;
-    let margin = (f_y - other).f64();
-    let row_loss = match loss {
-        Loss::CrossEntropy => {
-            let max = if f_y > other { f_y } else { other };
-            let sum = exp_in_place(row, max);
-            let scale = F::of(g_scale) / sum;
-            for g in row.iter_mut() {
-                *g *= scale;
-            }
-            row[y] -= F::of(g_scale);
-            sum.f64().ln() + (max - f_y).f64()
-        }
-        Loss::Mse => {
-            row[y] -= F::one();
-            let scale = 2.0 * g_scale / row.len() as f64;
-            let mut acc = [F::zero(); LANES];
-            let mut chunks = row.chunks_exact_mut(LANES);
-            for c in &mut chunks {
-                for l in 0..LANES {
-                    acc[l] += c[l] * c[l];
-                    c[l] *= F::of(scale);
-                }
-            }
-            let mut sq = acc.iter().fold(F::zero(), |s, &a| s + a).f64();
-            for g in chunks.into_remainder() {
-                sq += g.f64() * g.f64();
-                *g *= F::of(scale);
-            }
-            sq / row.len() as f64
-        }
-    };
-    (row_loss, margin)
-}
-
 /// The tile height for a job of `rows` rows: the fewest tiles of at most `max_tile`
 /// rows, all of (nearly) one height, so no job ends on a sliver of a tile that runs the
 /// products at a fraction of their speed.
@@ -303,13 +198,19 @@ pub(crate) fn job<F: Real, A: Act<F>>(
     let tile_rows = balanced_tile(end - start, ctx.tile_rows);
     let grad_len = |n: usize| if want_grads { n } else { 0 };
     out.reset(want_grads, p * m, n_out * m);
+    // The logits tile is class-major (`logits[c·ld + r]`) for the column epilogue, or
+    // row-major under a head layout, whose epilogue cuts each row into heads. The
+    // products only see the strides: element (row r, class c) at r·row_step + c·class_step.
+    let class_major = ctx.pairs.heads.is_none();
+    let ld = tile_rows.div_ceil(COLUMN_BLOCK) * COLUMN_BLOCK;
+    let (row_step, class_step) = if class_major { (1, ld) } else { (n_out, 1) };
     // Workspaces: every element is written before it is read, so no zeroing needed
     // beyond the first growth.
     let mut hidden = std::mem::take(&mut out.hidden);
     let mut logits = std::mem::take(&mut out.logits);
     let mut delta = std::mem::take(&mut out.delta);
     hidden.resize(tile_rows * m, F::zero());
-    logits.resize(tile_rows * n_out, F::zero());
+    logits.resize(ld * n_out, F::zero());
     delta.resize(grad_len(tile_rows * m), F::zero());
     let mut t0 = start;
     while t0 < end {
@@ -343,22 +244,21 @@ pub(crate) fn job<F: Real, A: Act<F>>(
                 m as isize,
                 F::zero(),
                 logits.as_mut_ptr(),
-                n_out as isize,
-                1,
+                row_step as isize,
+                class_step as isize,
             );
         }
         match &ctx.pairs.heads {
-            None => {
-                for r in 0..rows {
-                    epilogue_row(
-                        ctx.core.loss,
-                        &mut logits[r * n_out..(r + 1) * n_out],
-                        y[r] as usize,
-                        ctx.inv_n,
-                        out,
-                    );
-                }
-            }
+            None => epilogue_columns(
+                ctx.core.loss,
+                &mut logits,
+                ld,
+                n_out,
+                rows,
+                y,
+                ctx.inv_n,
+                out,
+            ),
             Some(heads) => super::heads::epilogue_rows(
                 ctx.core.loss,
                 heads,
@@ -378,8 +278,8 @@ pub(crate) fn job<F: Real, A: Act<F>>(
                     m,
                     F::one(),
                     logits.as_ptr(),
-                    1,
-                    n_out as isize,
+                    class_step as isize,
+                    row_step as isize,
                     hidden.as_ptr(),
                     m as isize,
                     1,
@@ -394,8 +294,8 @@ pub(crate) fn job<F: Real, A: Act<F>>(
                     m,
                     F::one(),
                     logits.as_ptr(),
-                    n_out as isize,
-                    1,
+                    row_step as isize,
+                    class_step as isize,
                     w.as_ptr(),
                     m as isize,
                     1,
