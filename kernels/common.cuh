@@ -66,7 +66,7 @@ struct FwdParams {
     // input x_set, a clear one x_clear (bit_inputs.cuh; ±1 or 0/1, so integers). Packed
     // in the 4 bytes that were padding: a larger struct changes how NVVM schedules the
     // parameter loads, and with it the token kernels' registers (dw_partial_m32 fp32
-    // went from 128 to 146, past 4 blocks per SM).
+    // went from 128 to 146: 3 blocks per SM instead of 4).
     short bits;
     signed char x_set;
     signed char x_clear;

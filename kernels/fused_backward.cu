@@ -17,8 +17,8 @@
 //
 // Dense (bit-string) passes run the same products with H = σ(X·U) built from the masks
 // (dw_partial_bits*, LoadBitsHiddenKRows) and dS = σ'(X·U) ⊙ D (dhidden_bits,
-// bits_act_grad_tile:
-// bit_inputs.cuh); their dU = Xᵀ·dS is dense_input.cu's, in place of embed_segsum.
+// bits_act_grad_tile; both in bit_inputs.cuh); their dU = Xᵀ·dS is dense_input.cu's, in
+// place of embed_segsum.
 
 typedef TileCfg<64, 64, 16, 32, 32> BwdCfg64;   // 128 threads
 typedef TileCfg<32, 64, 16, 16, 32> BwdCfg32;   // 128 threads
