@@ -4,6 +4,11 @@
 //! effective TFLOP/s = 6·p²·m·n_out·B / step time (shared/theory.md §1), plus the device
 //! memory in use. Without a usable GPU it prints "no CUDA device: skipped" and exits 0.
 //!
+//! The `bits` row is seed 003's 30-bit parity task on the dense-input kernels
+//! (kernels/dense_input.cu). The resident stepper declines dense models, so that row
+//! times the host-stepped trainer (one pass per step through CudaBackend: weights up,
+//! gradients down); its FLOPs are the dense pass's products, (4·N·n·m + 6·N·m·n_out)·B.
+//!
 //! FILTER words select rows by substring of their label, e.g. `p113` or `tf32`.
 
 use clockwork::engine::cuda::{self, CudaBackend, Precision};
@@ -11,6 +16,8 @@ use clockwork::prelude::*;
 use std::time::Instant;
 
 struct Shape {
+    /// Bit-string task (n bits, N training strings) instead of the p-table.
+    bits: Option<(usize, usize)>,
     p: usize,
     m: usize,
     batch: usize,
@@ -19,8 +26,9 @@ struct Shape {
     precisions: &'static [Precision],
 }
 
-const SHAPES: [Shape; 3] = [
+const SHAPES: [Shape; 4] = [
     Shape {
+        bits: None,
         p: 113,
         m: 512,
         batch: 1,
@@ -28,6 +36,7 @@ const SHAPES: [Shape; 3] = [
         precisions: &Precision::ALL,
     },
     Shape {
+        bits: None,
         p: 23,
         m: 96,
         batch: 1024,
@@ -35,11 +44,22 @@ const SHAPES: [Shape; 3] = [
         precisions: &Precision::ALL,
     },
     Shape {
+        bits: None,
         p: 1009,
         m: 4032,
         batch: 1,
         steps: 3,
         precisions: &Precision::ALL,
+    },
+    Shape {
+        bits: Some((30, 1200)),
+        p: 0, // no table
+        m: 64,
+        batch: 1024,
+        // Host-stepped (an optimizer step on the CPU per step): few steps, fp32 only, so
+        // the row fits scripts/gpu-check.sh's time for this bench.
+        steps: 30,
+        precisions: &[Precision::Fp32],
     },
 ];
 
@@ -63,13 +83,20 @@ fn main() {
     );
     for s in &SHAPES {
         for &precision in s.precisions {
-            let label = format!("p{}_m{}_B{}_{precision}", s.p, s.m, s.batch);
+            let label = match s.bits {
+                None => format!("p{}_m{}_B{}_{precision}", s.p, s.m, s.batch),
+                Some((n, rows)) => format!("bits{n}_N{rows}_m{}_B{}_{precision}", s.m, s.batch),
+            };
             if !filters.is_empty() && !filters.iter().any(|f| label.contains(f.as_str())) {
                 continue;
             }
             match bench(s, precision) {
                 Ok((us, mem)) => {
-                    let flops = 6.0 * (s.p * s.p * s.m * s.p * s.batch) as f64;
+                    let flops = match s.bits {
+                        None => 6.0 * (s.p * s.p * s.m * s.p * s.batch) as f64,
+                        // parity: two classes
+                        Some((n, rows)) => ((4 * n + 6 * 2) * rows * s.m * s.batch) as f64,
+                    };
                     println!(
                         "{label:<28} {us:>12.1} {:>16.0} {:>10.2} {:>12}",
                         s.batch as f64 / (us * 1e-6),
@@ -86,7 +113,14 @@ fn main() {
 /// (µs per step, device bytes in use, device-wide, after the run).
 fn bench(s: &Shape, precision: Precision) -> Result<(f64, usize)> {
     let mut config = RunConfig::default();
-    config.task.p = s.p;
+    match s.bits {
+        None => config.task.p = s.p,
+        Some((n, rows)) => {
+            config.task.bits = Some(n);
+            config.task.train_size = Some(rows);
+            config.model.activation = clockwork::model::Activation::Relu;
+        }
+    }
     config.model.width = s.m;
     config.models = s.batch;
     config.device = clockwork::kinds::Device::Cuda(0);

@@ -1,5 +1,6 @@
 // kernels/common.cuh — prepended by the host to every kernels/*.cu before NVRTC compiles
-// it (NVRTC gets one self-contained source string: no include paths, no CUDA headers).
+// it (NVRTC gets one self-contained source string: no include paths, no CUDA headers),
+// followed by bit_inputs.cuh (the dense-input loaders, which build on this file's).
 //
 // What lives here:
 //  * the parameter structs every kernel takes by value (mirrored field for field by
@@ -61,7 +62,14 @@ struct FwdParams {
     int write_g;           // 1: write dL/dlogits (training), 0: statistics only
     int fused;             // 1: the whole row is in this block (n_out <= BN): epilogue here
     float inv_n;           // 1 / (number of pairs of the whole pass)
-    int pad0;
+    // Dense (bit-string) input of `bits` bits, pa = masks; 0: tokens. A set bit is the
+    // input x_set, a clear one x_clear (bit_inputs.cuh; ±1 or 0/1, so integers). Packed
+    // in the 4 bytes that were padding: a larger struct changes how NVVM schedules the
+    // parameter loads, and with it the token kernels' registers (dw_partial_m32 fp32
+    // went from 128 to 146: 3 blocks per SM instead of 4).
+    short bits;
+    signed char x_set;
+    signed char x_clear;
 };
 
 // dW partial products (split over rows) and D = G·W with the σ' epilogue.
@@ -85,7 +93,9 @@ struct BwdParams {
     int act_k;
     int splits;            // row splits of dw_partial (blockIdx.z = model*splits + split)
     int rows_per_split;    // multiple of the K slab
-    int pad0;
+    short bits;            // as FwdParams (the padding slot, for the same reason)
+    signed char x_set;
+    signed char x_clear;
 };
 
 // Per-model end of a training step: regularizer value, divergence flag, metrics ring.
@@ -354,6 +364,16 @@ struct LoadHiddenRowsK {
     int kend, act, act_k;
     int off_u[E], off_v[E];
     float r[E];
+    // Model z's tile from row `row0` of `nrows` (P: FwdParams or BwdParams).
+    template <class Params>
+    __device__ __forceinline__ void setup(const Params& P, int z, int row0, int nrows) {
+        u = P.u + (size_t)z * P.emb_stride;
+        v = P.v + (size_t)z * P.emb_stride;
+        kend = P.m;
+        act = P.act;
+        act_k = P.act_k;
+        init(P.pa, P.pb, row0, nrows, P.m);
+    }
     __device__ __forceinline__ void init(const u32* pa, const u32* pb, int row0, int nrows,
                                          int m) {
 #pragma unroll
@@ -393,6 +413,19 @@ struct LoadHiddenKRows {
     const u32* pb;
     int m, row0, kend, act, act_k;
     float r[E];
+    // Model z's neurons from `i0`, pairs below `k_end` (P: BwdParams).
+    template <class Params>
+    __device__ __forceinline__ void setup(const Params& P, int z, int i0, int k_end) {
+        u = P.u + (size_t)z * P.emb_stride;
+        v = P.v + (size_t)z * P.emb_stride;
+        pa = P.pa;
+        pb = P.pb;
+        m = P.m;
+        row0 = i0;
+        kend = k_end;
+        act = P.act;
+        act_k = P.act_k;
+    }
     __device__ __forceinline__ void load(int k0) {
 #pragma unroll
         for (int j = 0; j < E; ++j) {

@@ -14,11 +14,17 @@
 //
 // Both use 64×64 tiles of 4 warps (32×32 each); dw_partial_m32 is the variant for
 // n_out <= 32, where a 64-row class tile would be mostly padding.
+//
+// Dense (bit-string) passes run the same products with H = σ(X·U) built from the masks
+// (dw_partial_bits*, LoadBitsHiddenKRows) and dS = σ'(X·U) ⊙ D (dhidden_bits,
+// bits_act_grad_tile; both in bit_inputs.cuh); their dU = Xᵀ·dS is dense_input.cu's, in
+// place of embed_segsum.
 
 typedef TileCfg<64, 64, 16, 32, 32> BwdCfg64;   // 128 threads
 typedef TileCfg<32, 64, 16, 16, 32> BwdCfg32;   // 128 threads
 
-template <class Cfg>
+// `Hidden` builds the B operand: LoadHiddenKRows (tokens) or LoadBitsHiddenKRows (bits).
+template <class Cfg, template <int, int, int> class Hidden>
 __device__ __forceinline__ void dw_body(const BwdParams& P) {
     __shared__ __align__(16) float smem[Cfg::SMEM];
     const int z = blockIdx.z / P.splits, split = blockIdx.z % P.splits;
@@ -34,17 +40,9 @@ __device__ __forceinline__ void dw_body(const BwdParams& P) {
     la.nrows = P.n_out;
     la.row0 = c0;
     la.kend = k_end;
-    // B(r, i) = σ(U[a_r][i] + V[b_r][i]), recomputed.
-    LoadHiddenKRows<Cfg::BN, Cfg::BK, Cfg::THREADS> lb;
-    lb.u = P.u + (size_t)z * P.emb_stride;
-    lb.v = P.v + (size_t)z * P.emb_stride;
-    lb.pa = P.pa;
-    lb.pb = P.pb;
-    lb.m = P.m;
-    lb.row0 = i0;
-    lb.kend = k_end;
-    lb.act = P.act;
-    lb.act_k = P.act_k;
+    // B(r, i) = σ(s_i(row r)), recomputed.
+    Hidden<Cfg::BN, Cfg::BK, Cfg::THREADS> lb;
+    lb.setup(P, z, i0, k_end);
 
     Frag<Cfg> f;
     gemm_mainloop<Cfg>(la, lb, k_begin, k_end, smem, f);
@@ -58,23 +56,24 @@ __device__ __forceinline__ void dw_body(const BwdParams& P) {
 
 // grid (ceil(m/64), ceil(n_out/64), B*splits); block 128.
 extern "C" __global__ void __launch_bounds__(128, 3) dw_partial(BwdParams P) {
-    dw_body<BwdCfg64>(P);
+    dw_body<BwdCfg64, LoadHiddenKRows>(P);
 }
 // grid (ceil(m/64), ceil(n_out/32), B*splits); block 128.
 extern "C" __global__ void __launch_bounds__(128, 3) dw_partial_m32(BwdParams P) {
-    dw_body<BwdCfg32>(P);
+    dw_body<BwdCfg32, LoadHiddenKRows>(P);
+}
+// The same two for a dense (bit-string) pass: H = σ(X·U) from the masks in pa.
+extern "C" __global__ void __launch_bounds__(128, 3) dw_partial_bits(BwdParams P) {
+    dw_body<BwdCfg64, LoadBitsHiddenKRows>(P);
+}
+extern "C" __global__ void __launch_bounds__(128, 3) dw_partial_bits_m32(BwdParams P) {
+    dw_body<BwdCfg32, LoadBitsHiddenKRows>(P);
 }
 
-// grid (ceil(m/64), ceil(rows/64), B); block 128.
-extern "C" __global__ void __launch_bounds__(128, 3) dhidden(BwdParams P) {
+// D = G·W for the 64×64 tile of rows from r0 and neurons from i0 of model z.
+__device__ __forceinline__ void dhidden_product(const BwdParams& P, int z, int r0, int i0,
+                                                float* smem, Frag<BwdCfg64>& f) {
     typedef BwdCfg64 Cfg;
-    __shared__ __align__(16) float smem[Cfg::SMEM];
-    const int z = blockIdx.z;
-    const int r0 = blockIdx.y * Cfg::BM;  // first row (pair)
-    const int i0 = blockIdx.x * Cfg::BN;  // first neuron
-    const float* u = P.u + (size_t)z * P.emb_stride;
-    const float* v = P.v + (size_t)z * P.emb_stride;
-
     // A(r, c) = G[r][c]: contiguous along k (classes).
     LoadRowsK<Cfg::BM, Cfg::BK, Cfg::THREADS> la;
     la.p = P.g + (size_t)z * P.g_stride;
@@ -90,8 +89,20 @@ extern "C" __global__ void __launch_bounds__(128, 3) dhidden(BwdParams P) {
     lb.row0 = i0;
     lb.kend = P.n_out;
 
-    Frag<Cfg> f;
     gemm_mainloop<Cfg>(la, lb, 0, P.n_out, smem, f);
+}
+
+// grid (ceil(m/64), ceil(rows/64), B); block 128.
+extern "C" __global__ void __launch_bounds__(128, 3) dhidden(BwdParams P) {
+    typedef BwdCfg64 Cfg;
+    __shared__ __align__(16) float smem[Cfg::SMEM];
+    const int z = blockIdx.z;
+    const int r0 = blockIdx.y * Cfg::BM;  // first row (pair)
+    const int i0 = blockIdx.x * Cfg::BN;  // first neuron
+    const float* u = P.u + (size_t)z * P.emb_stride;
+    const float* v = P.v + (size_t)z * P.emb_stride;
+    Frag<Cfg> f;
+    dhidden_product(P, z, r0, i0, smem, f);
 
     // Epilogue: dS = D ⊙ σ'(U[a]+V[b]). The embedding-row offsets of this lane's rows
     // are looked up once per row (2·MT rows per lane), not once per element.
@@ -117,4 +128,27 @@ extern "C" __global__ void __launch_bounds__(128, 3) dhidden(BwdParams P) {
                                  act_grad(P.act, P.act_k, __ldg(ua + i) + __ldg(vb + i));
                 }
         }
+}
+
+// dhidden for a dense (bit-string) pass: dS = D ⊙ σ'(X·U), σ'(X·U) of the tile recomputed
+// from the masks into shared memory once the product is done (bits_act_grad_tile,
+// bit_inputs.cuh).
+// grid (ceil(m/64), ceil(rows/64), B); block 128.
+extern "C" __global__ void __launch_bounds__(128, 3) dhidden_bits(BwdParams P) {
+    typedef BwdCfg64 Cfg;
+    __shared__ __align__(16) float smem[Cfg::SMEM];
+    const int z = blockIdx.z;
+    const int r0 = blockIdx.y * Cfg::BM;
+    const int i0 = blockIdx.x * Cfg::BN;
+    Frag<Cfg> f;
+    dhidden_product(P, z, r0, i0, smem, f);  // ends with a barrier: smem is free
+    float* dg = smem;                        // [BM][BN+1] σ'(s), 16.6 KB of the 18 KB
+    static_assert(Cfg::BM * (Cfg::BN + 1) <= Cfg::SMEM, "σ' tile fits the main loop's smem");
+    bits_act_grad_tile<Cfg::BM, Cfg::BN, Cfg::THREADS>(P, z, r0, i0, dg);
+    __syncthreads();
+    float* ds = P.ds + (size_t)z * P.ds_stride;
+    for_each_acc<Cfg>(f, [&](int r, int c, float x) {
+        const int row = r0 + r, i = i0 + c;
+        if (row < P.rows && i < P.m) ds[(size_t)row * P.m + i] = x * dg[r * (Cfg::BN + 1) + c];
+    });
 }

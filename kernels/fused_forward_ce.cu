@@ -2,8 +2,9 @@
 //
 // Strategy: one block computes a 64-row (pairs) × BN-column (classes) tile of the logits,
 // batch index in blockIdx.z. The A operand (hidden activations, rows × m) is gathered
-// and activated inside the operand load (LoadHiddenRowsK), so the pairs × m hidden
-// matrix never touches global memory. When the whole output row fits in one block
+// and activated inside the operand load (LoadHiddenRowsK; for a dense bit-string pass,
+// the fwd_ce_bits_* kernels build σ(X·U) there from the masks: LoadBitsHiddenRowsK in
+// bit_inputs.cuh), so the pairs × m hidden matrix never touches global memory. When the whole output row fits in one block
 // (n_out <= BN, the usual case: BN is 32, 64 or 128, picked by the host as the smallest
 // that holds n_out) the accumulators go to shared memory and one warp per row runs the
 // softmax-CE / MSE epilogue there: it writes dL/dlogits G (already divided by N) and the
@@ -68,7 +69,9 @@ struct FwdCfg<128> {
     typedef TileCfg<64, 128, 16, 32, 32> T;  // 2×4 warps, 256 threads
 };
 
-template <int BN>
+// `Hidden` builds the A operand: LoadHiddenRowsK (token gather, common.cuh) or
+// LoadBitsHiddenRowsK (dense bit-string input, bit_inputs.cuh).
+template <int BN, template <int, int, int> class Hidden>
 __device__ __forceinline__ void fwd_body(const FwdParams& P) {
     typedef typename FwdCfg<BN>::T Cfg;
     // Main-loop buffers and the epilogue's logits tile share the same shared memory.
@@ -79,18 +82,11 @@ __device__ __forceinline__ void fwd_body(const FwdParams& P) {
     const int z = blockIdx.z;
     const int m0 = blockIdx.y * Cfg::BM;  // first row (pair) of the tile
     const int n0 = blockIdx.x * BN;       // first class of the tile
-    const float* u = P.u + (size_t)z * P.emb_stride;
-    const float* v = P.v + (size_t)z * P.emb_stride;
     const float* w = P.w + (size_t)z * P.w_stride;
     float* g = P.g + (size_t)z * P.g_stride;
 
-    LoadHiddenRowsK<Cfg::BM, Cfg::BK, Cfg::THREADS> la;
-    la.u = u;
-    la.v = v;
-    la.kend = P.m;
-    la.act = P.act;
-    la.act_k = P.act_k;
-    la.init(P.pa, P.pb, m0, P.rows, P.m);
+    Hidden<Cfg::BM, Cfg::BK, Cfg::THREADS> la;
+    la.setup(P, z, m0, P.rows);
     // B(k = neuron, n = class) = W[class][neuron]: contiguous along k.
     LoadRowsK<BN, Cfg::BK, Cfg::THREADS> lb;
     lb.p = w;
@@ -132,9 +128,25 @@ __device__ __forceinline__ void fwd_body(const FwdParams& P) {
 }
 
 // grid (ceil(n_out/BN), ceil(rows/64), B); block FwdCfg<BN>::T::THREADS.
-extern "C" __global__ void __launch_bounds__(128, 3) fwd_ce_bn32(FwdParams P) { fwd_body<32>(P); }
-extern "C" __global__ void __launch_bounds__(128, 3) fwd_ce_bn64(FwdParams P) { fwd_body<64>(P); }
-extern "C" __global__ void __launch_bounds__(256, 2) fwd_ce_bn128(FwdParams P) { fwd_body<128>(P); }
+extern "C" __global__ void __launch_bounds__(128, 3) fwd_ce_bn32(FwdParams P) {
+    fwd_body<32, LoadHiddenRowsK>(P);
+}
+extern "C" __global__ void __launch_bounds__(128, 3) fwd_ce_bn64(FwdParams P) {
+    fwd_body<64, LoadHiddenRowsK>(P);
+}
+extern "C" __global__ void __launch_bounds__(256, 2) fwd_ce_bn128(FwdParams P) {
+    fwd_body<128, LoadHiddenRowsK>(P);
+}
+// The same for a dense (bit-string) pass: hidden = σ(X·U) built from the masks in pa.
+extern "C" __global__ void __launch_bounds__(128, 3) fwd_ce_bits_bn32(FwdParams P) {
+    fwd_body<32, LoadBitsHiddenRowsK>(P);
+}
+extern "C" __global__ void __launch_bounds__(128, 3) fwd_ce_bits_bn64(FwdParams P) {
+    fwd_body<64, LoadBitsHiddenRowsK>(P);
+}
+extern "C" __global__ void __launch_bounds__(256, 2) fwd_ce_bits_bn128(FwdParams P) {
+    fwd_body<128, LoadBitsHiddenRowsK>(P);
+}
 
 // The epilogue for outputs wider than one block: one warp per row, in place on the chunk
 // buffer. grid (ceil(rows/8), 1, B); block 256.

@@ -1,6 +1,6 @@
 //! Every kernel file compiles with NVRTC to PTX for compute_80 and compute_90 in every
-//! precision, and ptxas assembles the sm_90 PTX with no register spills in the step's
-//! kernels. Needs no GPU.
+//! precision, and ptxas assembles the sm_90 PTX with no register spills and no stack
+//! frame (local memory) in the step's kernels. Needs no GPU.
 //!
 //! NVRTC and ptxas come from the pinned PyPI packages that scripts/test.sh installs (it
 //! sets LD_LIBRARY_PATH, CLOCKWORK_PTXAS and CLOCKWORK_REQUIRE_NVRTC=1). Without them a
@@ -192,6 +192,14 @@ fn every_kernel_compiles_and_assembles_without_spills() {
                 failures.push(format!(
                     "{name} ({}, {precision}) spills: {} bytes stores, {} bytes loads at {} registers",
                     file.path, u.spill_stores, u.spill_loads, u.registers
+                ));
+            }
+            // A stack frame without spills is a local array the compiler could not keep
+            // in registers (an indexed one): local memory all the same.
+            if STEP_KERNELS.contains(&name.as_str()) && u.stack > 0 {
+                failures.push(format!(
+                    "{name} ({}, {precision}) has a {} byte stack frame (local memory) at {} registers",
+                    file.path, u.stack, u.registers
                 ));
             }
             table.push(format!(

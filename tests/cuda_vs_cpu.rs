@@ -1,8 +1,14 @@
 //! The CUDA backend and trainer against the CPU: the f64 plain-loop reference on random
 //! problems (fp32 relative error ≤ 1e-4, TF32 ≤ 1e-2, bf16 ≤ 5e-2) across p (including
 //! 113 and 257), m, B, every activation and loss, with train/test splits, tied weights and
-//! multi-chunk passes; and a 2,000-step training run whose loss curve matches the CPU
-//! trainer's to 1e-3 relative, for every regularizer and optimizer.
+//! multi-chunk passes; the same for bit-string (dense-input) passes, both encodings, up
+//! to 32 bits, plus a bit-string training run against the CPU trainer; and a 2,000-step
+//! training run whose loss curve matches the CPU trainer's to 1e-3 relative, for every
+//! regularizer and optimizer.
+//!
+//! Past 600 lines on purpose: the token, bit-string and trainer checks share one pass
+//! comparison (`compare_pass`) and one set of curve helpers; split files would each need
+//! their own copy.
 //!
 //! Every test that needs a GPU is `#[ignore = "needs a GPU"]`: a plain `cargo test` lists
 //! it as ignored (not as passed). On a GPU: `cargo test --release --test cuda_vs_cpu --
@@ -15,7 +21,7 @@ use clockwork::engine::{reference, Backend, CoreSpec, Loss, PassStats};
 use clockwork::kinds::{GrokfastKind, OptimizerKind, RegularizerKind};
 use clockwork::model::{Activation, ModelSpec, Params, Weights};
 use clockwork::prelude::*;
-use clockwork::task::PairSet;
+use clockwork::task::{BitEncoding, PairSet, Parity};
 use common::{config, rel_err, require_gpu, say, to64};
 
 mod common;
@@ -96,13 +102,26 @@ fn check_case(backend: &CudaBackend, c: &Case, seed: u64) -> f64 {
         activation: c.act,
         loss: c.loss,
     };
-    let mut grads = Weights::<f32>::zeros(&spec, c.batch);
+    compare_pass(backend, &spec, core, &weights, &pairs)
+}
+
+/// One `loss_and_grad` and one `evaluate` of `backend` against the f64 reference at the
+/// same weights: the worst relative error of loss, margin (scaled by 1e-2) and gradients.
+fn compare_pass(
+    backend: &CudaBackend,
+    spec: &ModelSpec,
+    core: CoreSpec,
+    weights: &Weights<f32>,
+    pairs: &PairSet,
+) -> f64 {
+    let batch = weights.batch;
+    let mut grads = Weights::<f32>::zeros(spec, batch);
     let stats = backend
-        .loss_and_grad(core, &weights, &pairs, &mut grads)
+        .loss_and_grad(core, weights, pairs, &mut grads)
         .unwrap();
-    let mut ref_grads = Weights::<f64>::zeros(&spec, c.batch);
-    let ref_stats = reference::loss_and_grad(core, &weights, &pairs, Some(&mut ref_grads));
-    let eval = backend.evaluate(core, &weights, &pairs).unwrap();
+    let mut ref_grads = Weights::<f64>::zeros(spec, batch);
+    let ref_stats = reference::loss_and_grad(core, weights, pairs, Some(&mut ref_grads));
+    let eval = backend.evaluate(core, weights, pairs).unwrap();
     let mut worst = 0.0f64;
     for (k, (s, r)) in stats.iter().zip(&ref_stats).enumerate() {
         worst = worst.max((s.loss - r.loss).abs() / r.loss.abs().max(1e-3));
@@ -272,6 +291,215 @@ fn passes_are_bit_reproducible() {
     let (s2, g2) = run();
     assert_eq!(s1, s2);
     assert_eq!(g1, g2);
+}
+
+// ---------------------------------------------------------------------------------------
+// Bit-string (dense-input) passes: kernels/dense_input.cu and the *_bits kernels.
+
+/// A bit-string case: `n` bits, parity of the first 3; the full population, or `sampled`
+/// random strings; n_out > 2 relabels every string `mask mod n_out` (no task has such
+/// outputs: it exercises the wider forward and dW tiles).
+struct BitsCase {
+    n: usize,
+    m: usize,
+    batch: usize,
+    act: Activation,
+    loss: Loss,
+    encoding: BitEncoding,
+    sampled: Option<usize>,
+    n_out: usize,
+}
+
+fn bits_pairs(c: &BitsCase, seed: u64) -> PairSet {
+    let parity = Parity {
+        n: c.n,
+        k: 3,
+        encoding: c.encoding,
+    };
+    let task = match c.sampled {
+        Some(count) => parity.sampled(count, seed),
+        None => parity.population(),
+    };
+    let mut pairs = task.unwrap().pairs;
+    if c.n_out > 2 {
+        pairs.label = pairs.a.iter().map(|&x| x % c.n_out as u32).collect();
+    }
+    pairs
+}
+
+fn bits_spec(c: &BitsCase) -> ModelSpec {
+    ModelSpec {
+        n_out: c.n_out,
+        dense: true,
+        init_scale: if matches!(c.act, Activation::Pow(_)) {
+            0.25
+        } else {
+            0.4
+        },
+        ..spec(c.n, c.m, c.act, false)
+    }
+}
+
+/// One bit-string pass against the f64 reference; V's gradient must be exactly zero.
+fn check_bits_case(backend: &CudaBackend, c: &BitsCase, seed: u64) -> f64 {
+    let spec = bits_spec(c);
+    let weights = Params::<f32>::init(&spec, c.batch, seed)
+        .unwrap()
+        .effective();
+    let pairs = bits_pairs(c, seed);
+    let core = CoreSpec {
+        activation: c.act,
+        loss: c.loss,
+    };
+    let err = compare_pass(backend, &spec, core, &weights, &pairs);
+    let mut grads = Weights::<f32>::zeros(&spec, c.batch);
+    grads.v.fill(7.0);
+    backend
+        .loss_and_grad(core, &weights, &pairs, &mut grads)
+        .unwrap();
+    assert!(grads.v.iter().all(|&g| g == 0.0), "V is absent: dV = 0");
+    err
+}
+
+fn bits_cases() -> Vec<BitsCase> {
+    use Activation::{Pow, Relu, Square};
+    use BitEncoding::{PlusMinusOne as Pm1, ZeroOne as Z01};
+    let case = |n, m, batch, act, loss, encoding, sampled, n_out| BitsCase {
+        n,
+        m,
+        batch,
+        act,
+        loss,
+        encoding,
+        sampled,
+        n_out,
+    };
+    vec![
+        case(7, 5, 1, Square, Loss::CrossEntropy, Pm1, None, 2),
+        case(12, 96, 3, Relu, Loss::CrossEntropy, Z01, None, 2),
+        case(20, 130, 2, Pow(3), Loss::Mse, Pm1, Some(3000), 2),
+        case(32, 64, 1, Square, Loss::Mse, Z01, Some(2000), 2),
+        case(10, 40, 2, Relu, Loss::CrossEntropy, Pm1, None, 40),
+        case(9, 33, 1, Square, Loss::CrossEntropy, Z01, None, 130),
+    ]
+}
+
+#[test]
+#[ignore = "needs a GPU"]
+fn bit_string_passes_match_the_f64_reference() {
+    require_gpu();
+    let mut failures = Vec::new();
+    for (precision, tol) in [
+        (Precision::Fp32, 1e-4),
+        (Precision::Tf32, 1e-2),
+        (Precision::Bf16, 5e-2),
+    ] {
+        let backend = CudaBackend::new(0, precision).expect("GPU probed usable");
+        for (i, c) in bits_cases().iter().enumerate() {
+            let err = check_bits_case(&backend, c, 300 + i as u64);
+            let line = format!(
+                "{precision} bits n={} m={} B={} {:?} {:?} {} sampled={:?} n_out={}: rel err {err:.2e}",
+                c.n,
+                c.m,
+                c.batch,
+                c.act,
+                c.loss,
+                c.encoding.name(),
+                c.sampled,
+                c.n_out
+            );
+            say(&line);
+            if err > tol || err.is_nan() {
+                failures.push(line);
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Many chunks (dU and dW accumulated across them), after a token pass of the same
+/// shape (whose dV the dense pass must clear), and bit-reproducible.
+#[test]
+#[ignore = "needs a GPU"]
+fn bit_string_chunked_pass_after_a_token_pass() {
+    require_gpu();
+    let backend = CudaBackend::new(0, Precision::Fp32).unwrap();
+    let c = BitsCase {
+        n: 16,
+        m: 64,
+        batch: 2,
+        act: Activation::Square,
+        loss: Loss::CrossEntropy,
+        encoding: BitEncoding::PlusMinusOne,
+        sampled: None,
+        n_out: 2,
+    };
+    // A token pass of the same dims (n_in 16, n_out 2) writes a non-zero dV.
+    let spec = bits_spec(&c);
+    let token_spec = ModelSpec {
+        dense: false,
+        ..spec.clone()
+    };
+    let weights = Params::<f32>::init(&token_spec, 2, 1).unwrap().effective();
+    let mut tokens = PairSet::default();
+    for a in 0..16u32 {
+        tokens.push(a, (a * 7) % 16, a % 2);
+    }
+    let core = CoreSpec {
+        activation: c.act,
+        loss: c.loss,
+    };
+    let mut g = Weights::<f32>::zeros(&token_spec, 2);
+    backend
+        .loss_and_grad(core, &weights, &tokens, &mut g)
+        .unwrap();
+    assert!(g.v.iter().any(|&x| x != 0.0));
+    let whole = check_bits_case(&backend, &c, 5);
+    // 1 MiB of chunk buffers: ~2,000 rows a chunk, 33 chunks of the 65,536 strings.
+    std::env::set_var("CLOCKWORK_CUDA_CHUNK_MIB", "1");
+    let chunked = check_bits_case(&backend, &c, 5);
+    std::env::remove_var("CLOCKWORK_CUDA_CHUNK_MIB");
+    say(&format!("bits: whole {whole:.2e}, chunked {chunked:.2e}"));
+    assert!(whole <= 1e-4 && chunked <= 1e-4);
+    let dense_weights = Params::<f32>::init(&spec, 2, 5).unwrap().effective();
+    let pairs = bits_pairs(&c, 5);
+    let run = || {
+        let mut g = Weights::<f32>::zeros(&spec, 2);
+        let s = backend
+            .loss_and_grad(core, &dense_weights, &pairs, &mut g)
+            .unwrap();
+        (s, g)
+    };
+    assert_eq!(run(), run(), "bit-reproducible");
+}
+
+/// A bit-string run trained on the GPU (the host-stepped path: the resident stepper
+/// declines dense models) follows the CPU trainer's loss curve.
+#[test]
+#[ignore = "needs a GPU"]
+fn bit_string_training_matches_the_cpu_trainer() {
+    require_gpu();
+    let mut c = RunConfig::default();
+    c.model.width = 64;
+    c.models = 2;
+    c.task.bits = Some(10);
+    c.task.parity_k = Some(3);
+    c.task.train_fraction = 0.5;
+    c.optimizer.lr_milestones.clear();
+    let steps = 300;
+    let backend = CudaBackend::new(0, Precision::Fp32).unwrap();
+    let mut gpu = Trainer::<f32>::with_backend(&c, Box::new(backend)).unwrap();
+    let gpu_curve: Vec<(f64, f64)> = run(&mut gpu, steps)
+        .unwrap()
+        .iter()
+        .map(|r| (r.train[0].loss, r.reg_loss[0]))
+        .collect();
+    compare_curves(
+        "bits n=10 k=3, GD + L23",
+        &cpu_curve(&c, steps),
+        &gpu_curve,
+        1e-3,
+    );
 }
 
 // ---------------------------------------------------------------------------------------

@@ -1,9 +1,14 @@
 // kernels/emulate/emulate_pass.cpp — runs the fp32 kernels on the CPU (cuda_shim.hpp) and
 // checks them against plain double-precision loops: the pass (every forward variant, the
-// wide-output ce_rows path, split and chunked dW, the segmented dU/dV sums, statistics)
-// and the optimizer step kernels (norms, regularizer, GD/AdamW/Grokfast, tied weights).
-// The launch sequence mirrors src/engine/cuda/device.rs::enqueue_pass and
-// src/engine/cuda/trainer.rs::enqueue_step. Exit status 0 when everything matches.
+// wide-output ce_rows path, split and chunked dW, the segmented dU/dV sums, statistics),
+// the multi-head epilogue, the dense-input (bit-string) pass, and the optimizer step
+// kernels (norms, regularizer, GD/AdamW/Grokfast, tied weights). The launch sequence
+// mirrors src/engine/cuda/device.rs::enqueue_pass and src/engine/cuda/stepper.rs. Exit
+// status 0 when everything matches.
+//
+// Past 600 lines on purpose: every pass case (tokens, heads, bits) goes through the one
+// mirror of enqueue_pass (run_pass) and the one double-loop reference, so a change to the
+// launch sequence is mirrored once; splitting the file would split those two.
 //
 // Build: g++ -std=c++20 -O2 -pthread kernels/emulate/emulate_pass.cpp -o emulate_pass
 // (tests/cuda_emulation.rs does this when a C++ compiler is present).
@@ -12,8 +17,10 @@
 
 // clang-format off
 #include "../common.cuh"
+#include "../bit_inputs.cuh"
 #include "../fused_forward_ce.cu"
 #include "../fused_backward.cu"
+#include "../dense_input.cu"
 #include "../reduce.cu"
 #include "../optimizer_update.cu"
 // clang-format on
@@ -69,8 +76,20 @@ struct Problem {
     // head_off[h] .. + head_size[h], its class is y mod head_size[h], weight head_w[h].
     std::vector<int> head_off, head_size;
     std::vector<float> head_w;
+    // A dense (bit-string) pass when bits > 0: a holds masks, b is 0, n_in == bits, and
+    // input j is x_set when bit j is set, else x_clear (src/task/bits.rs). V is unused.
+    int bits = 0;
+    float x_set = 0.f, x_clear = 0.f;
     int n() const { return (int)a.size(); }
     int heads() const { return (int)head_size.size(); }
+    double x(int t, int j) const { return (a[t] >> j) & 1u ? x_set : x_clear; }
+    // The pre-activation of neuron i of row t for model weights u, v (model-offset).
+    double preact(const float* u, const float* v, int t, int i) const {
+        if (bits == 0) return (double)u[a[t] * m + i] + v[b[t] * m + i];
+        double s = 0;
+        for (int j = 0; j < bits; ++j) s += x(t, j) * u[j * m + i];
+        return s;
+    }
 };
 
 struct Result {
@@ -109,7 +128,7 @@ static Result reference(const Problem& P, const float* v_ptr) {
         for (int t = 0; t < N; ++t) {
             const int a = P.a[t], b = P.b[t], y = P.heads() ? 0 : P.y[t];
             std::vector<double> h(m), f(C, 0.0), g(C);
-            for (int i = 0; i < m; ++i) h[i] = act_d(P.act, P.act_k, (double)u[a * m + i] + v[b * m + i]);
+            for (int i = 0; i < m; ++i) h[i] = act_d(P.act, P.act_k, P.preact(u, v, t, i));
             for (int c = 0; c < C; ++c)
                 for (int i = 0; i < m; ++i) f[c] += h[i] * w[c * m + i];
             // One softmax (or MSE) over classes [off, off + n) with class yy, gradient
@@ -156,13 +175,19 @@ static Result reference(const Problem& P, const float* v_ptr) {
                 correct += smallest > 0;
             }
             for (int i = 0; i < m; ++i) {
-                const double s = (double)u[a * m + i] + v[b * m + i];
+                const double s = P.preact(u, v, t, i);
                 double d = 0;
                 for (int c = 0; c < C; ++c) {
                     dw[(size_t)z * C * m + c * m + i] += g[c] * h[i];
                     d += g[c] * w[c * m + i];
                 }
                 const double ds = d * act_grad_d(P.act, P.act_k, s);
+                if (P.bits > 0) {
+                    // dU[j][i] = Σ_t ds_i·x_j; V is absent (its gradient stays 0).
+                    for (int j = 0; j < P.bits; ++j)
+                        du[(size_t)z * P.n_in * m + j * m + i] += ds * P.x(t, j);
+                    continue;
+                }
                 du[(size_t)z * P.n_in * m + a * m + i] += ds;
                 dv[(size_t)z * P.n_in * m + b * m + i] += ds;
             }
@@ -201,11 +226,14 @@ static Result run_pass(const Problem& P, float* u, float* v, float* w, int chunk
     const int B = P.batch, m = P.m, C = P.n_out, N = P.n();
     std::vector<float> g((size_t)B * chunk_rows * C), ds((size_t)B * chunk_rows * m);
     std::vector<float> row_loss((size_t)B * N), row_margin((size_t)B * N);
-    std::vector<float> part((size_t)B * 64 * C * m);
+    // dW partials, and for a dense pass dU partials too (Workspace::dw_part).
+    std::vector<float> part((size_t)B * 64 * std::max(C, P.n_in) * m);
     std::vector<double> stats(B * 3);
     du.assign((size_t)B * P.n_in * m, -7.f);  // garbage: must be overwritten
     dv = du;
     dw.assign((size_t)B * C * m, -7.f);
+    const bool dense = P.bits > 0;
+    if (dense) std::fill(dv.begin(), dv.end(), 0.f);  // enqueue_pass's memset of dV
     int bn = C <= 32 ? 32 : C <= 64 ? 64 : 128;
     const int H = P.heads();
     const bool fused = C <= bn && H == 0;  // a multi-head pass runs unfused + heads_rows
@@ -221,10 +249,11 @@ static Result run_pass(const Problem& P, float* u, float* v, float* w, int chunk
         fp.g_stride = (long long)rows * C, fp.row_stride = N;
         fp.rows = rows, fp.m = m, fp.n_out = C, fp.act = P.act, fp.act_k = P.act_k;
         fp.loss = P.loss, fp.write_g = 1, fp.fused = fused, fp.inv_n = (float)(1.0 / N);
+        fp.bits = (short)P.bits, fp.x_set = (signed char)P.x_set, fp.x_clear = (signed char)P.x_clear;
         Dim3 grid{cdiv(C, bn), cdiv(rows, 64), (unsigned)B};
-        if (bn == 32) emu::launch(grid, {128}, [&] { fwd_ce_bn32(fp); });
-        if (bn == 64) emu::launch(grid, {128}, [&] { fwd_ce_bn64(fp); });
-        if (bn == 128) emu::launch(grid, {256}, [&] { fwd_ce_bn128(fp); });
+        if (bn == 32) emu::launch(grid, {128}, [&] { dense ? fwd_ce_bits_bn32(fp) : fwd_ce_bn32(fp); });
+        if (bn == 64) emu::launch(grid, {128}, [&] { dense ? fwd_ce_bits_bn64(fp) : fwd_ce_bn64(fp); });
+        if (bn == 128) emu::launch(grid, {256}, [&] { dense ? fwd_ce_bits_bn128(fp) : fwd_ce_bn128(fp); });
         if (H > 0)
             emu::launch({cdiv(rows, 8), 1, (unsigned)B}, {256}, [&] {
                 heads_rows(fp, P.head_off.data(), P.head_size.data(), P.head_w.data(), H,
@@ -243,17 +272,30 @@ static Result run_pass(const Problem& P, float* u, float* v, float* w, int chunk
         bp.ds_stride = (long long)rows * m;
         bp.rows = rows, bp.m = m, bp.n_out = C, bp.act = P.act, bp.act_k = P.act_k;
         bp.splits = splits, bp.rows_per_split = per;
+        bp.bits = fp.bits, bp.x_set = fp.x_set, bp.x_clear = fp.x_clear;
         if (C <= 32)
             emu::launch({cdiv(m, 64), cdiv(C, 32), (unsigned)(B * splits)}, {128},
-                        [&] { dw_partial_m32(bp); });
+                        [&] { dense ? dw_partial_bits_m32(bp) : dw_partial_m32(bp); });
         else
             emu::launch({cdiv(m, 64), cdiv(C, 64), (unsigned)(B * splits)}, {128},
-                        [&] { dw_partial(bp); });
+                        [&] { dense ? dw_partial_bits(bp) : dw_partial(bp); });
         if (!direct)
             emu::launch({cdiv((long long)C * m, 256), (unsigned)B}, {256}, [&] {
                 dw_reduce(part.data(), dw.data(), splits, (long long)C * m, c > 0);
             });
-        emu::launch({cdiv(m, 64), cdiv(rows, 64), (unsigned)B}, {128}, [&] { dhidden(bp); });
+        emu::launch({cdiv(m, 64), cdiv(rows, 64), (unsigned)B}, {128},
+                    [&] { dense ? dhidden_bits(bp) : dhidden(bp); });
+        if (dense) {
+            // dU = Xᵀ·dS with dW's splits, straight to dU when direct.
+            bp.dw_part = direct ? du.data() : part.data();
+            emu::launch({cdiv(m, 64), 1, (unsigned)(B * splits)}, {128},
+                        [&] { dense_du_partial(bp); });
+            if (!direct)
+                emu::launch({cdiv((long long)P.n_in * m, 256), (unsigned)B}, {256}, [&] {
+                    dw_reduce(part.data(), du.data(), splits, (long long)P.n_in * m, c > 0);
+                });
+            continue;
+        }
         std::vector<int> pa, la, pb, lb;
         csr(P.a.data() + start, rows, P.n_in, pa, la);
         csr(P.b.data() + start, rows, P.n_in, pb, lb);
@@ -288,24 +330,96 @@ static Result run_pass(const Problem& P, float* u, float* v, float* w, int chunk
     return r;
 }
 
-static void pass_case(int batch, int n_in, int n_out, int m, int act, int act_k, int loss,
-                      int n_pairs, int chunk_rows, int splits) {
-    Problem P = make(batch, n_in, n_out, m, act, act_k, loss, n_pairs);
+// The pass on the emulator against the reference: the worst relative error of the loss,
+// margin (scaled by 1e-2) and all gradients, or 1 when the correct counts differ by more
+// than one flip.
+static double pass_error(const Problem& P, int chunk_rows, int splits) {
     std::vector<float> du, dv, dw;
-    Result got = run_pass(P, P.u.data(), P.v.data(), P.w.data(), chunk_rows, splits, du, dv, dw);
+    Problem Q = P;
+    Result got = run_pass(Q, Q.u.data(), Q.v.data(), Q.w.data(), chunk_rows, splits, du, dv, dw);
     Result ref = reference(P, P.v.data());
-    char name[160];
-    std::snprintf(name, sizeof name, "pass B=%d p=%d n_out=%d m=%d act=%d^%d loss=%d N=%d chunk=%d splits=%d",
-                  batch, n_in, n_out, m, act, act_k, loss, n_pairs, chunk_rows, splits);
     double err = 0;
-    for (int z = 0; z < batch; ++z) {
+    for (int z = 0; z < P.batch; ++z) {
         err = std::max(err, std::fabs(got.loss[z] - ref.loss[z]) / std::max(std::fabs(ref.loss[z]), 1e-3));
         err = std::max(err, std::fabs(got.min_margin[z] - ref.min_margin[z]) /
                                 std::max(std::fabs(ref.min_margin[z]), 1.0) * 1e-2);
         if (std::fabs(got.correct[z] - ref.correct[z]) > 1) err = 1;
     }
-    err = std::max({err, rel_err(du, ref.du), rel_err(dv, ref.dv), rel_err(dw, ref.dw)});
-    check(name, err, 1e-4);
+    return std::max({err, rel_err(du, ref.du), rel_err(dv, ref.dv), rel_err(dw, ref.dw)});
+}
+
+static void pass_case(int batch, int n_in, int n_out, int m, int act, int act_k, int loss,
+                      int n_pairs, int chunk_rows, int splits) {
+    Problem P = make(batch, n_in, n_out, m, act, act_k, loss, n_pairs);
+    char name[160];
+    std::snprintf(name, sizeof name, "pass B=%d p=%d n_out=%d m=%d act=%d^%d loss=%d N=%d chunk=%d splits=%d",
+                  batch, n_in, n_out, m, act, act_k, loss, n_pairs, chunk_rows, splits);
+    check(name, pass_error(P, chunk_rows, splits), 1e-4);
+}
+
+// A bit-string problem (src/task/bits.rs): n_pairs random n-bit masks, label = parity of
+// the first 3 bits (mod n_out when n_out > 2: the wider outputs only exercise the other
+// forward and dW tiles), encoding ±1 (pm1: set bit → −1) or 0/1.
+static Problem make_bits(int batch, int bits, int n_out, int m, int act, int act_k, int loss,
+                         int n_pairs, bool pm1) {
+    Problem P = make(batch, bits, n_out, m, act, act_k, loss, 0);
+    for (float& x : P.u) x *= (float)(1.0 / std::sqrt((double)bits));  // s = O(1)
+    const uint64_t top = 1ull << bits;
+    for (int t = 0; t < n_pairs; ++t) {
+        const uint32_t mask = (uint32_t)(uniform() * (double)top);
+        P.a.push_back(mask);
+        P.b.push_back(0);
+        const uint32_t parity = (uint32_t)__builtin_popcount(mask & 7u) & 1u;
+        P.y.push_back(n_out > 2 ? parity + 2 * (mask % (uint32_t)(n_out / 2)) : parity);
+    }
+    P.bits = bits;
+    P.x_set = pm1 ? -1.f : 1.f;
+    P.x_clear = pm1 ? 1.f : 0.f;
+    return P;
+}
+
+// The dense-input pass: fwd_ce_bits_*, dw_partial_bits*, dhidden_bits, dense_du_partial
+// and the dU partial sums, against double loops.
+static void bits_case(int batch, int bits, int n_out, int m, int act, int act_k, int loss,
+                      int n_pairs, int chunk_rows, int splits, bool pm1) {
+    Problem P = make_bits(batch, bits, n_out, m, act, act_k, loss, n_pairs, pm1);
+    char name[160];
+    std::snprintf(name, sizeof name, "bits B=%d n=%d %s n_out=%d m=%d act=%d^%d loss=%d N=%d chunk=%d splits=%d",
+                  batch, bits, pm1 ? "pm1" : "01", n_out, m, act, act_k, loss, n_pairs, chunk_rows,
+                  splits);
+    check(name, pass_error(P, chunk_rows, splits), 1e-4);
+}
+
+// The comparison must see a kernel that drops an input bit (the last one: an off-by-one in
+// the bit loops) or swaps the encoding: the kernels run on wrong parameters, the reference
+// on the true problem, and the error must exceed the tolerance. ReLU, because a square
+// activation cannot tell s from −s (the swapped ±1 encoding) at all.
+static void bits_negative_case() {
+    Problem P = make_bits(1, 9, 2, 40, 1, 1, 0, 150, true);
+    struct Bug {
+        const char* what;
+        void (*apply)(Problem&);
+    };
+    const Bug bugs[] = {
+        {"last bit dropped", [](Problem& Q) { Q.bits -= 1; }},
+        {"encoding swapped", [](Problem& Q) { std::swap(Q.x_set, Q.x_clear); }},
+    };
+    for (const Bug& bug : bugs) {
+        Problem Q = P;
+        bug.apply(Q);
+        std::vector<float> du, dv, dw;
+        // Gradients sized for the true problem so they compare element for element.
+        Q.n_in = P.n_in;
+        Result got = run_pass(Q, Q.u.data(), Q.v.data(), Q.w.data(), 64, 2, du, dv, dw);
+        Result ref = reference(P, P.v.data());
+        double err = std::fabs(got.loss[0] - ref.loss[0]) / std::fabs(ref.loss[0]);
+        err = std::max({err, rel_err(du, ref.du), rel_err(dw, ref.dw)});
+        char name[160];
+        std::snprintf(name, sizeof name, "bits negative check (%s) is caught: err %.2e > 1e-4",
+                      bug.what, err);
+        // Passes when the error is large: report 0 then, the error itself when it is not.
+        check(name, err > 1e-2 ? 0.0 : err + 1.0, 1e-4);
+    }
 }
 
 // Seed 002's multi-head table on the emulator: inputs x0, x1 < n_in, one head per prime
@@ -552,6 +666,16 @@ int main() {
     // Chunks (accumulation across chunks) with and without splits.
     pass_case(2, 13, 13, 40, 0, 2, 1, 150, 64, 1);
     pass_case(1, 12, 40, 65, 1, 1, 0, 200, 64, 2);
+    // Dense (bit-string) inputs: both encodings, every activation and loss, n_out 2 (the
+    // bit tasks: bn32 + the m32 dW tile), 40 (bn64, 64-class dW) and 130 (bn128 unfused +
+    // ce_rows), chunks with dU/dW accumulation, split dU partials, m not a tile multiple.
+    bits_case(2, 8, 2, 40, 0, 2, 0, 150, 150, 1, true);
+    bits_case(1, 11, 2, 70, 1, 1, 0, 200, 200, 3, false);
+    bits_case(2, 5, 2, 33, 2, 3, 1, 90, 90, 1, true);
+    bits_case(1, 32, 2, 24, 0, 2, 1, 120, 64, 2, false);
+    bits_case(2, 13, 40, 65, 1, 1, 0, 130, 64, 1, true);
+    bits_case(1, 7, 130, 20, 0, 2, 0, 100, 100, 2, false);
+    bits_negative_case();
     // Multi-head epilogue: n_out 17 (one bn32 block) and 160 (several), CE and MSE, chunks.
     heads_case(2, 11, 24, 0, 0, 121);
     heads_case(1, 11, 20, 1, 1, 50);

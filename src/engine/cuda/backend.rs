@@ -105,12 +105,6 @@ impl CudaBackend {
         }
         let set = pairs.pair_set();
         check_pass(&weights, set)?;
-        if let Some((n, _)) = set.inputs.bits() {
-            // The token kernels would read the masks as embedding rows: refused, not run.
-            return Err(Error::backend(format!(
-                "the CUDA backend has no dense-input (bit-string, {n} bits) kernel yet;                  train bit-string tasks with device = \"cpu\""
-            )));
-        }
         let mut grads = match grads {
             Some(g) => Some(g.fit(weights.shape())?),
             None => None,
@@ -156,14 +150,17 @@ impl CudaBackend {
             }
             None => Some(DevPairs::new(&st.gpu, set, dims.n_in, &plan)?),
         };
-        // Workspace for this plan and head count (a grads-capable one serves evaluation
-        // too).
+        // Workspace for this plan, head count and input kind (a grads-capable one serves
+        // evaluation too).
         let n_heads = set.heads.as_ref().map_or(0, |h| h.len());
+        let dense = set.inputs.bits().is_some();
         touch(
             &mut st.workspaces,
-            |(g, ws)| ws.plan == plan && ws.n_heads == n_heads && (*g || !want_grads),
+            |(g, ws)| {
+                ws.plan == plan && ws.n_heads == n_heads && ws.dense == dense && (*g || !want_grads)
+            },
             || {
-                let ws = Workspace::new(&st.gpu, dims, plan, want_grads, n_heads)?;
+                let ws = Workspace::new(&st.gpu, dims, plan, want_grads, n_heads, dense)?;
                 Ok((want_grads, ws))
             },
         )?;

@@ -1,13 +1,14 @@
 //! What one pass needs on the device besides the weights' shape: the batch's dimensions
 //! ([`Dims`]), the effective weights and their gradients ([`DevWeights`]), the chunking
 //! of the pairs ([`Plan`]), the pairs themselves with the CSR indices the σ'-scatter
-//! reads and an optional head layout ([`DevPairs`], [`DevHeads`]), and the per-call
-//! scratch ([`Workspace`]). Split from `device.rs`, which keeps the context and the
+//! reads, an optional head layout and, for bit strings, the dense-input encoding
+//! ([`DevPairs`], [`DevHeads`], [`DenseBits`]), and the per-call scratch
+//! ([`Workspace`]). Split from `device.rs`, which keeps the context and the
 //! launch sequence that fills them.
 
 use super::device::{Gpu, DEFAULT_CHUNK_MIB, FWD_BM, MIN_SPLIT_ROWS, SLAB};
-use crate::error::Result;
-use crate::task::PairSet;
+use crate::error::{Error, Result};
+use crate::task::{Inputs, PairSet};
 use cudarc::driver::CudaSlice;
 
 /// Shape of a batch of models.
@@ -108,6 +109,9 @@ impl Plan {
 pub(crate) struct DevPairs {
     pub len: usize,
     pub chunk_rows: usize,
+    /// Bit strings: `a` holds masks and the pass takes the dense-input kernels (no CSR
+    /// lists then: the dU product reads the masks). None for token pairs.
+    pub dense: Option<DenseBits>,
     pub a: CudaSlice<u32>,
     pub b: CudaSlice<u32>,
     pub y: CudaSlice<u32>,
@@ -119,6 +123,45 @@ pub(crate) struct DevPairs {
     pub rows_b: CudaSlice<i32>,
     /// The head layout of a multi-head pair set, uploaded with it.
     pub heads: Option<DevHeads>,
+}
+
+/// How the dense-input kernels read a mask (kernels/bit_inputs.cuh): `bits` inputs, bit
+/// j giving `x_set` when set and `x_clear` when clear ([`crate::task::BitEncoding`]), as
+/// the small integers the parameter structs carry (kernels/common.cuh says why).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct DenseBits {
+    pub bits: i16,
+    pub x_set: i8,
+    pub x_clear: i8,
+}
+
+impl DenseBits {
+    /// The encoding of a bit-string pair set, None for token pairs; an error for an
+    /// encoding whose values are not small integers (none today: ±1 and 0/1).
+    pub fn of(inputs: Inputs) -> Result<Option<DenseBits>> {
+        let Some((bits, encoding)) = inputs.bits() else {
+            return Ok(None);
+        };
+        let small = |set: bool| -> Result<i8> {
+            let x = encoding.value(set);
+            if x.fract() == 0.0 && x.abs() <= 127.0 {
+                Ok(x as i8)
+            } else {
+                Err(Error::backend(format!(
+                    "the CUDA dense-input kernels take bit values that are small integers; \
+                     encoding {} gives {x}",
+                    encoding.name()
+                )))
+            }
+        };
+        Ok(Some(DenseBits {
+            bits: i16::try_from(bits).map_err(|_| {
+                Error::backend(format!("{bits} input bits do not fit the kernels' i16"))
+            })?,
+            x_set: small(true)?,
+            x_clear: small(false)?,
+        }))
+    }
 }
 
 /// A head layout ([`crate::task::Heads`]) on the device: what `heads_rows` reads.
@@ -149,8 +192,15 @@ fn csr(tokens: &[u32], n_in: usize) -> (Vec<i32>, Vec<i32>) {
 
 impl DevPairs {
     pub fn new(gpu: &Gpu, pairs: &PairSet, n_in: usize, plan: &Plan) -> Result<DevPairs> {
+        let dense = DenseBits::of(pairs.inputs)?;
         let (mut pa, mut ra, mut pb, mut rb) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        for (start, rows) in plan.chunks() {
+        // Masks are no token indices: a dense set has no CSR lists.
+        let chunks = if dense.is_some() {
+            Vec::new()
+        } else {
+            plan.chunks()
+        };
+        for (start, rows) in chunks {
             let (p, r) = csr(&pairs.a[start..start + rows], n_in);
             pa.extend(p);
             ra.extend(r);
@@ -171,6 +221,7 @@ impl DevPairs {
         Ok(DevPairs {
             len: pairs.len(),
             chunk_rows: plan.chunk_rows,
+            dense,
             a: up_u32(&pairs.a)?,
             b: up_u32(&pairs.b)?,
             y: up_u32(&pairs.label)?,
@@ -208,7 +259,8 @@ pub(crate) struct Workspace {
     pub g: CudaSlice<f32>,
     /// [B][chunk rows][m]: σ'(s) ⊙ D.
     pub ds: CudaSlice<f32>,
-    /// [B][max splits][n_out][m].
+    /// [B][max splits][n_out][m]: the dW partials, and for dense passes also the dU
+    /// partials ([B][max splits][n_in][m], after dW's are summed), so it holds the larger.
     pub dw_part: CudaSlice<f32>,
     /// [B][n_pairs] each.
     pub row_loss: CudaSlice<f32>,
@@ -217,6 +269,8 @@ pub(crate) struct Workspace {
     pub stats: CudaSlice<f64>,
     /// Heads of the pair sets this workspace serves (0: plain passes).
     pub n_heads: usize,
+    /// Whether it serves dense-input (bit-string) passes (sizes `dw_part`).
+    pub dense: bool,
     /// [B][n_heads][n_pairs] each: every head's loss and margin per row (multi-head
     /// passes; empty otherwise).
     pub head_loss: CudaSlice<f32>,
@@ -230,9 +284,15 @@ impl Workspace {
         plan: Plan,
         grads: bool,
         n_heads: usize,
+        dense: bool,
     ) -> Result<Workspace> {
         let b = dims.batch;
         let needs_part = plan.max_splits > 1 || plan.chunk_rows < plan.n_pairs;
+        let part_len = if dense {
+            dims.w_len().max(dims.emb_len())
+        } else {
+            dims.w_len()
+        };
         Ok(Workspace {
             dims,
             plan,
@@ -243,7 +303,7 @@ impl Workspace {
                 0
             })?,
             dw_part: gpu.alloc(if grads && needs_part {
-                b * plan.max_splits * dims.w_len()
+                b * plan.max_splits * part_len
             } else {
                 0
             })?,
@@ -251,6 +311,7 @@ impl Workspace {
             row_margin: gpu.alloc(b * plan.n_pairs)?,
             stats: gpu.alloc(b * 3)?,
             n_heads,
+            dense,
             head_loss: gpu.alloc(b * n_heads * plan.n_pairs)?,
             head_margin: gpu.alloc(b * n_heads * plan.n_pairs)?,
         })
@@ -259,7 +320,18 @@ impl Workspace {
 
 #[cfg(test)]
 mod tests {
-    use super::csr;
+    use super::{csr, DenseBits};
+    use crate::task::{BitEncoding, Inputs};
+
+    #[test]
+    fn dense_bits_carry_each_encodings_values() {
+        let of = |encoding| DenseBits::of(Inputs::Bits { n: 30, encoding }).unwrap();
+        let pm1 = of(BitEncoding::PlusMinusOne).unwrap();
+        assert_eq!((pm1.bits, pm1.x_set, pm1.x_clear), (30, -1, 1));
+        let zero_one = of(BitEncoding::ZeroOne).unwrap();
+        assert_eq!((zero_one.x_set, zero_one.x_clear), (1, 0));
+        assert_eq!(DenseBits::of(Inputs::Tokens).unwrap(), None);
+    }
 
     #[test]
     fn csr_lists_rows_per_token_in_order() {

@@ -264,6 +264,22 @@ fn act_code(a: Activation) -> (i32, i32) {
     }
 }
 
+/// `out = [out +] Σ_split part[split]` for every model's `n` elements (`dw_reduce`).
+fn sum_partials(
+    gpu: &Gpu,
+    part: u64,
+    out: u64,
+    splits: usize,
+    n: usize,
+    accumulate: bool,
+    batch: u32,
+) -> Result<()> {
+    let (s, len, acc) = (splits as i32, n as i64, accumulate as i32);
+    let mut b = gpu.builder("dw_reduce");
+    b.arg(&part).arg(&out).arg(&s).arg(&len).arg(&acc);
+    gpu.finish("dw_reduce", b, (blocks(n, 256), batch, 1), (256, 1, 1))
+}
+
 /// Raw addresses of U, V, W (V may equal U for tied weights in the trainer).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct WeightPtrs {
@@ -305,11 +321,38 @@ pub(crate) fn enqueue_pass(
     let (ptr_a, rows_a) = (gpu.ptr(&pairs.ptr_a), gpu.ptr(&pairs.rows_a));
     let (ptr_b, rows_b) = (gpu.ptr(&pairs.ptr_b), gpu.ptr(&pairs.rows_b));
     let batch = d.batch as u32;
-    let (bn, fwd_kernel, fwd_threads) = match d.n_out {
-        0..=32 => (32, "fwd_ce_bn32", 128),
-        33..=64 => (64, "fwd_ce_bn64", 128),
-        _ => (128, "fwd_ce_bn128", 256),
+    // A dense (bit-string) pass builds the hidden layer from the masks: the *_bits twins
+    // of the forward and backward kernels, and dense_du_partial for dU (module docs of
+    // kernels/dense_input.cu).
+    let dense = pairs.dense;
+    if ws.dense != dense.is_some() {
+        return Err(Error::backend(
+            "internal: a CUDA workspace sized for the other input kind (dense vs tokens)",
+        ));
+    }
+    let (bits, x_set, x_clear) = dense.map_or((0, 0, 0), |b| (b.bits, b.x_set, b.x_clear));
+    let (bn, fwd_kernel, fwd_threads) = match (d.n_out, dense.is_some()) {
+        (0..=32, false) => (32, "fwd_ce_bn32", 128),
+        (33..=64, false) => (64, "fwd_ce_bn64", 128),
+        (_, false) => (128, "fwd_ce_bn128", 256),
+        (0..=32, true) => (32, "fwd_ce_bits_bn32", 128),
+        (33..=64, true) => (64, "fwd_ce_bits_bn64", 128),
+        (_, true) => (128, "fwd_ce_bits_bn128", 256),
     };
+    if let (Some(gr), Some(_)) = (grads, dense) {
+        // V is absent from a dense model: its gradient is zero (no kernel writes it).
+        // SAFETY: gr.v addresses the batch's B·n_in·m floats of the V gradient, allocated
+        // on this stream's context; the memset is ordered on the stream like a launch.
+        unsafe {
+            cudarc::driver::result::memset_d8_async(
+                gr.v,
+                0,
+                4 * d.batch * d.emb_len(),
+                gpu.stream.cu_stream(),
+            )
+        }
+        .map_err(driver_err("cuMemsetD8Async (dV = 0)"))?;
+    }
     // A multi-head pass always takes the unfused forward and `heads_rows` (module docs
     // of kernels/fused_forward_ce.cu).
     let fused = d.n_out <= bn && pairs.heads.is_none();
@@ -342,7 +385,9 @@ pub(crate) fn enqueue_pass(
             write_g: grads.is_some() as i32,
             fused: fused as i32,
             inv_n: (1.0 / plan.n_pairs as f64) as f32,
-            pad0: 0,
+            bits,
+            x_set,
+            x_clear,
         };
         gpu.launch_struct(
             fwd_kernel,
@@ -396,12 +441,15 @@ pub(crate) fn enqueue_pass(
             act_k,
             splits: splits as i32,
             rows_per_split: per_split as i32,
-            pad0: 0,
+            bits,
+            x_set,
+            x_clear,
         };
-        let (dw_kernel, bm) = if d.n_out <= 32 {
-            ("dw_partial_m32", 32)
-        } else {
-            ("dw_partial", 64)
+        let (dw_kernel, bm) = match (d.n_out <= 32, dense.is_some()) {
+            (true, false) => ("dw_partial_m32", 32),
+            (false, false) => ("dw_partial", 64),
+            (true, true) => ("dw_partial_bits_m32", 32),
+            (false, true) => ("dw_partial_bits", 64),
         };
         gpu.launch_struct(
             dw_kernel,
@@ -410,24 +458,34 @@ pub(crate) fn enqueue_pass(
             &bwd,
         )?;
         if !direct {
-            let n = d.w_len() as i64;
-            let (s, acc) = (splits as i32, (c > 0) as i32);
-            let mut b = gpu.builder("dw_reduce");
-            b.arg(&dw_part).arg(&gr.w).arg(&s).arg(&n).arg(&acc);
-            gpu.finish(
-                "dw_reduce",
-                b,
-                (blocks(d.w_len(), 256), batch, 1),
-                (256, 1, 1),
-            )?;
+            sum_partials(gpu, dw_part, gr.w, splits, d.w_len(), c > 0, batch)?;
         }
         bwd.dw_part = dw_part;
         gpu.launch_struct(
-            "dhidden",
+            if dense.is_some() {
+                "dhidden_bits"
+            } else {
+                "dhidden"
+            },
             (blocks(d.m, 64), blocks(rows, 64), batch),
             (128, 1, 1),
             &bwd,
         )?;
+        if dense.is_some() {
+            // dU = Xᵀ·dS split over rows like dW (the same splits: one 32-bit tile of
+            // bits has as many tiles as dW's n_out ≤ 32 one), straight to dU when direct.
+            bwd.dw_part = if direct { gr.u } else { dw_part };
+            gpu.launch_struct(
+                "dense_du_partial",
+                (blocks(d.m, 64), 1, batch * splits as u32),
+                (128, 1, 1),
+                &bwd,
+            )?;
+            if !direct {
+                sum_partials(gpu, dw_part, gr.u, splits, d.emb_len(), c > 0, batch)?;
+            }
+            continue;
+        }
         let ptr_off = 4 * (c * (d.n_in + 1)) as u64;
         let rows_off = 4 * start as u64;
         let (ca, cra, cb, crb) = (

@@ -1,7 +1,8 @@
 //! The kernel sources (kernels/*.cu, embedded at build time) and their NVRTC compilation.
 //!
-//! Every `.cu` file is compiled as one string: `kernels/common.cuh` followed by the file,
-//! with `#line` markers so NVRTC's messages name the right file and line. The GEMM files
+//! Every `.cu` file is compiled as one string: the headers (`kernels/common.cuh`, then
+//! `kernels/bit_inputs.cuh`) followed by the file, with `#line` markers so NVRTC's
+//! messages name the right file and line. The GEMM files
 //! are compiled once per precision (`-DCW_MMA=0/1/2`); the others do not depend on it.
 //! PTX is cached per (file, architecture, precision) for the life of the process.
 
@@ -10,15 +11,24 @@ use crate::error::{Error, Result};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
-/// The header prepended to every kernel file.
-pub const COMMON: &str = include_str!("../../../kernels/common.cuh");
+/// The headers prepended to every kernel file, in order, as (path, source).
+pub const HEADERS: [(&str, &str); 2] = [
+    (
+        "kernels/common.cuh",
+        include_str!("../../../kernels/common.cuh"),
+    ),
+    (
+        "kernels/bit_inputs.cuh",
+        include_str!("../../../kernels/bit_inputs.cuh"),
+    ),
+];
 
 /// One kernel file.
 #[derive(Clone, Copy, Debug)]
 pub struct KernelFile {
     /// Path relative to the repository root, e.g. `kernels/reduce.cu`.
     pub path: &'static str,
-    /// The file's CUDA C++ source, without [`COMMON`] (see [`KernelFile::full_source`]).
+    /// The file's CUDA C++ source, without the [`HEADERS`] (see [`KernelFile::full_source`]).
     pub source: &'static str,
     /// Whether the file's code depends on `CW_MMA` (the GEMM kernels).
     pub precision_dependent: bool,
@@ -27,7 +37,7 @@ pub struct KernelFile {
 }
 
 /// Every kernel file, in the order the host loads them.
-pub const FILES: [KernelFile; 4] = [
+pub const FILES: [KernelFile; 5] = [
     KernelFile {
         path: "kernels/fused_forward_ce.cu",
         source: include_str!("../../../kernels/fused_forward_ce.cu"),
@@ -36,6 +46,9 @@ pub const FILES: [KernelFile; 4] = [
             "fwd_ce_bn32",
             "fwd_ce_bn64",
             "fwd_ce_bn128",
+            "fwd_ce_bits_bn32",
+            "fwd_ce_bits_bn64",
+            "fwd_ce_bits_bn128",
             "ce_rows",
             "heads_rows",
         ],
@@ -44,7 +57,20 @@ pub const FILES: [KernelFile; 4] = [
         path: "kernels/fused_backward.cu",
         source: include_str!("../../../kernels/fused_backward.cu"),
         precision_dependent: true,
-        kernels: &["dw_partial", "dw_partial_m32", "dhidden"],
+        kernels: &[
+            "dw_partial",
+            "dw_partial_m32",
+            "dhidden",
+            "dw_partial_bits",
+            "dw_partial_bits_m32",
+            "dhidden_bits",
+        ],
+    },
+    KernelFile {
+        path: "kernels/dense_input.cu",
+        source: include_str!("../../../kernels/dense_input.cu"),
+        precision_dependent: true,
+        kernels: &["dense_du_partial"],
     },
     KernelFile {
         path: "kernels/reduce.cu",
@@ -72,15 +98,22 @@ pub const FILES: [KernelFile; 4] = [
 ];
 
 /// The kernels of a training step (the ones that must not spill registers).
-pub const STEP_KERNELS: [&str; 13] = [
+pub const STEP_KERNELS: [&str; 20] = [
     "fwd_ce_bn32",
     "fwd_ce_bn64",
     "fwd_ce_bn128",
+    "fwd_ce_bits_bn32",
+    "fwd_ce_bits_bn64",
+    "fwd_ce_bits_bn128",
     "ce_rows",
     "heads_rows",
     "dw_partial",
     "dw_partial_m32",
     "dhidden",
+    "dw_partial_bits",
+    "dw_partial_bits_m32",
+    "dhidden_bits",
+    "dense_du_partial",
     "dw_reduce",
     "embed_segsum",
     "reduce_stats",
@@ -91,10 +124,12 @@ pub const STEP_KERNELS: [&str; 13] = [
 impl KernelFile {
     /// The complete source handed to NVRTC.
     pub fn full_source(&self) -> String {
-        format!(
-            "#line 1 \"kernels/common.cuh\"\n{COMMON}\n#line 1 \"{}\"\n{}",
-            self.path, self.source
-        )
+        let mut text = String::new();
+        for (path, source) in HEADERS {
+            text.push_str(&format!("#line 1 \"{path}\"\n{source}\n"));
+        }
+        text.push_str(&format!("#line 1 \"{}\"\n{}", self.path, self.source));
+        text
     }
 }
 

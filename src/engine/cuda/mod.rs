@@ -5,7 +5,8 @@
 //! Two ways in:
 //! * [`CudaBackend`]: a [`Backend`](super::Backend) like the CPU one (loss, stats and the
 //!   gradient of the effective weights; the host trainer does the rest). Works for every
-//!   model the CPU trains (tied, factored, any activation/loss); runs in f32.
+//!   model the CPU trains (tied, factored, dense bit-string inputs, any activation/loss);
+//!   runs in f32.
 //! * the device-resident stepper (`stepper.rs`), which [`CudaBackend`] offers the trainer
 //!   through [`Backend::resident_stepper`](super::Backend::resident_stepper): the whole
 //!   training step on the device — pass, regularizer, Grokfast, GD/AdamW, each model with
@@ -25,6 +26,12 @@
 //!    rows of each token (CSR lists built once per pair set), per-model statistics.
 //! 4. `optimizer_update.cu` (trainer only): per-neuron norms, regularizer value,
 //!    divergence check, then one fused regularizer-gradient + Grokfast + optimizer kernel.
+//!
+//! A bit-string (dense-input) pair set runs the `*_bits` twins of steps 1–2, whose
+//! hidden layer is `σ(X·U)` rebuilt from the packed masks inside the operand loads
+//! (`bit_inputs.cuh`), and `dense_input.cu`'s dU = Xᵀ·dS (split over rows, partials summed
+//! by `dw_reduce`) in place of the segmented sums; dV is zeroed (V is absent). Through
+//! [`CudaBackend`] only: the resident stepper declines dense models.
 //!
 //! No atomics anywhere: every reduction has a fixed order, so results are bit-identical
 //! run to run (fp32 by default; TF32 / bf16 tensor-core products are opt-in,

@@ -30,7 +30,11 @@ pub(crate) struct FwdParams {
     pub write_g: i32,
     pub fused: i32,
     pub inv_n: f32,
-    pub pad0: i32,
+    /// Dense input bits (0: tokens) and the values of a set and a clear bit, packed in
+    /// what was padding (kernels/common.cuh says why).
+    pub bits: i16,
+    pub x_set: i8,
+    pub x_clear: i8,
 }
 
 #[repr(C)]
@@ -55,7 +59,9 @@ pub(crate) struct BwdParams {
     pub act_k: i32,
     pub splits: i32,
     pub rows_per_split: i32,
-    pub pad0: i32,
+    pub bits: i16,
+    pub x_set: i8,
+    pub x_clear: i8,
 }
 
 #[repr(C)]

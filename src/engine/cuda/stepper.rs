@@ -160,14 +160,14 @@ impl<F: Real> CudaStepper<F> {
         gpu.upload(&host_hypers, &mut hypers)?;
         let plan = Plan::new(&gpu, dims, train.len());
         let train_pairs = DevPairs::new(&gpu, train, dims.n_in, &plan)?;
-        let train_ws = Workspace::new(&gpu, dims, plan, true, 0)?;
+        let train_ws = Workspace::new(&gpu, dims, plan, true, 0, false)?;
         let test_dev = if test.is_empty() {
             None
         } else {
             let plan = Plan::new(&gpu, dims, test.len());
             Some((
                 DevPairs::new(&gpu, test, dims.n_in, &plan)?,
-                Workspace::new(&gpu, dims, plan, false, 0)?,
+                Workspace::new(&gpu, dims, plan, false, 0, false)?,
             ))
         };
         let mut stepper = CudaStepper {
