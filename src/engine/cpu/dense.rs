@@ -4,20 +4,20 @@
 //! # Strategy
 //! Per tile of `rows` examples: unpack the masks into the input tile `X` (rows × n, ±1 or
 //! 0/1), `S = X·U` (one GEMM, rows × n × m), `hidden = σ(S)`, logits `= hidden·Wᵀ`, the
-//! shared loss epilogue ([`super::epilogue::epilogue_row`]), `dW += Gᵀ·hidden`, `D = G·W` (written
+//! shared loss epilogue ([`super::epilogue::epilogue_columns`], on a class-major tile), `dW += Gᵀ·hidden`, `D = G·W` (written
 //! over `hidden`, no longer needed), `D ⊙= σ'(S)` and `dU += Xᵀ·D` (a GEMM again, where
 //! the token job scatters rows). Four products, all through [`Real::gemm`]; the
 //! elementwise loops are compiled per instruction set like the token job's. V is absent:
 //! its gradient stays zero. Chunking, threads and the fixed-order reduction are the
 //! backend's, so a model's bits do not depend on the batch or the thread count.
 
+use super::epilogue::{epilogue_columns, COLUMN_BLOCK};
 use super::tile::{balanced_tile, Act, Context, JobResult};
 use crate::real::Real;
 
 super::simd::per_isa_job!(job);
 
-/// `c (r×n) = α·a·b + β·c` with explicit strides (row, column) for `a` and `b`;
-/// `c` is row-major with `n` columns.
+/// `c (r×n) = a·b + β·c` with explicit strides (row, column) for `a`, `b` and `c`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn gemm<F: Real>(
@@ -27,9 +27,9 @@ fn gemm<F: Real>(
     b: &[F],
     (b_rs, b_cs): (usize, usize),
     beta: F,
-    c: &mut [F],
+    (c, (c_rs, c_cs)): (&mut [F], (usize, usize)),
 ) {
-    debug_assert!(c.len() >= r * n);
+    debug_assert!(r == 0 || n == 0 || c.len() > (r - 1) * c_rs + (n - 1) * c_cs);
     // SAFETY: every caller passes slices holding the r×kk, kk×n and r×n matrices at
     // these strides (sized from the same rows, n, m, n_out).
     unsafe {
@@ -46,8 +46,8 @@ fn gemm<F: Real>(
             b_cs as isize,
             beta,
             c.as_mut_ptr(),
-            n as isize,
-            1,
+            c_rs as isize,
+            c_cs as isize,
         );
     }
 }
@@ -76,7 +76,10 @@ fn job<F: Real, A: Act<F>>(
     x.resize(tile_rows * n, F::zero());
     pre.resize(tile_rows * m, F::zero());
     hidden.resize(tile_rows * m, F::zero());
-    logits.resize(tile_rows * n_out, F::zero());
+    // Class-major logits (`logits[c·ld + r]`) for the column epilogue: with two classes
+    // a row-wise softmax is all scalar tails.
+    let ld = tile_rows.div_ceil(COLUMN_BLOCK) * COLUMN_BLOCK;
+    logits.resize(ld * n_out, F::zero());
     let (clear, set) = (F::of(encoding.value(false)), F::of(encoding.value(true)));
     let mut t0 = start;
     while t0 < end {
@@ -89,7 +92,15 @@ fn job<F: Real, A: Act<F>>(
             }
         }
         // S (rows × m) = X (rows × n) · U (n × m); hidden = σ(S).
-        gemm((rows, n, m), &x, (n, 1), u, (m, 1), F::zero(), &mut pre);
+        gemm(
+            (rows, n, m),
+            &x,
+            (n, 1),
+            u,
+            (m, 1),
+            F::zero(),
+            (&mut pre, (m, 1)),
+        );
         for (h, &s) in hidden[..rows * m].iter_mut().zip(&pre[..rows * m]) {
             *h = act.act(s);
         }
@@ -101,37 +112,38 @@ fn job<F: Real, A: Act<F>>(
             w,
             (1, m),
             F::zero(),
-            &mut logits,
+            (&mut logits, (1, ld)),
         );
-        for r in 0..rows {
-            super::epilogue::epilogue_row(
-                ctx.core.loss,
-                &mut logits[r * n_out..(r + 1) * n_out],
-                y[r] as usize,
-                ctx.inv_n,
-                out,
-            );
-        }
+        epilogue_columns(
+            ctx.core.loss,
+            &mut logits,
+            ld,
+            n_out,
+            rows,
+            y,
+            ctx.inv_n,
+            out,
+        );
         if want_grads {
             // dW (n_out × m) += Gᵀ · hidden
             gemm(
                 (n_out, rows, m),
                 &logits,
-                (1, n_out),
+                (ld, 1),
                 &hidden,
                 (m, 1),
                 F::one(),
-                &mut out.grad_w,
+                (&mut out.grad_w, (m, 1)),
             );
             // D (rows × m) = G · W, over hidden; D ⊙= σ'(S).
             gemm(
                 (rows, n_out, m),
                 &logits,
-                (n_out, 1),
+                (1, ld),
                 w,
                 (m, 1),
                 F::zero(),
-                &mut hidden,
+                (&mut hidden, (m, 1)),
             );
             for (d, &s) in hidden[..rows * m].iter_mut().zip(&pre[..rows * m]) {
                 *d *= act.grad(s);
@@ -144,7 +156,7 @@ fn job<F: Real, A: Act<F>>(
                 &hidden,
                 (m, 1),
                 F::one(),
-                &mut out.grad_u,
+                (&mut out.grad_u, (m, 1)),
             );
         }
         t0 = t1;

@@ -1,12 +1,13 @@
 //! The loss epilogue of the fused pass: a tile's logits become `dL/dlogits` in place,
 //! and each row's loss, correctness and margin are counted.
 //!
-//! Two layouts. [`epilogue_row`] works on one row-major row of logits (the dense job, the
-//! multi-head epilogue, the kernel harness). [`epilogue_columns`] works on a class-major
-//! tile (`logits_t[c·ld + r]`), sixteen rows at a time with the rows in the SIMD lanes:
-//! with few classes (p = 23) a row is one and a half vectors, so the row-wise max, exp
-//! and sum ran mostly in scalar tails and took a fifth of a sweep step; across rows every
-//! operation is a full vector and there is no horizontal reduction at all.
+//! Two layouts. [`epilogue_slice`] works on one row-major row of logits (the multi-head
+//! epilogue, per head; the kernel harness through `epilogue_row`). [`epilogue_columns`]
+//! works on a class-major tile (`logits_t[c·ld + r]`, the token and dense jobs), sixteen
+//! rows at a time with the rows in the SIMD lanes: with few classes (p = 23; 2 for bit
+//! strings) a row is one and a half vectors or less, so the row-wise max, exp and sum ran
+//! mostly in scalar tails and took a fifth of a sweep step; across rows every operation
+//! is a full vector and there is no horizontal reduction at all.
 
 use super::tile::JobResult;
 use crate::engine::Loss;
@@ -56,6 +57,7 @@ fn exp_in_place<F: Real>(x: &mut [F], shift: F) -> F {
 
 /// Turns a row of logits into `dL/dlogits` in place (already divided by the number of
 /// pairs) and records the row's loss, correctness and margin.
+#[cfg(feature = "dev-kernels")]
 #[inline(always)]
 pub fn epilogue_row<F: Real>(
     loss: Loss,
@@ -126,7 +128,7 @@ pub const COLUMN_BLOCK: usize = 16;
 /// for class `c` (`n_out` classes, `rows` rows, `labels[r]` the correct class). Turns
 /// the logits into `dL/dlogits` (÷ the pass's pair count, `inv_n`) in place and adds the
 /// rows' loss, correct count and smallest margin to `out`, row by row in order, so the
-/// statistics sum exactly as [`epilogue_row`] over the same rows would.
+/// statistics sum in the same order as a row-by-row epilogue over the same rows.
 ///
 /// `ld` must be at least `rows` rounded up to [`COLUMN_BLOCK`]: the last block's padding
 /// columns (`rows..`) are zeroed and computed on, never counted.
