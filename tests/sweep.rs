@@ -4,7 +4,8 @@
 //! files and mismatched shards are refused, naming the key and value, before anything
 //! is trained; `sweep report --explore` rewrites a finished directory (sweep or merged)
 //! to the same tables, with the explorer linked from index.html, and refuses an
-//! unfinished one.
+//! unfinished one; a bit-string sweep lands its models in the memorize / generalize /
+//! fail regions.
 
 use clockwork::sweep::plan::Shard;
 use clockwork::sweep::{self, merge, rewrite, Sweep, SweepOptions, SweepStatus};
@@ -326,4 +327,81 @@ fn a_late_divergence_continues_the_others_from_their_checkpoint() {
     let kept = strip(read(da.join("results.jsonl")));
     assert_eq!(kept.len(), 2);
     assert_eq!(kept, strip(read(db.join("results.jsonl"))));
+}
+
+/// Seed 003's setting in miniature, end to end through the sweep: 10-bit strings,
+/// label = parity of the first two, sampled training sets of 12 or 400 strings (each
+/// seed its own), L1 1e-4 or 1, two seeds, three models to a batch so batches mix
+/// training-set sizes. The three regions must come out where they belong: 12 strings
+/// memorize, 400 generalize, L1 = 1 fails; and the table carries the bit task's columns
+/// (no Fourier figures) and the category map is drawn.
+#[test]
+fn a_bit_string_sweep_finds_memorize_generalize_and_fail() {
+    const BITS: &str = r#"
+batch_max = 3
+[base.set]
+"task.bits" = 10
+"task.parity_k" = 2
+"task.test_size" = 200
+"model.width" = 32
+"optimizer.kind" = "adamw"
+"optimizer.lr" = 0.01
+"optimizer.lr_milestones" = []
+"train.regularizer" = "l1"
+"train.steps" = 600
+"train.eval_every" = 50
+"train.checkpoint_every" = 300
+"train.spectra_every" = 0
+[axes]
+"task.train_size" = [12, 400]
+"train.reg_strength" = [1e-4, 1.0]
+seed = { seeds = 2 }
+[categories]
+train_acc = 0.95
+test_acc = 0.95
+"#;
+    let tmp = tempfile::tempdir().unwrap();
+    let s = sweep_of(BITS);
+    assert_eq!(s.points.len(), 8);
+    let dir = tmp.path().join("bits");
+    let r = sweep::run(&s, &dir, Shard::ALL, &quiet()).unwrap();
+    assert_eq!((r.status, r.models), (SweepStatus::Completed, 8));
+    let mut table = csv::Reader::from_path(dir.join("results.csv")).unwrap();
+    let header = table.headers().unwrap().clone();
+    let col = |name: &str| {
+        header
+            .iter()
+            .position(|h| h == name)
+            .unwrap_or_else(|| panic!("no column {name} in {header:?}"))
+    };
+    let (size, l1, category) = (
+        col("task.train_size"),
+        col("train.reg_strength"),
+        col("category"),
+    );
+    let (test_acc, freqs) = (col("final_test_acc"), col("n_freqs_used"));
+    let mut seen = 0;
+    for row in table.records() {
+        let row = row.unwrap();
+        let (n, lambda): (usize, f64) = (row[size].parse().unwrap(), row[l1].parse().unwrap());
+        let expected = match (n, lambda > 0.5) {
+            (_, true) => "fails",
+            (12, false) => "memorizes",
+            _ => "generalizes",
+        };
+        assert_eq!(&row[category], expected, "{row:?}");
+        let acc: f64 = row[test_acc].parse().unwrap();
+        if expected == "generalizes" {
+            assert!(acc >= 0.95, "{row:?}");
+        } else {
+            assert!(acc < 0.9, "{row:?}");
+        }
+        // Bit strings have no Fourier basis: the column is left empty.
+        assert!(row[freqs].is_empty() || &row[freqs] == "0", "{row:?}");
+        seen += 1;
+    }
+    assert_eq!(seen, 8);
+    assert!(dir
+        .join("categories_task-train-size_train-reg-strength.png")
+        .exists());
 }
