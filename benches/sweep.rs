@@ -6,7 +6,9 @@
 //! targets compare against (both ratios are printed under the table), and seed 003's
 //! 30-bit parity task at B = 1024 (n = 30, k = 3, 1200 training strings, ReLU m = 64,
 //! AdamW with L1; nine seeds, so nine training sets in the batch as in its phase
-//! diagram; products 4·N·n·m + 6·N·m·2 per model). Also the cost of the sweep's
+//! diagram; products 4·N·n·m + 6·N·m·2 per model), and p = 23 at B = 64, 1024 with
+//! every model on its own split (seed k, fraction 0.5, as a sweep over seeds and
+//! fractions trains it: one grouped pass). Also the cost of the sweep's
 //! `histories.jsonl` for 1000 models × 200 evaluations (written and parsed back).
 //!
 //! Plain timing (a warm-up step, then steps for 1.5 s, at least 2 and at most 5000),
@@ -60,6 +62,16 @@ fn x2(b: usize) -> RunConfig {
     c
 }
 
+/// p = 23, m = 96 as a sweep over seeds and splits trains it: model k has seed k and
+/// train fraction 0.5, so every model trains on its own pairs (B split groups in one
+/// grouped pass).
+fn x2_splits(b: usize) -> RunConfig {
+    let mut c = x2(b);
+    c.task.train_fraction = 0.5;
+    c.per_model.seed = (0..b as u64).collect();
+    c
+}
+
 /// Seed 003's 1s-and-0s model: 30 bits, parity of 3, 1200 training strings, ReLU
 /// m = 64, AdamW + L1; model k's seed is k mod 9 (nine training sets per batch).
 fn bits30(b: usize) -> RunConfig {
@@ -88,7 +100,8 @@ fn step_flops(config: &RunConfig) -> f64 {
         (Some(n), Some(rows)) => 4.0 * rows as f64 * n as f64 * m + 12.0 * rows as f64 * m,
         _ => {
             let p = config.task.p as f64;
-            6.0 * p * p * m * p
+            let rows = (p * p * config.task.train_fraction).round();
+            6.0 * rows * m * p
         }
     }
 }
@@ -163,11 +176,12 @@ fn main() {
     println!("|---|---:|---:|---:|---:|---:|---:|");
     /// A row group of the table: its name, its config at batch size B, the B to time.
     type Shape = (&'static str, fn(usize) -> RunConfig, &'static [usize]);
-    let shapes: [Shape; 4] = [
+    let shapes: [Shape; 5] = [
         ("p=23 m=96 x²", x2, &[1, 64, 1024]),
         ("p=67 explainer", explainer, &[1, 64, 1024]),
         ("p=113 m=512 x²", big, &[1]),
         ("30-bit parity (seed 003)", bits30, &[1024]),
+        ("p=23 m=96 x², own split each", x2_splits, &[64, 1024]),
     ];
     // (model-steps/s, GFLOP/s) of each row, for the targets below.
     let mut rows = Vec::new();

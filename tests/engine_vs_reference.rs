@@ -282,3 +282,74 @@ proptest! {
         check(p, m, batch, tile_rows, activation, loss, fraction, seed);
     }
 }
+
+/// The grouped pass (every model on its own group's pairs, one pass: how the trainer
+/// runs a batch with several splits) equals one pass per group over that group's models,
+/// bit for bit, in f32 and for the forward-only pass too; bad group lists are refused.
+#[test]
+fn grouped_pass_equals_a_pass_per_group() {
+    let (p, m, batch) = (13, 24, 7);
+    let task = Task::modular(Op::Add, p).unwrap();
+    let params = Params::<f32>::init(&spec(p, m, Activation::Square), batch, 3).unwrap();
+    let weights = params.effective();
+    let core = CoreSpec {
+        activation: Activation::Square,
+        loss: Loss::CrossEntropy,
+    };
+    // Three splits of different sizes (one the whole table), models interleaved.
+    let splits: Vec<PairSet> = [(0.4, 1), (1.0, 2), (0.75, 3)]
+        .iter()
+        .map(|&(f, seed)| {
+            task.pairs
+                .select(&Split::new(task.len(), f, seed).unwrap().train)
+        })
+        .collect();
+    let members: [Vec<usize>; 3] = [vec![0, 3, 6], vec![1, 4], vec![2, 5]];
+    let groups: Vec<(&[usize], &dyn clockwork::engine::AsPairSet)> = members
+        .iter()
+        .zip(&splits)
+        .map(|(ms, ps)| (ms.as_slice(), ps as &dyn clockwork::engine::AsPairSet))
+        .collect();
+    let backend = CpuBackend::new(CpuOptions::default()).unwrap();
+    let mut grads = Weights::zeros(&params.spec, batch);
+    let stats = backend
+        .grouped_pass(core, &weights, &groups, Some(&mut grads))
+        .expect("the CPU backend has a grouped pass")
+        .unwrap();
+    let forward = backend
+        .grouped_pass(core, &weights, &groups, None)
+        .unwrap()
+        .unwrap();
+    assert_eq!(forward, stats);
+    for (ms, pairs) in members.iter().zip(&splits) {
+        let mut sub = Weights::zeros(&params.spec, ms.len());
+        weights.gather_models_into(ms, &mut sub);
+        let mut sub_grads = Weights::zeros(&params.spec, ms.len());
+        let sub_stats = backend
+            .loss_and_grad(core, &sub, pairs, &mut sub_grads)
+            .unwrap();
+        let mut mine = Weights::zeros(&params.spec, ms.len());
+        grads.gather_models_into(ms, &mut mine);
+        for (i, &k) in ms.iter().enumerate() {
+            assert_eq!(stats[k], sub_stats[i], "model {k}");
+        }
+        assert!(mine.u == sub_grads.u && mine.v == sub_grads.v && mine.w == sub_grads.w);
+    }
+    // A model in two groups, or in none, is refused by name.
+    let twice: [(&[usize], &dyn clockwork::engine::AsPairSet); 2] =
+        [(&[0, 1, 2, 3, 4, 5, 6], &splits[0]), (&[6], &splits[1])];
+    let e = backend
+        .grouped_pass(core, &weights, &twice, None)
+        .unwrap()
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("two split groups") && e.contains('6'), "{e}");
+    let missing: [(&[usize], &dyn clockwork::engine::AsPairSet); 1] =
+        [(&[0, 1, 2, 3, 4, 5], &splits[0])];
+    let e = backend
+        .grouped_pass(core, &weights, &missing, None)
+        .unwrap()
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("no split group"), "{e}");
+}

@@ -12,7 +12,7 @@
 //! |---|---|---|
 //! | v1 | matrixmultiply `sgemm`/`dgemm` | v1_matrixmultiply.rs |
 //! | v2 | hand-written 6×16 AVX2+FMA microkernel, σ'-scatter fused into `G·W` (f32) | v2_fused_avx2.rs |
-//! | v3 | the `gemm` crate — the production `CpuBackend` | v3_gemm.rs |
+//! | v3 | the production `CpuBackend`: narrow kernels (f32, ≤ 64 classes), else the `gemm` crate | v3_production.rs |
 //!
 //! Every version runs inside the production backend's chunking, thread pool and
 //! fixed-order reduction (`engine::cpu::dev`, the `dev-kernels` feature), so the table
@@ -26,7 +26,7 @@
 mod v1_matrixmultiply;
 #[cfg(target_arch = "x86_64")]
 mod v2_fused_avx2;
-mod v3_gemm;
+mod v3_production;
 
 use clockwork::engine::cpu::{dev, CpuBackend, CpuOptions};
 use clockwork::engine::{reference, CoreSpec, Loss, PassStats};
@@ -68,7 +68,7 @@ impl Elem for f32 {
             )),
             #[cfg(target_arch = "x86_64")]
             2 => v2_fused_avx2::pass(backend, core, weights, pairs, grads),
-            3 => Some(v3_gemm::pass(backend, core, weights, pairs, grads)),
+            3 => Some(v3_production::pass(backend, core, weights, pairs, grads)),
             _ => None,
         }
     }
@@ -89,13 +89,13 @@ impl Elem for f64 {
             1 => Some(v1_matrixmultiply::pass(
                 backend, core, weights, pairs, grads,
             )),
-            3 => Some(v3_gemm::pass(backend, core, weights, pairs, grads)),
+            3 => Some(v3_production::pass(backend, core, weights, pairs, grads)),
             _ => None,
         }
     }
 }
 
-const VERSIONS: [(usize, &str); 3] = [(1, "matrixmultiply"), (2, "fused avx2"), (3, "gemm (prod)")];
+const VERSIONS: [(usize, &str); 3] = [(1, "matrixmultiply"), (2, "fused avx2"), (3, "production")];
 
 /// The timed shapes (p, m, B): those of `cargo bench --bench step`.
 const SHAPES: [(usize, usize, usize); 3] = [(71, 500, 1), (113, 512, 1), (23, 96, 64)];

@@ -163,6 +163,24 @@ pub trait Backend<F: Real>: Send + Sync {
         pairs: &dyn AsPairSet,
     ) -> Result<Vec<PassStats>>;
 
+    /// One pass over a batch whose models train on different pairs: `groups[g] =
+    /// (models, pairs)`, every model of the batch in exactly one group; with `grads` a
+    /// [`Backend::loss_and_grad`], without an [`Backend::evaluate`], each model on its
+    /// group's pairs. `None` (the default) when the backend has no such pass: the caller
+    /// then makes one pass per group over sub-batches. The CPU backend runs every group
+    /// in one pass (one task per model), so a sweep over splits or training sets batches
+    /// like one over learning rates.
+    fn grouped_pass(
+        &self,
+        core: CoreSpec,
+        weights: &dyn AsWeightsView<F>,
+        groups: &[(&[usize], &dyn AsPairSet)],
+        grads: Option<&mut dyn GradsBuffer<F>>,
+    ) -> Option<Result<Vec<PassStats>>> {
+        let _ = (core, weights, groups, grads);
+        None
+    }
+
     /// A stepper that keeps the whole training step on this backend's device, when it
     /// has one for `setup` (CUDA: f32, unfactored models, one split for the batch).
     /// `None` (the default) means the trainer steps on the host over this backend's

@@ -9,9 +9,9 @@
 
 use crate::engine::stepper::{PassesReport, Recipe, SplitGroup, StepReport, Stepper};
 use crate::engine::stepper::{StepperSetup, TrainerState};
-use crate::engine::{Backend, FrozenPairs, PassStats};
+use crate::engine::{AsPairSet, Backend, FrozenPairs, PassStats};
 use crate::error::{Error, Result};
-use crate::model::{Params, Weights};
+use crate::model::{GradsBuffer, Params, Weights};
 use crate::optim::Optimizer;
 use crate::real::Real;
 use crate::regularizer::Regularizer;
@@ -79,6 +79,24 @@ impl<F: Real> HostStepper<F> {
             };
         }
         // A model whose group has no such pairs (no test set) reports an empty pass.
+        if self.groups.iter().all(|g| !pick(g).is_empty()) {
+            let groups: Vec<(&[usize], &dyn AsPairSet)> = self
+                .groups
+                .iter()
+                .map(|g| (g.models.as_slice(), pick(g) as &dyn AsPairSet))
+                .collect();
+            let grads = if with_grads {
+                Some(&mut self.grads as &mut dyn GradsBuffer<F>)
+            } else {
+                None
+            };
+            if let Some(stats) = self
+                .backend
+                .grouped_pass(core, &self.weights, &groups, grads)
+            {
+                return stats;
+            }
+        }
         let empty = PassStats {
             loss: f64::NAN,
             correct: 0,

@@ -196,6 +196,82 @@ impl CpuBackend {
         self.run_jobs(core, weights, pairs, grads, job)
     }
 
+    /// One pass over every model of the batch, each on its own group's pairs
+    /// (`groups[g] = (models, pairs)`, every model in exactly one group): one task per
+    /// model as [`CpuBackend::run_by_model`] runs a sweep batch, with each model's chunks
+    /// cut from its own pair count, so every model's result is bit-identical to a pass of
+    /// its group alone (and to the model alone).
+    fn run_grouped<F: Real>(
+        &self,
+        core: CoreSpec,
+        weights: WeightsView<'_, F>,
+        groups: &[(&[usize], &PairSet)],
+        grads: Option<&mut dyn GradsBuffer<F>>,
+    ) -> Result<Vec<PassStats>> {
+        let batch = weights.batch();
+        let mut group_of = vec![usize::MAX; batch];
+        for (g, (models, pairs)) in groups.iter().enumerate() {
+            check_pass(&weights, pairs)?;
+            for &k in models.iter() {
+                match group_of.get_mut(k) {
+                    Some(slot) if *slot == usize::MAX => *slot = g,
+                    Some(_) => return Err(Error::config("groups", k, "model in two split groups")),
+                    None => {
+                        return Err(Error::config(
+                            "groups",
+                            k,
+                            format!("no such model in a batch of {batch}"),
+                        ))
+                    }
+                }
+            }
+        }
+        if let Some(k) = group_of.iter().position(|&g| g == usize::MAX) {
+            return Err(Error::config("groups", k, "model in no split group"));
+        }
+        let dense = groups[0].1.inputs.bits().is_some();
+        if groups
+            .iter()
+            .any(|(_, p)| p.inputs.bits().is_some() != dense)
+        {
+            return Err(Error::config(
+                "groups",
+                "mixed",
+                "token and bit-string pair sets in one pass",
+            ));
+        }
+        let grads = match grads {
+            Some(g) => Some(g.fit(weights.shape())?),
+            None => None,
+        };
+        let contexts: Vec<tile::Context<F>> = groups
+            .iter()
+            .map(|(_, pairs)| tile::Context {
+                core,
+                weights,
+                pairs,
+                tile_rows: self.options.tile_rows,
+                inv_n: 1.0 / pairs.len() as f64,
+            })
+            .collect();
+        let chunks: Vec<Vec<(usize, usize)>> = groups
+            .iter()
+            .map(|(_, p)| self.chunks(p.len(), weights.width(), weights.n_out()))
+            .collect();
+        let plan = ModelPlan {
+            contexts: &contexts,
+            chunks: &chunks,
+            group_of: &group_of,
+        };
+        let threads = self.install(rayon::current_num_threads);
+        let job = if dense {
+            dense::run_job::<F> as JobFn<F>
+        } else {
+            simd::run_job::<F>
+        };
+        Ok(self.run_by_model(&plan, threads, grads, job))
+    }
+
     /// One pass in which `job` computes every (model, pair range) job: the chunking, the
     /// threads and the fixed-order reduction are the same whatever `job` is (the kernel
     /// harness runs its alternative kernels through here too).
@@ -223,7 +299,12 @@ impl CpuBackend {
         };
         let threads = self.install(rayon::current_num_threads);
         if chunks.len() == 1 || weights.batch() >= MODELS_PER_THREAD * threads {
-            return Ok(self.run_by_model(&ctx, &chunks, threads, grads, job));
+            let plan = ModelPlan {
+                contexts: std::slice::from_ref(&ctx),
+                chunks: std::slice::from_ref(&chunks),
+                group_of: &[],
+            };
+            return Ok(self.run_by_model(&plan, threads, grads, job));
         }
         let jobs: Vec<(usize, (usize, usize))> = (0..weights.batch())
             .flat_map(|k| chunks.iter().map(move |&c| (k, c)))
@@ -263,8 +344,7 @@ impl CpuBackend {
     /// bit-identical to the chunk-parallel pass.
     fn run_by_model<F: Real>(
         &self,
-        ctx: &tile::Context<F>,
-        chunks: &[(usize, usize)],
+        plan: &ModelPlan<'_, '_, F>,
         threads: usize,
         grads: Option<WeightsViewMut<'_, F>>,
         job: impl Fn(&tile::Context<F>, usize, (usize, usize), bool, &mut tile::JobResult<F>) + Sync,
@@ -274,6 +354,7 @@ impl CpuBackend {
         // One workspace per worker thread; a thread holds its lock for one model at a time.
         let slots: Vec<Mutex<tile::JobResult<F>>> = kept.into_iter().map(Mutex::new).collect();
         let run_one = |k: usize, mut grads: Option<(&mut [F], &mut [F], &mut [F])>| {
+            let (ctx, chunks) = plan.of(k);
             let slot = rayon::current_thread_index().unwrap_or(0) % slots.len();
             let mut out = slots[slot].lock().unwrap_or_else(|e| e.into_inner());
             let mut stats = empty_stats(ctx.pairs);
@@ -288,7 +369,7 @@ impl CpuBackend {
             }
             stats
         };
-        let mut stats = vec![PassStats::default(); ctx.weights.batch()];
+        let mut stats = vec![PassStats::default(); plan.contexts[0].weights.batch()];
         self.install(|| match grads {
             Some(mut grads) => {
                 let shape = grads.shape();
@@ -312,6 +393,22 @@ impl CpuBackend {
             .collect();
         self.keep_scratch(kept);
         stats
+    }
+}
+
+/// Which pairs (context) and chunks each model of a [`CpuBackend::run_by_model`] pass
+/// takes: model `k` those of group `group_of[k]` (group 0 for all when `group_of` is
+/// empty).
+struct ModelPlan<'p, 'a, F> {
+    contexts: &'p [tile::Context<'a, F>],
+    chunks: &'p [Vec<(usize, usize)>],
+    group_of: &'p [usize],
+}
+
+impl<'a, F> ModelPlan<'_, 'a, F> {
+    fn of(&self, k: usize) -> (&tile::Context<'a, F>, &[(usize, usize)]) {
+        let g = self.group_of.get(k).copied().unwrap_or(0);
+        (&self.contexts[g], &self.chunks[g])
     }
 }
 
@@ -412,5 +509,20 @@ impl<F: Real> Backend<F> for CpuBackend {
         pairs: &dyn AsPairSet,
     ) -> Result<Vec<PassStats>> {
         self.run(core, weights.weights_view(), pairs.pair_set(), None)
+    }
+
+    fn grouped_pass(
+        &self,
+        core: CoreSpec,
+        weights: &dyn AsWeightsView<F>,
+        groups: &[(&[usize], &dyn AsPairSet)],
+        grads: Option<&mut dyn GradsBuffer<F>>,
+    ) -> Option<Result<Vec<PassStats>>> {
+        let groups: Vec<(&[usize], &PairSet)> =
+            groups.iter().map(|&(m, p)| (m, p.pair_set())).collect();
+        if groups.is_empty() {
+            return Some(Err(Error::config("groups", 0, "no split group")));
+        }
+        Some(self.run_grouped(core, weights.weights_view(), &groups, grads))
     }
 }
