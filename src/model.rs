@@ -398,7 +398,7 @@ impl<F: Real> Params<F> {
     }
 
     /// Like [`Params::effective`], reusing `out`'s storage. Models are independent, so
-    /// a large batch computes them in parallel (see [`models_per_task`]); each model's
+    /// a large batch computes them in parallel (see `models_per_task`); each model's
     /// values are the same whichever thread computes them.
     pub fn effective_into(&self, out: &mut Weights<F>) {
         let n = self.spec.n_params();

@@ -108,7 +108,7 @@ pub fn preset_names() -> String {
 ///   modulus are theirs, the model is this engine's untied, unfactored ReLU MLP (width
 ///   512 is our choice).
 /// - `gromov-mse`: Gromov's 1/(D·N) output factor is carried by the init and the
-///   learning rate ([`gromov_scaling`]), which is exact for GD. The rate is our choice.
+///   learning rate (`gromov_scaling`), which is exact for GD. The rate is our choice.
 ///   Overriding `task.p` or `model.width` does not rescale them.
 pub fn preset(name: &str) -> Result<RunConfig> {
     let mut c = RunConfig::default();

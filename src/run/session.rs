@@ -3,7 +3,7 @@
 //! goes through [`Session::fail_keeping_checkpoint`], so the last good state is on disk
 //! whatever failed.
 //!
-//! The trainer is reached only through `self.trainer` (the [`Driver`] trait: steps_done,
+//! The trainer is reached only through `self.trainer` (the `Driver` trait: steps_done,
 //! batch, advance, evaluate, weights, state, restore, describe).
 
 use super::dir::RunFiles;

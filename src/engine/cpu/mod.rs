@@ -20,7 +20,7 @@
 //! batch), runs one task per model instead: a thread computes the model's chunks in
 //! turn in its one kept workspace and sums them straight into the model's gradient, in
 //! the same order as the reduction, so the bits are the same and no per-job buffers
-//! stream through memory ([`CpuBackend::run_by_model`]).
+//! stream through memory (`CpuBackend::run_by_model`).
 //!
 //! The three products go through the `gemm` crate ([`Real::gemm`]: packed AVX-512 / AVX2
 //! microkernels, chosen at run time); the elementwise parts are compiled once per

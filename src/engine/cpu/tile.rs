@@ -215,8 +215,8 @@ fn narrow_isa<F: Real>(n_out: usize) -> Option<Isa> {
     }
 }
 
-/// dS = σ'(U[a] + V[b]) ⊙ D for one row (`d`: its `m` values of D) added into dU[a]
-/// and dV[b], recomputing the pre-activation rather than storing it.
+/// `dS = σ'(U[a] + V[b]) ⊙ D` for one row (`d`: its `m` values of D) added into `dU[a]`
+/// and `dV[b]`, recomputing the pre-activation rather than storing it.
 #[inline(always)]
 fn scatter_row<F: Real, A: Act<F>>(
     act: A,

@@ -255,23 +255,23 @@ impl DevPairs {
 pub(crate) struct Workspace {
     pub dims: Dims,
     pub plan: Plan,
-    /// [B][chunk rows][n_out]: logits, then G.
+    /// `[B][chunk rows][n_out]`: logits, then G.
     pub g: CudaSlice<f32>,
-    /// [B][chunk rows][m]: σ'(s) ⊙ D.
+    /// `[B][chunk rows][m]`: σ'(s) ⊙ D.
     pub ds: CudaSlice<f32>,
-    /// [B][max splits][n_out][m]: the dW partials, and for dense passes also the dU
-    /// partials ([B][max splits][n_in][m], after dW's are summed), so it holds the larger.
+    /// `[B][max splits][n_out][m]`: the dW partials, and for dense passes also the dU
+    /// partials (`[B][max splits][n_in][m]`, after dW's are summed), so it holds the larger.
     pub dw_part: CudaSlice<f32>,
-    /// [B][n_pairs] each.
+    /// `[B][n_pairs]` each.
     pub row_loss: CudaSlice<f32>,
     pub row_margin: CudaSlice<f32>,
-    /// [B][3]: mean loss, correct, min margin.
+    /// `[B][3]`: mean loss, correct, min margin.
     pub stats: CudaSlice<f64>,
     /// Heads of the pair sets this workspace serves (0: plain passes).
     pub n_heads: usize,
     /// Whether it serves dense-input (bit-string) passes (sizes `dw_part`).
     pub dense: bool,
-    /// [B][n_heads][n_pairs] each: every head's loss and margin per row (multi-head
+    /// `[B][n_heads][n_pairs]` each: every head's loss and margin per row (multi-head
     /// passes; empty otherwise).
     pub head_loss: CudaSlice<f32>,
     pub head_margin: CudaSlice<f32>,
