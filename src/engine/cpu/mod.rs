@@ -50,6 +50,15 @@ use std::sync::Mutex;
 /// One job of a pass: model `k`, a pair range, whether gradients are wanted.
 type JobFn<F> = fn(&tile::Context<F>, usize, (usize, usize), bool, &mut tile::JobResult<F>);
 
+/// The fused job for `pairs`: the dense-input job (dense.rs) for bit strings, the token
+/// job otherwise; the chunking, threads and reduction around it are shared.
+fn job_for<F: Real>(pairs: &PairSet) -> JobFn<F> {
+    match pairs.inputs.bits() {
+        Some(_) => dense::run_job::<F>,
+        None => simd::run_job::<F>,
+    }
+}
+
 /// Tuning knobs of the CPU backend. The defaults are what the `step` benchmark picked.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct CpuOptions {
@@ -187,13 +196,7 @@ impl CpuBackend {
         pairs: &PairSet,
         grads: Option<&mut dyn GradsBuffer<F>>,
     ) -> Result<Vec<PassStats>> {
-        // Bit-string pair sets take the dense-input job (dense.rs); the chunking, threads
-        // and reduction are shared.
-        let job = match pairs.inputs.bits() {
-            Some(_) => dense::run_job::<F> as JobFn<F>,
-            None => simd::run_job::<F>,
-        };
-        self.run_jobs(core, weights, pairs, grads, job)
+        self.run_jobs(core, weights, pairs, grads, job_for::<F>(pairs))
     }
 
     /// One pass over every model of the batch, each on its own group's pairs
@@ -264,12 +267,7 @@ impl CpuBackend {
             group_of: &group_of,
         };
         let threads = self.install(rayon::current_num_threads);
-        let job = if dense {
-            dense::run_job::<F> as JobFn<F>
-        } else {
-            simd::run_job::<F>
-        };
-        Ok(self.run_by_model(&plan, threads, grads, job))
+        Ok(self.run_by_model(&plan, threads, grads, job_for::<F>(groups[0].1)))
     }
 
     /// One pass in which `job` computes every (model, pair range) job: the chunking, the

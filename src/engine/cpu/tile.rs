@@ -272,7 +272,9 @@ pub(crate) fn job<F: Real, A: Act<F>>(
     hidden.resize(tile_rows * hs, F::zero());
     logits.resize(ld * n_out, F::zero());
     if let Some(isa) = narrow {
-        delta.resize(narrow::backprop_block_rows(isa) * hs, F::zero());
+        if want_grads {
+            delta.resize(narrow::backprop_block_rows(isa) * hs, F::zero());
+        }
         packed_w.clear();
         packed_w.resize(n_out * hs + m * cp, F::zero());
         let (w_padded, w_t) = packed_w.split_at_mut(n_out * hs);
