@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 mod fourier_sparse;
 mod weights;
 
+pub(crate) use weights::{neuron_sq_norms, ModelParts};
 pub use weights::{AsWeightsView, GradsBuffer, Weights, WeightsShape, WeightsView, WeightsViewMut};
 
 /// The hidden nonlinearity σ, applied to `u_i[a] + v_i[b]`.
@@ -414,7 +415,7 @@ impl<F: Real> Params<F> {
     }
 
     /// One model's effective `u`, `v`, `w` from its parameters.
-    fn effective_model(&self, params: &[F], u: &mut [F], v: &mut [F], w: &mut [F]) {
+    pub(crate) fn effective_model(&self, params: &[F], u: &mut [F], v: &mut [F], w: &mut [F]) {
         let spec = &self.spec;
         let (p, m, c) = (spec.n_in, spec.width, spec.n_out);
         match spec.embed_dim {
@@ -480,7 +481,7 @@ impl<F: Real> Params<F> {
 
     /// [`Params::chain_grads`] of one model; `sum` is `n_in × m` scratch for a tied
     /// factored model (empty otherwise).
-    fn chain_model(
+    pub(crate) fn chain_model(
         &self,
         params: &[F],
         (gu, gv, gw): (&[F], &[F], &[F]),

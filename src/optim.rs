@@ -61,22 +61,13 @@ impl<F: Real> Optimizer<F> {
                     .for_each(|(k, (p, g))| {
                         let lr = F::of(recipe.lr_at(k, step));
                         for (p, &g) in p.iter_mut().zip(g) {
-                            *p -= lr * g;
+                            *p = gd(*p, g, lr);
                         }
                     });
             }
             OptimizerKind::Adamw => {
-                if self.m.is_empty() {
-                    self.m = vec![F::zero(); params.len()];
-                    self.v = vec![F::zero(); params.len()];
-                }
-                let t = (step + 1) as i32;
-                let bias1 = 1.0 - recipe.beta1.powi(t);
-                let bias2 = 1.0 - recipe.beta2.powi(t);
-                let (b1, b2) = (F::of(recipe.beta1), F::of(recipe.beta2));
-                let (nb1, nb2) = (F::of(1.0 - recipe.beta1), F::of(1.0 - recipe.beta2));
-                let inv_sqrt_bias2 = F::of(1.0 / bias2.sqrt());
-                let eps = F::of(recipe.eps);
+                self.start_moments(params.len());
+                let adam = AdamwStep::new(recipe, step);
                 params
                     .par_chunks_exact_mut(per_model)
                     .zip(grads.par_chunks_exact(per_model))
@@ -85,18 +76,134 @@ impl<F: Real> Optimizer<F> {
                     .enumerate()
                     .with_min_len(models_per_task(per_model))
                     .for_each(|(k, (((p, g), m), v))| {
-                        let lr = recipe.lr_at(k, step);
-                        let decay = F::of(1.0 - lr * recipe.models[k].weight_decay);
-                        let step_size = F::of(lr / bias1);
+                        let (decay, step_size) = adam.of_model(recipe, step, k);
                         for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m).zip(v) {
-                            *p *= decay;
-                            *m = b1 * *m + nb1 * g;
-                            *v = b2 * *v + nb2 * g * g;
-                            *p -= step_size * *m / ((*v).sqrt() * inv_sqrt_bias2 + eps);
+                            (*p, *m, *v) = adam.apply(*p, g, *m, *v, decay, step_size);
                         }
                     });
             }
         }
+    }
+
+    /// Sizes the Adam moments (at zero) for `n` parameters if they are not yet in use.
+    pub(crate) fn start_moments(&mut self, n: usize) {
+        if self.m.is_empty() {
+            self.m = written_zeros(n);
+            self.v = written_zeros(n);
+        }
+    }
+
+    /// Update number `step` of model `k` alone, out of place: from its parameters and
+    /// moments `from` and its gradient `grads` into `to` (the moments are empty under
+    /// GD). The same operations in the same order as [`Optimizer::update`], so the same
+    /// bits; the fused host step calls it per model while the model is in cache. The
+    /// Grokfast filter is not applied here (it keeps batch-wide state), nor are the Adam
+    /// moments started: see [`Optimizer::start_moments`].
+    pub(crate) fn update_model(
+        recipe: &Recipe,
+        step: u64,
+        k: usize,
+        from: ModelState<'_, F>,
+        grads: &[F],
+        to: ModelStateMut<'_, F>,
+    ) {
+        match recipe.optimizer {
+            OptimizerKind::Gd => {
+                let lr = F::of(recipe.lr_at(k, step));
+                for ((new, &p), &g) in to.params.iter_mut().zip(from.params).zip(grads) {
+                    *new = gd(p, g, lr);
+                }
+            }
+            OptimizerKind::Adamw => {
+                let adam = AdamwStep::new(recipe, step);
+                let (decay, step_size) = adam.of_model(recipe, step, k);
+                let new = to.params.iter_mut().zip(to.m).zip(to.v);
+                let old = from.params.iter().zip(from.m).zip(from.v).zip(grads);
+                for (((new_p, new_m), new_v), (((&p, &m), &v), &g)) in new.zip(old) {
+                    (*new_p, *new_m, *new_v) = adam.apply(p, g, m, v, decay, step_size);
+                }
+            }
+        }
+    }
+}
+
+/// One model's parameters and Adam moments (empty moments under GD).
+#[derive(Clone, Copy)]
+pub(crate) struct ModelState<'a, F> {
+    pub params: &'a [F],
+    pub m: &'a [F],
+    pub v: &'a [F],
+}
+
+/// Where [`Optimizer::update_model`] writes a model's next parameters and moments.
+pub(crate) struct ModelStateMut<'a, F> {
+    pub params: &'a mut [F],
+    pub m: &'a mut [F],
+    pub v: &'a mut [F],
+}
+
+/// `n` zeros written out. Why not `vec![0; n]`: that maps untouched pages that read as
+/// the shared zero page, and the first write to each page after a read (the moments are
+/// read before they are written) is a copy-on-write fault with a TLB shootdown across
+/// cores; for 1024 explainer models that cost seconds in the first steps.
+fn written_zeros<F: Real>(n: usize) -> Vec<F> {
+    let mut zeros = Vec::with_capacity(n);
+    zeros.resize(n, F::zero());
+    zeros
+}
+
+/// Plain gradient descent on one parameter.
+#[inline(always)]
+fn gd<F: Real>(p: F, g: F, lr: F) -> F {
+    p - lr * g
+}
+
+/// The AdamW constants of one step, shared by the batch.
+struct AdamwStep<F> {
+    bias1: f64,
+    b1: F,
+    b2: F,
+    nb1: F,
+    nb2: F,
+    inv_sqrt_bias2: F,
+    eps: F,
+}
+
+impl<F: Real> AdamwStep<F> {
+    fn new(recipe: &Recipe, step: u64) -> AdamwStep<F> {
+        let t = (step + 1) as i32;
+        let bias2 = 1.0 - recipe.beta2.powi(t);
+        AdamwStep {
+            bias1: 1.0 - recipe.beta1.powi(t),
+            b1: F::of(recipe.beta1),
+            b2: F::of(recipe.beta2),
+            nb1: F::of(1.0 - recipe.beta1),
+            nb2: F::of(1.0 - recipe.beta2),
+            inv_sqrt_bias2: F::of(1.0 / bias2.sqrt()),
+            eps: F::of(recipe.eps),
+        }
+    }
+
+    /// Model `k`'s decoupled decay factor and bias-corrected step size.
+    fn of_model(&self, recipe: &Recipe, step: u64, k: usize) -> (F, F) {
+        let lr = recipe.lr_at(k, step);
+        (
+            F::of(1.0 - lr * recipe.models[k].weight_decay),
+            F::of(lr / self.bias1),
+        )
+    }
+
+    /// One parameter's `(p, m, v)` after the step.
+    #[inline(always)]
+    fn apply(&self, p: F, g: F, m: F, v: F, decay: F, step_size: F) -> (F, F, F) {
+        let p = p * decay;
+        let m = self.b1 * m + self.nb1 * g;
+        let v = self.b2 * v + self.nb2 * g * g;
+        (
+            p - step_size * m / (v.sqrt() * self.inv_sqrt_bias2 + self.eps),
+            m,
+            v,
+        )
     }
 }
 

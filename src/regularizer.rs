@@ -2,7 +2,7 @@
 
 use crate::engine::stepper::Recipe;
 use crate::kinds::RegularizerKind;
-use crate::model::{models_per_task, Weights};
+use crate::model::{models_per_task, neuron_sq_norms, ModelParts, Weights};
 use crate::real::Real;
 use rayon::prelude::*;
 
@@ -61,9 +61,9 @@ impl Regularizer {
         }
     }
 
-    /// L1's value for model `k`: `λ Σ |θ|` over its U, V and W.
-    fn l1_value<F: Real>(strength: f64, weights: &Weights<F>, k: usize) -> f64 {
-        let (u, v, w) = weights.model(k);
+    /// L1's value of one model: `λ Σ |θ|` over its U, V and W.
+    fn l1_value<F: Real>(strength: f64, parts: ModelParts<'_, F>) -> f64 {
+        let (u, v, w) = parts;
         strength
             * [u, v, w]
                 .iter()
@@ -72,19 +72,19 @@ impl Regularizer {
                 .sum::<f64>()
     }
 
-    /// The value of model `k` with λ = `strength`.
-    fn value_of<F: Real>(&self, strength: f64, weights: &Weights<F>, k: usize) -> f64 {
+    /// The value of one model (`parts`, width `m`) with λ = `strength`.
+    fn value_of<F: Real>(&self, strength: f64, parts: ModelParts<'_, F>, m: usize) -> f64 {
         match self.kind {
             _ if strength == 0.0 => 0.0,
-            RegularizerKind::L1 => Regularizer::l1_value(strength, weights, k),
-            _ => self.penalty(strength, &weights.neuron_sq_norms(k)),
+            RegularizerKind::L1 => Regularizer::l1_value(strength, parts),
+            _ => self.penalty(strength, &neuron_sq_norms(parts, m)),
         }
     }
 
     /// The regularizer's value per model, without a gradient (for evaluations).
     pub fn value<F: Real>(&self, weights: &Weights<F>) -> Vec<f64> {
         (0..weights.batch)
-            .map(|k| self.value_of(self.strength_of(k), weights, k))
+            .map(|k| self.value_of(self.strength_of(k), weights.model(k), weights.width))
             .collect()
     }
 
@@ -109,49 +109,61 @@ impl Regularizer {
             .enumerate()
             .with_min_len(models_per_task(2 * embed + outs))
             .for_each(|(k, (((penalty, gu), gv), gw))| {
-                let strength = self.strength_of(k);
-                if self.kind == RegularizerKind::None || strength == 0.0 {
-                    return;
-                }
-                if self.kind == RegularizerKind::L1 {
-                    // Subgradient λ·sign(θ), 0 at θ = 0 (so zero weights stay put).
-                    let (u, v, w) = weights.model(k);
-                    for (x, g) in [(u, gu), (v, gv), (w, gw)] {
-                        for (g, &x) in g.iter_mut().zip(x) {
-                            if x > F::zero() {
-                                *g += F::of(strength);
-                            } else if x < F::zero() {
-                                *g -= F::of(strength);
-                            }
-                        }
-                    }
-                    *penalty = Regularizer::l1_value(strength, weights, k);
-                    return;
-                }
-                let norms = weights.neuron_sq_norms(k);
-                let coef: Vec<F> = match self.kind {
-                    RegularizerKind::L2 => vec![F::of(strength); m],
-                    RegularizerKind::L23 => norms
-                        .iter()
-                        .map(|n| F::of(3.0 * strength * n.sqrt()))
-                        .collect(),
-                    RegularizerKind::L2k => norms
-                        .iter()
-                        .map(|&n| F::of(l2k_coefficient(strength, self.q, n)))
-                        .collect(),
-                    RegularizerKind::None | RegularizerKind::L1 => unreachable!("handled above"),
-                };
-                let (u, v, w) = weights.model(k);
-                for (x, g) in [(u, gu), (v, gv), (w, gw)] {
-                    for (x_row, g_row) in x.chunks_exact(m).zip(g.chunks_exact_mut(m)) {
-                        for ((g, &x), &c) in g_row.iter_mut().zip(x_row).zip(&coef) {
-                            *g += c * x;
-                        }
-                    }
-                }
-                *penalty = self.penalty(strength, &norms);
+                *penalty = self.apply_model(k, weights.model(k), m, (gu, gv, gw));
             });
         penalties
+    }
+
+    /// [`Regularizer::apply`] for model `k` alone: adds the gradient of its weights
+    /// `parts` (width `m`) to `grads` and returns its value. The fused host step calls
+    /// this per model while the model's gradient is in cache; the result is the same bits
+    /// as the batch loop's.
+    pub(crate) fn apply_model<F: Real>(
+        &self,
+        k: usize,
+        parts: ModelParts<'_, F>,
+        m: usize,
+        (gu, gv, gw): (&mut [F], &mut [F], &mut [F]),
+    ) -> f64 {
+        let strength = self.strength_of(k);
+        if self.kind == RegularizerKind::None || strength == 0.0 {
+            return 0.0;
+        }
+        let (u, v, w) = parts;
+        if self.kind == RegularizerKind::L1 {
+            // Subgradient λ·sign(θ), 0 at θ = 0 (so zero weights stay put).
+            for (x, g) in [(u, gu), (v, gv), (w, gw)] {
+                for (g, &x) in g.iter_mut().zip(x) {
+                    if x > F::zero() {
+                        *g += F::of(strength);
+                    } else if x < F::zero() {
+                        *g -= F::of(strength);
+                    }
+                }
+            }
+            return Regularizer::l1_value(strength, parts);
+        }
+        let norms = neuron_sq_norms(parts, m);
+        let coef: Vec<F> = match self.kind {
+            RegularizerKind::L2 => vec![F::of(strength); m],
+            RegularizerKind::L23 => norms
+                .iter()
+                .map(|n| F::of(3.0 * strength * n.sqrt()))
+                .collect(),
+            RegularizerKind::L2k => norms
+                .iter()
+                .map(|&n| F::of(l2k_coefficient(strength, self.q, n)))
+                .collect(),
+            RegularizerKind::None | RegularizerKind::L1 => unreachable!("handled above"),
+        };
+        for (x, g) in [(u, gu), (v, gv), (w, gw)] {
+            for (x_row, g_row) in x.chunks_exact(m).zip(g.chunks_exact_mut(m)) {
+                for ((g, &x), &c) in g_row.iter_mut().zip(x_row).zip(&coef) {
+                    *g += c * x;
+                }
+            }
+        }
+        self.penalty(strength, &norms)
     }
 }
 

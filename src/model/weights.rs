@@ -171,17 +171,7 @@ impl<F: Real> Weights<F> {
     /// Per-neuron squared norms ‖u_i‖² + ‖v_i‖² + ‖w_i‖² of model `k` (length m, in f64).
     /// For a tied model ‖u_i‖² is counted twice, as `v_i = u_i` is a separate input.
     pub fn neuron_sq_norms(&self, k: usize) -> Vec<f64> {
-        let (u, v, w) = self.model(k);
-        let m = self.width;
-        let mut norms = vec![0.0f64; m];
-        for rows in [u, v, w] {
-            for row in rows.chunks_exact(m) {
-                for (n, x) in norms.iter_mut().zip(row) {
-                    *n += x.f64() * x.f64();
-                }
-            }
-        }
-        norms
+        neuron_sq_norms(self.model(k), self.width)
     }
 
     /// The batch's shape (B, n_in, n_out, m).
@@ -564,4 +554,21 @@ impl<F> GradsBuffer<F> for WeightsViewMut<'_, F> {
             w: &mut *self.w,
         })
     }
+}
+
+/// One model's `(u, v, w)` in the engine layout ([`Weights::model`]).
+pub(crate) type ModelParts<'a, F> = (&'a [F], &'a [F], &'a [F]);
+
+/// Per-neuron squared norms ‖u_i‖² + ‖v_i‖² + ‖w_i‖² of one model of width `m`, in f64
+/// (what the regularizers penalize).
+pub(crate) fn neuron_sq_norms<F: Real>((u, v, w): ModelParts<'_, F>, m: usize) -> Vec<f64> {
+    let mut norms = vec![0.0f64; m];
+    for rows in [u, v, w] {
+        for row in rows.chunks_exact(m) {
+            for (n, x) in norms.iter_mut().zip(row) {
+                *n += x.f64() * x.f64();
+            }
+        }
+    }
+    norms
 }

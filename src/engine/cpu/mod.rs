@@ -38,7 +38,8 @@ mod narrow;
 mod simd;
 mod tile;
 
-use super::{check_pass, AsPairSet, Backend, CoreSpec, HeadStats, PassStats};
+use super::PassStats;
+use super::{check_pass, AsPairSet, Backend, CoreSpec, GradConsumer, HeadStats, ModelGrads};
 use crate::error::{Error, Result};
 use crate::model::{AsWeightsView, GradsBuffer, WeightsView, WeightsViewMut};
 use crate::real::Real;
@@ -152,15 +153,17 @@ impl CpuBackend {
         }
     }
 
-    fn take_scratch<F: Real>(&self) -> Vec<tile::JobResult<F>> {
+    /// Buffers of type `T` kept from an earlier call (empty the first time): kept, large
+    /// buffers are not mapped, faulted in and unmapped again on every step.
+    fn take_scratch<T: Send + 'static>(&self) -> Vec<T> {
         let mut pool = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
-        match pool.iter().position(|b| b.is::<Vec<tile::JobResult<F>>>()) {
+        match pool.iter().position(|b| b.is::<Vec<T>>()) {
             Some(i) => *pool.swap_remove(i).downcast().expect("type checked"),
             None => Vec::new(),
         }
     }
 
-    fn keep_scratch<F: Real>(&self, results: Vec<tile::JobResult<F>>) {
+    fn keep_scratch<T: Send + 'static>(&self, results: Vec<T>) {
         self.scratch
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -203,14 +206,18 @@ impl CpuBackend {
     /// (`groups[g] = (models, pairs)`, every model in exactly one group): one task per
     /// model as [`CpuBackend::run_by_model`] runs a sweep batch, with each model's chunks
     /// cut from its own pair count, so every model's result is bit-identical to a pass of
-    /// its group alone (and to the model alone).
+    /// its group alone (and to the model alone). Handing gradients to `each` instead of
+    /// `grads` ([`Backend::loss_and_grad_each`]), it declines
+    /// (`Ok(None)`) a batch that the chunk-parallel pass would run faster: fewer than
+    /// [`MODELS_PER_THREAD`] models a thread with some model cut into several chunks.
     fn run_grouped<F: Real>(
         &self,
         core: CoreSpec,
         weights: WeightsView<'_, F>,
         groups: &[(&[usize], &PairSet)],
         grads: Option<&mut dyn GradsBuffer<F>>,
-    ) -> Result<Vec<PassStats>> {
+        each: Option<&GradConsumer<'_, F>>,
+    ) -> Result<Option<Vec<PassStats>>> {
         let batch = weights.batch();
         let mut group_of = vec![usize::MAX; batch];
         for (g, (models, pairs)) in groups.iter().enumerate() {
@@ -243,9 +250,22 @@ impl CpuBackend {
                 "token and bit-string pair sets in one pass",
             ));
         }
-        let grads = match grads {
-            Some(g) => Some(g.fit(weights.shape())?),
-            None => None,
+        let chunks: Vec<Vec<(usize, usize)>> = groups
+            .iter()
+            .map(|(_, p)| self.chunks(p.len(), weights.width(), weights.n_out()))
+            .collect();
+        let threads = self.install(rayon::current_num_threads);
+        if each.is_some()
+            && batch < MODELS_PER_THREAD * threads
+            && chunks.iter().any(|c| c.len() > 1)
+        {
+            return Ok(None);
+        }
+        // Sized (or its shape checked) before any work, so a bad buffer costs nothing.
+        let grads = match (grads, each) {
+            (_, Some(each)) => GradsTo::Each(each),
+            (Some(g), None) => GradsTo::Buffer(g.fit(weights.shape())?),
+            (None, None) => GradsTo::Nowhere,
         };
         let contexts: Vec<tile::Context<F>> = groups
             .iter()
@@ -257,17 +277,17 @@ impl CpuBackend {
                 inv_n: 1.0 / pairs.len() as f64,
             })
             .collect();
-        let chunks: Vec<Vec<(usize, usize)>> = groups
-            .iter()
-            .map(|(_, p)| self.chunks(p.len(), weights.width(), weights.n_out()))
-            .collect();
         let plan = ModelPlan {
             contexts: &contexts,
             chunks: &chunks,
             group_of: &group_of,
         };
-        let threads = self.install(rayon::current_num_threads);
-        Ok(self.run_by_model(&plan, threads, grads, job_for::<F>(groups[0].1)))
+        Ok(Some(self.run_by_model(
+            &plan,
+            threads,
+            grads,
+            job_for::<F>(groups[0].1),
+        )))
     }
 
     /// One pass in which `job` computes every (model, pair range) job: the chunking, the
@@ -302,13 +322,17 @@ impl CpuBackend {
                 chunks: std::slice::from_ref(&chunks),
                 group_of: &[],
             };
+            let grads = match grads {
+                Some(g) => GradsTo::Buffer(g),
+                None => GradsTo::Nowhere,
+            };
             return Ok(self.run_by_model(&plan, threads, grads, job));
         }
         let jobs: Vec<(usize, (usize, usize))> = (0..weights.batch())
             .flat_map(|k| chunks.iter().map(move |&c| (k, c)))
             .collect();
         let want_grads = grads.is_some();
-        let mut results = self.take_scratch::<F>();
+        let mut results = self.take_scratch::<tile::JobResult<F>>();
         results.resize_with(jobs.len(), Default::default);
         self.install(|| {
             jobs.par_iter()
@@ -344,32 +368,38 @@ impl CpuBackend {
         &self,
         plan: &ModelPlan<'_, '_, F>,
         threads: usize,
-        grads: Option<WeightsViewMut<'_, F>>,
+        grads: GradsTo<'_, F>,
         job: impl Fn(&tile::Context<F>, usize, (usize, usize), bool, &mut tile::JobResult<F>) + Sync,
     ) -> Vec<PassStats> {
-        let mut kept = self.take_scratch::<F>();
+        let mut kept = self.take_scratch::<tile::JobResult<F>>();
         kept.resize_with(threads, Default::default);
         // One workspace per worker thread; a thread holds its lock for one model at a time.
         let slots: Vec<Mutex<tile::JobResult<F>>> = kept.into_iter().map(Mutex::new).collect();
-        let run_one = |k: usize, mut grads: Option<(&mut [F], &mut [F], &mut [F])>| {
-            let (ctx, chunks) = plan.of(k);
-            let slot = rayon::current_thread_index().unwrap_or(0) % slots.len();
-            let mut out = slots[slot].lock().unwrap_or_else(|e| e.into_inner());
-            let mut stats = empty_stats(ctx.pairs);
-            for (i, &range) in chunks.iter().enumerate() {
-                job(ctx, k, range, grads.is_some(), &mut out);
-                add_job_stats(&mut stats, &out);
-                if let Some((gu, gv, gw)) = grads.as_mut() {
-                    accumulate(gu, &out.grad_u, i == 0);
-                    accumulate(gv, &out.grad_v, i == 0);
-                    accumulate(gw, &out.grad_w, i == 0);
+        let slot_of = || rayon::current_thread_index().unwrap_or(0) % slots.len();
+        // Model k's chunks in order in one workspace, each chunk's gradient handed to
+        // `add(i, chunk)` before the next overwrites it.
+        let model_chunks =
+            |k: usize,
+             out: &mut tile::JobResult<F>,
+             want: bool,
+             add: &mut dyn FnMut(usize, &tile::JobResult<F>)| {
+                let (ctx, chunks) = plan.of(k);
+                let mut stats = empty_stats(ctx.pairs);
+                for (i, &range) in chunks.iter().enumerate() {
+                    job(ctx, k, range, want, out);
+                    add_job_stats(&mut stats, out);
+                    add(i, out);
                 }
-            }
-            stats
-        };
+                stats
+            };
+        // With a consumer, the sums of a model cut into several chunks, one per workspace
+        // (never sized when every model is one chunk).
+        let mut kept_sums = self.take_scratch::<[Vec<F>; 3]>();
+        kept_sums.resize_with(slots.len(), Default::default);
+        let sums: Vec<Mutex<[Vec<F>; 3]>> = kept_sums.into_iter().map(Mutex::new).collect();
         let mut stats = vec![PassStats::default(); plan.contexts[0].weights.batch()];
         self.install(|| match grads {
-            Some(mut grads) => {
+            GradsTo::Buffer(mut grads) => {
                 let shape = grads.shape();
                 let (gu, gv, gw) = grads.parts_mut();
                 stats
@@ -378,20 +408,79 @@ impl CpuBackend {
                     .zip(gv.par_chunks_mut(shape.n_in * shape.width))
                     .zip(gw.par_chunks_mut(shape.n_out * shape.width))
                     .enumerate()
-                    .for_each(|(k, (((s, gu), gv), gw))| *s = run_one(k, Some((gu, gv, gw))))
+                    .for_each(|(k, (((s, gu), gv), gw))| {
+                        let mut out = slots[slot_of()].lock().unwrap_or_else(|e| e.into_inner());
+                        *s = model_chunks(k, &mut out, true, &mut |i, chunk| {
+                            accumulate(gu, &chunk.grad_u, i == 0);
+                            accumulate(gv, &chunk.grad_v, i == 0);
+                            accumulate(gw, &chunk.grad_w, i == 0);
+                        });
+                    })
             }
-            None => stats
-                .par_iter_mut()
-                .enumerate()
-                .for_each(|(k, s)| *s = run_one(k, None)),
+            GradsTo::Nowhere => stats.par_iter_mut().enumerate().for_each(|(k, s)| {
+                let mut out = slots[slot_of()].lock().unwrap_or_else(|e| e.into_inner());
+                *s = model_chunks(k, &mut out, false, &mut |_, _| {});
+            }),
+            GradsTo::Each(each) => stats.par_iter_mut().enumerate().for_each(|(k, s)| {
+                let slot = slot_of();
+                let mut out = slots[slot].lock().unwrap_or_else(|e| e.into_inner());
+                let out = &mut *out;
+                if plan.of(k).1.len() == 1 {
+                    *s = model_chunks(k, out, true, &mut |_, _| {});
+                    let grads = ModelGrads {
+                        u: &mut out.grad_u,
+                        v: &mut out.grad_v,
+                        w: &mut out.grad_w,
+                    };
+                    each(k, s, grads);
+                    return;
+                }
+                let mut sum = sums[slot].lock().unwrap_or_else(|e| e.into_inner());
+                let [su, sv, sw] = &mut *sum;
+                *s = model_chunks(k, out, true, &mut |i, chunk| {
+                    for (dst, part) in [
+                        (&mut *su, &chunk.grad_u),
+                        (&mut *sv, &chunk.grad_v),
+                        (&mut *sw, &chunk.grad_w),
+                    ] {
+                        dst.resize(part.len(), F::zero());
+                        accumulate(dst, part, i == 0);
+                    }
+                });
+                each(
+                    k,
+                    s,
+                    ModelGrads {
+                        u: su,
+                        v: sv,
+                        w: sw,
+                    },
+                );
+            }),
         });
         let kept = slots
             .into_iter()
             .map(|m| m.into_inner().unwrap_or_else(|e| e.into_inner()))
             .collect();
         self.keep_scratch(kept);
+        let sums: Vec<[Vec<F>; 3]> = sums
+            .into_iter()
+            .map(|m| m.into_inner().unwrap_or_else(|e| e.into_inner()))
+            .collect();
+        self.keep_scratch(sums);
         stats
     }
+}
+
+/// Where a pass's gradients go.
+enum GradsTo<'g, F> {
+    /// Nowhere: an evaluation, which computes none.
+    Nowhere,
+    /// Every model's gradient into its place in one batch buffer.
+    Buffer(WeightsViewMut<'g, F>),
+    /// Each model's gradient to the caller's consumer as soon as it is complete
+    /// ([`Backend::loss_and_grad_each`]).
+    Each(&'g GradConsumer<'g, F>),
 }
 
 /// Which pairs (context) and chunks each model of a [`CpuBackend::run_by_model`] pass
@@ -521,6 +610,23 @@ impl<F: Real> Backend<F> for CpuBackend {
         if groups.is_empty() {
             return Some(Err(Error::config("groups", 0, "no split group")));
         }
-        Some(self.run_grouped(core, weights.weights_view(), &groups, grads))
+        let stats = self.run_grouped(core, weights.weights_view(), &groups, grads, None);
+        Some(stats.map(|s| s.expect("a pass into a buffer is never declined")))
+    }
+
+    fn loss_and_grad_each(
+        &self,
+        core: CoreSpec,
+        weights: &dyn AsWeightsView<F>,
+        groups: &[(&[usize], &dyn AsPairSet)],
+        each: &GradConsumer<'_, F>,
+    ) -> Option<Result<Vec<PassStats>>> {
+        let groups: Vec<(&[usize], &PairSet)> =
+            groups.iter().map(|&(m, p)| (m, p.pair_set())).collect();
+        if groups.is_empty() {
+            return Some(Err(Error::config("groups", 0, "no split group")));
+        }
+        self.run_grouped(core, weights.weights_view(), &groups, None, Some(each))
+            .transpose()
     }
 }
