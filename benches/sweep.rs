@@ -11,10 +11,13 @@
 //! fractions trains it: one grouped pass). Also the cost of the sweep's
 //! `histories.jsonl` for 1000 models × 200 evaluations (written and parsed back).
 //!
-//! Plain timing (a warm-up step, then steps for 1.5 s, at least 2 and at most 5000),
-//! printed as one table with the wall and the CPU time per step; figures from a loaded
-//! machine are noisy (the CPU time less so), so compare rows of one run, and old against
-//! new builds interleaved.
+//! Plain timing: a warm-up step, then five windows of at least 0.3 s and 2 steps (at
+//! most 1000), each giving a wall time per step; the table prints their median and the
+//! best window, and the CPU time per step over all five. Why windows: on a shared
+//! machine a neighbour slows some windows by 10–40 % and never speeds one up, so the
+//! best window is the steadier figure of what the code does, the median what a run
+//! sees. Both target ratios are printed from each. Compare rows of one run, and old
+//! against new builds interleaved.
 
 use clockwork::layout::MetricsRecord;
 use clockwork::prelude::*;
@@ -31,24 +34,33 @@ fn cpu_seconds() -> Option<f64> {
     Some((ticks(11)? + ticks(12)?) / 100.0)
 }
 
-/// Wall and CPU seconds per step of a trainer for `config`. On a shared machine the CPU
-/// time is the steadier figure: time slices lost to other processes do not count.
-fn step_time(config: &RunConfig) -> (f64, Option<f64>) {
+/// Timing windows per row, and the least time and steps of one.
+const WINDOWS: usize = 5;
+const WINDOW_SECONDS: f64 = 0.3;
+
+/// Seconds per step of a trainer for `config`: the median and the best of [`WINDOWS`]
+/// windows of wall time, and the CPU time per step over all of them (None off Linux).
+fn step_time(config: &RunConfig) -> (f64, f64, Option<f64>) {
     let mut t = Trainer::<f32>::from_config(config).expect("bench config is valid");
     t.step().expect("warm-up step");
-    let started = Instant::now();
     let cpu_started = cpu_seconds();
-    let mut n = 0;
-    // At least 1 s, so the CPU clock (1/100 s ticks) resolves the step.
-    while n < 5000 && (n < 2 || started.elapsed().as_secs_f64() < 1.5) {
-        t.step().expect("step");
-        n += 1;
+    let mut per_step = Vec::with_capacity(WINDOWS);
+    let mut total = 0;
+    for _ in 0..WINDOWS {
+        let started = Instant::now();
+        let mut n = 0;
+        while n < 1000 && (n < 2 || started.elapsed().as_secs_f64() < WINDOW_SECONDS) {
+            t.step().expect("step");
+            n += 1;
+        }
+        per_step.push(started.elapsed().as_secs_f64() / n as f64);
+        total += n;
     }
-    let wall = started.elapsed().as_secs_f64() / n as f64;
+    per_step.sort_by(f64::total_cmp);
     let cpu = cpu_seconds()
         .zip(cpu_started)
-        .map(|(end, start)| (end - start) / n as f64);
-    (wall, cpu)
+        .map(|(end, start)| (end - start) / total as f64);
+    (per_step[WINDOWS / 2], per_step[0], cpu)
 }
 
 fn x2(b: usize) -> RunConfig {
@@ -172,8 +184,10 @@ fn main() {
         .skip(1)
         .filter(|a| !a.starts_with("--"))
         .collect();
-    println!("| model | B | ms/step | model-steps/s | GFLOP/s (products) | CPU ms/step | model-steps per CPU-s |");
-    println!("|---|---:|---:|---:|---:|---:|---:|");
+    println!(
+        "| model | B | ms/step (median) | best | model-steps/s | GFLOP/s (products) | best GFLOP/s | CPU ms/step | model-steps per CPU-s |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     /// A row group of the table: its name, its config at batch size B, the B to time.
     type Shape = (&'static str, fn(usize) -> RunConfig, &'static [usize]);
     let shapes: [Shape; 5] = [
@@ -183,7 +197,7 @@ fn main() {
         ("30-bit parity (seed 003)", bits30, &[1024]),
         ("p=23 m=96 x², own split each", x2_splits, &[64, 1024]),
     ];
-    // (model-steps/s, GFLOP/s) of each row, for the targets below.
+    // Seconds per step (median, best) and FLOPs per step of each row, for the targets.
     let mut rows = Vec::new();
     for (name, make, batches) in shapes {
         for &b in batches {
@@ -192,34 +206,46 @@ fn main() {
                 continue;
             }
             let config = make(b);
-            let (s, cpu) = step_time(&config);
+            let (median, best, cpu) = step_time(&config);
             let flops = step_flops(&config) * b as f64;
             let (cpu_ms, per_cpu_s) = match cpu {
                 Some(c) => (format!("{:.2}", 1e3 * c), format!("{:.0}", b as f64 / c)),
                 None => ("-".into(), "-".into()),
             };
             println!(
-                "| {name} | {b} | {:.2} | {:.0} | {:.1} | {cpu_ms} | {per_cpu_s} |",
-                1e3 * s,
-                b as f64 / s,
-                flops / s / 1e9
+                "| {name} | {b} | {:.2} | {:.2} | {:.0} | {:.1} | {:.1} | {cpu_ms} | {per_cpu_s} |",
+                1e3 * median,
+                1e3 * best,
+                b as f64 / median,
+                flops / median / 1e9,
+                flops / best / 1e9
             );
-            rows.push((b as f64 / s, flops / s / 1e9));
+            rows.push((median, best, flops, b as f64));
         }
     }
     if !filters.is_empty() {
         return;
     }
+    // Per-model throughput ratio of rows i (B = 1024) and j (B = 1), and the GFLOP/s
+    // ratio of rows i and j, from the median (pick 0) or the best window (pick 1).
+    let time = |i: usize, pick: usize| if pick == 0 { rows[i].0 } else { rows[i].1 };
+    let batching =
+        |i: usize, j: usize, pick: usize| (rows[i].3 / time(i, pick)) / (rows[j].3 / time(j, pick));
+    let efficiency =
+        |i: usize, j: usize, pick: usize| (rows[i].2 / time(i, pick)) / (rows[j].2 / time(j, pick));
     println!(
         "batching pays (per-model throughput at B = 1024 / B = 1, target ≥ 3): \
-         p=23 m=96 {:.2}×, explainer {:.2}×",
-        rows[2].0 / rows[0].0,
-        rows[5].0 / rows[3].0
+         p=23 m=96 {:.2}× (best windows {:.2}×), explainer {:.2}× ({:.2}×)",
+        batching(2, 0, 0),
+        batching(2, 0, 1),
+        batching(5, 3, 0),
+        batching(5, 3, 1)
     );
     println!(
         "small-model efficiency (GFLOP/s of p=23 m=96 B=1024 / p=113 m=512 B=1, \
-         target ≥ 0.70): {:.2}",
-        rows[2].1 / rows[6].1
+         target ≥ 0.70): {:.2} (best windows {:.2})",
+        efficiency(2, 6, 0),
+        efficiency(2, 6, 1)
     );
     histories();
 }
