@@ -211,9 +211,12 @@ impl<F: Real> HostStepper<F> {
     }
 
     /// The fused step (module docs), or None when the batch takes the plain step: with
-    /// a Grokfast filter, or when the backend has no per-model pass for this batch.
+    /// a Grokfast filter, a split group without training pairs, or when the backend has
+    /// no per-model pass for this batch.
     fn step_fused(&mut self) -> Option<Result<StepReport>> {
-        if self.recipe.uses_grokfast() {
+        // A group without training pairs is left to the plain step, which reports its
+        // models' empty passes.
+        if self.recipe.uses_grokfast() || self.groups.iter().any(|g| g.train.is_empty()) {
             return None;
         }
         let HostStepper {
