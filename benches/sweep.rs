@@ -16,8 +16,10 @@
 //! best window, and the CPU time per step over all five. Why windows: on a shared
 //! machine a neighbour slows some windows by 10–40 % and never speeds one up, so the
 //! best window is the steadier figure of what the code does, the median what a run
-//! sees. Both target ratios are printed from each. Compare rows of one run, and old
-//! against new builds interleaved.
+//! sees. Both target ratios are printed from each, and once more from seven pairs of
+//! windows taken back to back from the two rows a ratio compares (the steadiest form on
+//! a shared machine: the two rows of the table are timed seconds apart). Compare rows of
+//! one run, and old against new builds interleaved.
 
 use clockwork::layout::MetricsRecord;
 use clockwork::prelude::*;
@@ -47,20 +49,57 @@ fn step_time(config: &RunConfig) -> (f64, f64, Option<f64>) {
     let mut per_step = Vec::with_capacity(WINDOWS);
     let mut total = 0;
     for _ in 0..WINDOWS {
-        let started = Instant::now();
-        let mut n = 0;
-        while n < 1000 && (n < 2 || started.elapsed().as_secs_f64() < WINDOW_SECONDS) {
-            t.step().expect("step");
-            n += 1;
-        }
-        per_step.push(started.elapsed().as_secs_f64() / n as f64);
-        total += n;
+        let (seconds, steps) = window(&mut t);
+        per_step.push(seconds);
+        total += steps;
     }
     per_step.sort_by(f64::total_cmp);
     let cpu = cpu_seconds()
         .zip(cpu_started)
         .map(|(end, start)| (end - start) / total as f64);
     (per_step[WINDOWS / 2], per_step[0], cpu)
+}
+
+/// Seconds per step of one window of `t` (at least [`WINDOW_SECONDS`] and 2 steps, at
+/// most 1000), and its steps.
+fn window(t: &mut Trainer<f32>) -> (f64, usize) {
+    let started = Instant::now();
+    let mut n = 0;
+    while n < 1000 && (n < 2 || started.elapsed().as_secs_f64() < WINDOW_SECONDS) {
+        t.step().expect("step");
+        n += 1;
+    }
+    (started.elapsed().as_secs_f64() / n as f64, n)
+}
+
+/// Pairs of windows alternating between two rows, for the target ratios.
+const PAIRS: usize = 7;
+
+/// `(work_a / s_a) / (work_b / s_b)` for [`PAIRS`] pairs of windows taken alternately
+/// from a trainer for `a` and one for `b` (`work` per step: FLOPs, or models for a
+/// per-model throughput), sorted. Why paired: the table's rows are timed seconds apart,
+/// and a neighbour's load that changes in between moves a ratio of two rows by more than
+/// the code does; two windows taken back to back see about the same machine.
+fn paired_ratios(a: &RunConfig, work_a: f64, b: &RunConfig, work_b: f64) -> Vec<f64> {
+    let mut ta = Trainer::<f32>::from_config(a).expect("bench config is valid");
+    let mut tb = Trainer::<f32>::from_config(b).expect("bench config is valid");
+    ta.step().expect("warm-up step");
+    tb.step().expect("warm-up step");
+    let mut ratios: Vec<f64> = (0..PAIRS)
+        .map(|_| (work_a / window(&mut ta).0) / (work_b / window(&mut tb).0))
+        .collect();
+    ratios.sort_by(f64::total_cmp);
+    ratios
+}
+
+/// "median (min–max)" of sorted ratios.
+fn spread(ratios: &[f64]) -> String {
+    format!(
+        "{:.2} ({:.2}–{:.2})",
+        ratios[ratios.len() / 2],
+        ratios[0],
+        ratios[ratios.len() - 1]
+    )
 }
 
 fn x2(b: usize) -> RunConfig {
@@ -246,6 +285,20 @@ fn main() {
          target ≥ 0.70): {:.2} (best windows {:.2})",
         efficiency(2, 6, 0),
         efficiency(2, 6, 1)
+    );
+    let (small, big_model) = (x2(1024), big(1));
+    let efficiency_pairs = paired_ratios(
+        &small,
+        step_flops(&small) * 1024.0,
+        &big_model,
+        step_flops(&big_model),
+    );
+    let batching_pairs = paired_ratios(&small, 1024.0, &x2(1), 1.0);
+    println!(
+        "paired windows ({PAIRS} pairs, each a window of one row then one of the other; \
+         median (min–max)): small-model efficiency {}, batching pays (p=23 m=96) {}×",
+        spread(&efficiency_pairs),
+        spread(&batching_pairs)
     );
     histories();
 }
