@@ -52,18 +52,14 @@ impl<F: Real> GradFilter<F> {
             // μ starts at the first gradient.
             self.ema = grads.to_vec();
         }
-        let (alpha, one_minus) = (F::of(alpha), F::of(1.0 - alpha));
         for (k, hyper) in recipe.models.iter().enumerate() {
             if hyper.grokfast_lambda <= 0.0 {
                 continue;
             }
             let range = k * per_model..(k + 1) * per_model;
-            let lambda = F::of(hyper.grokfast_lambda);
+            let filter = EmaFilter::new(alpha, hyper.grokfast_lambda);
             for (mu, g) in self.ema[range.clone()].iter_mut().zip(&mut grads[range]) {
-                if !fresh {
-                    *mu = alpha * *mu + one_minus * *g;
-                }
-                *g += lambda * *mu;
+                *mu = filter.apply(fresh, *mu, g);
             }
         }
     }
@@ -122,6 +118,57 @@ impl<F: Real> GradFilter<F> {
         }
         let (ring, len) = ring_from_window(state, window, batch, n, F::zero());
         (self.ring, self.window, self.len, self.head) = (ring, window, len, len % window);
+    }
+}
+
+/// The EMA filter of one model: α and its λ, as the element type.
+pub(crate) struct EmaFilter<F> {
+    alpha: F,
+    one_minus: F,
+    lambda: F,
+}
+
+impl<F: Real> EmaFilter<F> {
+    pub(crate) fn new(alpha: f64, lambda: f64) -> EmaFilter<F> {
+        EmaFilter {
+            alpha: F::of(alpha),
+            one_minus: F::of(1.0 - alpha),
+            lambda: F::of(lambda),
+        }
+    }
+
+    /// One parameter's step: the new μ from the old `mu` (on the `fresh` step μ is the
+    /// gradient itself, already in `mu`), and `g` filtered in place.
+    #[inline(always)]
+    fn apply(&self, fresh: bool, mu: F, g: &mut F) -> F {
+        let mu = if fresh {
+            mu
+        } else {
+            self.alpha * mu + self.one_minus * *g
+        };
+        *g += self.lambda * mu;
+        mu
+    }
+
+    /// Model `k`'s filter out of place, for the fused host step: its gradient `grads`
+    /// filtered in place, its next μ written to `mu_next` from its μ `mu` (ignored on the
+    /// `fresh` step, when μ starts at the gradient). A model with λ ≤ 0 keeps its μ and
+    /// its gradient, as [`GradFilter::apply`] leaves them. The same bits as that.
+    pub(crate) fn model(
+        alpha: f64,
+        lambda: f64,
+        fresh: bool,
+        mu: &[F],
+        grads: &mut [F],
+        mu_next: &mut [F],
+    ) {
+        mu_next.copy_from_slice(if fresh { grads } else { mu });
+        if lambda > 0.0 {
+            let filter = EmaFilter::new(alpha, lambda);
+            for (mu, g) in mu_next.iter_mut().zip(grads) {
+                *mu = filter.apply(fresh, *mu, g);
+            }
+        }
     }
 }
 

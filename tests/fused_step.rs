@@ -138,6 +138,36 @@ fn fused_step_equals_plain_step() {
     }
 }
 
+/// The Grokfast-EMA filter runs per model in the fused step (λ per model, some 0, from
+/// its fresh first step on); the MA filter, whose window ring the batch shares, takes the
+/// plain step.
+#[test]
+fn fused_step_equals_plain_step_with_grokfast() {
+    for kind in [OptimizerKind::Gd, OptimizerKind::Adamw] {
+        let lr = if kind == OptimizerKind::Adamw {
+            3e-3
+        } else {
+            0.05
+        };
+        let mut c = base(13, 24, 8);
+        c.optimizer.kind = kind;
+        c.optimizer.grokfast_alpha = 0.8;
+        c.per_model = clockwork::config::PerModelConfig {
+            seed: vec![0, 1, 2, 2, 4, 2, 6, 7],
+            train_fraction: vec![1.0, 0.5, 0.7, 0.7, 1.0, 0.7, 0.9, 0.6],
+            ..common::eight_settings(kind, lr)
+        };
+        same_bits::<f32>(&format!("{kind:?} grokfast ema"), &c, 12)
+            .1
+            .expect("trains");
+        c.optimizer.grokfast = clockwork::kinds::GrokfastKind::Ma;
+        c.optimizer.grokfast_window = 3;
+        same_bits::<f32>(&format!("{kind:?} grokfast ma"), &c, 8)
+            .1
+            .expect("trains");
+    }
+}
+
 /// Tied and factored embeddings (the chain rule through the factors), and a
 /// bit-string task with its dense first layer under L1.
 #[test]

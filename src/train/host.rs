@@ -17,12 +17,14 @@
 //! p = 23, m = 96). The fused step writes into second buffers that are swapped in only
 //! when every model's loss was finite, so a divergence still leaves every parameter as
 //! it was; it calls the same per-model functions in the same order, so both steps give
-//! the same bits. Grokfast keeps batch-wide filter state and takes the plain step.
+//! the same bits. The Grokfast-EMA filter runs per model too; Grokfast-MA, whose window
+//! ring the batch shares and a step overwrites, takes the plain step.
 
 use crate::engine::stepper::{PassesReport, Recipe, SplitGroup, StepReport, Stepper};
 use crate::engine::stepper::{StepperSetup, TrainerState};
 use crate::engine::{AsPairSet, Backend, FrozenPairs, ModelGrads, PassStats};
 use crate::error::{Error, Result};
+use crate::grokfast::EmaFilter;
 use crate::kinds::OptimizerKind;
 use crate::model::{GradsBuffer, Params, Weights};
 use crate::optim::{ModelState, ModelStateMut, Optimizer};
@@ -56,6 +58,8 @@ struct NextState<F> {
     params: Vec<F>,
     adam_m: Vec<F>,
     adam_v: Vec<F>,
+    /// The Grokfast EMA μ (empty when the batch keeps none).
+    ema: Vec<F>,
     weights: Weights<F>,
     /// Per-thread scratch for a model's parameter gradient (and the summed embedding
     /// gradient of a tied factored model), picked by rayon thread index.
@@ -67,6 +71,7 @@ struct ModelNext<'a, F> {
     params: &'a mut [F],
     adam_m: &'a mut [F],
     adam_v: &'a mut [F],
+    ema: &'a mut [F],
     u: &'a mut [F],
     v: &'a mut [F],
     w: &'a mut [F],
@@ -117,6 +122,7 @@ impl<F: Real> HostStepper<F> {
                 params: Vec::new(),
                 adam_m: Vec::new(),
                 adam_v: Vec::new(),
+                ema: Vec::new(),
                 weights: Weights::zeros(&params.spec, 0),
                 scratch: (0..SCRATCH_SLOTS).map(|_| Mutex::default()).collect(),
             },
@@ -211,12 +217,15 @@ impl<F: Real> HostStepper<F> {
     }
 
     /// The fused step (module docs), or None when the batch takes the plain step: with
-    /// a Grokfast filter, a split group without training pairs, or when the backend has
-    /// no per-model pass for this batch.
+    /// the Grokfast-MA filter (its window is a ring shared by the batch, whose oldest
+    /// slot a step overwrites), a split group without training pairs, or when the backend
+    /// has no per-model pass for this batch.
     fn step_fused(&mut self) -> Option<Result<StepReport>> {
         // A group without training pairs is left to the plain step, which reports its
         // models' empty passes.
-        if self.recipe.uses_grokfast() || self.groups.iter().any(|g| g.train.is_empty()) {
+        if self.recipe.grokfast_ma_window().is_some()
+            || self.groups.iter().any(|g| g.train.is_empty())
+        {
             return None;
         }
         let HostStepper {
@@ -240,6 +249,17 @@ impl<F: Real> HostStepper<F> {
         next.params.resize(params.data.len(), F::zero());
         next.adam_m.resize(optimizer.m.len(), F::zero());
         next.adam_v.resize(optimizer.v.len(), F::zero());
+        // The Grokfast EMA μ, when the batch keeps one (it starts at this step's gradient).
+        let ema_alpha = recipe.grokfast_ema_alpha();
+        let ema_fresh = optimizer.grokfast.ema.is_empty();
+        next.ema.resize(
+            if ema_alpha.is_some() {
+                params.data.len()
+            } else {
+                0
+            },
+            F::zero(),
+        );
         if next.weights.shape() != weights.shape() {
             next.weights = Weights::zeros(&params.spec, params.batch);
         }
@@ -249,14 +269,16 @@ impl<F: Real> HostStepper<F> {
             .chunks_mut(n)
             .zip(model_slices_mut(&mut next.adam_m, n))
             .zip(model_slices_mut(&mut next.adam_v, n))
+            .zip(model_slices_mut(&mut next.ema, n))
             .zip(next.weights.u.chunks_mut(embed))
             .zip(next.weights.v.chunks_mut(embed))
             .zip(next.weights.w.chunks_mut(outs))
-            .map(|(((((params, adam_m), adam_v), u), v), w)| {
+            .map(|((((((params, adam_m), adam_v), ema), u), v), w)| {
                 Mutex::new(ModelNext {
                     params,
                     adam_m,
                     adam_v,
+                    ema,
                     u,
                     v,
                     w,
@@ -266,7 +288,7 @@ impl<F: Real> HostStepper<F> {
             })
             .collect();
         let (current, scratch) = (&*params, &next.scratch);
-        let (adam_m, adam_v) = (&optimizer.m, &optimizer.v);
+        let (adam_m, adam_v, ema) = (&optimizer.m, &optimizer.v, &optimizer.grokfast.ema);
         let each = |k: usize, stats: &PassStats, g: ModelGrads<'_, F>| {
             let mut to = slots[k].lock().unwrap_or_else(|e| e.into_inner());
             to.done = true;
@@ -282,6 +304,11 @@ impl<F: Real> HostStepper<F> {
             let from_params = &current.data[k * n..(k + 1) * n];
             current.chain_model(from_params, (g.u, g.v, g.w), param_grads, tied_sum);
             let to = &mut *to;
+            if let Some(alpha) = ema_alpha {
+                let lambda = recipe.models[k].grokfast_lambda;
+                let mu = model_slice(ema, k, n);
+                EmaFilter::model(alpha, lambda, ema_fresh, mu, param_grads, to.ema);
+            }
             Optimizer::update_model(
                 recipe,
                 step,
@@ -332,6 +359,9 @@ impl<F: Real> HostStepper<F> {
         std::mem::swap(&mut params.data, &mut next.params);
         std::mem::swap(&mut optimizer.m, &mut next.adam_m);
         std::mem::swap(&mut optimizer.v, &mut next.adam_v);
+        if ema_alpha.is_some() {
+            std::mem::swap(&mut optimizer.grokfast.ema, &mut next.ema);
+        }
         std::mem::swap(weights, &mut next.weights);
         let lr = (0..recipe.models.len())
             .map(|k| recipe.lr_at(k, step))
