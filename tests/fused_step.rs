@@ -96,15 +96,28 @@ fn base(p: usize, width: usize, models: usize) -> RunConfig {
     c
 }
 
+/// Eight models under `kind` with eight different settings (lr, weight decay, λ,
+/// Grokfast λ, init scale) and four splits, p = 13, m = 24.
+fn eight_models(kind: OptimizerKind) -> RunConfig {
+    let lr = if kind == OptimizerKind::Adamw {
+        3e-3
+    } else {
+        0.05
+    };
+    let mut c = base(13, 24, 8);
+    c.optimizer.kind = kind;
+    c.per_model = clockwork::config::PerModelConfig {
+        seed: vec![0, 1, 2, 2, 4, 2, 6, 7],
+        train_fraction: vec![1.0, 0.5, 0.7, 0.7, 1.0, 0.7, 0.9, 0.6],
+        ..common::eight_settings(kind, lr)
+    };
+    c
+}
+
 /// GD and AdamW, x² and ReLU, every regularizer, per-model settings and splits.
 #[test]
 fn fused_step_equals_plain_step() {
     for kind in [OptimizerKind::Gd, OptimizerKind::Adamw] {
-        let lr = if kind == OptimizerKind::Adamw {
-            3e-3
-        } else {
-            0.05
-        };
         let regularizers = [
             (RegularizerKind::L23, 0.0),
             (RegularizerKind::L2, 0.0),
@@ -113,17 +126,11 @@ fn fused_step_equals_plain_step() {
             (RegularizerKind::None, 0.0),
         ];
         for (reg, q) in regularizers {
-            let mut c = base(13, 24, 8);
-            c.optimizer.kind = kind;
+            let mut c = eight_models(kind);
+            c.per_model.grokfast_lambda.clear();
             c.train.regularizer = reg;
             c.train.reg_q = q;
             c.optimizer.warmup_steps = 3;
-            c.per_model = clockwork::config::PerModelConfig {
-                grokfast_lambda: Vec::new(),
-                seed: vec![0, 1, 2, 2, 4, 2, 6, 7],
-                train_fraction: vec![1.0, 0.5, 0.7, 0.7, 1.0, 0.7, 0.9, 0.6],
-                ..common::eight_settings(kind, lr)
-            };
             if reg == RegularizerKind::L1 {
                 c.per_model.reg_strength = vec![1e-3; 8];
             }
@@ -144,19 +151,8 @@ fn fused_step_equals_plain_step() {
 #[test]
 fn fused_step_equals_plain_step_with_grokfast() {
     for kind in [OptimizerKind::Gd, OptimizerKind::Adamw] {
-        let lr = if kind == OptimizerKind::Adamw {
-            3e-3
-        } else {
-            0.05
-        };
-        let mut c = base(13, 24, 8);
-        c.optimizer.kind = kind;
+        let mut c = eight_models(kind);
         c.optimizer.grokfast_alpha = 0.8;
-        c.per_model = clockwork::config::PerModelConfig {
-            seed: vec![0, 1, 2, 2, 4, 2, 6, 7],
-            train_fraction: vec![1.0, 0.5, 0.7, 0.7, 1.0, 0.7, 0.9, 0.6],
-            ..common::eight_settings(kind, lr)
-        };
         same_bits::<f32>(&format!("{kind:?} grokfast ema"), &c, 12)
             .1
             .expect("trains");
