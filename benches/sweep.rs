@@ -265,13 +265,15 @@ fn main() {
     if !filters.is_empty() {
         return;
     }
-    // Per-model throughput ratio of rows i (B = 1024) and j (B = 1), and the GFLOP/s
-    // ratio of rows i and j, from the median (pick 0) or the best window (pick 1).
+    // Row i's work per second over row j's, from the median (pick 0) or the best window
+    // (pick 1): the work is models (per-model throughput, `batching`) or FLOPs
+    // (`efficiency`).
     let time = |i: usize, pick: usize| if pick == 0 { rows[i].0 } else { rows[i].1 };
-    let batching =
-        |i: usize, j: usize, pick: usize| (rows[i].3 / time(i, pick)) / (rows[j].3 / time(j, pick));
-    let efficiency =
-        |i: usize, j: usize, pick: usize| (rows[i].2 / time(i, pick)) / (rows[j].2 / time(j, pick));
+    let ratio = |i: usize, j: usize, pick: usize, work: fn(&(f64, f64, f64, f64)) -> f64| {
+        (work(&rows[i]) / time(i, pick)) / (work(&rows[j]) / time(j, pick))
+    };
+    let batching = |i: usize, j: usize, pick: usize| ratio(i, j, pick, |r| r.3);
+    let efficiency = |i: usize, j: usize, pick: usize| ratio(i, j, pick, |r| r.2);
     println!(
         "batching pays (per-model throughput at B = 1024 / B = 1, target ≥ 3): \
          p=23 m=96 {:.2}× (best windows {:.2}×), explainer {:.2}× ({:.2}×)",

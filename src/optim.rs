@@ -97,8 +97,9 @@ impl<F: Real> Optimizer<F> {
     /// moments `from` and its gradient `grads` into `to` (the moments are empty under
     /// GD). The same operations in the same order as [`Optimizer::update`], so the same
     /// bits; the fused host step calls it per model while the model is in cache. The
-    /// Grokfast filter is not applied here (it keeps batch-wide state), nor are the Adam
-    /// moments started: see [`Optimizer::start_moments`].
+    /// Grokfast filter is not applied here (the fused step filters the gradient first,
+    /// `grokfast::EmaFilter::model`), nor are the Adam moments started: see
+    /// [`Optimizer::start_moments`].
     pub(crate) fn update_model(
         recipe: &Recipe,
         step: u64,

@@ -81,6 +81,18 @@ struct ModelNext<'a, F> {
     done: bool,
 }
 
+/// [`Error::Diverged`] for the first model whose objective (data loss + regularizer) at
+/// `step` is not finite.
+fn check_finite(step: u64, train: &[PassStats], reg_loss: &[f64]) -> Result<()> {
+    for (model, (s, r)) in train.iter().zip(reg_loss).enumerate() {
+        let loss = s.loss + r;
+        if !loss.is_finite() {
+            return Err(Error::Diverged { step, model, loss });
+        }
+    }
+    Ok(())
+}
+
 /// Model `k`'s `n` values of a model-major buffer; empty for an unused (empty) buffer.
 fn model_slice<F>(buf: &[F], k: usize, n: usize) -> &[F] {
     buf.get(k * n..(k + 1) * n).unwrap_or(&[])
@@ -346,15 +358,8 @@ impl<F: Real> HostStepper<F> {
             }
             reg_loss.push(slot.reg_loss);
         }
-        for (model, (s, r)) in train.iter().zip(&reg_loss).enumerate() {
-            let total = s.loss + r;
-            if !total.is_finite() {
-                return Some(Err(Error::Diverged {
-                    step,
-                    model,
-                    loss: total,
-                }));
-            }
+        if let Err(e) = check_finite(step, &train, &reg_loss) {
+            return Some(Err(e));
         }
         std::mem::swap(&mut params.data, &mut next.params);
         std::mem::swap(&mut optimizer.m, &mut next.adam_m);
@@ -380,16 +385,7 @@ impl<F: Real> HostStepper<F> {
             return report;
         }
         let (train, reg_loss) = self.objective_gradients()?;
-        for (model, (s, r)) in train.iter().zip(&reg_loss).enumerate() {
-            let total = s.loss + r;
-            if !total.is_finite() {
-                return Err(Error::Diverged {
-                    step: self.step,
-                    model,
-                    loss: total,
-                });
-            }
-        }
+        check_finite(self.step, &train, &reg_loss)?;
         let lr = (0..self.recipe.models.len())
             .map(|k| self.recipe.lr_at(k, self.step))
             .collect();

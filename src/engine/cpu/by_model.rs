@@ -48,11 +48,6 @@ impl CpuBackend {
                 }
                 stats
             };
-        // With a consumer, the sums of a model cut into several chunks, one per workspace
-        // (never sized when every model is one chunk).
-        let mut kept_sums = self.take_scratch::<[Vec<F>; 3]>();
-        kept_sums.resize_with(slots.len(), Default::default);
-        let sums: Vec<Mutex<[Vec<F>; 3]>> = kept_sums.into_iter().map(Mutex::new).collect();
         let mut stats = vec![PassStats::default(); plan.contexts[0].weights.batch()];
         self.install(|| match grads {
             GradsTo::Buffer(mut grads) => {
@@ -67,9 +62,7 @@ impl CpuBackend {
                     .for_each(|(k, (((s, gu), gv), gw))| {
                         let mut out = slots[slot_of()].lock().unwrap_or_else(|e| e.into_inner());
                         *s = model_chunks(k, &mut out, true, &mut |i, chunk| {
-                            accumulate(gu, &chunk.grad_u, i == 0);
-                            accumulate(gv, &chunk.grad_v, i == 0);
-                            accumulate(gw, &chunk.grad_w, i == 0);
+                            accumulate_chunk([&mut *gu, &mut *gv, &mut *gw], chunk, i == 0)
                         });
                     })
             }
@@ -77,53 +70,56 @@ impl CpuBackend {
                 let mut out = slots[slot_of()].lock().unwrap_or_else(|e| e.into_inner());
                 *s = model_chunks(k, &mut out, false, &mut |_, _| {});
             }),
-            GradsTo::Each(each) => stats.par_iter_mut().enumerate().for_each(|(k, s)| {
-                let slot = slot_of();
-                let mut out = slots[slot].lock().unwrap_or_else(|e| e.into_inner());
-                let out = &mut *out;
-                if plan.of(k).1.len() == 1 {
-                    *s = model_chunks(k, out, true, &mut |_, _| {});
-                    let grads = ModelGrads {
-                        u: &mut out.grad_u,
-                        v: &mut out.grad_v,
-                        w: &mut out.grad_w,
-                    };
-                    each(k, s, grads);
-                    return;
-                }
-                let mut sum = sums[slot].lock().unwrap_or_else(|e| e.into_inner());
-                let [su, sv, sw] = &mut *sum;
-                *s = model_chunks(k, out, true, &mut |i, chunk| {
-                    for (dst, part) in [
-                        (&mut *su, &chunk.grad_u),
-                        (&mut *sv, &chunk.grad_v),
-                        (&mut *sw, &chunk.grad_w),
-                    ] {
-                        dst.resize(part.len(), F::zero());
-                        accumulate(dst, part, i == 0);
+            GradsTo::Each(each) => {
+                // The sums of a model cut into several chunks, one per workspace (never
+                // sized when every model is one chunk).
+                let mut kept_sums = self.take_scratch::<[Vec<F>; 3]>();
+                kept_sums.resize_with(slots.len(), Default::default);
+                let sums: Vec<Mutex<[Vec<F>; 3]>> = kept_sums.into_iter().map(Mutex::new).collect();
+                stats.par_iter_mut().enumerate().for_each(|(k, s)| {
+                    let slot = slot_of();
+                    let mut out = slots[slot].lock().unwrap_or_else(|e| e.into_inner());
+                    let out = &mut *out;
+                    if plan.of(k).1.len() == 1 {
+                        *s = model_chunks(k, out, true, &mut |_, _| {});
+                        let grads = ModelGrads {
+                            u: &mut out.grad_u,
+                            v: &mut out.grad_v,
+                            w: &mut out.grad_w,
+                        };
+                        each(k, s, grads);
+                        return;
                     }
+                    let mut sum = sums[slot].lock().unwrap_or_else(|e| e.into_inner());
+                    let [su, sv, sw] = &mut *sum;
+                    *s = model_chunks(k, out, true, &mut |i, chunk| {
+                        su.resize(chunk.grad_u.len(), F::zero());
+                        sv.resize(chunk.grad_v.len(), F::zero());
+                        sw.resize(chunk.grad_w.len(), F::zero());
+                        accumulate_chunk([&mut *su, &mut *sv, &mut *sw], chunk, i == 0)
+                    });
+                    each(
+                        k,
+                        s,
+                        ModelGrads {
+                            u: su,
+                            v: sv,
+                            w: sw,
+                        },
+                    );
                 });
-                each(
-                    k,
-                    s,
-                    ModelGrads {
-                        u: su,
-                        v: sv,
-                        w: sw,
-                    },
-                );
-            }),
+                let sums: Vec<[Vec<F>; 3]> = sums
+                    .into_iter()
+                    .map(|m| m.into_inner().unwrap_or_else(|e| e.into_inner()))
+                    .collect();
+                self.keep_scratch(sums);
+            }
         });
         let kept = slots
             .into_iter()
             .map(|m| m.into_inner().unwrap_or_else(|e| e.into_inner()))
             .collect();
         self.keep_scratch(kept);
-        let sums: Vec<[Vec<F>; 3]> = sums
-            .into_iter()
-            .map(|m| m.into_inner().unwrap_or_else(|e| e.into_inner()))
-            .collect();
-        self.keep_scratch(sums);
         stats
     }
 }
@@ -160,8 +156,16 @@ impl<'a, F> ModelPlan<'_, 'a, F> {
 /// balance the threads.
 pub(super) const MODELS_PER_THREAD: usize = 4;
 
+/// [`accumulate`] of a chunk's dU, dV, dW into `dst`'s three parts.
+fn accumulate_chunk<F: Real>(dst: [&mut [F]; 3], chunk: &tile::JobResult<F>, first: bool) {
+    let parts = [&chunk.grad_u, &chunk.grad_v, &chunk.grad_w];
+    for (dst, part) in dst.into_iter().zip(parts) {
+        accumulate(dst, part, first);
+    }
+}
+
 /// Copies the first chunk's gradient `part` to `dst`, adds the next ones.
-pub(super) fn accumulate<F: Real>(dst: &mut [F], part: &[F], first: bool) {
+fn accumulate<F: Real>(dst: &mut [F], part: &[F], first: bool) {
     if first {
         dst.copy_from_slice(part);
     } else {
