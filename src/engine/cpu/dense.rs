@@ -72,7 +72,7 @@ fn job<F: Real, A: Act<F>>(
     let (m, n_out) = (weights.width(), weights.n_out());
     let tile_rows = balanced_tile(end - start, ctx.tile_rows);
     out.reset(want_grads, n * m, n_out * m);
-    let [mut x, mut pre, mut hidden, mut logits] = out.take_workspaces();
+    let [mut x, mut pre, mut hidden, mut logits, spare] = out.take_workspaces();
     x.resize(tile_rows * n, F::zero());
     pre.resize(tile_rows * m, F::zero());
     hidden.resize(tile_rows * m, F::zero());
@@ -161,5 +161,5 @@ fn job<F: Real, A: Act<F>>(
         }
         t0 = t1;
     }
-    out.put_back([x, pre, hidden, logits]);
+    out.put_back([x, pre, hidden, logits, spare]);
 }

@@ -53,6 +53,8 @@ pub struct JobResult<F> {
     delta: Vec<F>,
     /// A fourth workspace, for the dense-input job's input tile (`super::dense`).
     extra: Vec<F>,
+    /// The narrow logits kernel's row-major scratch, transposed into `logits`.
+    logits_rows: Vec<F>,
 }
 
 impl<F: Real> JobResult<F> {
@@ -72,21 +74,24 @@ impl<F: Real> JobResult<F> {
 }
 
 impl<F> JobResult<F> {
-    /// The job's four tile workspaces, taken out (the dense-input job's input,
-    /// pre-activation, hidden and logits tiles); [`JobResult::put_back`] returns them so
-    /// the next pass reuses their storage.
-    pub(super) fn take_workspaces(&mut self) -> [Vec<F>; 4] {
+    /// The job's five tile workspaces, taken out (the dense-input job's input,
+    /// pre-activation, hidden and logits tiles and a spare; the token job's packed W,
+    /// delta, hidden, logits and row-major logits); [`JobResult::put_back`] returns them
+    /// so the next pass reuses their storage.
+    pub(super) fn take_workspaces(&mut self) -> [Vec<F>; 5] {
         [
             std::mem::take(&mut self.extra),
             std::mem::take(&mut self.delta),
             std::mem::take(&mut self.hidden),
             std::mem::take(&mut self.logits),
+            std::mem::take(&mut self.logits_rows),
         ]
     }
 
     /// Gives back what [`JobResult::take_workspaces`] took.
-    pub(super) fn put_back(&mut self, [extra, delta, hidden, logits]: [Vec<F>; 4]) {
+    pub(super) fn put_back(&mut self, [extra, delta, hidden, logits, rows]: [Vec<F>; 5]) {
         (self.extra, self.delta, self.hidden, self.logits) = (extra, delta, hidden, logits);
+        self.logits_rows = rows;
     }
 }
 
@@ -268,10 +273,13 @@ pub(crate) fn job<F: Real, A: Act<F>>(
     // Workspaces: every element is written before it is read, so no zeroing needed
     // beyond the first growth.
     // `packed_w`: W with rows padded to `hs` neurons, then Wᵀ as m rows of `cp` classes.
-    let [mut packed_w, mut delta, mut hidden, mut logits] = out.take_workspaces();
+    let [mut packed_w, mut delta, mut hidden, mut logits, mut logits_rows] = out.take_workspaces();
     hidden.resize(tile_rows * hs, F::zero());
     logits.resize(ld * n_out, F::zero());
     if let Some(isa) = narrow {
+        if class_major {
+            logits_rows.resize(ld * cp, F::zero());
+        }
         if want_grads {
             delta.resize(narrow::backprop_block_rows(isa) * hs, F::zero());
         }
@@ -323,7 +331,15 @@ pub(crate) fn job<F: Real, A: Act<F>>(
                     bytemuck::cast_slice(&packed_w[n_out * hs..]),
                     (cp, n_out),
                     bytemuck::cast_slice_mut(&mut logits),
-                    (row_step, class_step),
+                    if class_major {
+                        narrow::LogitsLayout::ClassMajor { ld }
+                    } else {
+                        narrow::LogitsLayout::Strided {
+                            row_step,
+                            class_step,
+                        }
+                    },
+                    bytemuck::cast_slice_mut(&mut logits_rows),
                 )
             },
             _ => unsafe {
@@ -451,5 +467,5 @@ pub(crate) fn job<F: Real, A: Act<F>>(
         }
         t0 = t1;
     }
-    out.put_back([packed_w, delta, hidden, logits]);
+    out.put_back([packed_w, delta, hidden, logits, logits_rows]);
 }

@@ -1,5 +1,6 @@
 //! Hand-blocked f32 kernels for the two backward products of a tile, for the small models
-//! of a sweep (p = 23, m = 96: every product is rows × 96 · 96 × 23 or thinner).
+//! of a sweep (p = 23, m = 96: every product is rows × 96 · 96 × 23 or thinner); the
+//! forward product, `logits = hidden · Wᵀ`, is in [`logits`].
 //!
 //! # Why not the `gemm` crate here
 //! `gemm` packs both operands of every call into its own panels and picks blocks for big
@@ -34,6 +35,11 @@
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
+mod logits;
+#[cfg(target_arch = "x86_64")]
+pub(super) use logits::logits_at;
+pub(super) use logits::LogitsLayout;
+
 /// A SIMD register of f32 lanes and the few operations the kernels use.
 ///
 /// # Safety
@@ -55,6 +61,17 @@ pub(super) trait Lanes: Copy {
     unsafe fn mul_add(self, b: Self, c: Self) -> Self;
     /// Adds the first `n` lanes into `p[..n]` (all lanes when `n >= N`).
     unsafe fn add_into(self, p: *mut f32, n: usize);
+    /// Transposes an `N × N` block: reads row `i` at `src + i·src_step`, writes column
+    /// `k` of it as row `k` at `dst + k·dst_step`, for `k < dst_rows` only (so a block
+    /// past the last class stores nothing out of bounds). In registers: `log2 N` stages,
+    /// each swapping one bit between the row and the lane index of every element.
+    unsafe fn transpose_block(
+        src: *const f32,
+        src_step: usize,
+        dst: *mut f32,
+        dst_step: usize,
+        dst_rows: usize,
+    );
 }
 
 /// AVX-512: 32 zmm registers, 24 of them sums.
@@ -66,6 +83,31 @@ pub(super) struct Avx512(__m512);
 #[cfg(target_arch = "x86_64")]
 #[derive(Clone, Copy)]
 pub(super) struct Avx2(__m256);
+
+/// The permute indices of [`Avx512::transpose_block`]'s stage for bit `d = 1 << s`:
+/// lane `l` of the first output row (`KEEP`) and of the second (`TAKE`), where 0..16
+/// picks from the first input row and 16..32 from the second.
+const fn transpose_indices(take: bool) -> [[i32; 16]; 4] {
+    let mut out = [[0i32; 16]; 4];
+    let mut s = 0;
+    while s < 4 {
+        let d = 1 << s;
+        let mut l = 0;
+        while l < 16 {
+            out[s][l] = match (l & d == 0, take) {
+                (true, false) => l,
+                (false, false) => 16 + l - d,
+                (true, true) => l + d,
+                (false, true) => 16 + l,
+            } as i32;
+            l += 1;
+        }
+        s += 1;
+    }
+    out
+}
+const TRANSPOSE_KEEP: [[i32; 16]; 4] = transpose_indices(false);
+const TRANSPOSE_TAKE: [[i32; 16]; 4] = transpose_indices(true);
 
 #[cfg(target_arch = "x86_64")]
 impl Lanes for Avx512 {
@@ -97,6 +139,37 @@ impl Lanes for Avx512 {
         let mask: __mmask16 = if n >= 16 { !0 } else { (1u16 << n) - 1 };
         let sum = _mm512_add_ps(_mm512_maskz_loadu_ps(mask, p), self.0);
         _mm512_mask_storeu_ps(p, mask, sum)
+    }
+    #[inline(always)]
+    unsafe fn transpose_block(
+        src: *const f32,
+        src_step: usize,
+        dst: *mut f32,
+        dst_step: usize,
+        dst_rows: usize,
+    ) {
+        let mut r: [__m512; 16] = std::array::from_fn(|i| _mm512_loadu_ps(src.add(i * src_step)));
+        // Stage d: rows i and i + d (bit d of i clear) trade the lanes whose bit d
+        // differs from the row's, one two-source permute per output row (64 in all).
+        // Spelled out so that the sixteen rows stay in registers.
+        macro_rules! stage {
+            ($d:literal: $($i:literal)*) => {{
+                let keep = _mm512_loadu_si512(TRANSPOSE_KEEP[($d as usize).trailing_zeros() as usize].as_ptr().cast());
+                let take = _mm512_loadu_si512(TRANSPOSE_TAKE[($d as usize).trailing_zeros() as usize].as_ptr().cast());
+                $(
+                    let (a, b) = (r[$i], r[$i + $d]);
+                    r[$i] = _mm512_permutex2var_ps(a, keep, b);
+                    r[$i + $d] = _mm512_permutex2var_ps(a, take, b);
+                )*
+            }};
+        }
+        stage!(8: 0 1 2 3 4 5 6 7);
+        stage!(4: 0 1 2 3 8 9 10 11);
+        stage!(2: 0 1 4 5 8 9 12 13);
+        stage!(1: 0 2 4 6 8 10 12 14);
+        for (k, row) in r.iter().enumerate().take(dst_rows) {
+            _mm512_storeu_ps(dst.add(k * dst_step), *row);
+        }
     }
 }
 
@@ -131,6 +204,36 @@ impl Lanes for Avx2 {
         let mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(n.min(8) as i32), lane);
         let sum = _mm256_add_ps(_mm256_maskload_ps(p, mask), self.0);
         _mm256_maskstore_ps(p, mask, sum)
+    }
+    #[inline(always)]
+    unsafe fn transpose_block(
+        src: *const f32,
+        src_step: usize,
+        dst: *mut f32,
+        dst_step: usize,
+        dst_rows: usize,
+    ) {
+        let mut r: [__m256; 8] = std::array::from_fn(|i| _mm256_loadu_ps(src.add(i * src_step)));
+        // The same three bit swaps as AVX-512's, each with the cheapest AVX2 shuffle:
+        // halves for bit 2, pairs within each half for bit 1, neighbours for bit 0.
+        for i in 0..4 {
+            let (a, b) = (r[i], r[i + 4]);
+            r[i] = _mm256_permute2f128_ps::<0x20>(a, b);
+            r[i + 4] = _mm256_permute2f128_ps::<0x31>(a, b);
+        }
+        for i in [0, 1, 4, 5] {
+            let (a, b) = (r[i], r[i + 2]);
+            r[i] = _mm256_shuffle_ps::<0x44>(a, b);
+            r[i + 2] = _mm256_shuffle_ps::<0xEE>(a, b);
+        }
+        for i in [0, 2, 4, 6] {
+            let (a, b) = (r[i], r[i + 1]);
+            r[i] = _mm256_blend_ps::<0xAA>(a, _mm256_moveldup_ps(b));
+            r[i + 1] = _mm256_blend_ps::<0xAA>(_mm256_movehdup_ps(a), b);
+        }
+        for (k, row) in r.iter().enumerate().take(dst_rows) {
+            _mm256_storeu_ps(dst.add(k * dst_step), *row);
+        }
     }
 }
 
@@ -420,149 +523,5 @@ pub(super) unsafe fn grad_w_at(
     match isa {
         Isa::Avx512 => avx512(g, hidden, mp, dw, m),
         Isa::Avx2 => avx2(g, hidden, mp, dw, m),
-    }
-}
-
-/// `logits = hidden · Wᵀ` for rows `r0..r0 + MR` (fewer at the tile's end), classes in
-/// the SIMD lanes: `w_t` is `Wᵀ` packed as `m` rows of `cp` classes (`cp` a multiple of
-/// `L::N`, zero past `n_out`), and each block keeps `MR` rows × `NC` vectors of classes
-/// in registers, broadcasting one `hidden` value per row per neuron. The sums are stored
-/// through (row step, class step) strides into `logits`, so a class-major tile (the
-/// column epilogue's) is written directly — one scalar store per logit, a small price
-/// next to the `m` FMAs behind each.
-///
-/// # Safety
-/// The CPU must have `L`'s instruction set; `hidden` holds `rows · hs` values, `w_t`
-/// `m · cp`, and every (row < rows, class < n_out) lies inside `logits`.
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-unsafe fn logits_block<L: Lanes, const NC: usize, const MR: usize>(
-    hidden: &[f32],
-    (hs, m, rows): (usize, usize, usize),
-    w_t: &[f32],
-    (cp, n_out, c0): (usize, usize, usize),
-    logits: &mut [f32],
-    (row_step, class_step): (usize, usize),
-    r0: usize,
-) {
-    let mut acc = [[L::zero(); NC]; MR];
-    let h_rows: [*const f32; MR] =
-        std::array::from_fn(|i| hidden.as_ptr().add((r0 + i).min(rows - 1) * hs));
-    for j in 0..m {
-        let w_row = w_t.as_ptr().add(j * cp + c0);
-        let w_vec: [L; NC] = std::array::from_fn(|k| L::load(w_row.add(k * L::N)));
-        for i in 0..MR {
-            let h = L::splat(*h_rows[i].add(j));
-            for k in 0..NC {
-                acc[i][k] = h.mul_add(w_vec[k], acc[i][k]);
-            }
-        }
-    }
-    let mut block = [0.0f32; 64];
-    let classes = (n_out - c0).min(NC * L::N);
-    for (i, row) in acc.iter().enumerate().take(MR.min(rows - r0)) {
-        for (k, s) in row.iter().enumerate() {
-            s.store(block.as_mut_ptr().add(k * L::N));
-        }
-        let base = (r0 + i) * row_step + c0 * class_step;
-        for (c, &x) in block[..classes].iter().enumerate() {
-            *logits.get_unchecked_mut(base + c * class_step) = x;
-        }
-    }
-}
-
-/// Every row and class of the tile through [`logits_block`], with the block shape for
-/// `L`: class blocks of up to four vectors, rows per block as registers allow.
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-unsafe fn logits_all<L: Lanes>(
-    hidden: &[f32],
-    dims: (usize, usize, usize),
-    w_t: &[f32],
-    (cp, n_out): (usize, usize),
-    logits: &mut [f32],
-    steps: (usize, usize),
-) {
-    let rows = dims.2;
-    // Sum registers: up to 24 of AVX-512's 32, up to 12 of AVX2's 16.
-    let wide = L::N == 16;
-    for c0 in (0..n_out).step_by(4 * L::N) {
-        let nc = (n_out - c0).div_ceil(L::N).min(4);
-        let classes = (cp, n_out, c0);
-        macro_rules! run {
-            ($nc:literal, $mr:literal) => {
-                for r0 in (0..rows).step_by($mr) {
-                    logits_block::<L, $nc, $mr>(hidden, dims, w_t, classes, logits, steps, r0)
-                }
-            };
-        }
-        match (wide, nc) {
-            (true, 1) => run!(1, 12),
-            (true, 2) => run!(2, 12),
-            (true, 3) => run!(3, 8),
-            (true, _) => run!(4, 6),
-            // AVX2 keeps a register or two spare (MR·NC + NC + 1 ≤ 15): at 4 × 3 = 12 sums
-            // LLVM spilled one to the stack and the loop ran at half speed.
-            (false, 1) => run!(1, 8),
-            (false, 2) => run!(2, 6),
-            (false, 3) => run!(3, 3),
-            (false, _) => run!(4, 2),
-        }
-    }
-}
-
-/// `logits = hidden · Wᵀ` for the whole tile at `isa` ([`logits_block`]): `hidden` is
-/// `rows` rows of `hs` neurons (the first `m` used), `w_t` is `Wᵀ` packed as `m` rows of
-/// `cp` classes, the result goes to `logits[r·row_step + c·class_step]`.
-///
-/// # Safety
-/// `isa` must come from [`Isa::detect`] and `cp` be a multiple of `isa.lanes()`; the
-/// slices hold what [`logits_block`] reads and writes.
-#[cfg(target_arch = "x86_64")]
-#[allow(clippy::too_many_arguments)]
-pub(super) unsafe fn logits_at(
-    isa: Isa,
-    hidden: &[f32],
-    (hs, m, rows): (usize, usize, usize),
-    w_t: &[f32],
-    (cp, n_out): (usize, usize),
-    logits: &mut [f32],
-    (row_step, class_step): (usize, usize),
-) {
-    if rows == 0 || n_out == 0 {
-        return;
-    }
-    assert!(hidden.len() >= rows * hs && m <= hs && w_t.len() >= m * cp);
-    assert!(cp.is_multiple_of(isa.lanes()) && n_out <= cp);
-    assert!((rows - 1) * row_step + (n_out - 1) * class_step < logits.len());
-    let dims = (hs, m, rows);
-    let steps = (row_step, class_step);
-    #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
-    unsafe fn avx512(
-        h: &[f32],
-        dims: (usize, usize, usize),
-        w_t: &[f32],
-        classes: (usize, usize),
-        out: &mut [f32],
-        steps: (usize, usize),
-    ) {
-        logits_all::<Avx512>(h, dims, w_t, classes, out, steps)
-    }
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn avx2(
-        h: &[f32],
-        dims: (usize, usize, usize),
-        w_t: &[f32],
-        classes: (usize, usize),
-        out: &mut [f32],
-        steps: (usize, usize),
-    ) {
-        logits_all::<Avx2>(h, dims, w_t, classes, out, steps)
-    }
-    match isa {
-        Isa::Avx512 => avx512(hidden, dims, w_t, (cp, n_out), logits, steps),
-        Isa::Avx2 => avx2(hidden, dims, w_t, (cp, n_out), logits, steps),
     }
 }
