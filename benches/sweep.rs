@@ -19,7 +19,8 @@
 //! sees. Both target ratios are printed from each, and once more from seven pairs of
 //! windows taken back to back from the two rows a ratio compares (the steadiest form on
 //! a shared machine: the two rows of the table are timed seconds apart). Compare rows of
-//! one run, and old against new builds interleaved.
+//! one run, and old against new builds interleaved. `cargo bench --bench sweep -- paired`
+//! prints only the paired line (a quick A/B of the two targets).
 
 use clockwork::layout::MetricsRecord;
 use clockwork::prelude::*;
@@ -218,11 +219,16 @@ fn big(b: usize) -> RunConfig {
 
 fn main() {
     // `cargo bench --bench sweep -- FILTER...`: only rows whose "name B=…" contains a
-    // filter (the target ratios need every row, so they print only without filters).
+    // filter (the target ratios need every row, so they print only without filters);
+    // `-- paired`: only the paired-window ratios (a quick A/B of the two targets).
     let filters: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with("--"))
         .collect();
+    if filters.iter().any(|f| f == "paired") {
+        paired();
+        return;
+    }
     println!(
         "| model | B | ms/step (median) | best | model-steps/s | GFLOP/s (products) | best GFLOP/s | CPU ms/step | model-steps per CPU-s |"
     );
@@ -288,6 +294,12 @@ fn main() {
         efficiency(2, 6, 0),
         efficiency(2, 6, 1)
     );
+    paired();
+    histories();
+}
+
+/// The two target ratios from [`PAIRS`] pairs of windows taken back to back.
+fn paired() {
     let (small, big_model) = (x2(1024), big(1));
     let efficiency_pairs = paired_ratios(
         &small,
@@ -302,5 +314,4 @@ fn main() {
         spread(&efficiency_pairs),
         spread(&batching_pairs)
     );
-    histories();
 }
