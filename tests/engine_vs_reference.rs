@@ -176,7 +176,7 @@ fn fused_matches_reference_on_fixed_cases() {
             check(7, 12, 2, 16, act, loss, 1.0, 1);
             check(11, 9, 1, 7, act, loss, 0.6, 2);
             check(17, 33, 1, 20, act, loss, 1.0, 3);
-            // The f32 narrow kernels' edges (src/engine/cpu/narrow.rs): several class
+            // The f32 narrow kernels' edges (src/engine/cpu/narrow/): several class
             // vectors and class blocks (41, 61 classes), neuron rows of 7 vectors (100 →
             // 112 on AVX-512: a block of 6 and one of 1), row blocks cut by the tile.
             check(41, 37, 2, 50, act, loss, 0.5, 4);

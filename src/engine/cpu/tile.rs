@@ -119,6 +119,21 @@ pub trait Act<F: Real>: Copy + Send + Sync {
     fn act(self, x: F) -> F;
     /// σ'(x) (ReLU's is 0 at 0, as in the reference).
     fn grad(self, x: F) -> F;
+    /// σ' as the narrow kernels evaluate it on SIMD lanes; a constant of the type, so
+    /// the match on it folds away where the job is compiled.
+    fn lane_grad(self) -> LaneGrad;
+}
+
+/// σ' in the form the narrow kernels' fused scatter computes on SIMD lanes, with the
+/// same operations in the same order as [`Act::grad`] (so both give the same bits).
+#[derive(Clone, Copy, Debug)]
+pub enum LaneGrad {
+    /// `x + x` (σ = x²).
+    Double,
+    /// 1 where `x > 0`, else 0 (ReLU).
+    Step,
+    /// `x·x·…·x` (n − 1 factors) · n (σ = xⁿ).
+    Power(u32),
 }
 
 /// σ(x) = x².
@@ -140,6 +155,10 @@ impl<F: Real> Act<F> for Square {
     fn grad(self, x: F) -> F {
         x + x
     }
+    #[inline(always)]
+    fn lane_grad(self) -> LaneGrad {
+        LaneGrad::Double
+    }
 }
 
 impl<F: Real> Act<F> for Relu {
@@ -159,6 +178,10 @@ impl<F: Real> Act<F> for Relu {
             F::zero()
         }
     }
+    #[inline(always)]
+    fn lane_grad(self) -> LaneGrad {
+        LaneGrad::Step
+    }
 }
 
 impl<F: Real> Act<F> for Pow {
@@ -177,6 +200,10 @@ impl<F: Real> Act<F> for Pow {
             r *= x;
         }
         r * F::of(self.0 as f64)
+    }
+    #[inline(always)]
+    fn lane_grad(self) -> LaneGrad {
+        LaneGrad::Power(self.0)
     }
 }
 
@@ -276,12 +303,9 @@ pub(crate) fn job<F: Real, A: Act<F>>(
     let [mut packed_w, mut delta, mut hidden, mut logits, mut logits_rows] = out.take_workspaces();
     hidden.resize(tile_rows * hs, F::zero());
     logits.resize(ld * n_out, F::zero());
-    if let Some(isa) = narrow {
+    if narrow.is_some() {
         if class_major {
             logits_rows.resize(ld * cp, F::zero());
-        }
-        if want_grads {
-            delta.resize(narrow::backprop_block_rows(isa) * hs, F::zero());
         }
         packed_w.clear();
         packed_w.resize(n_out * hs + m * cp, F::zero());
@@ -406,22 +430,25 @@ pub(crate) fn job<F: Real, A: Act<F>>(
                         m,
                     );
                 }
-                let block = narrow::backprop_block_rows(isa);
-                for r0 in (0..rows).step_by(block) {
-                    unsafe {
-                        narrow::backprop_rows_at(
-                            isa,
-                            grads,
-                            bytemuck::cast_slice(&packed_w[..n_out * hs]),
-                            hs,
-                            r0,
-                            bytemuck::cast_slice_mut(&mut delta[..block * hs]),
-                        );
-                    }
-                    for i in 0..block.min(rows - r0) {
-                        let d = &delta[i * hs..i * hs + m];
-                        scatter_row(act, (u, v), a[r0 + i], b[r0 + i], d, out);
-                    }
+                let mut scatter = narrow::Scatter {
+                    grad: act.lane_grad(),
+                    u: bytemuck::cast_slice(u),
+                    v: bytemuck::cast_slice(v),
+                    m,
+                    a,
+                    b,
+                    grad_u: bytemuck::cast_slice_mut(&mut out.grad_u),
+                    grad_v: bytemuck::cast_slice_mut(&mut out.grad_v),
+                };
+                // SAFETY: as above; packed W holds n_out × hs values.
+                unsafe {
+                    narrow::backprop_scatter_at(
+                        isa,
+                        grads,
+                        bytemuck::cast_slice(&packed_w[..n_out * hs]),
+                        hs,
+                        &mut scatter,
+                    );
                 }
             }
             _ if want_grads => {

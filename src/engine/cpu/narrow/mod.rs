@@ -15,25 +15,28 @@
 //! dimension load `NV` vectors of neurons and broadcast `MR` scalars of `G`, so each
 //! loaded vector feeds `MR` FMAs and each broadcast `NV` (6·4 = 24 FMAs per 10 loads):
 //!
-//! | kernel            | block of                 | inner dim | vectors loaded   | broadcast |
-//! |-------------------|--------------------------|-----------|------------------|-----------|
-//! | [`backprop_rows`] | `D = G·W`: MR rows       | classes   | a row of `W`     | `G[r, c]` |
-//! | [`grad_w`]        | `dW += Gᵀ·hidden`: MR classes | rows | a row of `hidden` | `G[r, c]` |
+//! | kernel               | block of                 | inner dim | vectors loaded   | broadcast |
+//! |----------------------|--------------------------|-----------|------------------|-----------|
+//! | [`backprop_scatter`] | `D = G·W`: MR rows       | classes   | a row of `W`     | `G[r, c]` |
+//! | [`grad_w`]           | `dW += Gᵀ·hidden`: MR classes | rows | a row of `hidden` | `G[r, c]` |
 //!
 //! `G` is read through (row step, class step) strides, so a class-major tile (the column
 //! epilogue's) and a row-major one (the multi-head epilogue's) both work. Neuron rows are
 //! padded to a whole number of vectors (`W` repacked once per job, `hidden` written so by
 //! the job) so no load is partial; the `MR` edge repeats the last row (its sums are
 //! dropped) and the neuron edge takes a block with fewer vectors (`NV` is a const
-//! generic, one instantiation per count). [`backprop_rows`] returns a few rows of `D`
-//! at a time to the caller, which applies σ' and scatters them into dU, dV at once: `D`
-//! is never stored as a tile.
+//! generic, one instantiation per count). [`backprop_scatter`] applies σ' to its block
+//! of `D` while it is in registers and adds the rows into dU, dV: `D` is never stored.
+//! (It did go through a small buffer to a scalar-code scatter in the job, whose per-row
+//! set-up and overlap checks cost as much as the scatter's arithmetic.)
 //!
 //! Checked against the f64 reference by every engine test (`tests/engine_vs_reference.rs`
 //! runs the production path, which takes these kernels for f32 on AVX2 and AVX-512).
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
+
+pub(super) use super::tile::LaneGrad;
 
 mod logits;
 #[cfg(target_arch = "x86_64")]
@@ -61,6 +64,14 @@ pub(super) trait Lanes: Copy {
     unsafe fn mul_add(self, b: Self, c: Self) -> Self;
     /// Adds the first `n` lanes into `p[..n]` (all lanes when `n >= N`).
     unsafe fn add_into(self, p: *mut f32, n: usize);
+    /// The first `n` values at `p` (all lanes when `n >= N`), zeros past them.
+    unsafe fn load_first(p: *const f32, n: usize) -> Self;
+    /// `self + b`.
+    unsafe fn add(self, b: Self) -> Self;
+    /// `self · b`.
+    unsafe fn mul(self, b: Self) -> Self;
+    /// 1 in the lanes where `self > 0`, else 0 (NaN: 0), as ReLU's scalar σ'.
+    unsafe fn step(self) -> Self;
     /// Transposes an `N × N` block: reads row `i` at `src + i·src_step`, writes column
     /// `k` of it as row `k` at `dst + k·dst_step`, for `k < dst_rows` only (so a block
     /// past the last class stores nothing out of bounds). In registers: `log2 N` stages,
@@ -83,6 +94,16 @@ pub(super) struct Avx512(__m512);
 #[cfg(target_arch = "x86_64")]
 #[derive(Clone, Copy)]
 pub(super) struct Avx2(__m256);
+
+#[cfg(target_arch = "x86_64")]
+impl Avx2 {
+    /// The mask of `maskload`/`maskstore` for the first `n` (< 8) lanes.
+    #[inline(always)]
+    unsafe fn first_lanes(n: usize) -> __m256i {
+        let lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        _mm256_cmpgt_epi32(_mm256_set1_epi32(n as i32), lane)
+    }
+}
 
 /// The permute indices of [`Avx512::transpose_block`]'s stage for bit `d = 1 << s`:
 /// lane `l` of the first output row (`KEEP`) and of the second (`TAKE`), where 0..16
@@ -139,6 +160,24 @@ impl Lanes for Avx512 {
         let mask: __mmask16 = if n >= 16 { !0 } else { (1u16 << n) - 1 };
         let sum = _mm512_add_ps(_mm512_maskz_loadu_ps(mask, p), self.0);
         _mm512_mask_storeu_ps(p, mask, sum)
+    }
+    #[inline(always)]
+    unsafe fn load_first(p: *const f32, n: usize) -> Self {
+        let mask: __mmask16 = if n >= 16 { !0 } else { (1u16 << n) - 1 };
+        Avx512(_mm512_maskz_loadu_ps(mask, p))
+    }
+    #[inline(always)]
+    unsafe fn add(self, b: Self) -> Self {
+        Avx512(_mm512_add_ps(self.0, b.0))
+    }
+    #[inline(always)]
+    unsafe fn mul(self, b: Self) -> Self {
+        Avx512(_mm512_mul_ps(self.0, b.0))
+    }
+    #[inline(always)]
+    unsafe fn step(self) -> Self {
+        let positive = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(self.0, _mm512_setzero_ps());
+        Avx512(_mm512_maskz_mov_ps(positive, _mm512_set1_ps(1.0)))
     }
     #[inline(always)]
     unsafe fn transpose_block(
@@ -200,10 +239,33 @@ impl Lanes for Avx2 {
     }
     #[inline(always)]
     unsafe fn add_into(self, p: *mut f32, n: usize) {
-        let lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-        let mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(n.min(8) as i32), lane);
+        // Whole vectors without a mask: a masked store is slow on some AVX2 cores.
+        if n >= 8 {
+            return _mm256_storeu_ps(p, _mm256_add_ps(_mm256_loadu_ps(p), self.0));
+        }
+        let mask = Self::first_lanes(n);
         let sum = _mm256_add_ps(_mm256_maskload_ps(p, mask), self.0);
         _mm256_maskstore_ps(p, mask, sum)
+    }
+    #[inline(always)]
+    unsafe fn load_first(p: *const f32, n: usize) -> Self {
+        if n >= 8 {
+            return Avx2(_mm256_loadu_ps(p));
+        }
+        Avx2(_mm256_maskload_ps(p, Self::first_lanes(n)))
+    }
+    #[inline(always)]
+    unsafe fn add(self, b: Self) -> Self {
+        Avx2(_mm256_add_ps(self.0, b.0))
+    }
+    #[inline(always)]
+    unsafe fn mul(self, b: Self) -> Self {
+        Avx2(_mm256_mul_ps(self.0, b.0))
+    }
+    #[inline(always)]
+    unsafe fn step(self) -> Self {
+        let positive = _mm256_cmp_ps::<_CMP_GT_OQ>(self.0, _mm256_setzero_ps());
+        Avx2(_mm256_and_ps(positive, _mm256_set1_ps(1.0)))
     }
     #[inline(always)]
     unsafe fn transpose_block(
@@ -304,41 +366,129 @@ macro_rules! for_each_block {
     }};
 }
 
-/// `D = G·W` for rows `r0..r0 + L::MR` of the tile (fewer at its end): row `r0 + i`'s
-/// `mp` values of `D` (zero past `m`) into `d[i·mp..]`. `w` is `W` with rows padded to
-/// `mp` (a multiple of `L::N`) neurons. The caller applies σ' and scatters the rows;
-/// one call per block rather than a callback, so that loop is compiled with the caller's
-/// instruction set and inlined there.
-///
-/// # Safety
-/// The CPU must have `L`'s instruction set; `w` holds `n_out · mp` values, `d`
-/// `L::MR · mp`.
+/// What the σ'-scatter fused into [`backprop_scatter`] reads and adds to: the model's
+/// embeddings (rows of `m`), the tile's pairs and the job's embedding gradients.
+pub(super) struct Scatter<'a> {
+    /// σ' of the activation, in lanes.
+    pub grad: LaneGrad,
+    /// `U` and `V`, `p` rows of `m` each.
+    pub u: &'a [f32],
+    pub v: &'a [f32],
+    /// Neurons per row.
+    pub m: usize,
+    /// The tile's pairs: row `r` is `(a[r], b[r])`.
+    pub a: &'a [u32],
+    pub b: &'a [u32],
+    /// `dU` and `dV`, shaped as `U` and `V`.
+    pub grad_u: &'a mut [f32],
+    pub grad_v: &'a mut [f32],
+}
+
+/// σ' at `x` in lanes, with the same operations in the same order as the scalar
+/// [`super::tile::Act::grad`] (so the fused scatter adds the same bits). `KIND` is
+/// [`LaneGrad`]'s variant as a constant ([`lane_grad_kind`]), so each kernel is compiled
+/// for one activation and this match folds away; `power` is `Power`'s exponent.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-pub(super) unsafe fn backprop_rows<L: Lanes>(
+unsafe fn lane_grad<L: Lanes, const KIND: u8>(power: u32, x: L) -> L {
+    match KIND {
+        DOUBLE => x.add(x),
+        STEP => x.step(),
+        _ => {
+            let mut r = L::splat(1.0);
+            for _ in 1..power {
+                r = r.mul(x);
+            }
+            r.mul(L::splat(power as f32))
+        }
+    }
+}
+
+const DOUBLE: u8 = 0;
+const STEP: u8 = 1;
+const POWER: u8 = 2;
+
+/// `LaneGrad` as (kind constant, exponent) for [`lane_grad`].
+fn lane_grad_kind(grad: LaneGrad) -> (u8, u32) {
+    match grad {
+        LaneGrad::Double => (DOUBLE, 2),
+        LaneGrad::Step => (STEP, 1),
+        LaneGrad::Power(n) => (POWER, n),
+    }
+}
+
+/// `D = G·W` for every row of the tile, `L::MR` rows × up to `L::NV` vectors of neurons
+/// at a time, and straight from those registers `dS = σ'(U[a] + V[b]) ⊙ D` added into
+/// `dU[a]` and `dV[b]`: `D` is never stored. Each gradient element still takes its rows
+/// in tile order, so the sums are those of a row-by-row scatter, bit for bit. `w` is `W`
+/// with rows padded to `mp` (a multiple of `L::N`) neurons.
+///
+/// # Safety
+/// The CPU must have `L`'s instruction set; `w` holds `n_out · mp` values.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(super) unsafe fn backprop_scatter<L: Lanes, const KIND: u8>(
     g: Grads<'_>,
     w: &[f32],
     mp: usize,
-    r0: usize,
-    d: &mut [f32],
+    s: &mut Scatter<'_>,
 ) {
-    if r0 >= g.rows {
+    if g.rows == 0 {
         return;
     }
     assert!(g.in_bounds() && w.len() >= g.n_out * mp && mp.is_multiple_of(L::N));
-    assert!(d.len() >= L::MR * mp);
-    let live = L::MR.min(g.rows - r0);
-    for_each_block!(L, mp / L::N, |NV, v0| {
-        let sums = backprop_block::<L, NV>(g, w, mp, r0, v0 * L::N);
-        for (i, row) in sums.iter().enumerate().take(live) {
-            for (v, s) in row.iter().enumerate() {
-                s.store(d.as_mut_ptr().add(i * mp + (v0 + v) * L::N));
+    let m = s.m;
+    assert!(m <= mp && s.a.len() >= g.rows && s.b.len() >= g.rows);
+    assert!(s.grad_u.len() >= s.u.len() && s.grad_v.len() >= s.v.len());
+    // Every pair's rows lie inside U and V (so inside dU and dV).
+    let inside =
+        |r: usize| (s.a[r] as usize + 1) * m <= s.u.len() && (s.b[r] as usize + 1) * m <= s.v.len();
+    assert!(
+        (0..g.rows).all(inside),
+        "a pair indexes past the embeddings"
+    );
+    let power = lane_grad_kind(s.grad).1;
+    let (u, v) = (s.u.as_ptr(), s.v.as_ptr());
+    let (grad_u, grad_v) = (s.grad_u.as_mut_ptr(), s.grad_v.as_mut_ptr());
+    // Row r's neurons j.. in U, V, dU and dV: (offset of U[a], offset of V[b]).
+    let (a, b) = (s.a.as_ptr(), s.b.as_ptr());
+    let at = |r: usize| (*a.add(r) as usize * m, *b.add(r) as usize * m);
+    // One vector of one row: σ'(U[a] + V[b]) ⊙ d into dU[a] and dV[b], `n` lanes.
+    let scatter = |(ia, ib): (usize, usize), j: usize, n: usize, d: L| {
+        let x = L::load_first(u.add(ia + j), n).add(L::load_first(v.add(ib + j), n));
+        let ds = d.mul(lane_grad::<L, KIND>(power, x));
+        ds.add_into(grad_u.add(ia + j), n);
+        ds.add_into(grad_v.add(ib + j), n);
+    };
+    for r0 in (0..g.rows).step_by(L::MR) {
+        let live = L::MR.min(g.rows - r0);
+        for_each_block!(L, mp / L::N, |NV, v0| {
+            let sums = backprop_block::<L, NV>(g, w, mp, r0, v0 * L::N);
+            let j0 = v0 * L::N;
+            if live == L::MR && j0 + NV * L::N <= m {
+                // The common block: whole vectors, fixed trip counts.
+                for (i, row) in sums.iter().enumerate().take(L::MR) {
+                    let rows = at(r0 + i);
+                    for (k, &d) in row.iter().enumerate() {
+                        scatter(rows, j0 + k * L::N, L::N, d);
+                    }
+                }
+            } else {
+                for (i, row) in sums.iter().enumerate().take(live) {
+                    let rows = at(r0 + i);
+                    for (k, &d) in row.iter().enumerate() {
+                        let j = j0 + k * L::N;
+                        if j < m {
+                            scatter(rows, j, m - j, d);
+                        }
+                    }
+                }
             }
-        }
-    });
+        });
+    }
 }
 
-/// One block of [`backprop_rows`]: rows `r0..r0 + MR` (the last row repeated past the
+/// One block of [`backprop_scatter`]: rows `r0..r0 + MR` (the last row repeated past the
 /// tile's end), neurons `j0..j0 + NV·N`.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
@@ -459,50 +609,41 @@ impl Isa {
     }
 }
 
-/// [`backprop_rows`] at `isa`, compiled for it.
+/// [`backprop_scatter`] at `isa`, compiled for it.
 ///
 /// # Safety
-/// `isa` must come from [`Isa::detect`]; the slices as [`backprop_rows`] requires, with
+/// `isa` must come from [`Isa::detect`]; `w` as [`backprop_scatter`] requires, with
 /// `mp` a multiple of `isa.lanes()`.
 #[cfg(target_arch = "x86_64")]
-pub(super) unsafe fn backprop_rows_at(
+pub(super) unsafe fn backprop_scatter_at(
     isa: Isa,
     g: Grads<'_>,
     w: &[f32],
     mp: usize,
-    r0: usize,
-    d: &mut [f32],
+    s: &mut Scatter<'_>,
 ) {
     #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
-    unsafe fn avx512(g: Grads<'_>, w: &[f32], mp: usize, r0: usize, d: &mut [f32]) {
-        backprop_rows::<Avx512>(g, w, mp, r0, d)
+    unsafe fn avx512<const KIND: u8>(g: Grads<'_>, w: &[f32], mp: usize, s: &mut Scatter<'_>) {
+        backprop_scatter::<Avx512, KIND>(g, w, mp, s)
     }
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn avx2(g: Grads<'_>, w: &[f32], mp: usize, r0: usize, d: &mut [f32]) {
-        backprop_rows::<Avx2>(g, w, mp, r0, d)
+    unsafe fn avx2<const KIND: u8>(g: Grads<'_>, w: &[f32], mp: usize, s: &mut Scatter<'_>) {
+        backprop_scatter::<Avx2, KIND>(g, w, mp, s)
     }
-    match isa {
-        Isa::Avx512 => avx512(g, w, mp, r0, d),
-        Isa::Avx2 => avx2(g, w, mp, r0, d),
-    }
-}
-
-/// Rows [`backprop_rows_at`] computes per call at `isa`.
-pub(super) fn backprop_block_rows(isa: Isa) -> usize {
-    match isa {
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => Avx512::MR,
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => Avx2::MR,
-        #[allow(unreachable_patterns)]
-        _ => 1,
+    match (isa, lane_grad_kind(s.grad).0) {
+        (Isa::Avx512, DOUBLE) => avx512::<DOUBLE>(g, w, mp, s),
+        (Isa::Avx512, STEP) => avx512::<STEP>(g, w, mp, s),
+        (Isa::Avx512, _) => avx512::<POWER>(g, w, mp, s),
+        (Isa::Avx2, DOUBLE) => avx2::<DOUBLE>(g, w, mp, s),
+        (Isa::Avx2, STEP) => avx2::<STEP>(g, w, mp, s),
+        (Isa::Avx2, _) => avx2::<POWER>(g, w, mp, s),
     }
 }
 
 /// [`grad_w`] at `isa`, compiled for it.
 ///
 /// # Safety
-/// As [`backprop_rows_at`], and the slices as [`grad_w`] requires.
+/// As [`backprop_scatter_at`], and the slices as [`grad_w`] requires.
 #[cfg(target_arch = "x86_64")]
 pub(super) unsafe fn grad_w_at(
     isa: Isa,
