@@ -1,5 +1,5 @@
 //! v3: the production path, `CpuBackend` as the trainer runs it — the fused tile loop with
-//! the hand-blocked narrow kernels (`src/engine/cpu/narrow.rs`) for f32 with up to 64
+//! the hand-blocked narrow kernels (`src/engine/cpu/narrow/`) for f32 with up to 64
 //! classes on AVX2/AVX-512, the `gemm` crate's kernels for the rest (f64, p > 64).
 //! `CLOCKWORK_KERNELS=gemm` makes it the gemm-only path of earlier builds.
 
