@@ -291,6 +291,15 @@ pub(crate) fn job<F: Real, A: Act<F>>(
     let class_major = ctx.pairs.heads.is_none();
     let ld = tile_rows.div_ceil(COLUMN_BLOCK) * COLUMN_BLOCK;
     let (row_step, class_step) = if class_major { (1, ld) } else { (n_out, 1) };
+    #[cfg(target_arch = "x86_64")]
+    let logits_layout = if class_major {
+        narrow::LogitsLayout::ClassMajor { ld }
+    } else {
+        narrow::LogitsLayout::Strided {
+            row_step,
+            class_step,
+        }
+    };
     // With the narrow kernels, hidden's rows (and W's, repacked) are padded with zeros to
     // whole vectors: `hs` neurons a row.
     let narrow = narrow_isa::<F>(n_out);
@@ -355,14 +364,7 @@ pub(crate) fn job<F: Real, A: Act<F>>(
                     bytemuck::cast_slice(&packed_w[n_out * hs..]),
                     (cp, n_out),
                     bytemuck::cast_slice_mut(&mut logits),
-                    if class_major {
-                        narrow::LogitsLayout::ClassMajor { ld }
-                    } else {
-                        narrow::LogitsLayout::Strided {
-                            row_step,
-                            class_step,
-                        }
-                    },
+                    logits_layout,
                     bytemuck::cast_slice_mut(&mut logits_rows),
                 )
             },

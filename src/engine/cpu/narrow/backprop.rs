@@ -104,22 +104,12 @@ unsafe fn backprop_scatter<L: Lanes, const KIND: u8>(
         for_each_block!(L, mp / L::N, |NV, v0| {
             let sums = backprop_block::<L, NV>(g, w, mp, r0, v0 * L::N);
             let j0 = v0 * L::N;
-            if live == L::MR && j0 + NV * L::N <= m {
-                // The common block: whole vectors, fixed trip counts.
-                for (i, row) in sums.iter().enumerate().take(L::MR) {
-                    let rows = at(r0 + i);
-                    for (k, &d) in row.iter().enumerate() {
-                        scatter(rows, j0 + k * L::N, L::N, d);
-                    }
-                }
-            } else {
-                for (i, row) in sums.iter().enumerate().take(live) {
-                    let rows = at(r0 + i);
-                    for (k, &d) in row.iter().enumerate() {
-                        let j = j0 + k * L::N;
-                        if j < m {
-                            scatter(rows, j, m - j, d);
-                        }
+            for (i, row) in sums.iter().enumerate().take(live) {
+                let rows = at(r0 + i);
+                for (k, &d) in row.iter().enumerate() {
+                    let j = j0 + k * L::N;
+                    if j < m {
+                        scatter(rows, j, m - j, d);
                     }
                 }
             }

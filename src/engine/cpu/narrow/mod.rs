@@ -132,6 +132,19 @@ pub(super) struct Avx512(__m512);
 pub(super) struct Avx2(__m256);
 
 #[cfg(target_arch = "x86_64")]
+impl Avx512 {
+    /// The mask of the first `n` lanes (all of them when `n >= 16`).
+    #[inline(always)]
+    fn first_lanes(n: usize) -> __mmask16 {
+        if n >= 16 {
+            !0
+        } else {
+            (1u16 << n) - 1
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
 impl Avx2 {
     /// The mask of `maskload`/`maskstore` for the first `n` (< 8) lanes.
     #[inline(always)]
@@ -174,14 +187,13 @@ impl Lanes for Avx512 {
     one_intrinsic_methods!(Avx512: _mm512_setzero_ps, _mm512_set1_ps, _mm512_loadu_ps, _mm512_storeu_ps, _mm512_fmadd_ps, _mm512_add_ps, _mm512_mul_ps);
     #[inline(always)]
     unsafe fn add_into(self, p: *mut f32, n: usize) {
-        let mask: __mmask16 = if n >= 16 { !0 } else { (1u16 << n) - 1 };
+        let mask = Self::first_lanes(n);
         let sum = _mm512_add_ps(_mm512_maskz_loadu_ps(mask, p), self.0);
         _mm512_mask_storeu_ps(p, mask, sum)
     }
     #[inline(always)]
     unsafe fn load_first(p: *const f32, n: usize) -> Self {
-        let mask: __mmask16 = if n >= 16 { !0 } else { (1u16 << n) - 1 };
-        Avx512(_mm512_maskz_loadu_ps(mask, p))
+        Avx512(_mm512_maskz_loadu_ps(Self::first_lanes(n), p))
     }
     #[inline(always)]
     unsafe fn step(self) -> Self {
