@@ -83,3 +83,57 @@ fn a_model_trains_the_same_alone_or_in_a_batch() {
         }
     }
 }
+
+/// A trainer's steps run on its backend's pool: the host loops between the passes see
+/// the configured thread count, and a host call takes many small steps at once (each
+/// call hands the work to a pool thread and back, ~tens of µs, as long as a p = 23
+/// one-model step takes).
+#[test]
+fn steps_run_on_the_backends_threads() {
+    let backend = CpuBackend::new(CpuOptions {
+        threads: Some(3),
+        ..CpuOptions::default()
+    })
+    .unwrap();
+    let mut seen = 0;
+    <CpuBackend as Backend<f32>>::within(&backend, &mut || seen = rayon::current_num_threads());
+    assert_eq!(
+        seen, 3,
+        "work inside `within` must run on the backend's 3 threads"
+    );
+
+    let mut config = RunConfig::default();
+    config.task.p = 13;
+    config.model.width = 24;
+    let mut trainer = Trainer::<f32>::with_backend(&config, Box::new(backend)).unwrap();
+    assert_eq!(trainer.preferred_batch(), 1, "no step timed yet");
+    trainer.advance(1, &mut |_| {}).unwrap();
+    assert!(
+        trainer.preferred_batch() > 1,
+        "a step of ~10 µs should be batched up to ~20 ms, got {}",
+        trainer.preferred_batch()
+    );
+}
+
+/// Steps taken in one `advance` call are the same bits as one `step` call at a time,
+/// and every report is handed over in order.
+#[test]
+fn advance_in_one_call_equals_single_steps() {
+    let options = CpuOptions {
+        threads: Some(2),
+        tile_rows: 16,
+        ..CpuOptions::default()
+    };
+    let singles = run_with::<f32>(options, 3, 40);
+    let mut config = RunConfig::default();
+    config.task.p = 13;
+    config.model.width = 24;
+    config.models = 3;
+    config.task.train_fraction = 0.7;
+    let backend = CpuBackend::new(options).unwrap();
+    let mut trainer = Trainer::<f32>::with_backend(&config, Box::new(backend)).unwrap();
+    let mut steps = Vec::new();
+    trainer.advance(40, &mut |r| steps.push(r.step)).unwrap();
+    assert_eq!(steps, (0..40).collect::<Vec<u64>>());
+    assert_eq!(trainer.state().unwrap().params, singles);
+}

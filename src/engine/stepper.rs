@@ -201,8 +201,9 @@ pub trait Stepper<F: Real> {
     fn describe(&self) -> String;
 
     /// How many steps [`Stepper::advance`] should be given at once to run at full
-    /// speed: 1 on the host (so progress and Ctrl-C stay responsive), the metrics
-    /// read-back interval on a device (one host sync per that many steps).
+    /// speed: on the host as many as take about 20 ms (so progress and Ctrl-C stay
+    /// responsive), the metrics read-back interval on a device (one host sync per that
+    /// many steps).
     fn preferred_batch(&self) -> u64;
 
     /// Steps taken so far.
@@ -211,7 +212,9 @@ pub trait Stepper<F: Real> {
     /// Takes `n` steps, handing each step's report to `sink` in order. On a non-finite
     /// loss it stops with [`crate::Error::Diverged`], leaving the parameters of the last
     /// finite step; the reports of the steps before it have been handed over.
-    fn advance(&mut self, n: u64, sink: &mut dyn FnMut(StepReport)) -> Result<()>;
+    /// `sink` is `Send` because the steps may run on one of the backend's threads
+    /// ([`crate::engine::Backend::within`]).
+    fn advance(&mut self, n: u64, sink: &mut (dyn FnMut(StepReport) + Send)) -> Result<()>;
 
     /// Forward passes of the current parameters over each model's train and test pairs.
     fn passes(&mut self) -> Result<PassesReport>;

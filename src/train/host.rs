@@ -30,11 +30,14 @@ use crate::model::{GradsBuffer, Params, Weights};
 use crate::optim::{ModelState, ModelStateMut, Optimizer};
 use crate::real::Real;
 use crate::regularizer::Regularizer;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 /// See the module docs.
 pub(crate) struct HostStepper<F: Real> {
-    backend: Box<dyn Backend<F>>,
+    /// Shared so a call can run its steps inside [`Backend::within`] while they borrow
+    /// the stepper.
+    backend: Arc<dyn Backend<F>>,
     recipe: Recipe,
     regularizer: Regularizer,
     groups: Vec<SplitGroup>,
@@ -50,6 +53,8 @@ pub(crate) struct HostStepper<F: Real> {
     /// What the fused step writes the next state into (see the module docs).
     next: NextState<F>,
     step: u64,
+    /// Wall seconds a step took in the last [`Stepper::advance`] (None before one).
+    step_seconds: Option<f64>,
 }
 
 /// The fused step's second buffers: the next parameters, Adam moments and effective
@@ -122,7 +127,7 @@ impl<F: Real> HostStepper<F> {
         let weights = params.effective();
         let grads = Weights::zeros(&params.spec, params.batch);
         HostStepper {
-            backend,
+            backend: Arc::from(backend),
             regularizer: Regularizer::for_recipe(&recipe),
             recipe,
             groups,
@@ -142,6 +147,7 @@ impl<F: Real> HostStepper<F> {
             weights,
             grads,
             step: 0,
+            step_seconds: None,
         }
     }
 
@@ -413,18 +419,32 @@ impl<F: Real> Stepper<F> for HostStepper<F> {
     }
 
     fn preferred_batch(&self) -> u64 {
-        1
+        /// Wall time a call's steps should take: long enough that the hand-over to the
+        /// backend's threads per call is noise, short enough for progress and Ctrl-C.
+        const CALL_SECONDS: f64 = 0.02;
+        self.step_seconds
+            .map_or(1, |s| (CALL_SECONDS / s).clamp(1.0, 1e6) as u64)
     }
 
     fn steps_done(&self) -> u64 {
         self.step
     }
 
-    fn advance(&mut self, n: u64, sink: &mut dyn FnMut(StepReport)) -> Result<()> {
-        for _ in 0..n {
-            sink(self.step_once()?);
+    fn advance(&mut self, n: u64, sink: &mut (dyn FnMut(StepReport) + Send)) -> Result<()> {
+        let (started, before) = (Instant::now(), self.step);
+        let backend = Arc::clone(&self.backend);
+        let mut result = Ok(());
+        backend.within(&mut || {
+            result = (0..n).try_for_each(|_| {
+                sink(self.step_once()?);
+                Ok(())
+            })
+        });
+        let taken = self.step - before;
+        if taken > 0 {
+            self.step_seconds = Some(started.elapsed().as_secs_f64() / taken as f64);
         }
-        Ok(())
+        result
     }
 
     fn passes(&mut self) -> Result<PassesReport> {

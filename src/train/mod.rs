@@ -244,12 +244,13 @@ impl<F: Real> Trainer<F> {
     /// first non-finite loss with [`Error::Diverged`] (the reports before it have been
     /// handed over). Runs at full speed when `n` is a multiple of
     /// [`Trainer::preferred_batch`].
-    pub fn advance(&mut self, n: u64, sink: &mut dyn FnMut(StepReport)) -> Result<()> {
+    pub fn advance(&mut self, n: u64, sink: &mut (dyn FnMut(StepReport) + Send)) -> Result<()> {
         self.stepper.advance(n, sink)
     }
 
-    /// How many steps to [`Trainer::advance`] at once: 1 on the host, the metrics
-    /// read-back interval on a device-resident stepper.
+    /// How many steps to [`Trainer::advance`] at once: on the host as many as take
+    /// about 20 ms (1 before the first call), the metrics read-back interval on a
+    /// device-resident stepper.
     pub fn preferred_batch(&self) -> u64 {
         self.stepper.preferred_batch()
     }

@@ -148,11 +148,19 @@ impl CpuBackend {
         })
     }
 
+    /// Runs `f` on this backend's pool (in place when called from one of its threads).
     fn install<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
         match &self.pool {
             Some(pool) => pool.install(f),
             None => f(),
         }
+    }
+
+    /// The threads a pass runs on, read without a round trip to the pool.
+    fn threads(&self) -> usize {
+        self.pool
+            .as_ref()
+            .map_or_else(rayon::current_num_threads, |p| p.current_num_threads())
     }
 
     /// Buffers of type `T` kept from an earlier call (empty the first time): kept, large
@@ -256,7 +264,7 @@ impl CpuBackend {
             .iter()
             .map(|(_, p)| self.chunks(p.len(), weights.width(), weights.n_out()))
             .collect();
-        let threads = self.install(rayon::current_num_threads);
+        let threads = self.threads();
         if each.is_some()
             && batch < MODELS_PER_THREAD * threads
             && chunks.iter().any(|c| c.len() > 1)
@@ -317,7 +325,7 @@ impl CpuBackend {
             tile_rows: self.options.tile_rows,
             inv_n: 1.0 / pairs.len() as f64,
         };
-        let threads = self.install(rayon::current_num_threads);
+        let threads = self.threads();
         if chunks.len() == 1 || weights.batch() >= MODELS_PER_THREAD * threads {
             let plan = ModelPlan {
                 contexts: std::slice::from_ref(&ctx),
@@ -420,8 +428,12 @@ fn reduce<F: Real>(
 
 impl<F: Real> Backend<F> for CpuBackend {
     fn describe(&self) -> String {
-        let threads = self.install(rayon::current_num_threads);
+        let threads = self.threads();
         format!("cpu ({threads} threads, {})", simd::level_name())
+    }
+
+    fn within(&self, work: &mut (dyn FnMut() + Send)) {
+        self.install(work)
     }
 
     fn loss_and_grad(

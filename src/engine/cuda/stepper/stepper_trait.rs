@@ -20,7 +20,7 @@ impl<F: Real> Stepper<F> for CudaStepper<F> {
         self.step
     }
 
-    fn advance(&mut self, n: u64, sink: &mut dyn FnMut(StepReport)) -> Result<()> {
+    fn advance(&mut self, n: u64, sink: &mut (dyn FnMut(StepReport) + Send)) -> Result<()> {
         let mut left = n;
         while left > 0 {
             let batch = left.min(self.read_every as u64) as usize;
