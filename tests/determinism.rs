@@ -101,6 +101,14 @@ fn steps_run_on_the_backends_threads() {
         seen, 3,
         "work inside `within` must run on the backend's 3 threads"
     );
+    // Without a thread count: on a thread of rayon's global pool.
+    let global = CpuBackend::new(CpuOptions::default()).unwrap();
+    let mut index = None;
+    <CpuBackend as Backend<f32>>::within(&global, &mut || index = rayon::current_thread_index());
+    assert!(
+        index.is_some(),
+        "work inside `within` must run on a pool thread"
+    );
 
     let mut config = RunConfig::default();
     config.task.p = 13;

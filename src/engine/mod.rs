@@ -144,10 +144,12 @@ pub trait Backend<F: Real>: Send + Sync {
 
     /// Runs `work` on the threads this backend's passes use, so that every parallel loop
     /// inside it (the passes, and the caller's host loops between them) stays there.
-    /// Why: a CPU backend with its own thread pool otherwise hands each pass, and each
-    /// parallel loop, from the calling thread to a pool thread and back, tens of
-    /// microseconds a time; a one-model p = 23 step (0.1 ms) ran 3× slower with
-    /// `threads = 1` than on rayon's global pool. The default runs `work` in place.
+    /// Why: from a thread outside the pool, each pass and each parallel loop is handed
+    /// to a pool thread and waited for, a sleep and a wake-up of tens of microseconds
+    /// (~100 µs on a shared 2-vCPU VM); a one-model p = 23 step (0.1 ms) ran 3× slower
+    /// with `threads = 1`. A caller pays that once per call, so it should give `work`
+    /// many steps ([`crate::engine::stepper::Stepper::preferred_batch`]). The default
+    /// runs `work` in place.
     fn within(&self, work: &mut (dyn FnMut() + Send)) {
         work()
     }
