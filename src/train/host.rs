@@ -434,12 +434,21 @@ impl<F: Real> Stepper<F> for HostStepper<F> {
         let (started, before) = (Instant::now(), self.step);
         let backend = Arc::clone(&self.backend);
         let mut result = Ok(());
-        backend.within(&mut || {
+        let mut steps = || {
             result = (0..n).try_for_each(|_| {
                 sink(self.step_once()?);
                 Ok(())
             })
-        });
+        };
+        // One step runs where it is called: the hand-over to the backend's threads
+        // (~100 µs on a shared VM) would cost as much as a small model's step, and a
+        // caller stepping one at a time (`Trainer::step`, Python's `step(1)`) would pay
+        // it every step. Many steps pay it once.
+        if n == 1 {
+            steps()
+        } else {
+            backend.within(&mut steps)
+        }
         let taken = self.step - before;
         if taken > 0 {
             self.step_seconds = Some(started.elapsed().as_secs_f64() / taken as f64);
