@@ -5,9 +5,9 @@ use clockwork::engine::cpu::{CpuBackend, CpuOptions};
 use clockwork::prelude::*;
 use clockwork::real::Real;
 
-/// The parameters of `models` models (dtype `F`) after `steps` steps of a small split
-/// task on a CPU engine with `options`.
-fn run_with<F: Real>(options: CpuOptions, models: usize, steps: usize) -> Vec<F> {
+/// A trainer of `models` models (dtype `F`) of a small split task on a CPU engine with
+/// `options`.
+fn small_trainer<F: Real>(options: CpuOptions, models: usize) -> Trainer<F> {
     let mut config = RunConfig::default();
     config.task.p = 13;
     config.model.width = 24;
@@ -15,23 +15,30 @@ fn run_with<F: Real>(options: CpuOptions, models: usize, steps: usize) -> Vec<F>
     config.dtype = F::ELEMENT;
     config.task.train_fraction = 0.7;
     let backend = CpuBackend::new(options).unwrap();
-    let mut trainer = Trainer::<F>::with_backend(&config, Box::new(backend)).unwrap();
+    Trainer::<F>::with_backend(&config, Box::new(backend)).unwrap()
+}
+
+/// The parameters of `models` models (dtype `F`) after `steps` steps of a small split
+/// task on a CPU engine with `options`.
+fn run_with<F: Real>(options: CpuOptions, models: usize, steps: usize) -> Vec<F> {
+    let mut trainer = small_trainer::<F>(options, models);
     for _ in 0..steps {
         trainer.step().unwrap();
     }
     trainer.state().unwrap().params
 }
 
+/// `threads` threads and 16-row tiles (so the small task has several).
+fn on_threads(threads: usize) -> CpuOptions {
+    CpuOptions {
+        threads: Some(threads),
+        tile_rows: 16,
+        ..CpuOptions::default()
+    }
+}
+
 fn run(threads: usize, models: usize, steps: usize) -> Vec<f32> {
-    run_with(
-        CpuOptions {
-            threads: Some(threads),
-            tile_rows: 16,
-            ..CpuOptions::default()
-        },
-        models,
-        steps,
-    )
+    run_with(on_threads(threads), models, steps)
 }
 
 #[test]
@@ -63,11 +70,7 @@ fn alone_equals_batch<F: Real>(options: CpuOptions, models: usize) {
 #[test]
 fn a_model_trains_the_same_alone_or_in_a_batch() {
     // The defaults: this small model is one chunk.
-    let defaults = CpuOptions {
-        threads: Some(2),
-        tile_rows: 16,
-        ..CpuOptions::default()
-    };
+    let defaults = on_threads(2);
     // Several chunks per model (118 pairs, 8 tiles), so the reduction order is at stake.
     let chunked = CpuOptions {
         chunks_per_model: 5,
@@ -90,11 +93,11 @@ fn a_model_trains_the_same_alone_or_in_a_batch() {
 /// one-model step takes).
 #[test]
 fn steps_run_on_the_backends_threads() {
-    let backend = CpuBackend::new(CpuOptions {
+    let three = CpuOptions {
         threads: Some(3),
         ..CpuOptions::default()
-    })
-    .unwrap();
+    };
+    let backend = CpuBackend::new(three).unwrap();
     let mut seen = 0;
     <CpuBackend as Backend<f32>>::within(&backend, &mut || seen = rayon::current_num_threads());
     assert_eq!(
@@ -110,10 +113,7 @@ fn steps_run_on_the_backends_threads() {
         "work inside `within` must run on a pool thread"
     );
 
-    let mut config = RunConfig::default();
-    config.task.p = 13;
-    config.model.width = 24;
-    let mut trainer = Trainer::<f32>::with_backend(&config, Box::new(backend)).unwrap();
+    let mut trainer = small_trainer::<f32>(three, 1);
     assert_eq!(trainer.preferred_batch(), 1, "no step timed yet");
     trainer.advance(1, &mut |_| {}).unwrap();
     assert!(
@@ -127,19 +127,9 @@ fn steps_run_on_the_backends_threads() {
 /// and every report is handed over in order.
 #[test]
 fn advance_in_one_call_equals_single_steps() {
-    let options = CpuOptions {
-        threads: Some(2),
-        tile_rows: 16,
-        ..CpuOptions::default()
-    };
+    let options = on_threads(2);
     let singles = run_with::<f32>(options, 3, 40);
-    let mut config = RunConfig::default();
-    config.task.p = 13;
-    config.model.width = 24;
-    config.models = 3;
-    config.task.train_fraction = 0.7;
-    let backend = CpuBackend::new(options).unwrap();
-    let mut trainer = Trainer::<f32>::with_backend(&config, Box::new(backend)).unwrap();
+    let mut trainer = small_trainer::<f32>(options, 3);
     let mut steps = Vec::new();
     trainer.advance(40, &mut |r| steps.push(r.step)).unwrap();
     assert_eq!(steps, (0..40).collect::<Vec<u64>>());
