@@ -28,7 +28,7 @@ pub const PRESETS: &[(&str, &str)] = &[
     (
         "default",
         "a+b mod 31, x², width 240 = 8(p−1), GD lr 0.05 doubled at 1k..10k, L_{2,3} 1e-4, 40k \
-         steps: the blog recipe (seed 000) at a size that runs in about a minute on 2 cores; \
+         steps: the blog recipe (seed 000) at a size that runs in under half a minute on 2 cores; \
          100% accuracy within ~2k steps, then γ/γ* → 1",
     ),
     (
